@@ -1,0 +1,1 @@
+"""dia_sim: simulation of the DIA workload and the AP visit loop."""

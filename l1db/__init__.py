@@ -1,0 +1,1 @@
+"""l1db: the L1 (Alert Production) database API, schema and indexing."""

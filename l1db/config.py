@@ -1,0 +1,273 @@
+"""Configuration files: INI sections ``[database]``, ``[l1db]`` and ``[ap_proto]``.
+
+Every option is declared once in `OPTIONS` with its type, default, allowed
+values and a one-line description; the loader validates a file against that
+table and the README's reference table is written from it. A file may leave
+out any option (its default applies) and any section except ``[database]``.
+
+Example::
+
+    [database]
+    url = sqlite:///l1db.sqlite3
+
+    [l1db]
+    dia_object_index = last_object_table
+    pixelization = htm
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+
+__all__ = [
+    "ConfigError",
+    "Option",
+    "OPTIONS",
+    "L1dbConfig",
+    "load_config",
+    "default_config_path",
+    "safe_url",
+    "normalize_url",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with a message naming where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """Declaration of one configuration option."""
+
+    section: str
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.choices is not None:
+            return " | ".join(str(c) for c in self.choices)
+        kind = {int: "an integer", float: "a number", str: "a string"}[self.type]
+        if self.minimum is not None:
+            kind += f" >= {self.minimum:g}"
+        return kind
+
+    def parse(self, text: str, where: str) -> Any:
+        """Convert ``text`` to the option's value, or raise `ConfigError`."""
+        text = text.strip()
+        text = self.aliases.get(text, text)
+        try:
+            value = self.type(text)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}"
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
+        return value
+
+
+#: Every configuration option, in the order the README documents them.
+OPTIONS: tuple[Option, ...] = (
+    Option("database", "url", str, None,
+           "SQLAlchemy URL of the L1 database, e.g. sqlite:///l1db.sqlite3, "
+           "postgresql://user@host/db, mysql://user@host/db (required)"),
+    Option("l1db", "dia_object_index", str, "baseline",
+           "DiaObject indexing: baseline = key (diaObjectId, validityStart); pix_id_iov = key "
+           "(pixelId, diaObjectId, validityStart); last_object_table = also a DiaObjectLast table "
+           "with only the latest versions, used by the read path",
+           choices=("baseline", "pix_id_iov", "last_object_table"),
+           aliases={"htm20_id_iov": "pix_id_iov"}),
+    Option("l1db", "dia_object_nightly", int, 0,
+           "1 = new DiaObject versions go to an unindexed DiaObjectNightly table merged by dailyJob()",
+           choices=(0, 1)),
+    Option("l1db", "object_last_replace", int, 0,
+           "1 = update the latest-version table with the backend's native upsert instead of "
+           "delete + insert", choices=(0, 1)),
+    Option("l1db", "pixelization", str, "htm", "sky pixelization of the pixelId column: htm or healpix",
+           choices=("htm", "healpix")),
+    Option("l1db", "pixel_level", int, 0,
+           "HTM level (1-24) or HEALPix nested order (0-29); 0 = the default (HTM 20, HEALPix 16)",
+           minimum=0),
+    Option("l1db", "pixel_max_ranges", int, 64,
+           "largest number of pixel ranges a region is turned into (more ranges: tighter superset)",
+           minimum=1),
+    Option("l1db", "read_full_objects", int, 0,
+           "0 = getDiaObjects returns the columns the AP loop needs; 1 = every column", choices=(0, 1)),
+    Option("l1db", "read_sources_months", int, 12,
+           "DiaSource history window in months (30-day months) before the visit; 0 = do not read",
+           minimum=0),
+    Option("l1db", "read_forced_sources_months", int, 12,
+           "DiaForcedSource history window in months (30-day months); 0 = do not read", minimum=0),
+    Option("l1db", "source_select", str, "by-oid",
+           "how DiaSource history is selected: by-oid = by diaObjectId (chunked); by-fov = by the "
+           "region's pixel ranges", choices=("by-oid", "by-fov")),
+    Option("l1db", "schema_file", str, "",
+           "schema description (schema/ format); empty = the packaged APDB schema"),
+)
+
+_SECTIONS = ("database", "l1db")
+
+
+def _option_table() -> dict[str, dict[str, Option]]:
+    table: dict[str, dict[str, Option]] = {}
+    for opt in OPTIONS:
+        table.setdefault(opt.section, {})[opt.name] = opt
+    return table
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the driver spelled out where the toolkit needs one.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3 and ``mysql://``
+    to mysqlclient; the toolkit installs psycopg2, so it is named explicitly.
+    """
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    if url.startswith("mysql://") or url.startswith("mariadb://"):
+        return "mysql+mysqldb://" + url.split("://", 1)[1]
+    return url
+
+
+def safe_url(url: str | sqlalchemy.URL) -> str:
+    """Render a database URL with its password hidden, for messages and logs."""
+    try:
+        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Never echo an unparseable URL: it may hold a password in any position.
+        return "<unparseable database URL>"
+
+
+@dataclasses.dataclass(frozen=True)
+class L1dbConfig:
+    """Validated configuration: one attribute per option of `OPTIONS`.
+
+    Attributes other than ``url`` are named as the options are; ``path`` is the
+    file the config was read from, if any.
+    """
+
+    url: str
+    dia_object_index: str = "baseline"
+    dia_object_nightly: int = 0
+    object_last_replace: int = 0
+    pixelization: str = "htm"
+    pixel_level: int = 0
+    pixel_max_ranges: int = 64
+    read_full_objects: int = 0
+    read_sources_months: int = 12
+    read_forced_sources_months: int = 12
+    source_select: str = "by-oid"
+    schema_file: str = ""
+    path: str | None = None
+    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def effective_pixel_level(self) -> int:
+        """`pixel_level` with 0 replaced by the pixelization's default."""
+        if self.pixel_level:
+            return self.pixel_level
+        return 20 if self.pixelization == "htm" else 16
+
+    def replace(self, **changes: Any) -> L1dbConfig:
+        """Return a copy with some options changed (validated like a file)."""
+        where = "config override"
+        table = _option_table()
+        for name, value in changes.items():
+            opt = table["l1db"].get(name) or table["database"].get(name)
+            if opt is None:
+                raise ConfigError(f"{where}: unknown option {name!r}")
+            if not isinstance(value, str):
+                value = str(value)
+            changes[name] = opt.parse(value, where)
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self, hide_password: bool = True) -> dict[str, Any]:
+        """Every effective option as ``{section: {name: value}}`` (for provenance)."""
+        out: dict[str, Any] = {"database": {"url": safe_url(self.url) if hide_password else self.url}}
+        out["l1db"] = {o.name: getattr(self, o.name) for o in OPTIONS if o.section == "l1db"}
+        for section, values in self.sections.items():
+            out[section] = dict(values)
+        return out
+
+
+def default_config_path() -> Path:
+    """Path of the packaged default config (SQLite in the working directory)."""
+    import l1dbproto_cfg
+
+    return Path(l1dbproto_cfg.__file__).parent / "l1db-sqlite.cfg"
+
+
+def load_config(path: str | Path) -> L1dbConfig:
+    """Read and validate a configuration file.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        The INI file.
+
+    Raises
+    ------
+    ConfigError
+        With a message naming the file, section, key and allowed values.
+    """
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keep key case, so that errors quote what the user wrote
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (configparser.Error, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise ConfigError(f"{path}: not a valid INI file: {exc}") from None
+
+    table = _option_table()
+    for section in parser.sections():
+        if section not in table:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; allowed: "
+                + ", ".join(f"[{s}]" for s in table)
+            )
+    if not parser.has_section("database"):
+        raise ConfigError(f"{path}: missing section [database] (with key 'url')")
+
+    values: dict[str, Any] = {}
+    # Sections other than [database] and [l1db] belong to the tools (ap_proto):
+    # validated here like the rest, handed over with their defaults filled in.
+    sections: dict[str, dict[str, Any]] = {
+        s: {name: opt.default for name, opt in opts.items()}
+        for s, opts in table.items() if s not in _SECTIONS
+    }
+    for section in parser.sections():
+        for key, text in parser.items(section):
+            where = f"{path}: [{section}]"
+            opt = table[section].get(key)
+            if opt is None:
+                raise ConfigError(
+                    f"{where}: unknown key {key!r}; allowed: {', '.join(table[section])}"
+                )
+            if section in _SECTIONS:
+                values[key] = opt.parse(text, where)
+            else:
+                sections[section][key] = opt.parse(text, where)
+    url = values.pop("url", None)
+    if not url:
+        raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL)")
+    try:
+        sqlalchemy.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(f"{path}: [database]: 'url' is not an SQLAlchemy URL") from None
+    return L1dbConfig(url=url, path=str(path), sections=sections, **values)

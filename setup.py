@@ -1,0 +1,65 @@
+"""Packaging for l1dbproto: the L1 (Alert Production) database benchmark toolkit.
+
+Every dependency and its tested lower bound is declared here, and only here.
+"""
+
+from setuptools import setup
+
+# Lower bounds are the versions the test suite was run with (see BENCHMARKS.md
+# and the README); older ones may work but are not tested.
+INSTALL_REQUIRES = [
+    "SQLAlchemy>=2.1.9,<3",
+    "psycopg2-binary>=2.9.13",
+    "mysqlclient>=2.3.1",
+    "numpy>=2.4",
+    "numba>=0.68",
+    "healpy>=1.20",
+    "lsst-sphgeom>=30.2026.4000",
+    "lsst-sdm-schemas>=30.2026.4300",
+    "astropy>=8.0",
+    "pandas>=3.1",
+    "matplotlib>=3.11",
+    "PyYAML>=6.0.3",
+    "sqlglot>=30.30",
+    "tqdm>=4.70",
+]
+
+TEST_REQUIRES = [
+    "pytest>=9.0",
+    "nbclient>=0.11",
+    "nbformat>=5.11",
+    "ipykernel>=7.4",
+]
+
+CONSOLE_SCRIPTS = [
+    "create_l1_schema = l1db.cli.create_l1_schema:main",
+    "parse_cat = l1db.cli.parse_cat:main",
+    "gen_sources = dia_sim.cli.gen_sources:main",
+    "ap_proto = dia_sim.cli.ap_proto:main",
+    "log2csv = dia_sim.cli.log2csv:main",
+    "plot_timing = dia_sim.cli.plot_timing:main",
+]
+
+setup(
+    name="l1dbproto",
+    version="0.1.0",
+    description="Benchmark toolkit for the L1 (Alert Production) database workload",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=[
+        "l1db",
+        "l1db.cli",
+        "dia_sim",
+        "dia_sim.cli",
+        # The schema/ and cfg/ folders ship inside the installed package so that
+        # the tools find the default schema and config without a source tree.
+        "l1dbproto_schema",
+        "l1dbproto_cfg",
+    ],
+    package_dir={"l1dbproto_schema": "schema", "l1dbproto_cfg": "cfg"},
+    package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
