@@ -1,0 +1,301 @@
+"""The L1 schema as SQLAlchemy tables, shaped by the configured indexing options.
+
+This is one of the two places where indexing options act (the other is the
+query code in `l1db.l1db`). From the published table definitions in
+``schema/`` it builds:
+
+- ``DiaObject``, ``DiaSource``, ``DiaForcedSource``: every published column;
+  DiaObject and DiaSource get the toolkit's ``pixelId`` column (the sky pixel
+  index of ra/dec under the configured pixelization).
+- the DiaObject key: ``baseline`` and ``last_object_table`` key it by
+  (diaObjectId, validityStartMjdTai); ``pix_id_iov`` by (pixelId, diaObjectId,
+  validityStartMjdTai).
+- ``DiaObjectLast`` (``last_object_table``): the latest version of each object,
+  keyed by diaObjectId (so that replacing a version is a key lookup) with an
+  index on pixelId for region reads.
+- ``DiaObjectNightly`` (``dia_object_nightly = 1``): same columns, no key and no
+  index, so that inserts during the night are cheap; merged by ``dailyJob()``.
+- ``L1dbVisit``: one row per stored visit and tile, for resuming runs.
+- ``L1dbMetadata``: the options the schema was made with, checked when a client
+  connects so that a config cannot silently disagree with the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .config import L1dbConfig
+from .schema_model import ColumnDef, SchemaDef, TableDef, load_schema
+
+__all__ = [
+    "L1Schema",
+    "SchemaError",
+    "PIXEL_COLUMN",
+    "TOOLKIT_TABLES",
+    "ALL_TABLES",
+    "packaged_schema_path",
+    "sql_type",
+]
+
+_LOG = logging.getLogger(__name__)
+
+#: Name of the sky-pixel column the toolkit adds.
+PIXEL_COLUMN = "pixelId"
+
+#: Tables the toolkit adds to the published ones, depending on options.
+TOOLKIT_TABLES = ("DiaObjectLast", "DiaObjectNightly", "L1dbVisit", "L1dbMetadata")
+#: Every table any configuration can create (what ``--drop`` removes).
+ALL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", *TOOLKIT_TABLES)
+
+#: Options recorded in L1dbMetadata: they change the schema, so a client whose
+#: config disagrees with them would read or write the wrong thing.
+SCHEMA_OPTIONS = ("dia_object_index", "dia_object_nightly", "pixelization", "effective_pixel_level")
+
+
+class SchemaError(RuntimeError):
+    """The database schema is missing or does not match the configuration."""
+
+
+def packaged_schema_path() -> Path:
+    """Path of the packaged table definitions (``schema/apdb-l1.yaml``)."""
+    import l1dbproto_schema
+
+    return Path(l1dbproto_schema.__file__).parent / "apdb-l1.yaml"
+
+
+def sql_type(col: ColumnDef) -> sa.types.TypeEngine:
+    """SQLAlchemy type of a column of the schema format."""
+    match col.type:
+        case "BOOLEAN":
+            return sa.Boolean(create_constraint=False)
+        case "TINYINT" | "SMALLINT":
+            return sa.SmallInteger()
+        case "INT":
+            return sa.Integer()
+        case "BIGINT":
+            return sa.BigInteger()
+        case "FLOAT":
+            return sa.REAL()
+        case "DOUBLE":
+            return sa.Double()
+        case "CHAR":
+            return sa.CHAR(col.length)
+        case "VARCHAR":
+            return sa.VARCHAR(col.length)
+        case "TEXT":
+            return sa.Text()
+        case "TIMESTAMP":
+            return sa.TIMESTAMP()
+    raise SchemaError(f"column {col.name}: no SQL type for {col.type}")
+
+
+def _columns(table: TableDef, with_pixel: bool, keys: tuple[str, ...]) -> list[sa.Column]:
+    cols = [
+        sa.Column(
+            c.name,
+            sql_type(c),
+            nullable=c.nullable and c.name not in keys,
+            primary_key=c.name in keys,
+            autoincrement=False,
+            comment=c.description or None,
+        )
+        for c in table.columns
+    ]
+    if with_pixel:
+        cols.append(
+            sa.Column(
+                PIXEL_COLUMN,
+                sa.BigInteger(),
+                nullable=False,
+                primary_key=PIXEL_COLUMN in keys,
+                autoincrement=False,
+                comment="Sky pixel index of (ra, dec) in the configured pixelization.",
+            )
+        )
+    # The primary key's column order is the key's order, not the table's.
+    return cols
+
+
+def _key(name: str, keys: tuple[str, ...]) -> sa.PrimaryKeyConstraint:
+    return sa.PrimaryKeyConstraint(*keys, name=f"PK_{name}")
+
+
+class L1Schema:
+    """SQLAlchemy tables of the L1 database for one configuration.
+
+    Parameters
+    ----------
+    config : `L1dbConfig`
+        Validated configuration; its indexing options decide the tables.
+    schema_def : `SchemaDef`, optional
+        Table definitions; default: ``config.schema_file`` or the packaged file.
+
+    Attributes
+    ----------
+    tables : `dict` [`str`, `sqlalchemy.Table`]
+        The tables this configuration uses, by name.
+    definitions : `dict` [`str`, `TableDef`]
+        The published definitions of DiaObject, DiaSource and DiaForcedSource.
+    """
+
+    def __init__(self, config: L1dbConfig, schema_def: SchemaDef | None = None) -> None:
+        self.config = config
+        if schema_def is None:
+            path = Path(config.schema_file) if config.schema_file else packaged_schema_path()
+            schema_def = load_schema(path)
+        missing = {"DiaObject", "DiaSource", "DiaForcedSource"} - set(schema_def.tables)
+        if missing:
+            raise SchemaError(f"table definitions lack {sorted(missing)}")
+        self.schema_def = schema_def
+        self.definitions = {n: schema_def.tables[n] for n in ("DiaObject", "DiaSource", "DiaForcedSource")}
+        self.metadata = sa.MetaData()
+        self.tables: dict[str, sa.Table] = {}
+        self._build()
+
+    # -- construction -------------------------------------------------------
+
+    def _table(
+        self,
+        name: str,
+        tdef: TableDef,
+        keys: tuple[str, ...],
+        indexes: list[tuple[str, tuple[str, ...]]],
+        with_pixel: bool,
+    ) -> sa.Table:
+        args: list[sa.SchemaItem] = _columns(tdef, with_pixel, keys)
+        if keys:
+            args.append(_key(name, keys))
+        table = sa.Table(name, self.metadata, *args, comment=tdef.description or None)
+        for index_name, columns in indexes:
+            sa.Index(index_name, *(table.c[c] for c in columns))
+        self.tables[name] = table
+        return table
+
+    def _published_indexes(self, tdef: TableDef) -> list[tuple[str, tuple[str, ...]]]:
+        return [(i.name, i.columns) for i in tdef.indexes]
+
+    def _build(self) -> None:
+        cfg = self.config
+        obj = self.definitions["DiaObject"]
+        src = self.definitions["DiaSource"]
+        fsrc = self.definitions["DiaForcedSource"]
+
+        obj_indexes = self._published_indexes(obj)
+        if cfg.dia_object_index == "pix_id_iov":
+            obj_key = (PIXEL_COLUMN, *obj.primary_key)
+            # Closing the previous version's validity looks objects up by id.
+            obj_indexes.append(("IDX_DiaObject_diaObjectId", ("diaObjectId",)))
+        else:
+            obj_key = tuple(obj.primary_key)
+            if cfg.dia_object_index == "baseline":
+                obj_indexes.append(("IDX_DiaObject_pixelId", (PIXEL_COLUMN,)))
+        self._table("DiaObject", obj, obj_key, obj_indexes, with_pixel=True)
+
+        if cfg.dia_object_index == "last_object_table":
+            self._table(
+                "DiaObjectLast",
+                obj,
+                ("diaObjectId",),
+                [("IDX_DiaObjectLast_pixelId", (PIXEL_COLUMN,))],
+                with_pixel=True,
+            )
+        if cfg.dia_object_nightly:
+            self._table("DiaObjectNightly", obj, (), [], with_pixel=True)
+
+        # Always indexed, so that by-oid and by-fov history reads can be compared
+        # on the same database.
+        src_indexes = self._published_indexes(src) + [("IDX_DiaSource_pixelId", (PIXEL_COLUMN,))]
+        self._table("DiaSource", src, tuple(src.primary_key), src_indexes, with_pixel=True)
+        self._table("DiaForcedSource", fsrc, tuple(fsrc.primary_key), self._published_indexes(fsrc),
+                    with_pixel=False)
+
+        self.tables["L1dbVisit"] = sa.Table(
+            "L1dbVisit",
+            self.metadata,
+            sa.Column("visitId", sa.BigInteger(), primary_key=True, autoincrement=False),
+            sa.Column("tile", sa.Integer(), primary_key=True, autoincrement=False),
+            sa.Column("visitTimeMjdTai", sa.Double(), nullable=False),
+            comment="One row per stored visit and tile (written in the visit's store transaction).",
+        )
+        self.tables["L1dbMetadata"] = sa.Table(
+            "L1dbMetadata",
+            self.metadata,
+            sa.Column("name", sa.VARCHAR(64), primary_key=True),
+            sa.Column("value", sa.VARCHAR(255), nullable=False),
+            comment="Options the schema was created with.",
+        )
+
+    # -- helpers --------------------------------------------------------------
+
+    @property
+    def object_read_table(self) -> sa.Table:
+        """The table region reads of DiaObjects go to."""
+        return self.tables.get("DiaObjectLast", self.tables["DiaObject"])
+
+    def schema_options(self) -> dict[str, str]:
+        """The schema-shaping options of the configuration, as strings."""
+        return {name: str(getattr(self.config, name)) for name in SCHEMA_OPTIONS}
+
+    # -- database operations ---------------------------------------------------
+
+    def existing_tables(self, engine: sa.Engine) -> list[str]:
+        """Toolkit tables (of any configuration) that exist in the database."""
+        names = set(sa.inspect(engine).get_table_names())
+        return [t for t in ALL_TABLES if t in names]
+
+    def create(self, engine: sa.Engine, drop: bool = False) -> list[str]:
+        """Create the tables; with ``drop``, first drop every toolkit table.
+
+        Without ``drop``, existing toolkit tables are an error and nothing is
+        touched. Returns the names of the tables created.
+
+        Raises
+        ------
+        SchemaError
+            If tables exist and ``drop`` is false.
+        """
+        existing = self.existing_tables(engine)
+        if existing and not drop:
+            raise SchemaError(
+                f"tables already exist: {', '.join(existing)}; use --drop to re-create them"
+            )
+        with engine.begin() as conn:
+            if existing:
+                drop_meta = sa.MetaData()
+                drop_meta.reflect(conn, only=existing)
+                drop_meta.drop_all(conn)
+                _LOG.info("dropped %s", ", ".join(existing))
+            self.metadata.create_all(conn)
+            conn.execute(
+                self.tables["L1dbMetadata"].insert(),
+                [{"name": k, "value": v} for k, v in self.schema_options().items()],
+            )
+        return list(self.tables)
+
+    def check(self, conn: sa.Connection) -> None:
+        """Verify that the database holds this schema (tables and options).
+
+        Raises
+        ------
+        SchemaError
+            If tables are missing or the schema was made with other options.
+        """
+        names = set(sa.inspect(conn).get_table_names())
+        missing = [t for t in self.tables if t not in names]
+        if missing:
+            raise SchemaError(
+                f"the L1 schema does not exist (missing tables: {', '.join(missing)}); "
+                "run create_l1_schema first"
+            )
+        meta = self.tables["L1dbMetadata"]
+        stored = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).all())
+        wanted = self.schema_options()
+        diffs = [f"{k}: database {stored.get(k)!r}, config {v!r}" for k, v in wanted.items() if stored.get(k) != v]
+        if diffs:
+            raise SchemaError(
+                "the schema was created with other options (" + "; ".join(diffs)
+                + "); re-create it with create_l1_schema --drop or fix the config"
+            )
