@@ -1,0 +1,104 @@
+"""Slow, obviously correct reference implementations that the fast code is tested against.
+
+Shared file: each area appends its own functions under a comment header.
+"""
+
+import math
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------
+# dia_sim: association, forced photometry, DiaObject summaries
+# ---------------------------------------------------------------------------
+
+
+def naive_angular_separation(ra1, dec1, ra2, dec2):
+    """Angular separation in degrees (Vincenty formula), broadcasting inputs in degrees."""
+    ra1, dec1, ra2, dec2 = (np.radians(np.asarray(a, dtype=np.float64)) for a in (ra1, dec1, ra2, dec2))
+    dra = ra2 - ra1
+    num = np.hypot(
+        np.cos(dec2) * np.sin(dra),
+        np.cos(dec1) * np.sin(dec2) - np.sin(dec1) * np.cos(dec2) * np.cos(dra),
+    )
+    den = np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(dra)
+    return np.degrees(np.arctan2(num, den))
+
+
+def naive_associate(src_ra, src_dec, obj_ra, obj_dec, radius_arcsec=1.0):
+    """Brute-force O(N*M) twin of `dia_sim.association.associate`.
+
+    Every source gets its nearest object within the radius (ties: lower object
+    index); an object chosen by several sources stays with the nearest one (ties:
+    lower source index), the others get -1.
+    """
+    n, m = len(src_ra), len(obj_ra)
+    index = np.full(n, -1, dtype=np.int64)
+    if n == 0 or m == 0:
+        return index
+    sep = naive_angular_separation(
+        np.asarray(src_ra)[:, None], np.asarray(src_dec)[:, None],
+        np.asarray(obj_ra)[None, :], np.asarray(obj_dec)[None, :],
+    ) * 3600.0
+    dist = np.full(n, np.inf)
+    for i in range(n):
+        j = int(np.argmin(sep[i]))  # argmin takes the lowest index among equals
+        if sep[i, j] <= radius_arcsec:
+            index[i], dist[i] = j, sep[i, j]
+    for j in set(index[index >= 0].tolist()):
+        takers = [i for i in range(n) if index[i] == j]
+        keep = min(takers, key=lambda i: (dist[i], i))
+        for i in takers:
+            if i != keep:
+                index[i] = -1
+    return index
+
+
+def naive_forced_targets(last_detection_mjd, matched_mask, visit_mjd, cutoff_days=30.0):
+    """Row-by-row twin of `dia_sim.forced.forced_targets`."""
+    out = np.zeros(len(matched_mask), dtype=bool)
+    for i, (last, matched) in enumerate(zip(last_detection_mjd, matched_mask)):
+        out[i] = (not matched) and (not math.isnan(last)) and visit_mjd - last <= cutoff_days
+    return out
+
+
+def naive_object_summaries(sources, bands="ugrizy"):
+    """Per-object summaries recomputed object by object from a DiaSource frame.
+
+    Returns ``{diaObjectId: {column: value}}`` for the summary columns that
+    `dia_sim.rows.make_dia_objects` computes from DiaSources.
+    """
+    out = {}
+    for oid, grp in sources.groupby("diaObjectId"):
+        ra, dec = np.radians(grp["ra"].to_numpy()), np.radians(grp["dec"].to_numpy())
+        x = np.mean(np.cos(dec) * np.cos(ra))
+        y = np.mean(np.cos(dec) * np.sin(ra))
+        z = np.mean(np.sin(dec))
+        row = {
+            "ra": math.degrees(math.atan2(y, x)) % 360.0,
+            "dec": math.degrees(math.atan2(z, math.hypot(x, y))),
+            "nDiaSources": len(grp),
+            "firstDiaSourceMjdTai": grp["midpointMjdTai"].min(),
+            "lastDiaSourceMjdTai": grp["midpointMjdTai"].max(),
+        }
+        for b in bands:
+            g = grp[grp["band"] == b].sort_values("midpointMjdTai", kind="stable")
+            f = g["psfFlux"].to_numpy(np.float64)
+            e = g["psfFluxErr"].to_numpy(np.float64)
+            t = g["midpointMjdTai"].to_numpy(np.float64)
+            row[f"{b}_psfFluxNdata"] = len(g)
+            if len(g) == 0:
+                for c in ("Mean", "MeanErr", "Sigma", "Min", "Max", "MaxSlope", "ErrMean"):
+                    row[f"{b}_psfFlux{c}"] = math.nan
+                continue
+            w = 1.0 / e**2
+            row[f"{b}_psfFluxMean"] = np.sum(w * f) / np.sum(w)
+            row[f"{b}_psfFluxMeanErr"] = 1.0 / math.sqrt(np.sum(w))
+            row[f"{b}_psfFluxSigma"] = np.std(f, ddof=1) if len(g) > 1 else math.nan
+            row[f"{b}_psfFluxMin"] = f.min()
+            row[f"{b}_psfFluxMax"] = f.max()
+            row[f"{b}_psfFluxErrMean"] = e.mean()
+            slopes = [(f[k + 1] - f[k]) / (t[k + 1] - t[k]) for k in range(len(f) - 1) if t[k + 1] > t[k]]
+            row[f"{b}_psfFluxMaxSlope"] = max(slopes) if slopes else math.nan
+        out[oid] = row
+    return out
