@@ -210,6 +210,20 @@ def default_config_path() -> Path:
     return Path(l1dbproto_cfg.__file__).parent / "l1db-sqlite.cfg"
 
 
+_PIXEL_LEVELS = {"htm": (1, 24), "healpix": (0, 29)}
+
+
+def _check_pixel_level(values: Mapping[str, Any], where: str) -> None:
+    kind = values.get("pixelization", "htm")
+    level = values.get("pixel_level", 0)
+    low, high = _PIXEL_LEVELS[kind]
+    if level and not low <= level <= high:
+        raise ConfigError(
+            f"{where}: bad value {level!r} for 'pixel_level' with pixelization {kind}; "
+            f"allowed: {low}-{high}, or 0 for the default"
+        )
+
+
 def load_config(path: str | Path) -> L1dbConfig:
     """Read and validate a configuration file.
 
@@ -232,7 +246,8 @@ def load_config(path: str | Path) -> L1dbConfig:
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (configparser.Error, UnicodeDecodeError, IsADirectoryError) as exc:
-        raise ConfigError(f"{path}: not a valid INI file: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not a valid INI file: {reason}") from None
 
     table = _option_table()
     for section in parser.sections():
@@ -263,6 +278,7 @@ def load_config(path: str | Path) -> L1dbConfig:
                 values[key] = opt.parse(text, where)
             else:
                 sections[section][key] = opt.parse(text, where)
+    _check_pixel_level(values, f"{path}: [l1db]")
     url = values.pop("url", None)
     if not url:
         raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL)")

@@ -1,0 +1,34 @@
+# Sourced by the scripts: create .venv (once) and install the toolkit into it.
+# Usage: . scripts/_venv.sh [EXTRAS]   e.g. ". scripts/_venv.sh test"
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${L1DB_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    echo "l1dbproto needs Python >= 3.11 (found: $("$PYTHON" --version 2>&1))" >&2; exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        # Debian ships venv separately.
+        if command -v apt-get >/dev/null; then
+            as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv >/dev/null
+            rm -rf "$VENV"; "$PYTHON" -m venv "$VENV"
+        else
+            echo "cannot create a virtual environment: install Python's venv module" >&2; exit 1
+        fi
+    fi
+fi
+# mysqlclient compiles against the MariaDB/MySQL client headers.
+if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then
+    if command -v apt-get >/dev/null; then
+        echo "installing build headers for mysqlclient (libmariadb-dev, pkg-config, gcc) ..."
+        as_root apt-get update -qq && as_root apt-get install -y -qq libmariadb-dev pkg-config build-essential >/dev/null
+    else
+        echo "mysqlclient needs the MySQL/MariaDB client headers and pkg-config: install them first" >&2; exit 1
+    fi
+fi
+EXTRAS="${1:-}"
+SPEC="$ROOT"; [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$SPEC"
+export PATH="$VENV/bin:$PATH"

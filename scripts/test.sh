@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install what the tests need (PostgreSQL and MariaDB servers, mysqlclient's
+# headers, the toolkit with its test extras), start the servers if they are
+# down, and run the whole test suite against SQLite, PostgreSQL and MariaDB.
+# Extra arguments go to pytest, e.g.  bash scripts/test.sh -k config
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null || need+=(mariadb-client)
+if [ ${#need[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || { echo "install PostgreSQL and MariaDB (or MySQL) servers first: ${need[*]}" >&2; exit 1; }
+    echo "installing ${need[*]} ..."
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Start the servers if they are not running (no systemd needed).
+if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+    echo "starting PostgreSQL ..."
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+fi
+if ! mariadb-admin ping -h 127.0.0.1 --silent >/dev/null 2>&1 && ! mariadb-admin ping --silent >/dev/null 2>&1; then
+    echo "starting MariaDB ..."
+    as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+for _ in $(seq 60); do
+    pg_ok=0; my_ok=0
+    pg_isready -h 127.0.0.1 -q && pg_ok=1
+    (mariadb-admin ping -h 127.0.0.1 --silent || mariadb-admin ping --silent) >/dev/null 2>&1 && my_ok=1
+    [ $pg_ok = 1 ] && [ $my_ok = 1 ] && break
+    sleep 1
+done
+
+# Test accounts. A stock install has no password-less TCP login; where that is
+# so, create one reachable over 127.0.0.1 (as the local admin, through the socket).
+PG_URL="${L1DB_TEST_PG_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/postgres}"
+if ! psql "postgresql://postgres@127.0.0.1:5432/postgres" -qAtc 'select 1' >/dev/null 2>&1 && [ -z "${L1DB_TEST_PG_URL:-}" ]; then
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'l1dbtest'\"" >/dev/null
+    PG_URL="postgresql+psycopg2://postgres:l1dbtest@127.0.0.1:5432/postgres"
+fi
+MY_URL="${L1DB_TEST_MYSQL_URL:-mysql+mysqldb://root@127.0.0.1:3306/}"
+if ! mariadb -h 127.0.0.1 -u root -e 'select 1' >/dev/null 2>&1 && [ -z "${L1DB_TEST_MYSQL_URL:-}" ]; then
+    as_root mariadb -e "CREATE USER IF NOT EXISTS 'l1dbtest'@'127.0.0.1' IDENTIFIED BY 'l1dbtest';
+        GRANT ALL PRIVILEGES ON *.* TO 'l1dbtest'@'127.0.0.1'; FLUSH PRIVILEGES;"
+    MY_URL="mysql+mysqldb://l1dbtest:l1dbtest@127.0.0.1:3306/"
+fi
+export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
+
+. "$ROOT/scripts/_venv.sh" test
+cd "$ROOT"
+exec python -m pytest "$@"

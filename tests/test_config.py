@@ -1,0 +1,122 @@
+"""Config loading: defaults, validation errors that name file, section, key and values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from l1db.config import OPTIONS, ConfigError, L1dbConfig, default_config_path, load_config, normalize_url, safe_url
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "test.cfg"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg"])
+def test_example_configs_load_with_every_option_documented(name: str) -> None:
+    path = REPO / "cfg" / name
+    config = load_config(path)
+    text = path.read_text()
+    for opt in OPTIONS:
+        if opt.section in ("database", "l1db"):
+            assert f"\n{opt.name} =" in text, f"{name} does not show {opt.name}"
+    assert config.dia_object_index == "baseline"
+    assert config.read_sources_months == 12
+
+
+def test_packaged_default_is_sqlite() -> None:
+    config = load_config(default_config_path())
+    assert config.url.startswith("sqlite:///")
+
+
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "[database]\nurl = sqlite:///x.db\n"))
+    defaults = {o.name: o.default for o in OPTIONS if o.section == "l1db"}
+    for name, value in defaults.items():
+        assert getattr(config, name) == value
+    assert config.effective_pixel_level == 20
+
+
+def test_values_parsed_and_alias(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, """
+[database]
+url = sqlite:///x.db
+[l1db]
+dia_object_index = htm20_id_iov
+pixelization = healpix
+read_sources_months = 6
+source_select = by-fov
+"""))
+    assert config.dia_object_index == "pix_id_iov"
+    assert config.pixelization == "healpix"
+    assert config.effective_pixel_level == 16
+    assert config.read_sources_months == 6
+    assert config.source_select == "by-fov"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[l1db]\n", ["missing section [database]"]),
+        ("[database]\n", ["[database]", "missing key 'url'"]),
+        ("[database]\nurl = sqlite://\n[bogus]\nx = 1\n", ["unknown section [bogus]", "[l1db]"]),
+        ("[database]\nurl = sqlite://\n[l1db]\ncolour = red\n", ["[l1db]", "unknown key 'colour'", "dia_object_index"]),
+        ("[database]\nurl = sqlite://\n[l1db]\ndia_object_index = btree\n",
+         ["[l1db]", "'btree'", "dia_object_index", "baseline | pix_id_iov | last_object_table"]),
+        ("[database]\nurl = sqlite://\n[l1db]\nread_sources_months = twelve\n",
+         ["read_sources_months", "an integer >= 0"]),
+        ("[database]\nurl = sqlite://\n[l1db]\npixel_max_ranges = 0\n", ["pixel_max_ranges", ">= 1"]),
+        ("[database]\nurl = sqlite://\n[l1db]\nobject_last_replace = yes\n", ["object_last_replace", "0 | 1"]),
+        ("[database]\nurl = not a url\n", ["'url' is not an SQLAlchemy URL"]),
+        ("this is not an ini file\n", ["not a valid INI file"]),
+    ],
+)
+def test_errors_name_file_section_key_and_allowed(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    for part in expected:
+        assert part in message
+    assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.cfg")
+
+
+def test_pixel_level_range_checked_per_pixelization(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pixel_level.*htm.*1-24"):
+        load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixel_level = 25\n"))
+    config = load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixelization = healpix\npixel_level = 25\n"))
+    assert config.effective_pixel_level == 25
+    with pytest.raises(ConfigError, match="pixel_level.*healpix.*0-29"):
+        load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixelization = healpix\npixel_level = 30\n"))
+
+
+def test_password_never_shown() -> None:
+    url = "postgresql://user:s3cret@db.example/l1"
+    assert "s3cret" not in safe_url(url)
+    assert "s3cret" not in repr(L1dbConfig(url=url).as_dict())
+    assert "s3cret" not in safe_url("::garbage s3cret")
+
+
+def test_normalize_url_names_installed_drivers() -> None:
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert normalize_url("mysql://u@h/db") == "mysql+mysqldb://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert normalize_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+
+
+def test_replace_validates() -> None:
+    config = L1dbConfig(url="sqlite://")
+    assert config.replace(dia_object_index="last_object_table").dia_object_index == "last_object_table"
+    with pytest.raises(ConfigError):
+        config.replace(dia_object_index="nope")
