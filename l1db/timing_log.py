@@ -1,0 +1,466 @@
+"""The timing log: the one place that writes and parses its lines.
+
+Format (version 1)
+------------------
+JSON Lines: every record is one line holding one JSON object whose first key
+is ``"record"``, the record kind. Lines that hold no record (ordinary log
+messages written to the same stream) are allowed anywhere and ignored by the
+parser. A record may be preceded on its line by a prefix (a logging
+formatter's time stamp, say): the record is the JSON object starting at the
+first ``{"record"`` of the line.
+
+``provenance``, written once at the start of every run (and by every process
+of a tiled run)::
+
+    {"record": "provenance", "format": 1, "run": "20261121T101500Z-5f3a9c01",
+     "time": "2026-11-21T10:15:00.123456+00:00", "toolkit_version": "0.1.0",
+     "git_commit": "80d64d9...", "config": {"database": {...}, "l1db": {...}},
+     "backend": "postgresql", "server_version": "15.8",
+     "machine": {"cpus": 2, "memory_bytes": 25769803776, "platform": "Linux-..."},
+     "seed": 1, "argv": ["ap_proto", "-n", "100", "sources.npy"]}
+
+``record`` (``"provenance"``), ``format`` (int, this module's
+`FORMAT_VERSION`), ``run`` (str, run id) and ``time`` (ISO 8601 UTC, when the
+record was written) are required; every other key is free-form and kept as
+written. The keys listed above are the ones the toolkit writes.
+
+``timing``, one per measured operation::
+
+    {"record": "timing", "run": "20261121T101500Z-5f3a9c01", "visit": 42,
+     "tile": 0, "op": "obj_select", "real": 0.812345, "user": 0.25,
+     "sys": 0.02, "rows": 14873}
+
+======  ===========  ====================================================
+field   type         meaning
+======  ===========  ====================================================
+run     str          run id: same as the run's provenance record
+visit   int          visit id
+tile    int          tile index within the visit (0 without tiles)
+op      str          operation name, one of `OPERATIONS`
+real    float        wall-clock seconds (rounded to 1 microsecond)
+user    float        user CPU seconds of the process that ran it
+sys     float        system CPU seconds of the process that ran it
+rows    int or null  rows read or written, null if the operation has none
+======  ===========  ====================================================
+
+Parsing rules: a line is a *record candidate* if it contains ``{"record"``
+or, after leading white space, starts with ``{``. A candidate that is not
+valid JSON, or whose fields are missing or of the wrong type, is *malformed*:
+it is counted, never raised. A run killed mid-write therefore leaves at most
+one malformed (truncated) last line. Records of a kind this version does not
+know are skipped and counted separately, so that newer logs still parse.
+
+Writing: `TimingLogWriter` writes each record with a single ``write()`` call
+on a file opened with ``O_APPEND`` and no user-space buffering, so several
+processes (the tiles of a run) may append to the same file without
+interleaving within lines, and a killed process loses at most the line it
+was writing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import re
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from .timer import TimingRecord, TimingSink
+
+__all__ = [
+    "FORMAT_VERSION",
+    "OPERATIONS",
+    "TIMING_COLUMNS",
+    "TimingLogWriter",
+    "ParsedLog",
+    "new_run_id",
+    "parse_log",
+    "parse_logs",
+    "machine_info",
+    "toolkit_info",
+]
+
+_LOG = logging.getLogger(__name__)
+
+#: Version of the line format written by this module (the provenance ``format`` key).
+FORMAT_VERSION = 1
+
+#: Every operation name the toolkit writes, with what it measures.
+OPERATIONS: dict[str, str] = {
+    "sim": "simulation of one visit (pointing, DiaSources, association, new versions), DB time excluded",
+    "obj_select": "read the latest DiaObject versions in the field (rows: objects read)",
+    "src_select": "read the DiaSource history of the objects in the field (rows: sources read)",
+    "fsrc_select": "read the DiaForcedSource history of the objects in the field (rows: forced sources read)",
+    "obj_insert": "insert new DiaObject versions into DiaObject (rows: versions inserted)",
+    "obj_validity_update": "close the validity interval of the previous DiaObject versions (rows: updated)",
+    "obj_last_delete": "delete previous versions from DiaObjectLast (rows: deleted)",
+    "obj_last_insert": "insert the new versions into DiaObjectLast (rows: inserted)",
+    "obj_last_upsert": "upsert the new versions into DiaObjectLast with the native upsert (rows)",
+    "obj_nightly_insert": "insert new DiaObject versions into DiaObjectNightly (rows: inserted)",
+    "src_insert": "insert the visit's DiaSources (rows: inserted)",
+    "fsrc_insert": "insert the visit's DiaForcedSources (rows: inserted)",
+    "visit_insert": "record the visit as stored (rows: 1)",
+    "store": "the whole atomic store of the visit, commit included (all the inserts above)",
+    "daily_merge": "the nightly job merging DiaObjectNightly into DiaObject (rows: merged)",
+    "visit": "the whole visit: simulation, reads and store",
+}
+
+#: Columns of `ParsedLog.timings`, in order.
+TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user", "sys", "rows")
+
+_RECORD_START = re.compile(r'\{\s*"record"\s*:')
+
+
+def new_run_id() -> str:
+    """Return a new run id: UTC start time plus a random suffix.
+
+    Ids sort in start order and are unique across machines, e.g.
+    ``"20261121T101500Z-5f3a9c01"``.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays, paths and the like: the config may hold them.
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _dumps(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, default=_json_default, allow_nan=False, ensure_ascii=False)
+
+
+class TimingLogWriter:
+    """Writes provenance and timing records of one run.
+
+    Parameters
+    ----------
+    target : `str`, `os.PathLike` or text stream
+        A path is opened for appending (``O_APPEND``, unbuffered): each record
+        goes to the file in one ``write()`` call, so processes may share the
+        file. A text stream (``sys.stderr``, a log stream) is written and
+        flushed once per line; share it between processes only through a path.
+    run : `str`, optional
+        Run id; a new one (`new_run_id`) if not given. The processes of a tiled
+        run pass the same id.
+
+    Examples
+    --------
+    >>> with TimingLogWriter("timing.log") as log:         # doctest: +SKIP
+    ...     log.provenance({"backend": "sqlite", "seed": 1})
+    ...     with Timer("obj_select", log.sink(visit=42)) as t:
+    ...         t.rows = len(read_objects())
+    """
+
+    def __init__(self, target: str | os.PathLike | TextIO, run: str | None = None) -> None:
+        self.run = run or new_run_id()
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._stream: TextIO | None = None
+        if isinstance(target, (str, os.PathLike)):
+            self.path: Path | None = Path(target)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        else:
+            self.path = None
+            self._stream = target
+
+    def __enter__(self) -> TimingLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file if the writer opened one (a stream is left open)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._stream = None
+
+    def _write_line(self, record: Mapping[str, Any]) -> None:
+        line = _dumps(record) + "\n"
+        with self._lock:
+            if self._fd is not None:
+                data = line.encode("utf-8")
+                written = os.write(self._fd, data)
+                if written != len(data):  # Only on a full disk or a signal: finish the line.
+                    os.write(self._fd, data[written:])
+            elif self._stream is not None:
+                self._stream.write(line)
+                self._stream.flush()
+            else:
+                raise ValueError("timing log writer is closed")
+
+    def provenance(self, info: Mapping[str, Any]) -> None:
+        """Write the run's provenance record.
+
+        Parameters
+        ----------
+        info : mapping
+            Provenance keys (``toolkit_version``, ``git_commit``, ``config``,
+            ``backend``, ``server_version``, ``machine``, ``seed``, ``argv``,
+            and any others); must be JSON-serializable (numpy scalars and
+            paths are converted). ``record``, ``format`` and ``run`` are set
+            by the writer; ``time`` defaults to now.
+        """
+        record: dict[str, Any] = {"record": "provenance", "format": FORMAT_VERSION, "run": self.run}
+        record["time"] = info.get("time") or _utc_now()
+        for key, value in info.items():
+            if key not in record:
+                record[key] = value
+        self._write_line(record)
+
+    def timing(self, record: TimingRecord, visit: int, tile: int = 0) -> None:
+        """Write one timing record for ``visit`` and ``tile``."""
+        rows = record.rows
+        self._write_line({
+            "record": "timing",
+            "run": self.run,
+            "visit": int(visit),
+            "tile": int(tile),
+            "op": record.op,
+            "real": round(float(record.real), 6),
+            "user": round(float(record.user), 6),
+            "sys": round(float(record.sys), 6),
+            "rows": None if rows is None else int(rows),
+        })
+
+    def sink(self, visit: int, tile: int = 0) -> TimingSink:
+        """Return a `TimingSink` writing records tagged with this run, ``visit`` and ``tile``."""
+        visit, tile = int(visit), int(tile)
+
+        def sink(record: TimingRecord) -> None:
+            self.timing(record, visit, tile)
+
+        return sink
+
+
+@dataclasses.dataclass
+class ParsedLog:
+    """Content of one or more timing logs.
+
+    Attributes
+    ----------
+    provenance : `list` [`dict`]
+        Provenance records in the order read, exactly as written.
+    timings : `pandas.DataFrame`
+        One row per timing record, columns `TIMING_COLUMNS`: ``run`` (str),
+        ``visit``, ``tile`` (int64), ``op`` (str), ``real``, ``user``, ``sys``
+        (float64, seconds), ``rows`` (nullable Int64).
+    malformed : `int`
+        Record candidates that did not parse or validate (a truncated last
+        line among them).
+    unknown : `int`
+        Well-formed records of a kind this version does not know (skipped).
+    """
+
+    provenance: list[dict[str, Any]]
+    timings: pd.DataFrame
+    malformed: int = 0
+    unknown: int = 0
+
+    def runs(self) -> list[str]:
+        """Run ids seen in provenance or timing records, in first-seen order."""
+        seen = dict.fromkeys(p["run"] for p in self.provenance)
+        seen.update(dict.fromkeys(self.timings["run"].tolist()))
+        return list(seen)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0
+
+
+class _Columns:
+    """Column-wise accumulator of timing records (no object per row kept)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, list[Any]] = {name: [] for name in TIMING_COLUMNS}
+
+    def add(self, rec: Mapping[str, Any]) -> bool:
+        run, visit, tile, op = rec.get("run"), rec.get("visit"), rec.get("tile"), rec.get("op")
+        real, user, sys_, rows = rec.get("real"), rec.get("user"), rec.get("sys"), rec.get("rows")
+        if not (isinstance(run, str) and run and isinstance(op, str) and op):
+            return False
+        if not (_is_int(visit) and _is_int(tile) and tile >= 0):
+            return False
+        if not (_is_seconds(real) and _is_seconds(user) and _is_seconds(sys_)):
+            return False
+        if not (rows is None or (_is_int(rows) and rows >= 0)):
+            return False
+        for name, value in zip(TIMING_COLUMNS, (run, visit, tile, op, real, user, sys_, rows)):
+            self.data[name].append(value)
+        return True
+
+    def frame(self) -> pd.DataFrame:
+        d = self.data
+        return pd.DataFrame({
+            "run": pd.Series(d["run"], dtype="str"),
+            "visit": pd.Series(d["visit"], dtype="int64"),
+            "tile": pd.Series(d["tile"], dtype="int64"),
+            "op": pd.Series(d["op"], dtype="str"),
+            "real": pd.Series(d["real"], dtype="float64"),
+            "user": pd.Series(d["user"], dtype="float64"),
+            "sys": pd.Series(d["sys"], dtype="float64"),
+            "rows": pd.Series(d["rows"], dtype="Int64"),
+        })
+
+
+def _valid_provenance(rec: Mapping[str, Any]) -> bool:
+    return (
+        isinstance(rec.get("run"), str) and bool(rec["run"])
+        and _is_int(rec.get("format")) and rec["format"] >= 1
+        and isinstance(rec.get("time"), str)
+    )
+
+
+def _iter_lines(source: str | os.PathLike | Iterable[str]) -> Iterable[str]:
+    if isinstance(source, (str, os.PathLike)):
+        # A killed writer may leave half a multi-byte character: replace, never raise.
+        with open(source, encoding="utf-8", errors="replace") as stream:
+            yield from stream
+    else:
+        yield from source
+
+
+def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
+    """Parse a timing log.
+
+    Parameters
+    ----------
+    source : `str`, `os.PathLike` or iterable of `str`
+        Path of a log file, or its lines (an open text file, a list).
+
+    Returns
+    -------
+    log : `ParsedLog`
+        Provenance and timing records; malformed candidates counted, lines
+        that hold no record ignored.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read. Bad content never raises.
+    """
+    provenance: list[dict[str, Any]] = []
+    columns = _Columns()
+    malformed = unknown = 0
+    newer_formats: set[int] = set()
+    for line in _iter_lines(source):
+        match = _RECORD_START.search(line)
+        if match is None:
+            if line.lstrip().startswith("{"):
+                malformed += 1
+            continue
+        try:
+            rec = json.loads(line[match.start():])
+        except ValueError:
+            malformed += 1
+            continue
+        if not isinstance(rec, dict):
+            malformed += 1
+            continue
+        kind = rec.get("record")
+        if kind == "timing":
+            if not columns.add(rec):
+                malformed += 1
+        elif kind == "provenance":
+            if _valid_provenance(rec):
+                provenance.append(rec)
+                if rec["format"] > FORMAT_VERSION:
+                    newer_formats.add(rec["format"])
+            else:
+                malformed += 1
+        elif isinstance(kind, str) and kind:
+            unknown += 1
+        else:
+            malformed += 1
+    for fmt in sorted(newer_formats):
+        _LOG.warning("timing log written in format %d, newer than %d: parsed as %d",
+                     fmt, FORMAT_VERSION, FORMAT_VERSION)
+    return ParsedLog(provenance=provenance, timings=columns.frame(), malformed=malformed, unknown=unknown)
+
+
+def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLog:
+    """Parse several logs (the files of a tiled run, or several runs) into one `ParsedLog`."""
+    parsed = [parse_log(source) for source in sources]
+    if not parsed:
+        return parse_log([])
+    frames = [p.timings for p in parsed if len(p.timings)]
+    timings = pd.concat(frames, ignore_index=True) if frames else parsed[0].timings
+    return ParsedLog(
+        provenance=[rec for p in parsed for rec in p.provenance],
+        timings=timings,
+        malformed=sum(p.malformed for p in parsed),
+        unknown=sum(p.unknown for p in parsed),
+    )
+
+
+def machine_info() -> dict[str, Any]:
+    """The ``machine`` provenance entry: CPU count, physical memory, platform."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    return {"cpus": os.cpu_count(), "memory_bytes": memory, "platform": platform.platform()}
+
+
+def toolkit_info() -> dict[str, Any]:
+    """The ``toolkit_version`` and ``git_commit`` provenance entries.
+
+    ``git_commit`` is the commit of the source tree the package runs from
+    (``-dirty`` appended when it has uncommitted changes), or `None` outside a
+    git checkout.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("l1dbproto")
+    except metadata.PackageNotFoundError:
+        version = None
+    commit = None
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip() or None
+        if commit:
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here, capture_output=True, text=True, timeout=10, check=True,
+            ).stdout
+            if status.strip():
+                commit += "-dirty"
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"toolkit_version": version, "git_commit": commit}

@@ -1,0 +1,245 @@
+"""Tests of l1db.timing_log: the timing-log writer and parser."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from l1db.timer import Timer, TimingRecord
+from l1db.timing_log import (
+    FORMAT_VERSION,
+    OPERATIONS,
+    TIMING_COLUMNS,
+    TimingLogWriter,
+    machine_info,
+    new_run_id,
+    parse_log,
+    parse_logs,
+    toolkit_info,
+)
+
+RECORDS = [
+    (1, 0, TimingRecord("obj_select", 0.5, 0.25, 0.125, 1000)),
+    (1, 1, TimingRecord("src_select", 1.5, 0.5, 0.0, 0)),
+    (2, 0, TimingRecord("store", 2.25, 1.0, 0.5, None)),
+    (2, 3, TimingRecord("daily_merge", 10.0, 0.75, 0.25, 123456)),
+]
+
+
+def _write(writer: TimingLogWriter) -> None:
+    writer.provenance({"backend": "sqlite", "seed": np.int64(7), "config": {"l1db": {"x": 1}},
+                       "argv": ["ap_proto", "-n", "2"], "extra_key": {"nested": [1, 2]}})
+    for visit, tile, record in RECORDS:
+        writer.sink(visit, tile)(record)
+
+
+def _expected(run: str) -> pd.DataFrame:
+    rows = [(run, v, t, r.op, r.real, r.user, r.sys, r.rows) for v, t, r in RECORDS]
+    frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
+    return frame.astype({"run": "str", "op": "str", "rows": "Int64"})
+
+
+def test_round_trip_file(tmp_path: Path) -> None:
+    path = tmp_path / "timing.log"
+    with TimingLogWriter(path, run="run-a") as writer:
+        _write(writer)
+    parsed = parse_log(path)
+    assert parsed.malformed == 0
+    assert parsed.unknown == 0
+    pd.testing.assert_frame_equal(parsed.timings, _expected("run-a"))
+    assert parsed.timings.dtypes["visit"] == np.int64
+    (prov,) = parsed.provenance
+    assert prov["record"] == "provenance"
+    assert prov["format"] == FORMAT_VERSION
+    assert prov["run"] == "run-a"
+    assert prov["seed"] == 7
+    assert prov["extra_key"] == {"nested": [1, 2]}
+    assert prov["argv"] == ["ap_proto", "-n", "2"]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*\+00:00$", prov["time"])
+    assert parsed.runs() == ["run-a"]
+
+
+def test_round_trip_stream_and_one_json_object_per_line() -> None:
+    stream = io.StringIO()
+    writer = TimingLogWriter(stream)
+    _write(writer)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 + len(RECORDS)
+    for line in lines:
+        record = json.loads(line)
+        assert list(record)[0] == "record"
+    assert json.loads(lines[1]) == {
+        "record": "timing", "run": writer.run, "visit": 1, "tile": 0, "op": "obj_select",
+        "real": 0.5, "user": 0.25, "sys": 0.125, "rows": 1000,
+    }
+    parsed = parse_log(io.StringIO(stream.getvalue()))
+    pd.testing.assert_frame_equal(parsed.timings, _expected(writer.run))
+
+
+def test_timer_sink_writes_record() -> None:
+    stream = io.StringIO()
+    writer = TimingLogWriter(stream, run="r")
+    with Timer("obj_insert", writer.sink(visit=np.int64(42), tile=3)) as timer:
+        timer.rows = np.int64(17)
+    parsed = parse_log(stream.getvalue().splitlines())
+    row = parsed.timings.iloc[0]
+    assert (row["run"], row["visit"], row["tile"], row["op"], row["rows"]) == ("r", 42, 3, "obj_insert", 17)
+    assert row["real"] >= 0
+
+
+def test_garbage_lines_ignored_and_prefixed_records_kept() -> None:
+    stream = io.StringIO()
+    writer = TimingLogWriter(stream, run="r")
+    _write(writer)
+    lines = stream.getvalue().splitlines()
+    mixed = ["INFO ap_proto: starting", "", "   ", "Traceback? no: just text with a } brace"]
+    mixed += lines[:2]
+    mixed += ["2026-11-21 10:00:00 INFO timing " + lines[2], "progress 3/10 [####   ]"]
+    mixed += lines[3:]
+    parsed = parse_log(mixed)
+    assert parsed.malformed == 0
+    pd.testing.assert_frame_equal(parsed.timings, _expected("r"))
+    assert len(parsed.provenance) == 1
+
+
+@pytest.mark.parametrize("bad", [
+    '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1.0, "user": 0.5}',  # no sys
+    '{"record": "timing", "run": "r", "visit": "1", "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "timing", "run": "r", "visit": 1, "tile": -1, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": -1, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1.5}',
+    '{"record": "timing", "run": "r", "visit": true, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "timing", "run": "", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": NaN, "user": 0, "sys": 0, "rows": 1}',
+    '{"record": "provenance", "run": "r"}',  # no format, no time
+    '{"record": 5}',
+    '{"record": "timing", "run": "r", "visit": 1,,}',
+    '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": 1} x',
+    '{"not_a_record": 1}',
+])
+def test_malformed_records_counted(bad: str) -> None:
+    good = '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": null}'
+    parsed = parse_log([good, bad, "plain text", good])
+    assert parsed.malformed == 1
+    assert len(parsed.timings) == 2
+    assert parsed.timings["rows"].isna().all()
+
+
+def test_unknown_record_kind_skipped_not_malformed() -> None:
+    parsed = parse_log(['{"record": "table_rows", "run": "r", "DiaObject": 5}'])
+    assert (parsed.unknown, parsed.malformed, len(parsed.timings)) == (1, 0, 0)
+
+
+def test_truncated_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "killed.log"
+    with TimingLogWriter(path, run="r") as writer:
+        _write(writer)
+    text = path.read_text()
+    last = text.splitlines()[-1]
+    for cut in (5, len(last) // 2, len(last) - 1):
+        path.write_text(text[: len(text) - len(last) - 1] + last[:cut])
+        parsed = parse_log(path)
+        assert parsed.malformed == 1, cut
+        pd.testing.assert_frame_equal(parsed.timings, _expected("r").iloc[:-1])
+
+
+def test_truncated_multibyte_character(tmp_path: Path) -> None:
+    path = tmp_path / "killed.log"
+    with TimingLogWriter(path, run="r") as writer:
+        writer.provenance({"note": "héhé"})
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index("é".encode()) + 1])  # Half of a UTF-8 character.
+    parsed = parse_log(path)
+    assert parsed.malformed == 1
+    assert parsed.provenance == []
+
+
+def test_append_keeps_earlier_records(tmp_path: Path) -> None:
+    path = tmp_path / "timing.log"
+    with TimingLogWriter(path, run="first") as writer:
+        _write(writer)
+    with TimingLogWriter(path, run="second") as writer:
+        _write(writer)
+    parsed = parse_log(path)
+    assert [p["run"] for p in parsed.provenance] == ["first", "second"]
+    assert parsed.runs() == ["first", "second"]
+    assert len(parsed.timings) == 2 * len(RECORDS)
+
+
+def _append_many(path: str, tile: int, count: int) -> None:
+    with TimingLogWriter(path, run="shared") as writer:
+        sink = writer.sink(visit=1, tile=tile)
+        for k in range(count):
+            sink(TimingRecord("src_insert", 0.001 * k, 0.0, 0.0, k))
+
+
+def test_processes_append_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "shared.log"
+    count = 2000
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_append_many, args=(str(path), tile, count)) for tile in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    parsed = parse_log(path)
+    assert parsed.malformed == 0
+    counts = parsed.timings.groupby("tile")["rows"].agg(["count", "sum"])
+    assert counts["count"].tolist() == [count] * 3
+    assert counts["sum"].tolist() == [count * (count - 1) // 2] * 3
+
+
+def test_closed_writer_refuses() -> None:
+    writer = TimingLogWriter(io.StringIO())
+    writer.close()
+    with pytest.raises(ValueError):
+        writer.timing(RECORDS[0][2], 1)
+
+
+def test_parse_logs_combines(tmp_path: Path) -> None:
+    paths = []
+    for k in range(2):
+        paths.append(tmp_path / f"tile{k}.log")
+        with TimingLogWriter(paths[-1], run="r") as writer:
+            _write(writer)
+    (tmp_path / "bad.log").write_text('{"record": "timing"\n')
+    parsed = parse_logs([*paths, tmp_path / "bad.log"])
+    assert len(parsed.timings) == 2 * len(RECORDS)
+    assert len(parsed.provenance) == 2
+    assert parsed.malformed == 1
+    empty = parse_logs([])
+    assert list(empty.timings.columns) == list(TIMING_COLUMNS) and empty.timings.empty
+
+
+def test_run_ids_unique_and_sortable() -> None:
+    ids = [new_run_id() for _ in range(50)]
+    assert len(set(ids)) == 50
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", i) for i in ids)
+
+
+def test_operations_documented() -> None:
+    expected = {
+        "sim", "obj_select", "src_select", "fsrc_select", "obj_insert", "obj_validity_update",
+        "obj_last_delete", "obj_last_insert", "obj_last_upsert", "obj_nightly_insert", "src_insert",
+        "fsrc_insert", "visit_insert", "store", "daily_merge", "visit",
+    }
+    assert set(OPERATIONS) == expected
+    assert all(isinstance(doc, str) and doc for doc in OPERATIONS.values())
+
+
+def test_provenance_helpers() -> None:
+    machine = machine_info()
+    assert machine["cpus"] >= 1
+    assert machine["memory_bytes"] > 2**20
+    assert isinstance(machine["platform"], str)
+    info = toolkit_info()
+    assert set(info) == {"toolkit_version", "git_commit"}
+    json.dumps(info)
