@@ -1,0 +1,269 @@
+"""Timing logs to a per-visit table: one row per (run, visit).
+
+The logs are read by `l1db.timing_log` (the only parser of their format);
+this module aggregates the timing records:
+
+1. within one tile, records of the same operation are added up (an operation
+   run several times in one tile ran sequentially);
+2. ``sum_select`` of a tile is the SUM of its ``obj_select``, ``src_select``
+   and ``fsrc_select`` (never an average);
+3. over the tiles of a visit (processes running concurrently, possibly
+   writing separate log files): wall time (``*_real``) is the maximum over
+   tiles, cpu time (``*_cpu`` = user + sys) and row counts are summed.
+
+Every column of `CSV_COLUMNS` is always written; a value is empty where the
+input has no record of that operation for that visit (an operation the
+configuration does not use, ``daily_merge`` outside the visit it ran after).
+
+Next to the CSV a sidecar ``<csv>.provenance.json`` keeps the runs'
+provenance records, so that plots can say which backend, indexing strategy
+and density a CSV measured (see `write_provenance`, `read_provenance`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+
+from l1db.timing_log import ParsedLog, parse_logs
+
+__all__ = [
+    "COUNT_COLUMNS",
+    "CSV_OPERATIONS",
+    "CSV_COLUMNS",
+    "SELECT_OPERATIONS",
+    "PROVENANCE_SUFFIX",
+    "visit_table",
+    "logs_to_table",
+    "write_csv",
+    "read_csv",
+    "provenance_path",
+    "write_provenance",
+    "read_provenance",
+    "run_description",
+]
+
+_LOG = logging.getLogger(__name__)
+
+#: The selects whose per-tile sum is ``sum_select``.
+SELECT_OPERATIONS: tuple[str, ...] = ("obj_select", "src_select", "fsrc_select")
+
+#: Row-count columns: name -> (operations whose ``rows`` are added up, description).
+COUNT_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "obj_read": (("obj_select",), "DiaObjects read"),
+    "src_read": (("src_select",), "DiaSources read (history)"),
+    "fsrc_read": (("fsrc_select",), "DiaForcedSources read (history)"),
+    "obj_stored": (("obj_insert", "obj_nightly_insert"), "new DiaObject versions stored"),
+    "src_stored": (("src_insert",), "DiaSources stored"),
+    "fsrc_stored": (("fsrc_insert",), "DiaForcedSources stored"),
+}
+
+#: Operations with ``<op>_real`` and ``<op>_cpu`` columns, in column order.
+CSV_OPERATIONS: tuple[str, ...] = (
+    "obj_select", "src_select", "fsrc_select", "sum_select",
+    "obj_insert", "obj_nightly_insert", "obj_last_insert", "obj_last_upsert", "obj_last_delete",
+    "obj_validity_update", "src_insert", "fsrc_insert", "visit_insert", "store",
+    "sim", "visit", "daily_merge",
+)
+
+#: Every CSV column, in order.
+CSV_COLUMNS: tuple[str, ...] = (
+    ("run", "visit", "n_tiles")
+    + tuple(COUNT_COLUMNS)
+    + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
+)
+
+#: Suffix of the provenance sidecar of a CSV file.
+PROVENANCE_SUFFIX = ".provenance.json"
+
+
+def _empty_table() -> pd.DataFrame:
+    table = pd.DataFrame({name: pd.Series(dtype="float64") for name in CSV_COLUMNS})
+    table["run"] = table["run"].astype("str")
+    for name in ("visit", "n_tiles", *COUNT_COLUMNS):
+        table[name] = table[name].astype("Int64")
+    return table
+
+
+def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate timing records to one row per (run, visit).
+
+    Parameters
+    ----------
+    timings : `pandas.DataFrame`
+        Timing records as in `l1db.timing_log.ParsedLog.timings`.
+
+    Returns
+    -------
+    table : `pandas.DataFrame`
+        Columns `CSV_COLUMNS`, sorted by run and visit; counts as nullable
+        Int64, times as float64 seconds (NaN where absent).
+    """
+    if timings.empty:
+        return _empty_table()
+    keys = ["run", "visit", "tile"]
+    records = timings.loc[:, ["run", "visit", "tile", "op", "real", "rows"]].copy()
+    records["cpu"] = timings["user"] + timings["sys"]
+
+    # Step 1: one value per (run, visit, tile, op). min_count keeps "no rows" as NaN.
+    grouped = records.groupby([*keys, "op"], sort=False)
+    real = grouped["real"].sum().unstack("op")
+    cpu = grouped["cpu"].sum().unstack("op")
+    rows = grouped["rows"].sum(min_count=1).unstack("op")
+
+    # Step 2: sum_select is a sum of the selects within the tile.
+    selects = [op for op in SELECT_OPERATIONS if op in real.columns]
+    if selects:
+        real["sum_select"] = real[selects].sum(axis=1, min_count=1)
+        cpu["sum_select"] = cpu[selects].sum(axis=1, min_count=1)
+
+    # Step 3: over tiles, wall time is the maximum, cpu and counts the sum.
+    by_visit = ["run", "visit"]
+    real_v = real.groupby(level=by_visit, sort=True).max()
+    cpu_v = cpu.groupby(level=by_visit, sort=True).sum(min_count=1)
+    rows_v = rows.groupby(level=by_visit, sort=True).sum(min_count=1)
+    n_tiles = records.groupby(by_visit, sort=True)["tile"].nunique()
+
+    table = pd.DataFrame(index=real_v.index)
+    table["n_tiles"] = n_tiles.astype("Int64")
+    for name, (ops, _doc) in COUNT_COLUMNS.items():
+        present = [op for op in ops if op in rows_v.columns]
+        if present:
+            table[name] = rows_v[present].sum(axis=1, min_count=1).round().astype("Int64")
+        else:
+            table[name] = pd.array([pd.NA] * len(table), dtype="Int64")
+    for op in CSV_OPERATIONS:
+        nan = np.full(len(table), np.nan)
+        table[f"{op}_real"] = real_v[op].to_numpy(dtype="float64") if op in real_v.columns else nan
+        table[f"{op}_cpu"] = cpu_v[op].to_numpy(dtype="float64") if op in cpu_v.columns else nan
+    table = table.reset_index()
+    table["run"] = table["run"].astype("str")
+    table["visit"] = table["visit"].astype("Int64")
+    return table.loc[:, list(CSV_COLUMNS)]
+
+
+def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, ParsedLog]:
+    """Parse timing logs and aggregate them with `visit_table`.
+
+    Returns
+    -------
+    table : `pandas.DataFrame`
+        The per-visit table.
+    parsed : `l1db.timing_log.ParsedLog`
+        Everything parsed (provenance records, malformed count).
+    """
+    parsed = parse_logs(paths)
+    return visit_table(parsed.timings), parsed
+
+
+def write_csv(table: pd.DataFrame, out: str | os.PathLike | TextIO) -> None:
+    """Write a per-visit table as CSV (empty fields where absent; times to 1 microsecond)."""
+    table.to_csv(out, index=False, float_format="%.6f", na_rep="")
+
+
+def read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV written by `write_csv`; counts as nullable Int64, times float64.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a log2csv table (pandas parser errors are ValueErrors too).
+    """
+    dtypes: dict[str, Any] = {"run": "str", "visit": "Int64", "n_tiles": "Int64"}
+    dtypes.update({name: "Int64" for name in COUNT_COLUMNS})
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{os.fspath(path)}: empty file, not a log2csv table") from None
+    if "run" not in header or "visit" not in header:
+        raise ValueError(f"{os.fspath(path)}: not a log2csv table (no 'run' and 'visit' columns)")
+    table = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if k in header})
+    for name in table.columns:
+        if name.endswith(("_real", "_cpu")):
+            table[name] = table[name].astype("float64")
+    return table
+
+
+def provenance_path(csv_path: str | os.PathLike) -> Path:
+    """Path of the provenance sidecar of ``csv_path``."""
+    return Path(f"{os.fspath(csv_path)}{PROVENANCE_SUFFIX}")
+
+
+def write_provenance(
+    path: str | os.PathLike, provenance: Sequence[Mapping[str, Any]], logs: Sequence[str] = ()
+) -> None:
+    """Write the sidecar: ``{"runs": [provenance records...], "logs": [paths]}``."""
+    content = {"runs": list(provenance), "logs": [os.fspath(p) for p in logs]}
+    Path(path).write_text(json.dumps(content, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def read_provenance(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Provenance records from the sidecar of ``csv_path``; empty if it has none or it is unreadable."""
+    path = provenance_path(csv_path)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        _LOG.warning("ignoring unreadable provenance sidecar %s: %s", path, exc)
+        return []
+    runs = content.get("runs") if isinstance(content, dict) else None
+    return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+
+
+def _find(record: Mapping[str, Any], *names: str) -> Any:
+    """First of ``names`` at the top of ``record`` or in any section of its config."""
+    config = record.get("config")
+    sections = [record] + ([s for s in config.values() if isinstance(s, Mapping)] if isinstance(config, Mapping) else [])
+    for name in names:
+        for section in sections:
+            if section.get(name) not in (None, ""):
+                return section[name]
+    return None
+
+
+def run_description(provenance: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a human needs to tell runs apart: backend, strategy and density.
+
+    Parameters
+    ----------
+    provenance : sequence of mappings
+        Provenance records (of one or more runs; the first one that knows a
+        value wins).
+
+    Returns
+    -------
+    description : `dict`
+        ``backend`` (e.g. ``"postgresql"``), ``strategy`` (``dia_object_index``,
+        with ``+nightly`` / ``+upsert`` when those options are on), ``density``
+        (sources per visit) and ``label`` (the three joined, for legends and
+        titles); values are `None` (and left out of ``label``) when unknown.
+    """
+    out: dict[str, Any] = {"backend": None, "strategy": None, "density": None}
+    for record in provenance:
+        if out["backend"] is None:
+            out["backend"] = _find(record, "backend")
+        if out["strategy"] is None:
+            index = _find(record, "dia_object_index")
+            if index is not None:
+                strategy = str(index)
+                if str(_find(record, "dia_object_nightly")) in ("1", "True"):
+                    strategy += "+nightly"
+                if str(_find(record, "object_last_replace")) in ("1", "True"):
+                    strategy += "+upsert"
+                out["strategy"] = strategy
+        if out["density"] is None:
+            out["density"] = _find(record, "density", "per_visit", "sources_per_visit")
+    parts = [str(out["backend"]) if out["backend"] else None, out["strategy"]]
+    if out["density"] is not None:
+        density = out["density"]
+        parts.append(f"{density:g} sources/visit" if isinstance(density, (int, float)) else f"{density} sources/visit")
+    out["label"] = ", ".join(p for p in parts if p)
+    return out
