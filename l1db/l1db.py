@@ -30,10 +30,9 @@ from astropy.time import Time
 from . import bulk_insert
 from .config import L1dbConfig, load_config
 from .database import check_connection, make_engine
-from .frames import L1dbInputError, check_frame
+from .frames import L1dbInputError, check_frame, column_dtype
 from .pixelization import Pixelization, check_region, region_contains
 from .schema import PIXEL_COLUMN, L1Schema, SchemaError
-from .schema_model import COLUMN_TYPES
 from .timer import Timer, TimingSink, null_sink
 
 __all__ = ["L1db", "AP_OBJECT_COLUMNS", "MONTH_DAYS", "ID_CHUNK", "to_mjd_tai"]
@@ -161,33 +160,13 @@ class L1db:
         frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
         return self._typed(frame, stmt.selected_columns)
 
-    def _typed(self, frame: pd.DataFrame, columns: Any) -> pd.DataFrame:
-        """Give each column the dtype its schema type maps to (nullable types kept)."""
-        dtypes = {}
-        for col in columns:
-            dtype = self._dtype_of(col)
-            if dtype is not None and col.name in frame:
-                dtypes[col.name] = dtype
+    @staticmethod
+    def _typed(frame: pd.DataFrame, columns: Any) -> pd.DataFrame:
+        """Give each column the dtype `check_frame` gives it, so reads and stores agree."""
+        dtypes = {col.name: column_dtype(col) for col in columns if col.name in frame}
         if len(frame) == 0:
             return pd.DataFrame({name: pd.Series([], dtype=dtypes.get(name, object)) for name in frame.columns})
         return frame.astype(dtypes)
-
-    def _dtype_of(self, col: sa.ColumnElement) -> str | None:
-        if col.name == PIXEL_COLUMN:
-            return "int64"
-        table = getattr(col, "table", None)
-        tname = getattr(table, "name", None)
-        defs = self.schema.definitions
-        base = "DiaObject" if tname in ("DiaObjectLast", "DiaObjectNightly") else tname
-        if base in defs:
-            cdef = defs[base].column(col.name)
-            dtype = COLUMN_TYPES[cdef.type]
-            if not cdef.nullable and dtype in ("Int8", "Int16", "Int32", "Int64"):
-                return dtype.lower()
-            if dtype == "boolean" and not cdef.nullable:
-                return "bool"
-            return dtype
-        return None
 
     def _object_columns(self, table: sa.Table) -> list[sa.Column]:
         if self.config.read_full_objects:

@@ -284,12 +284,8 @@ class L1Schema:
             If tables are missing or the schema was made with other options.
         """
         names = set(sa.inspect(conn).get_table_names())
-        missing = [t for t in self.tables if t not in names]
-        if missing:
-            raise SchemaError(
-                f"the L1 schema does not exist (missing tables: {', '.join(missing)}); "
-                "run create_l1_schema first"
-            )
+        if "L1dbMetadata" not in names:
+            raise SchemaError("the L1 schema does not exist in this database; run create_l1_schema first")
         meta = self.tables["L1dbMetadata"]
         stored = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).all())
         wanted = self.schema_options()
@@ -298,4 +294,10 @@ class L1Schema:
             raise SchemaError(
                 "the schema was created with other options (" + "; ".join(diffs)
                 + "); re-create it with create_l1_schema --drop or fix the config"
+            )
+        missing = [t for t in self.tables if t not in names]
+        if missing:
+            raise SchemaError(
+                f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
+                "re-create it with create_l1_schema --drop"
             )

@@ -1,0 +1,330 @@
+"""The L1db API on every backend: reads, windows, stores, strategies, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import lsst.sphgeom as sg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import astropy.units as u
+from astropy.time import Time
+
+import l1db.bulk_insert
+from l1db.frames import L1dbInputError
+from l1db.l1db import MONTH_DAYS, L1db
+from l1db.schema import SchemaError
+from l1db.timer import TimingRecord
+from naive import naive_region_contains
+from l1db_frames import random_rows, random_sky_points, random_visit
+
+T0 = Time(60000.0, format="mjd", scale="tai")
+
+STRATEGIES = [
+    {"dia_object_index": "baseline"},
+    {"dia_object_index": "pix_id_iov"},
+    {"dia_object_index": "last_object_table"},
+    {"dia_object_index": "last_object_table", "object_last_replace": 1},
+    {"dia_object_index": "baseline", "dia_object_nightly": 1},
+]
+STRATEGY_IDS = ["baseline", "pix_id_iov", "last_delete", "last_upsert", "nightly"]
+
+
+def _l1db(make_config, **options) -> L1db:
+    db = L1db(make_config(**options))
+    db.makeSchema()
+    return db
+
+
+def _circle(ra: float, dec: float, radius: float) -> sg.Circle:
+    return sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec)), sg.Angle.fromDegrees(radius))
+
+
+def _polygon(corners: list[tuple[float, float]]) -> sg.ConvexPolygon:
+    return sg.ConvexPolygon([sg.UnitVector3d(sg.LonLat.fromDegrees(r, d)) for r, d in corners])
+
+
+# Regions that cross RA = 0 and reach the poles, plus ordinary ones.
+CENTERS = [(0.5, -30.0), (359.5, 10.0), (120.0, -89.0), (200.0, 88.5), (45.0, 0.0)]
+REGIONS = [
+    _circle(0.0, -30.0, 1.75),
+    _circle(359.7, 10.2, 1.0),
+    _circle(120.0, -89.5, 1.75),  # contains the south pole
+    _circle(200.0, 89.0, 1.0),  # contains the north pole
+    _polygon([(358.5, -31.0), (1.5, -31.0), (1.5, -29.0), (358.5, -29.0)]),
+    _polygon([(44.0, -1.0), (46.5, -0.5), (45.0, 1.2)]),
+    sg.Box(sg.LonLat.fromDegrees(359.0, 9.0), sg.LonLat.fromDegrees(1.0, 11.0)),
+]
+
+
+def _ids_in(region, objects: pd.DataFrame) -> set[int]:
+    mask = naive_region_contains(region, objects["ra"].to_numpy(), objects["dec"].to_numpy())
+    return set(objects["diaObjectId"].to_numpy()[mask].tolist())
+
+
+@pytest.mark.parametrize("pixelization", ["htm", "healpix"])
+@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
+def test_region_reads_equal_brute_force(make_config, options: dict, pixelization: str) -> None:
+    rng = np.random.default_rng(42)
+    db = _l1db(make_config, pixelization=pixelization, **options)
+    ra, dec = random_sky_points(rng, 1500, CENTERS, 2.5)
+    ids = np.arange(1, len(ra) + 1, dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    db.store(T0, objects, sources, forced, visit_id=1)
+    # A second version of some objects, moved a little: reads must return the new one only.
+    moved = rng.random(len(ids)) < 0.3
+    objects2 = objects[moved].copy()
+    objects2["dec"] = np.clip(objects2["dec"].to_numpy() + rng.normal(0, 0.05, moved.sum()), -90, 90)
+    db.store(T0 + 1 * u.day, objects2, None, None, visit_id=2)
+    latest = objects.set_index("diaObjectId")
+    latest.loc[objects2["diaObjectId"], "dec"] = objects2["dec"].to_numpy()
+    latest = latest.reset_index()
+    for region in REGIONS:
+        found = db.getDiaObjects(region)
+        assert found["diaObjectId"].is_unique
+        assert set(found["diaObjectId"].tolist()) == _ids_in(region, latest), region
+        assert len(found) > 0
+    db.close()
+
+
+def test_round_trip_every_column(make_config) -> None:
+    rng = np.random.default_rng(1)
+    db = _l1db(make_config, read_full_objects=1)
+    ra, dec = random_sky_points(rng, 300, [(10.0, -20.0)], 1.5)
+    ids = np.arange(100, 100 + len(ra), dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=7, visit_mjd=T0.mjd - 1)
+    db.store(T0, objects, sources, forced, visit_id=7)
+    region = _circle(10.0, -20.0, 1.6)
+
+    read = db.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
+    assert list(read.columns) == [c.name for c in db.schema.tables["DiaObject"].columns]
+    expected = objects.sort_values("diaObjectId").reset_index(drop=True)
+    expected["validityStartMjdTai"] = T0.tai.mjd
+    expected["validityEndMjdTai"] = np.nan
+    expected = l1db.frames.check_frame(db.schema.tables["DiaObject"], expected.assign(pixelId=read["pixelId"]))
+    pd.testing.assert_frame_equal(read, expected.reset_index(drop=True), check_dtype=True)
+
+    src = db.getDiaSources(region, read, T0).sort_values("diaSourceId").reset_index(drop=True)
+    exp_src = l1db.frames.check_frame(db.schema.tables["DiaSource"], sources.assign(pixelId=0))
+    exp_src["pixelId"] = src["pixelId"].array
+    pd.testing.assert_frame_equal(src, exp_src.sort_values("diaSourceId").reset_index(drop=True))
+
+    fsrc = db.getDiaForcedSources(region, ids, T0).sort_values("diaObjectId").reset_index(drop=True)
+    exp_fsrc = l1db.frames.check_frame(db.schema.tables["DiaForcedSource"], forced)
+    pd.testing.assert_frame_equal(fsrc, exp_fsrc.sort_values("diaObjectId").reset_index(drop=True))
+    assert db.getDiaFSources(region, ids, T0).shape == fsrc.shape
+    db.close()
+
+
+@pytest.mark.parametrize("source_select", ["by-oid", "by-fov"])
+def test_history_windows_at_their_edges(make_config, source_select: str) -> None:
+    rng = np.random.default_rng(2)
+    months = 2
+    db = _l1db(make_config, read_sources_months=months, read_forced_sources_months=months,
+               source_select=source_select)
+    visit_mjd = T0.tai.mjd
+    start = visit_mjd - months * MONTH_DAYS
+    # One object; sources just inside and just outside the window, and at the visit time.
+    times = np.array([start - 1e-3, start + 1e-3, visit_mjd - 1.0, visit_mjd])
+    n = len(times)
+    ra = np.full(n, 30.0)
+    dec = np.full(n, -40.0)
+    obj_ids = np.full(n, 5, dtype=np.int64)
+    sources = random_rows(rng, db.schema.definitions["DiaSource"], n,
+                          diaSourceId=np.arange(n, dtype=np.int64), diaObjectId=obj_ids, ra=ra, dec=dec,
+                          midpointMjdTai=times)
+    forced = random_rows(rng, db.schema.definitions["DiaForcedSource"], n,
+                         diaForcedSourceId=np.arange(n, dtype=np.int64), diaObjectId=obj_ids, ra=ra, dec=dec,
+                         visit=np.arange(n, dtype=np.int64), detector=np.zeros(n, dtype=np.int16),
+                         midpointMjdTai=times)
+    db.storeDiaSources(sources)
+    db.storeDiaForcedSources(forced)
+    region = _circle(30.0, -40.0, 0.5)
+    got = db.getDiaSources(region, np.array([5]), T0)
+    assert sorted(got["diaSourceId"].tolist()) == [1, 2]
+    got = db.getDiaForcedSources(region, np.array([5]), T0)
+    assert sorted(got["diaForcedSourceId"].tolist()) == [1, 2]
+    # An object that is not asked for is not returned, even inside the field.
+    assert len(db.getDiaSources(region, np.array([6]), T0)) == 0
+    db.close()
+
+    db0 = L1db(db.config.replace(read_sources_months=0, read_forced_sources_months=0))
+    empty = db0.getDiaSources(region, np.array([5]), T0)
+    assert len(empty) == 0 and list(empty.columns) == [c.name for c in db.schema.tables["DiaSource"].columns]
+    assert len(db0.getDiaForcedSources(region, np.array([5]), T0)) == 0
+    db0.close()
+
+
+def test_by_oid_reads_more_ids_than_one_chunk(make_config) -> None:
+    rng = np.random.default_rng(3)
+    db = _l1db(make_config)
+    n = 2500
+    ra, dec = random_sky_points(rng, n, [(50.0, -10.0)], 1.0)
+    ids = np.arange(n, dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd - 2)
+    db.store(T0 - 1 * u.day, objects, sources, forced)
+    region = _circle(50.0, -10.0, 1.1)
+    assert len(db.getDiaSources(region, ids, T0)) == n
+    assert len(db.getDiaForcedSources(region, ids, T0)) == n
+    db.close()
+
+
+@pytest.mark.parametrize("failing_table", ["DiaSource", "DiaForcedSource", "DiaObject"])
+def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_table: str) -> None:
+    rng = np.random.default_rng(4)
+    db = _l1db(make_config, dia_object_index="last_object_table")
+    ra, dec = random_sky_points(rng, 200, [(80.0, -50.0)], 1.0)
+    ids = np.arange(200, dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    real_insert = l1db.bulk_insert.insert_frame
+    written: list[str] = []
+
+    def insert_then_fail(conn, table, frame):
+        n = real_insert(conn, table, frame)
+        written.append(table.name)
+        if table.name == failing_table:
+            raise RuntimeError("injected failure")
+        return n
+
+    monkeypatch.setattr(l1db.bulk_insert, "insert_frame", insert_then_fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        db.store(T0, objects, sources, forced, visit_id=1)
+    assert failing_table in written
+    monkeypatch.setattr(l1db.bulk_insert, "insert_frame", real_insert)
+    assert all(count == 0 for name, count in db.tableRowCount().items() if name != "L1dbMetadata")
+    assert db.lastVisit() is None
+    # The same visit can then be stored in full.
+    db.store(T0, objects, sources, forced, visit_id=1)
+    counts = db.tableRowCount()
+    assert counts["DiaObject"] == counts["DiaObjectLast"] == counts["DiaSource"] == counts["DiaForcedSource"] == 200
+    db.close()
+
+
+@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
+def test_exactly_one_latest_version(make_config, options: dict) -> None:
+    rng = np.random.default_rng(5)
+    db = _l1db(make_config, read_full_objects=1, **options)
+    n = 300
+    ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
+    all_ids = np.arange(n, dtype=np.int64)
+    versions: dict[int, float] = {}
+    stored = 0
+    for visit in range(4):
+        pick = np.sort(rng.choice(n, size=150, replace=False))
+        t = T0 + visit * u.day
+        objects = random_rows(rng, db.schema.definitions["DiaObject"], len(pick),
+                              diaObjectId=all_ids[pick], ra=ra[pick], dec=dec[pick])
+        db.store(t, objects, None, None, visit_id=visit)
+        stored += len(pick)
+        for i in all_ids[pick]:
+            versions[int(i)] = t.tai.mjd
+    if options.get("dia_object_nightly"):
+        assert db.tableRowCount()["DiaObjectNightly"] == stored
+        before = db.getDiaObjects(_circle(150.0, -60.0, 1.1))
+        assert db.dailyJob() == stored
+        assert db.tableRowCount()["DiaObjectNightly"] == 0
+        after = db.getDiaObjects(_circle(150.0, -60.0, 1.1))
+        pd.testing.assert_frame_equal(
+            before.sort_values("diaObjectId").reset_index(drop=True).drop(columns="validityEndMjdTai"),
+            after.sort_values("diaObjectId").reset_index(drop=True).drop(columns="validityEndMjdTai"),
+        )
+    counts = db.tableRowCount()
+    assert counts["DiaObject"] == stored
+    found = db.getDiaObjects(_circle(150.0, -60.0, 1.1))
+    assert found["diaObjectId"].is_unique
+    assert dict(zip(found["diaObjectId"].tolist(), found["validityStartMjdTai"].tolist())) == versions
+    engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    table = db.schema.tables["DiaObject"]
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(sa.select(table.c.diaObjectId, table.c.validityStartMjdTai,
+                                                   table.c.validityEndMjdTai)).all())
+    if options["dia_object_index"] == "last_object_table":
+        assert counts["DiaObjectLast"] == len(versions)
+    else:
+        open_rows = rows[rows["validityEndMjdTai"].isna()]
+        assert open_rows["diaObjectId"].is_unique and len(open_rows) == len(versions)
+        # Each closed version ends where the next one starts.
+        rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"])
+        nxt = rows.groupby("diaObjectId")["validityStartMjdTai"].shift(-1)
+        closed = rows["validityEndMjdTai"].notna()
+        np.testing.assert_array_equal(rows["validityEndMjdTai"][closed], nxt[closed])
+    engine.dispose()
+    db.close()
+
+
+def _bad_inputs(db: L1db, rng: np.random.Generator):
+    defs = db.schema.definitions
+    good = random_rows(rng, defs["DiaSource"], 5, diaSourceId=np.arange(5, dtype=np.int64),
+                       ra=np.full(5, 1.0), dec=np.full(5, 1.0))
+    return [
+        (good.drop(columns=["midpointMjdTai", "visit"]), ["DiaSource", "midpointMjdTai", "visit"]),
+        (good.assign(psfFlux=["x"] * 5), ["DiaSource", "psfFlux"]),
+        (good.assign(colour=1), ["DiaSource", "colour"]),
+        (good.iloc[:0], ["DiaSource", "empty"]),
+        (good.drop(columns=["ra"]), ["DiaSource", "ra"]),
+    ]
+
+
+def test_bad_input_names_table_and_columns_and_writes_nothing(make_config) -> None:
+    rng = np.random.default_rng(6)
+    db = _l1db(make_config)
+    ok_objects = random_rows(rng, db.schema.definitions["DiaObject"], 5, diaObjectId=np.arange(5, dtype=np.int64),
+                             ra=np.full(5, 1.0), dec=np.full(5, 1.0))
+    for frame, words in _bad_inputs(db, rng):
+        with pytest.raises(L1dbInputError) as err:
+            db.store(T0, ok_objects, frame, None, visit_id=1)
+        for word in words:
+            assert word in str(err.value)
+    with pytest.raises(L1dbInputError, match="DiaObject.*nDiaSources"):
+        db.store(T0, ok_objects.drop(columns=["nDiaSources"]), None, None)
+    with pytest.raises(TypeError, match="sphgeom"):
+        db.getDiaObjects((10.0, 20.0, 1.0))
+    with pytest.raises(TypeError):
+        db.getDiaSources("everywhere", np.array([1]), T0)
+    counts = db.tableRowCount()
+    assert all(v == 0 for k, v in counts.items() if k != "L1dbMetadata")
+    db.close()
+
+
+def test_visits_and_monitoring(make_config) -> None:
+    records: list[TimingRecord] = []
+    rng = np.random.default_rng(7)
+    db = L1db(make_config(dia_object_index="last_object_table"), monitor=records.append)
+    db.makeSchema()
+    assert db.lastVisit() is None
+    ra, dec = random_sky_points(rng, 50, [(5.0, 5.0)], 0.5)
+    objects, sources, forced = random_visit(rng, db.schema, ra, dec, np.arange(50, dtype=np.int64), 3, T0.mjd)
+    db.store(T0, objects, sources, forced, visit_id=3, tile=1)
+    db.saveVisit(3, T0, tile=0)
+    db.saveVisit(2, T0 - 1 * u.day)
+    visit, when = db.lastVisit()
+    assert visit == 3 and abs(when.tai.mjd - T0.tai.mjd) < 1e-9
+    assert db.storedTiles(3) == {0, 1}
+    ops = {r.op: r.rows for r in records}
+    assert ops["obj_insert"] == 50 and ops["src_insert"] == 50 and ops["fsrc_insert"] == 50
+    assert ops["obj_last_delete"] == 0 and ops["obj_last_insert"] == 50 and "store" in ops
+    assert all(r.real >= 0 and r.user >= 0 for r in records)
+    db.close()
+
+
+def test_explain_logs_the_plan(make_config, caplog: pytest.LogCaptureFixture) -> None:
+    db = _l1db(make_config)
+    with caplog.at_level(logging.INFO, logger="l1db.l1db"):
+        db.getDiaObjects(_circle(1.0, 1.0, 1.0), explain=True)
+    assert "query plan" in caplog.text
+    assert "DiaObject" in caplog.text
+    db.close()
+
+
+def test_missing_or_mismatched_schema(make_config) -> None:
+    db = L1db(make_config())
+    with pytest.raises(SchemaError, match="create_l1_schema"):
+        db.getDiaObjects(_circle(1.0, 1.0, 1.0))
+    db.makeSchema()
+    db.close()
+    other = L1db(make_config(dia_object_index="last_object_table"))
+    with pytest.raises(SchemaError, match="dia_object_index"):
+        other.lastVisit()
+    other.close()
