@@ -1,0 +1,463 @@
+"""Plots of per-visit timing tables (the CSV written by log2csv).
+
+Every function returns a `matplotlib.figure.Figure` built without pyplot, so
+nothing here touches the global backend: the figures render with Agg when
+saved (``fig.savefig``) and display inline in a notebook.
+
+Time per visit is drawn against the visit number: the per-visit values as a
+scatter underneath, a box-and-whisker per bin of visits (box: quartiles,
+whiskers: 1.5 IQR, outliers left to the scatter) with the bin mean marked,
+and a least-squares line whose slope (seconds per 1,000 visits) is in the
+legend. All rows of one table form one series: a resumed run (a new run id)
+continues the visit numbers of the run before it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .log2csv import read_csv, read_provenance, run_description
+
+__all__ = [
+    "SELECT_PANELS",
+    "STORE_PANELS",
+    "DEFAULT_THRESHOLD",
+    "choose_bin_size",
+    "store_panels",
+    "plot_operations",
+    "plot_selects",
+    "plot_stores",
+    "plot_slow_fraction",
+    "plot_compare",
+    "load_run",
+    "write_plots",
+    "describe_figures",
+]
+
+#: Panels of the selects figure, in order.
+SELECT_PANELS: tuple[str, ...] = ("obj_select", "src_select", "fsrc_select", "sum_select")
+
+#: Candidate panels of the stores figure; `store_panels` picks those present.
+STORE_PANELS: tuple[str, ...] = (
+    "obj_insert", "obj_nightly_insert", "obj_validity_update", "obj_last_delete", "obj_last_insert",
+    "obj_last_upsert", "src_insert", "fsrc_insert", "store",
+)
+
+#: Default threshold (seconds of ``visit_real``) of `plot_slow_fraction`.
+DEFAULT_THRESHOLD = 10.0
+
+_PANEL_TITLES = {
+    "obj_select": "DiaObject select",
+    "src_select": "DiaSource select",
+    "fsrc_select": "DiaForcedSource select",
+    "sum_select": "sum of the three selects",
+    "obj_insert": "DiaObject insert",
+    "obj_nightly_insert": "DiaObjectNightly insert",
+    "obj_validity_update": "DiaObject validity update",
+    "obj_last_delete": "DiaObjectLast delete",
+    "obj_last_insert": "DiaObjectLast insert",
+    "obj_last_upsert": "DiaObjectLast upsert",
+    "src_insert": "DiaSource insert",
+    "fsrc_insert": "DiaForcedSource insert",
+    "store": "whole store (one transaction)",
+    "visit": "whole visit",
+}
+
+_METRIC_LABELS = {"real": "wall time per visit (s)", "cpu": "cpu time per visit, user + sys (s)"}
+
+_STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "figure.titlesize": 13,
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+}
+
+_BOX_COLOR = "#4c72b0"
+_MEAN_COLOR = "#c44e52"
+_FIT_COLOR = "#222222"
+
+
+def choose_bin_size(visits: Sequence[int] | np.ndarray, target_bins: int = 20) -> int:
+    """Bin size (visits) giving about ``target_bins`` bins: 1, 2 or 5 times a power of ten.
+
+    Parameters
+    ----------
+    visits : array-like of int
+        Visit numbers (NaN-free).
+    target_bins : `int`
+        Wanted number of bins (at least this many when the run allows it).
+    """
+    visits = np.asarray(visits, dtype="float64")
+    if visits.size == 0:
+        return 1
+    span = float(visits.max() - visits.min() + 1)
+    raw = span / max(int(target_bins), 1)
+    if raw <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 5, 10):
+        if step * power >= raw:
+            return int(step * power)
+    return int(10 * power)
+
+
+def store_panels(table: pd.DataFrame) -> list[str]:
+    """Store operations to draw for ``table``: inserts, store, and the DiaObject ones present."""
+    def present(op: str) -> bool:
+        column = f"{op}_real"
+        return column in table.columns and bool(table[column].notna().any())
+
+    always = {"src_insert", "fsrc_insert", "store"}
+    panels = [op for op in STORE_PANELS if op in always or present(op)]
+    if not any(op.startswith("obj_") for op in panels):
+        panels.insert(0, "obj_insert")
+    return panels
+
+
+def _series(table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Visits and values of ``column`` where both are known."""
+    if column not in table.columns or "visit" not in table.columns:
+        return np.empty(0), np.empty(0)
+    visits = pd.to_numeric(table["visit"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    keep = np.isfinite(visits) & np.isfinite(values)
+    return visits[keep], values[keep]
+
+
+def _visits(table: pd.DataFrame) -> np.ndarray:
+    """Every known visit number of ``table``."""
+    if "visit" not in table.columns:
+        return np.empty(0)
+    return pd.to_numeric(table["visit"], errors="coerce").dropna().to_numpy(dtype="float64")
+
+
+def _bin_index(visits: np.ndarray, origin: float, bin_size: int) -> np.ndarray:
+    return np.floor((visits - origin) / bin_size).astype(np.int64)
+
+
+def _bin_centre(index: np.ndarray | int, origin: float, bin_size: int) -> np.ndarray | float:
+    return origin + (np.asarray(index) + 0.5) * bin_size - 0.5
+
+
+def _draw_binned(ax: Any, visits: np.ndarray, values: np.ndarray, bin_size: int, origin: float) -> None:
+    """Scatter, per-bin boxes with means, least-squares line; legend with the slope."""
+    if values.size == 0:
+        ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", va="center", color="grey")
+        return
+    ax.scatter(visits, values, s=6, color="#8c8c8c", alpha=0.45, linewidths=0, zorder=1)
+    index = _bin_index(visits, origin, bin_size)
+    bins = np.unique(index)
+    groups = [values[index == b] for b in bins]
+    ax.boxplot(
+        groups, positions=_bin_centre(bins, origin, bin_size), widths=0.7 * bin_size,
+        showmeans=True, showfliers=False, manage_ticks=False, patch_artist=True,
+        boxprops={"facecolor": "#c6d4ea", "edgecolor": _BOX_COLOR, "alpha": 0.8},
+        medianprops={"color": _BOX_COLOR, "linewidth": 1.5},
+        whiskerprops={"color": _BOX_COLOR}, capprops={"color": _BOX_COLOR},
+        meanprops={"marker": "D", "markerfacecolor": _MEAN_COLOR, "markeredgecolor": _MEAN_COLOR,
+                   "markersize": 4},
+        zorder=2,
+    )
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="#8c8c8c", markersize=4, label="each visit"),
+        Line2D([], [], marker="s", linestyle="", markerfacecolor="#c6d4ea", markeredgecolor=_BOX_COLOR,
+               markersize=8, label=f"quartiles per {bin_size:,} visits"),
+        Line2D([], [], marker="D", linestyle="", color=_MEAN_COLOR, markersize=5, label="bin mean"),
+    ]
+    if np.unique(visits).size >= 2:
+        slope, intercept = np.polyfit(visits, values, 1)
+        xs = np.array([visits.min(), visits.max()])
+        (fit,) = ax.plot(xs, intercept + slope * xs, color=_FIT_COLOR, linewidth=1.5, zorder=3,
+                         label=f"least squares: {slope * 1000:+.3g} s per 1,000 visits")
+        handles.append(fit)
+    ax.legend(handles=handles, loc="upper left")
+    ax.set_ylim(bottom=0)
+
+
+def _grid(n: int, ncols: int) -> tuple[int, int]:
+    ncols = max(1, min(ncols, n))
+    return math.ceil(n / ncols), ncols
+
+
+def _title(what: str, label: str | None) -> str:
+    return f"{what} — {label}" if label else what
+
+
+def plot_operations(
+    table: pd.DataFrame,
+    ops: Sequence[str],
+    *,
+    metric: str = "real",
+    bin_size: int | None = None,
+    title: str | None = None,
+    ncols: int = 2,
+) -> Figure:
+    """One panel per operation: its time per visit against the visit number.
+
+    Parameters
+    ----------
+    table : `pandas.DataFrame`
+        Per-visit table (log2csv CSV, see `dia_sim.log2csv.read_csv`).
+    ops : sequence of `str`
+        Operations to draw, one panel each (``<op>_<metric>`` columns; a
+        missing column gives a panel saying "no records").
+    metric : ``"real"`` or ``"cpu"``
+        Wall time or cpu (user + sys) time.
+    bin_size : `int`, optional
+        Visits per box; default from `choose_bin_size` (about 20 bins).
+    title : `str`, optional
+        Figure title.
+    ncols : `int`
+        Panels per row.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With exactly ``len(ops)`` axes.
+    """
+    if metric not in _METRIC_LABELS:
+        raise ValueError(f"metric must be one of {sorted(_METRIC_LABELS)}, not {metric!r}")
+    if not ops:
+        raise ValueError("no operation to plot")
+    visits_all = _visits(table)
+    size = int(bin_size) if bin_size else choose_bin_size(visits_all)
+    origin = float(visits_all.min()) if visits_all.size else 0.0
+    nrows, ncols = _grid(len(ops), ncols)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4 * ncols, 4.3 * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, op in zip(axes, ops):
+            visits, values = _series(table, f"{op}_{metric}")
+            _draw_binned(ax, visits, values, size, origin)
+            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.set_xlabel("visit number")
+            ax.set_ylabel(_METRIC_LABELS[metric])
+            ax.grid(True, alpha=0.3)
+        for ax in axes[len(ops):]:
+            fig.delaxes(ax)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def plot_selects(table: pd.DataFrame, *, label: str | None = None, **kwargs: Any) -> Figure:
+    """`plot_operations` for the three selects and their sum (4 axes)."""
+    return plot_operations(table, SELECT_PANELS, title=_title("Select time per visit", label), **kwargs)
+
+
+def plot_stores(table: pd.DataFrame, *, label: str | None = None, **kwargs: Any) -> Figure:
+    """`plot_operations` for the store operations present (`store_panels`)."""
+    return plot_operations(table, store_panels(table), title=_title("Store time per visit", label), **kwargs)
+
+
+def plot_slow_fraction(
+    table: pd.DataFrame,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    bin_size: int | None = None,
+    label: str | None = None,
+) -> Figure:
+    """Fraction of visits per bin whose whole-visit wall time (``visit_real``) exceeds ``threshold``.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With one axes.
+    """
+    visits, values = _series(table, "visit_real")
+    size = int(bin_size) if bin_size else choose_bin_size(visits)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(9.6, 4.8), layout="constrained")
+        ax = fig.subplots()
+        if values.size:
+            origin = float(visits.min())
+            index = _bin_index(visits, origin, size)
+            bins, counts = np.unique(index, return_counts=True)
+            slow = np.array([np.count_nonzero(values[index == b] > threshold) for b in bins])
+            total = np.count_nonzero(values > threshold)
+            ax.bar(_bin_centre(bins, origin, size), slow / counts, width=0.85 * size, color=_BOX_COLOR,
+                   label=f"{total:,} of {values.size:,} visits ({total / values.size:.1%}) over {threshold:g} s")
+            ax.legend(loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no visit_real records", transform=ax.transAxes, ha="center", va="center",
+                    color="grey")
+        ax.set_ylim(0, 1.2)  # Headroom for the legend above full bins.
+        ax.set_xlabel("visit number")
+        ax.set_ylabel(f"fraction of visits > {threshold:g} s")
+        what = f"Fraction of visits slower than {threshold:g} s, bins of {size:,} visits"
+        ax.set_title(f"{what}\n{label}" if label else what)
+        ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def plot_compare(
+    tables: Sequence[pd.DataFrame],
+    labels: Sequence[str],
+    *,
+    ops: Sequence[str] = ("sum_select", "store"),
+    metric: str = "real",
+    bin_size: int | None = None,
+) -> Figure:
+    """Several runs overlaid: per-bin mean time of each of ``ops``, one line per table.
+
+    Parameters
+    ----------
+    tables : sequence of `pandas.DataFrame`
+        Per-visit tables (one per run, strategy or backend).
+    labels : sequence of `str`
+        Legend label of each table.
+    ops : sequence of `str`
+        One panel per operation.
+    metric : ``"real"`` or ``"cpu"``
+        Wall or cpu time.
+    bin_size : `int`, optional
+        Visits per bin, the same for all tables; default from the longest run.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With ``len(ops)`` axes.
+    """
+    if len(tables) != len(labels):
+        raise ValueError(f"{len(tables)} tables but {len(labels)} labels")
+    if metric not in _METRIC_LABELS:
+        raise ValueError(f"metric must be one of {sorted(_METRIC_LABELS)}, not {metric!r}")
+    spans = [_visits(t) for t in tables]
+    if bin_size:
+        size = int(bin_size)
+    else:
+        size = max((choose_bin_size(v) for v in spans if v.size), default=1)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(6.4 * len(ops), 4.6), layout="constrained")
+        axes = fig.subplots(1, len(ops), squeeze=False).ravel()
+        for ax, op in zip(axes, ops):
+            drawn = False
+            for table, label in zip(tables, labels):
+                visits, values = _series(table, f"{op}_{metric}")
+                if not values.size:
+                    continue
+                origin = float(visits.min())
+                index = _bin_index(visits, origin, size)
+                bins = np.unique(index)
+                means = np.array([values[index == b].mean() for b in bins])
+                ax.plot(_bin_centre(bins, origin, size), means, marker="o", markersize=4, label=label)
+                drawn = True
+            if drawn:
+                ax.legend(loc="upper left")
+                ax.set_ylim(bottom=0)
+            else:
+                ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", va="center", color="grey")
+            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.set_xlabel("visit number")
+            ax.set_ylabel(f"bin mean of {_METRIC_LABELS[metric]}")
+            ax.grid(True, alpha=0.3)
+        fig.suptitle(f"Comparison of runs: mean per bin of {size:,} visits")
+    return fig
+
+
+def load_run(csv_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a log2csv CSV and describe it from its provenance sidecar.
+
+    Returns
+    -------
+    table : `pandas.DataFrame`
+        The per-visit table.
+    description : `dict`
+        `dia_sim.log2csv.run_description` of the sidecar's provenance
+        (``backend``, ``strategy``, ``density``, ``label``; ``label`` is empty
+        without a sidecar).
+    """
+    return read_csv(csv_path), run_description(read_provenance(csv_path))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "run"
+
+
+def write_plots(
+    csv_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    bin_size: int | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    metric: str = "real",
+) -> dict[Path, Figure]:
+    """Write every figure for ``csv_paths`` into ``out_dir``.
+
+    With one CSV: ``selects.png``, ``stores.png``, ``slow_fraction.png`` and
+    ``compare.png``. With several, the first three are written per CSV with
+    its label as a prefix (``<label>_selects.png``), and ``compare.png``
+    overlays them all.
+
+    Parameters
+    ----------
+    csv_paths : sequence of path-like
+        CSVs written by log2csv (their provenance sidecars are used if present).
+    out_dir : path-like
+        Output folder (created if needed).
+    labels : sequence of `str`, optional
+        One label per CSV; default: backend, strategy and density from the
+        provenance, else the file name.
+    bin_size, threshold, metric
+        As in `plot_operations` and `plot_slow_fraction`.
+
+    Returns
+    -------
+    figures : `dict` [`pathlib.Path`, `matplotlib.figure.Figure`]
+        Every file written and its figure.
+    """
+    if not csv_paths:
+        raise ValueError("no CSV file given")
+    if labels is not None and len(labels) != len(csv_paths):
+        raise ValueError(f"{len(csv_paths)} CSV files but {len(labels)} labels")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables, titles, names = [], [], []
+    for k, path in enumerate(csv_paths):
+        table, description = load_run(path)
+        title = labels[k] if labels is not None else (description["label"] or Path(path).stem)
+        tables.append(table)
+        titles.append(title)
+        names.append(title)
+    if len(set(names)) < len(names):  # Same provenance twice: tell the files apart.
+        names = [f"{name} ({Path(p).stem})" for name, p in zip(names, csv_paths)]
+        titles = names if labels is None else titles
+
+    figures: dict[Path, Figure] = {}
+    used: set[str] = set()
+    for table, title, name in zip(tables, titles, names):
+        prefix = ""
+        if len(csv_paths) > 1:
+            slug = _slug(name)
+            while slug in used:
+                slug += "-1"
+            used.add(slug)
+            prefix = slug + "_"
+        figures[out / f"{prefix}selects.png"] = plot_selects(table, label=title, bin_size=bin_size, metric=metric)
+        figures[out / f"{prefix}stores.png"] = plot_stores(table, label=title, bin_size=bin_size, metric=metric)
+        figures[out / f"{prefix}slow_fraction.png"] = plot_slow_fraction(
+            table, threshold, bin_size=bin_size, label=title)
+    figures[out / "compare.png"] = plot_compare(tables, names, bin_size=bin_size, metric=metric)
+    for path, fig in figures.items():
+        fig.savefig(path)
+    return figures
+
+
+def describe_figures(figures: Mapping[Path, Figure]) -> list[str]:
+    """One line per written figure, for the command line."""
+    return [f"{path} ({len(fig.axes)} panel{'s' if len(fig.axes) != 1 else ''})" for path, fig in figures.items()]
