@@ -149,6 +149,13 @@ def _bin_index(visits: np.ndarray, origin: float, bin_size: int) -> np.ndarray:
     return np.floor((visits - origin) / bin_size).astype(np.int64)
 
 
+def _group(index: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct bin indices and the values in each (one sort, not one scan per bin)."""
+    order = np.argsort(index, kind="stable")
+    bins, starts = np.unique(index[order], return_index=True)
+    return bins, np.split(values[order], starts[1:])
+
+
 def _bin_centre(index: np.ndarray | int, origin: float, bin_size: int) -> np.ndarray | float:
     return origin + (np.asarray(index) + 0.5) * bin_size - 0.5
 
@@ -159,9 +166,7 @@ def _draw_binned(ax: Any, visits: np.ndarray, values: np.ndarray, bin_size: int,
         ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", va="center", color="grey")
         return
     ax.scatter(visits, values, s=6, color="#8c8c8c", alpha=0.45, linewidths=0, zorder=1)
-    index = _bin_index(visits, origin, bin_size)
-    bins = np.unique(index)
-    groups = [values[index == b] for b in bins]
+    bins, groups = _group(_bin_index(visits, origin, bin_size), values)
     ax.boxplot(
         groups, positions=_bin_centre(bins, origin, bin_size), widths=0.7 * bin_size,
         showmeans=True, showfliers=False, manage_ticks=False, patch_artist=True,
@@ -285,9 +290,9 @@ def plot_slow_fraction(
         ax = fig.subplots()
         if values.size:
             origin = float(visits.min())
-            index = _bin_index(visits, origin, size)
-            bins, counts = np.unique(index, return_counts=True)
-            slow = np.array([np.count_nonzero(values[index == b] > threshold) for b in bins])
+            bins, groups = _group(_bin_index(visits, origin, size), values)
+            counts = np.array([g.size for g in groups])
+            slow = np.array([np.count_nonzero(g > threshold) for g in groups])
             total = np.count_nonzero(values > threshold)
             ax.bar(_bin_centre(bins, origin, size), slow / counts, width=0.85 * size, color=_BOX_COLOR,
                    label=f"{total:,} of {values.size:,} visits ({total / values.size:.1%}) over {threshold:g} s")
@@ -351,9 +356,8 @@ def plot_compare(
                 if not values.size:
                     continue
                 origin = float(visits.min())
-                index = _bin_index(visits, origin, size)
-                bins = np.unique(index)
-                means = np.array([values[index == b].mean() for b in bins])
+                bins, groups = _group(_bin_index(visits, origin, size), values)
+                means = np.array([g.mean() for g in groups])
                 ax.plot(_bin_centre(bins, origin, size), means, marker="o", markersize=4, label=label)
                 drawn = True
             if drawn:
