@@ -1,0 +1,262 @@
+"""A visit's field of view and its division into N x N square tiles.
+
+The field is a circle (a spherical cap) of diameter ``fov_deg`` centred on the
+pointing. For ``--divide N`` the field is cut into N x N squares in the
+gnomonic (tangent-plane) projection centred on the pointing: the squares of
+side ``2 tan(r) / N`` tile the square ``[-tan r, tan r]^2`` that holds the
+projection of the circle (radius ``tan r``). Straight lines of the gnomonic
+projection are great circles, so each square is exactly a spherical convex
+polygon, which is what the database region query gets.
+
+Tile numbering: ``tile = iy * N + ix`` with ``ix`` growing to the east
+(increasing RA) and ``iy`` to the north, both from 0. A point belongs to the
+tile ``floor((xi + tan r) / side)`` (clipped to N - 1 on the far edge), so
+every point of the circle lies in exactly one tile, boundaries included.
+
+Example::
+
+    tiles = field_tiles(ra, dec, 3.5, n_divide=5)
+    inside = tiles[7].contains(src_ra, src_dec)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from lsst import sphgeom
+
+from ._sphere import cap_solid_angle, radec_to_xyz, sample_cap, tangent_basis, xyz_to_radec
+
+__all__ = ["FieldTile", "field_tiles"]
+
+_LOG = logging.getLogger(__name__)
+
+# Outward margin (radians, ~0.02 mas) added to the sphgeom regions so that
+# they contain every point `contains` assigns to the tile despite rounding:
+# the region must be a superset for the database query.
+_REGION_PAD = 1e-10
+
+# Gauss-Legendre nodes per smooth piece of the area integral; the pieces are
+# analytic, so this is exact to rounding.
+_GAUSS_NODES = 24
+
+
+class FieldTile:
+    """One tile of a visit's field (the whole field for ``n_divide=1``).
+
+    Parameters
+    ----------
+    center_ra, center_dec : `float`
+        Pointing, degrees.
+    fov_deg : `float`
+        Diameter of the field circle, degrees (0 < fov_deg < 180).
+    n_divide : `int`, optional
+        The field is split into ``n_divide x n_divide`` tiles.
+    tile : `int`, optional
+        Tile number, ``0 .. n_divide**2 - 1``.
+    """
+
+    def __init__(
+        self, center_ra: float, center_dec: float, fov_deg: float, n_divide: int = 1, tile: int = 0
+    ) -> None:
+        if not (0.0 < fov_deg < 180.0):
+            raise ValueError(f"field of view must be between 0 and 180 degrees, got {fov_deg}")
+        if not -90.0 <= center_dec <= 90.0:
+            raise ValueError(f"pointing Dec must be within [-90, 90], got {center_dec}")
+        if int(n_divide) != n_divide or n_divide < 1:
+            raise ValueError(f"n_divide must be a positive integer, got {n_divide}")
+        if int(tile) != tile or not 0 <= tile < n_divide * n_divide:
+            raise ValueError(f"tile must be in 0..{n_divide * n_divide - 1}, got {tile}")
+        self.center_ra = float(center_ra) % 360.0
+        self.center_dec = float(center_dec)
+        self.fov_deg = float(fov_deg)
+        self.n_divide = int(n_divide)
+        self.tile = int(tile)
+        self._radius = math.radians(self.fov_deg) / 2.0
+        self._cos_radius = math.cos(self._radius)
+        self._half = math.tan(self._radius)  # circle radius in the tangent plane
+        self._side = 2.0 * self._half / self.n_divide
+        self._ix = self.tile % self.n_divide
+        self._iy = self.tile // self.n_divide
+        self._center, self._east, self._north = tangent_basis(self.center_ra, self.center_dec)
+        self._region: sphgeom.Region | None = None
+        self._area_fraction: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"FieldTile(center_ra={self.center_ra!r}, center_dec={self.center_dec!r}, "
+            f"fov_deg={self.fov_deg!r}, n_divide={self.n_divide}, tile={self.tile})"
+        )
+
+    @property
+    def radius_deg(self) -> float:
+        """Radius of the field circle, degrees."""
+        return self.fov_deg / 2.0
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Tile square in the tangent plane: ``(xi_min, xi_max, eta_min, eta_max)``."""
+        xi0 = -self._half + self._ix * self._side
+        eta0 = -self._half + self._iy * self._side
+        return xi0, xi0 + self._side, eta0, eta0 + self._side
+
+    @property
+    def region(self) -> sphgeom.Region:
+        """Region for database queries: a superset of the points in the tile.
+
+        The field `~lsst.sphgeom.Circle` for ``n_divide=1``, otherwise the tile
+        square as a `~lsst.sphgeom.ConvexPolygon`; both padded outwards by
+        ~0.02 mas so that rounding never puts a tile point outside.
+        """
+        if self._region is None:
+            self._region = self._make_region()
+        return self._region
+
+    def _make_region(self) -> sphgeom.Region:
+        center = sphgeom.UnitVector3d(*self._center)
+        if self.n_divide == 1:
+            return sphgeom.Circle(center, sphgeom.Angle(self._radius + _REGION_PAD))
+        xi0, xi1, eta0, eta1 = self.bounds
+        xi0, eta0 = xi0 - _REGION_PAD, eta0 - _REGION_PAD
+        xi1, eta1 = xi1 + _REGION_PAD, eta1 + _REGION_PAD
+        corners = []
+        for xi, eta in ((xi0, eta0), (xi1, eta0), (xi1, eta1), (xi0, eta1)):
+            v = self._center + xi * self._east + eta * self._north
+            corners.append(sphgeom.UnitVector3d(*v))
+        return sphgeom.ConvexPolygon(corners)
+
+    def tangent_coords(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gnomonic coordinates of points and their cosine distance to the centre.
+
+        Returns
+        -------
+        xi, eta : `numpy.ndarray`
+            Tangent-plane coordinates (east, north), meaningful where ``cos_dist > 0``.
+        cos_dist : `numpy.ndarray`
+            Cosine of the angular distance to the pointing.
+        """
+        xyz = radec_to_xyz(np.atleast_1d(ra), np.atleast_1d(dec))
+        return self._tangent_xyz(xyz)
+
+    def _tangent_xyz(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cos_dist = xyz @ self._center
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xi = (xyz @ self._east) / cos_dist
+            eta = (xyz @ self._north) / cos_dist
+        return xi, eta, cos_dist
+
+    def tile_of(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        """Tile number of each point, or -1 for points outside the field circle."""
+        return self._tile_of_xyz(radec_to_xyz(np.atleast_1d(ra), np.atleast_1d(dec)))
+
+    def _tile_of_xyz(self, xyz: np.ndarray) -> np.ndarray:
+        xi, eta, cos_dist = self._tangent_xyz(xyz)
+        inside = cos_dist >= self._cos_radius
+        n = self.n_divide
+        with np.errstate(invalid="ignore"):
+            ix = np.clip(np.floor((xi + self._half) / self._side), 0, n - 1)
+            iy = np.clip(np.floor((eta + self._half) / self._side), 0, n - 1)
+        tiles = np.where(inside, iy * n + ix, -1)
+        return np.nan_to_num(tiles, nan=-1).astype(np.int64)
+
+    def contains(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        """Whether points (degrees) are inside the field circle and in this tile."""
+        return self.tile_of(ra, dec) == self.tile
+
+    def contains_xyz(self, xyz: np.ndarray) -> np.ndarray:
+        """Like `contains`, for unit vectors of shape ``(n, 3)``."""
+        return self._tile_of_xyz(xyz) == self.tile
+
+    def sample_uniform(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` points uniform on the sphere within this tile of the field.
+
+        Draws uniformly in a cap holding the tile and keeps the points that
+        `contains` accepts (rejection), so the result is exactly uniform on
+        circle ∩ tile.
+
+        Returns
+        -------
+        ra, dec : `numpy.ndarray`
+            Degrees, ``n`` each.
+        """
+        if n < 0:
+            raise ValueError(f"number of points must be >= 0, got {n}")
+        if n == 0:
+            return np.empty(0), np.empty(0)
+        if self.area_fraction == 0.0:
+            raise ValueError(f"tile {self.tile} lies outside the field circle: no points to draw")
+        cap_center, cap_radius = self._sampling_cap()
+        cap_area = cap_solid_angle(cap_radius)
+        field_area = cap_solid_angle(self._radius)
+        acceptance = self.area_fraction * field_area / cap_area
+        chunks: list[np.ndarray] = []
+        have = 0
+        while have < n:
+            batch = int((n - have) / acceptance * 1.1) + 16
+            xyz = sample_cap(rng, cap_center, cap_radius, batch)
+            xyz = xyz[self.contains_xyz(xyz)]
+            chunks.append(xyz)
+            have += len(xyz)
+        xyz = np.concatenate(chunks)[:n]
+        return xyz_to_radec(xyz)
+
+    def _sampling_cap(self) -> tuple[np.ndarray, float]:
+        if self.n_divide > 1:
+            bound = self.region.getBoundingCircle()
+            radius = bound.getOpeningAngle().asRadians()
+            if radius < self._radius:
+                c = bound.getCenter()
+                return np.array([c.x(), c.y(), c.z()]), radius
+        return self._center, self._radius
+
+    @property
+    def area_fraction(self) -> float:
+        """Share of the field's solid angle in this tile (the tiles sum to 1).
+
+        Exactly 0 for corner tiles of a fine grid that lie outside the circle.
+        """
+        if self._area_fraction is None:
+            field_area = cap_solid_angle(self._radius)
+            self._area_fraction = _tile_solid_angle(self._half, *self.bounds) / field_area
+        return self._area_fraction
+
+
+def _tile_solid_angle(half: float, xi0: float, xi1: float, eta0: float, eta1: float) -> float:
+    """Solid angle of {xi^2 + eta^2 <= half^2} ∩ [xi0, xi1] x [eta0, eta1] in the tangent plane.
+
+    The gnomonic area element is ``dxi deta / (1 + xi^2 + eta^2)^(3/2)``; the
+    eta integral is analytic, and with ``xi = half sin(t)`` the remaining
+    integrand is analytic between the points where the circle crosses the
+    square's edges, so Gauss-Legendre on each piece is exact to rounding.
+    """
+    t_lo = math.asin(max(-1.0, min(1.0, xi0 / half)))
+    t_hi = math.asin(max(-1.0, min(1.0, xi1 / half)))
+    breaks = {t_lo, t_hi}
+    for eta in (eta0, eta1):
+        if abs(eta) < half:
+            t = math.acos(abs(eta) / half)
+            breaks.update(b for b in (t, -t) if t_lo < b < t_hi)
+    edges = sorted(breaks)
+    nodes, weights = np.polynomial.legendre.leggauss(_GAUSS_NODES)
+    total = 0.0
+    for a, b in zip(edges[:-1], edges[1:]):
+        t = 0.5 * (b - a) * nodes + 0.5 * (b + a)
+        xi = half * np.sin(t)
+        chord = half * np.cos(t)  # half height of the circle at xi
+        hi = np.minimum(eta1, chord)
+        lo = np.maximum(eta0, -chord)
+        b2 = 1.0 + xi * xi
+
+        def primitive(eta: np.ndarray) -> np.ndarray:
+            return eta / (b2 * np.sqrt(b2 + eta * eta))
+
+        g = np.where(hi > lo, primitive(hi) - primitive(lo), 0.0)
+        total += 0.5 * (b - a) * float(np.sum(weights * g * chord))
+    return total
+
+
+def field_tiles(center_ra: float, center_dec: float, fov_deg: float, n_divide: int = 1) -> list[FieldTile]:
+    """All ``n_divide**2`` tiles of a field, in tile-number order."""
+    return [FieldTile(center_ra, center_dec, fov_deg, n_divide, tile) for tile in range(n_divide * n_divide)]
