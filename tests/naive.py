@@ -102,3 +102,32 @@ def naive_object_summaries(sources, bands="ugrizy"):
             row[f"{b}_psfFluxMaxSlope"] = max(slopes) if slopes else math.nan
         out[oid] = row
     return out
+
+
+# ---------------------------------------------------------------------------
+# dia_sim.field: tiles of a field of view (gnomonic squares)
+# ---------------------------------------------------------------------------
+
+
+def naive_field_tile(ra, dec, center_ra, center_dec, fov_deg, n_divide):
+    """Tile number of each point (-1 outside the field), from the textbook gnomonic formulas.
+
+    Uses the spherical-trigonometry form of the projection (no unit vectors) and
+    one point at a time, so it shares no code path with `dia_sim.field`.
+    """
+    a0, d0 = math.radians(center_ra), math.radians(center_dec)
+    radius = math.radians(fov_deg) / 2.0
+    half = math.tan(radius)
+    side = 2.0 * half / n_divide
+    tiles = []
+    for a, d in zip(np.radians(ra), np.radians(dec)):
+        cos_c = math.sin(d0) * math.sin(d) + math.cos(d0) * math.cos(d) * math.cos(a - a0)
+        if math.acos(max(-1.0, min(1.0, cos_c))) > radius:
+            tiles.append(-1)
+            continue
+        xi = math.cos(d) * math.sin(a - a0) / cos_c
+        eta = (math.cos(d0) * math.sin(d) - math.sin(d0) * math.cos(d) * math.cos(a - a0)) / cos_c
+        ix = min(n_divide - 1, max(0, math.floor((xi + half) / side)))
+        iy = min(n_divide - 1, max(0, math.floor((eta + half) / side)))
+        tiles.append(iy * n_divide + ix)
+    return np.array(tiles, dtype=np.int64)
