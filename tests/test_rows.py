@@ -152,3 +152,18 @@ def test_dia_objects_first_detection_from_old_version_and_forced_means():
     assert objects["g_fpFluxMean"].iloc[0] == pytest.approx((10 / 1 + 20 / 4) / (1 + 1 / 4))
     assert objects["g_fpFluxMeanErr"].iloc[0] == pytest.approx(1 / np.sqrt(1.25))
     assert np.isnan(objects["g_fpFluxMean"].iloc[1]) and objects["u_fpFluxMean"].iloc[1] == 5.0
+
+
+def test_id_lookup_and_band_codes():
+    from dia_sim.rows import _band_index, _index_of
+
+    rng = np.random.default_rng(6)
+    keys = np.unique(rng.integers(0, 2**62, 5000))
+    query = np.concatenate([keys, rng.integers(0, 2**62, 5000), keys[:10] + 1])
+    position = {k: i for i, k in enumerate(keys.tolist())}
+    expected = np.array([position.get(q, -1) for q in query.tolist()])
+    assert np.array_equal(_index_of(keys, query), expected)
+    assert _index_of(keys[:0], query[:3]).tolist() == [-1, -1, -1]
+    bands = np.array(["g", "r", "y", "x", None, "u"], dtype=object)
+    assert _band_index(bands, "ugrizy").tolist() == [1, 2, 5, -1, -1, 0]
+    assert _band_index(np.array(["r", "i"], dtype=object), "ugrizy").tolist() == [2, 3]
