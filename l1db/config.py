@@ -117,6 +117,33 @@ OPTIONS: tuple[Option, ...] = (
            "region's pixel ranges", choices=("by-oid", "by-fov")),
     Option("l1db", "schema_file", str, "",
            "schema description (schema/ format); empty = the packaged APDB schema"),
+    # ap_proto: the simulated AP loop. Command-line options override these.
+    Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
+    Option("ap_proto", "divide", int, 1,
+           "split the field into N x N tiles processed concurrently, one process and connection each",
+           minimum=1),
+    Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01),
+    Option("ap_proto", "sky", str, "south", "where pointings fall: south (Dec <= 0) or full sky",
+           choices=("south", "full")),
+    Option("ap_proto", "pointing_area", str, "",
+           "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX degrees: confine pointings to a patch so fields overlap "
+           "within tens of visits; empty = the whole of `sky`"),
+    Option("ap_proto", "detection_fraction", float, 1.0,
+           "probability that a catalogue source in the field is detected", minimum=0.0),
+    Option("ap_proto", "false_per_visit", float, 5050.0, "mean number of noise DiaSources per field",
+           minimum=0.0),
+    Option("ap_proto", "transients_per_visit", float, 100.0, "mean number of new transients per field",
+           minimum=0.0),
+    Option("ap_proto", "match_radius", float, 1.0, "association radius, arcsec", minimum=1e-6),
+    Option("ap_proto", "forced_cutoff_days", float, 30.0,
+           "no forced photometry for objects not detected for longer than this, days", minimum=0.0),
+    Option("ap_proto", "seed", int, 1, "random seed of pointings and simulation (a run is reproducible)",
+           minimum=0),
+    Option("ap_proto", "start_time", str, "2026-01-01T20:00:00",
+           "time (ISO, TAI) of the first visit of a new database; later runs resume after the last visit"),
+    Option("ap_proto", "start_visit_id", int, 1, "visit ID of the first visit of a new database", minimum=0),
+    Option("ap_proto", "row_count_every", int, 100,
+           "log the row count of every table every N visits (0 = never)", minimum=0),
 )
 
 _SECTIONS = ("database", "l1db")

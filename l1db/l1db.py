@@ -430,6 +430,7 @@ class L1db:
         forced: pd.DataFrame | None = None,
         visit_id: int | None = None,
         tile: int = 0,
+        n_tiles: int = 1,
     ) -> None:
         """Store one visit's new DiaObject versions, DiaSources and DiaForcedSources.
 
@@ -449,6 +450,9 @@ class L1db:
             same transaction, so that a resumed run knows it is done.
         tile : `int`
             Tile number of the visit (0 without tiles).
+        n_tiles : `int`
+            Number of tiles of the visit, so that a resumed run can tell a
+            complete visit from a partly stored one.
 
         Raises
         ------
@@ -473,21 +477,23 @@ class L1db:
                     bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
             if visit_id is not None:
                 with self._timed("visit_insert", 1):
-                    self._insert_visit(conn, visit_id, visit_mjd, tile)
+                    self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
 
     # -- visits ----------------------------------------------------------------
 
-    def _insert_visit(self, conn: sa.Connection, visit_id: int, visit_mjd: float, tile: int) -> None:
+    def _insert_visit(self, conn: sa.Connection, visit_id: int, visit_mjd: float, tile: int, n_tiles: int) -> None:
         conn.execute(
             self._table("L1dbVisit").insert(),
-            [{"visitId": int(visit_id), "tile": int(tile), "visitTimeMjdTai": visit_mjd}],
+            [{"visitId": int(visit_id), "tile": int(tile), "visitTimeMjdTai": visit_mjd, "nTiles": int(n_tiles)}],
         )
 
-    def saveVisit(self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0) -> None:
+    def saveVisit(
+        self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0, n_tiles: int = 1
+    ) -> None:
         """Record that a visit (tile) was processed."""
         self.checkSchema()
         with self.engine.begin() as conn:
-            self._insert_visit(conn, visit_id, to_mjd_tai(visit_time), tile)
+            self._insert_visit(conn, visit_id, to_mjd_tai(visit_time), tile, n_tiles)
 
     def lastVisit(self) -> tuple[int, Time] | None:
         """The highest stored visit ID and its time, or `None` for an empty database."""
@@ -501,13 +507,15 @@ class L1db:
             return None
         return int(row.visitId), Time(row.visitTimeMjdTai, format="mjd", scale="tai")
 
-    def storedTiles(self, visit_id: int) -> set[int]:
-        """Tiles of ``visit_id`` already stored."""
+    def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
+        """Tiles of ``visit_id`` already stored, and the visit's number of tiles (0 if none stored)."""
         self.checkSchema()
         visits = self._table("L1dbVisit")
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(visits.c.tile).where(visits.c.visitId == int(visit_id))).all()
-        return {int(r.tile) for r in rows}
+            rows = conn.execute(
+                sa.select(visits.c.tile, visits.c.nTiles).where(visits.c.visitId == int(visit_id))
+            ).all()
+        return {int(r.tile) for r in rows}, max((int(r.nTiles) for r in rows), default=0)
 
     # -- maintenance -----------------------------------------------------------
 

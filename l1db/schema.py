@@ -218,6 +218,7 @@ class L1Schema:
             sa.Column("visitId", sa.BigInteger(), primary_key=True, autoincrement=False),
             sa.Column("tile", sa.Integer(), primary_key=True, autoincrement=False),
             sa.Column("visitTimeMjdTai", sa.Double(), nullable=False),
+            sa.Column("nTiles", sa.Integer(), nullable=False, comment="Number of tiles the visit was split into."),
             comment="One row per stored visit and tile (written in the visit's store transaction).",
         )
         self.tables["L1dbMetadata"] = sa.Table(

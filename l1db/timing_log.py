@@ -43,6 +43,11 @@ sys     float        system CPU seconds of the process that ran it
 rows    int or null  rows read or written, null if the operation has none
 ======  ===========  ====================================================
 
+``counts``, the number of rows in every table, written every so many visits::
+
+    {"record": "counts", "run": "20261121T101500Z-5f3a9c01", "visit": 100,
+     "tables": {"DiaObject": 1520344, "DiaSource": 1498211, ...}}
+
 Parsing rules: a line is a *record candidate* if it contains ``{"record"``
 or, after leading white space, starts with ``{``. A candidate that is not
 valid JSON, or whose fields are missing or of the wrong type, is *malformed*:
@@ -98,7 +103,10 @@ FORMAT_VERSION = 1
 
 #: Every operation name the toolkit writes, with what it measures.
 OPERATIONS: dict[str, str] = {
-    "sim": "simulation of one visit (pointing, DiaSources, association, new versions), DB time excluded",
+    "sim": "simulation of one visit or tile: the sum of the three sim_* steps (DB time excluded)",
+    "sim_detect": "simulate the visit's DiaSources: catalogue sources in the field, noise, transients (rows: detections)",
+    "sim_associate": "match the DiaSources to the DiaObjects read, by position (rows: sources matched)",
+    "sim_rows": "build the new DiaObject versions, DiaSources and DiaForcedSources (rows: DiaObject versions)",
     "obj_select": "read the latest DiaObject versions in the field (rows: objects read)",
     "src_select": "read the DiaSource history of the objects in the field (rows: sources read)",
     "fsrc_select": "read the DiaForcedSource history of the objects in the field (rows: forced sources read)",
@@ -252,6 +260,11 @@ class TimingLogWriter:
             "rows": None if rows is None else int(rows),
         })
 
+    def counts(self, visit: int, tables: Mapping[str, int]) -> None:
+        """Write the row count of every table, as seen after ``visit``."""
+        self._write_line({"record": "counts", "run": self.run, "visit": int(visit),
+                          "tables": {str(k): int(v) for k, v in tables.items()}})
+
     def sink(self, visit: int, tile: int = 0) -> TimingSink:
         """Return a `TimingSink` writing records tagged with this run, ``visit`` and ``tile``."""
         visit, tile = int(visit), int(tile)
@@ -279,12 +292,15 @@ class ParsedLog:
         line among them).
     unknown : `int`
         Well-formed records of a kind this version does not know (skipped).
+    counts : `list` [`dict`]
+        ``counts`` records (``run``, ``visit``, ``tables``) in the order read.
     """
 
     provenance: list[dict[str, Any]]
     timings: pd.DataFrame
     malformed: int = 0
     unknown: int = 0
+    counts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def runs(self) -> list[str]:
         """Run ids seen in provenance or timing records, in first-seen order."""
@@ -344,6 +360,16 @@ def _valid_provenance(rec: Mapping[str, Any]) -> bool:
     )
 
 
+def _valid_counts(rec: Mapping[str, Any]) -> bool:
+    tables = rec.get("tables")
+    return (
+        isinstance(rec.get("run"), str)
+        and _is_int(rec.get("visit"))
+        and isinstance(tables, dict)
+        and all(isinstance(k, str) and _is_int(v) for k, v in tables.items())
+    )
+
+
 def _iter_lines(source: str | os.PathLike | Iterable[str]) -> Iterable[str]:
     if isinstance(source, (str, os.PathLike)):
         # A killed writer may leave half a multi-byte character: replace, never raise.
@@ -373,6 +399,7 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
         If the file cannot be read. Bad content never raises.
     """
     provenance: list[dict[str, Any]] = []
+    counts: list[dict[str, Any]] = []
     columns = _Columns()
     malformed = unknown = 0
     newer_formats: set[int] = set()
@@ -401,6 +428,11 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
                     newer_formats.add(rec["format"])
             else:
                 malformed += 1
+        elif kind == "counts":
+            if _valid_counts(rec):
+                counts.append(rec)
+            else:
+                malformed += 1
         elif isinstance(kind, str) and kind:
             unknown += 1
         else:
@@ -408,7 +440,8 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
     for fmt in sorted(newer_formats):
         _LOG.warning("timing log written in format %d, newer than %d: parsed as %d",
                      fmt, FORMAT_VERSION, FORMAT_VERSION)
-    return ParsedLog(provenance=provenance, timings=columns.frame(), malformed=malformed, unknown=unknown)
+    return ParsedLog(provenance=provenance, timings=columns.frame(), malformed=malformed, unknown=unknown,
+                     counts=counts)
 
 
 def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLog:
@@ -423,6 +456,7 @@ def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLo
         timings=timings,
         malformed=sum(p.malformed for p in parsed),
         unknown=sum(p.unknown for p in parsed),
+        counts=[rec for p in parsed for rec in p.counts],
     )
 
 

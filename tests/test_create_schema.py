@@ -77,10 +77,11 @@ def test_refuses_existing_tables_without_drop(db_url: str, make_config, capsys: 
     config = make_config(dia_object_index="baseline")
     assert main(["-c", str(config)]) == 0
     engine = sa.create_engine(normalize_url(db_url), poolclass=sa.pool.NullPool)
-    visits = sa.table("L1dbVisit", sa.column("visitId"), sa.column("tile"), sa.column("visitTimeMjdTai"))
+    visits = sa.table("L1dbVisit", sa.column("visitId"), sa.column("tile"), sa.column("visitTimeMjdTai"),
+                      sa.column("nTiles"))
     count = sa.select(sa.func.count()).select_from(visits)
     with engine.begin() as conn:
-        conn.execute(visits.insert().values(visitId=1, tile=0, visitTimeMjdTai=60000.0))
+        conn.execute(visits.insert().values(visitId=1, tile=0, visitTimeMjdTai=60000.0, nTiles=1))
     capsys.readouterr()
     assert main(["-c", str(config)]) == 1
     err = capsys.readouterr().err

@@ -301,7 +301,8 @@ def test_visits_and_monitoring(make_config) -> None:
     db.saveVisit(2, T0 - 1 * u.day)
     visit, when = db.lastVisit()
     assert visit == 3 and abs(when.tai.mjd - T0.tai.mjd) < 1e-9
-    assert db.storedTiles(3) == {0, 1}
+    assert db.storedTiles(3) == ({0, 1}, 1)
+    assert db.storedTiles(4) == (set(), 0)
     ops = {r.op: r.rows for r in records}
     assert ops["obj_insert"] == 50 and ops["src_insert"] == 50 and ops["fsrc_insert"] == 50
     assert ops["obj_last_delete"] == 0 and ops["obj_last_insert"] == 50 and "store" in ops

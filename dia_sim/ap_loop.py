@@ -1,0 +1,377 @@
+"""The simulated Alert Production loop: visits, tiles, database calls, timing.
+
+Per visit (and per tile with ``divide > 1``), in the original prototype's order:
+
+1. simulate the DiaSources of the field (``sim_detect``);
+2. read the DiaObjects in the field (``obj_select``);
+3. associate DiaSources with DiaObjects by position (``sim_associate``);
+4. read the DiaSource and DiaForcedSource history (``src_select``, ``fsrc_select``);
+5. build new DiaObject versions, DiaSources and DiaForcedSources (``sim_rows``);
+6. store the visit atomically, recording it in L1dbVisit (``store`` and the
+   per-table operations timed inside `l1db.L1db.store`).
+
+Every step writes a timing record (`l1db.timing_log`). Everything random is
+drawn from generators seeded by (seed, visit) and (seed, visit, tile), so a
+visit is the same whether it runs in the first run or after a resume.
+
+Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
+each processed by its own process with its own database connection. An
+object near a tile edge belongs to exactly one tile, so a source detected
+across the edge from its object starts a new object, as at a detector edge.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.time import Time
+
+from l1db.config import L1dbConfig
+from l1db.l1db import L1db
+from l1db.timer import Timer, TimingRecord, TimingSink
+from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
+
+from .catalog import SourceCatalog
+from .field import FieldTile, field_tiles
+from .pointing import random_pointings
+from .schedule import next_visit_time, visit_times
+from .visit_sim import SimConfig, VisitSimulator
+
+__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "plan_visit"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Filter bands; each visit takes one at random.
+BANDS = "ugrizy"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Options of one ap_proto run (see ``ap_proto --help`` for each)."""
+
+    num_visits: int
+    interval: float = 45.0
+    divide: int = 1
+    fov: float = 3.5
+    sky: str = "south"
+    pointing_area: tuple[float, float, float, float] | None = None
+    seed: int = 1
+    start_time: Time = dataclasses.field(default_factory=lambda: Time("2026-01-01T20:00:00", scale="tai"))
+    start_visit_id: int = 1
+    row_count_every: int = 100
+    explain: bool = False
+    no_update: bool = False
+    sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Effective options, for the provenance record."""
+        out = dataclasses.asdict(self)
+        out["start_time"] = self.start_time.tai.isot
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class VisitPlan:
+    """What one visit is: its ID, time, pointing, band and the tiles to process."""
+
+    visit_id: int
+    mjd: float
+    ra: float
+    dec: float
+    band: str
+    tiles: tuple[int, ...]
+
+    @property
+    def time(self) -> Time:
+        """Visit time (TAI)."""
+        return Time(self.mjd, format="mjd", scale="tai")
+
+
+@dataclasses.dataclass(frozen=True)
+class TileResult:
+    """Counts of one processed tile."""
+
+    visit_id: int
+    tile: int
+    objects_read: int
+    sources: int
+    new_objects: int
+    forced: int
+
+
+def plan_visit(visit_id: int, time: Time, options: RunOptions, tiles: tuple[int, ...] | None = None) -> VisitPlan:
+    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit)."""
+    rng = np.random.default_rng([options.seed, visit_id])
+    ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
+    band = BANDS[int(rng.integers(len(BANDS)))]
+    if tiles is None:
+        tiles = tuple(range(options.divide**2))
+    return VisitPlan(visit_id, float(time.tai.mjd), float(ra[0]), float(dec[0]), band, tiles)
+
+
+def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    return frame if frame is not None and len(frame) else None
+
+
+class TileProcessor:
+    """One process's share of the loop: an L1db connection, the catalogue, a simulator.
+
+    Parameters
+    ----------
+    config : `L1dbConfig`
+        Database configuration.
+    catalog : `SourceCatalog` or path
+        The variable-source catalogue.
+    options : `RunOptions`
+        Run options.
+    writer : `TimingLogWriter`
+        Where the timing records go.
+    """
+
+    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions,
+                 writer: TimingLogWriter) -> None:
+        self.options = options
+        self.l1db = L1db(config)
+        self.catalog = catalog if isinstance(catalog, SourceCatalog) else SourceCatalog.load(catalog)
+        self.sim = VisitSimulator(options.sim)
+        # Compile the numba kernels now, so that no visit's timing includes it.
+        self.sim.warm_up()
+        self.writer = writer
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.l1db.close()
+
+    def process(self, plan: VisitPlan, tile: int) -> TileResult:
+        """Simulate, read and store one tile of a visit, timing every step."""
+        opts = self.options
+        field: FieldTile = field_tiles(plan.ra, plan.dec, opts.fov, opts.divide)[tile]
+        sink = self.writer.sink(plan.visit_id, tile)
+        self.l1db.monitor = sink
+        sim_records: list[TimingRecord] = []
+        rng = np.random.default_rng([opts.seed, plan.visit_id, tile + 1])
+        visit_time = plan.time
+        explain = opts.explain
+        with Timer("visit", sink):
+            with Timer("sim_detect", _both(sink, sim_records)) as timer:
+                cat_ra, cat_dec, _ = self.catalog.sources_in_region(field)
+                detections = self.sim.detect(rng, field, cat_ra, cat_dec)
+                timer.rows = len(detections)
+            with Timer("obj_select", sink) as timer:
+                objects = self.l1db.getDiaObjects(field.region, explain=explain)
+                objects = objects[field.contains(objects["ra"].to_numpy(), objects["dec"].to_numpy())]
+                objects = objects.reset_index(drop=True)
+                timer.rows = len(objects)
+            with Timer("sim_associate", _both(sink, sim_records)) as timer:
+                association = self.sim.associate(detections, objects)
+                timer.rows = association.n_matched
+            with Timer("src_select", sink) as timer:
+                src_history = self.l1db.getDiaSources(field.region, objects, visit_time, explain=explain)
+                timer.rows = len(src_history)
+            with Timer("fsrc_select", sink) as timer:
+                fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
+                timer.rows = len(fsrc_history)
+            with Timer("sim_rows", _both(sink, sim_records)) as timer:
+                new_objects, sources, forced = self.sim.build_rows(
+                    rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
+                    src_history, fsrc_history,
+                )
+                timer.rows = len(new_objects)
+            sink(TimingRecord(
+                "sim",
+                real=sum(r.real for r in sim_records),
+                user=sum(r.user for r in sim_records),
+                sys=sum(r.sys for r in sim_records),
+                rows=len(detections),
+            ))
+            if not opts.no_update:
+                self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2)
+        return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
+
+
+def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
+    def both(record: TimingRecord) -> None:
+        records.append(record)
+        sink(record)
+
+    return both
+
+
+# -- worker processes (--divide) ------------------------------------------------
+
+_WORKER: TileProcessor | None = None
+
+
+def _init_worker(config: L1dbConfig, catalog_path: str, options: RunOptions, log_path: str, run: str) -> None:
+    # The parent decides what Ctrl-C does (finish the visit, or stop hard).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING)
+    global _WORKER
+    _WORKER = TileProcessor(config, catalog_path, options, TimingLogWriter(log_path, run=run))
+
+
+def _worker_process(plan: VisitPlan, tile: int) -> TileResult:
+    assert _WORKER is not None
+    return _WORKER.process(plan, tile)
+
+
+class ApLoop:
+    """The AP loop over visits, resuming after the last stored visit.
+
+    Parameters
+    ----------
+    config : `L1dbConfig`
+        Database configuration.
+    catalog_path : path
+        The variable-source catalogue (``gen_sources`` output).
+    options : `RunOptions`
+        Run options.
+    log_path : path
+        Timing log, appended to.
+    argv : `list` [`str`], optional
+        Command line, for the provenance record.
+    """
+
+    def __init__(self, config: L1dbConfig, catalog_path: str | Path, options: RunOptions, log_path: str | Path,
+                 argv: list[str] | None = None) -> None:
+        self.config = config
+        self.catalog_path = str(catalog_path)
+        self.options = options
+        self.log_path = str(log_path)
+        self.argv = argv or []
+        self.l1db = L1db(config)
+        self.l1db.checkSchema()
+        self.catalog = SourceCatalog.load(catalog_path)
+        self.writer = TimingLogWriter(self.log_path)
+        self.stop_requested = False
+
+    # -- where to start ---------------------------------------------------------
+
+    def first_visit(self) -> tuple[int, Time, tuple[int, ...] | None]:
+        """Visit ID, time and pending tiles of the first visit to run."""
+        opts = self.options
+        last = self.l1db.lastVisit()
+        if last is None:
+            return opts.start_visit_id, visit_times(opts.start_time, 1, opts.interval)[0], None
+        visit_id, visit_time = last
+        done, n_tiles = self.l1db.storedTiles(visit_id)
+        # A visit is finished with the tiling it was started with.
+        missing = tuple(t for t in range(n_tiles) if t not in done)
+        if missing:
+            if n_tiles != opts.divide**2:
+                raise ValueError(
+                    f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
+                    f"resume it with --divide {int(round(n_tiles ** 0.5))}"
+                )
+            return visit_id, visit_time, missing
+        return visit_id + 1, next_visit_time(visit_time, opts.interval), None
+
+    def provenance(self) -> dict[str, Any]:
+        """The run's provenance record (without the fields the writer adds)."""
+        with self.l1db.engine.connect() as conn:
+            from l1db.database import server_version
+
+            backend, _, version = server_version(conn).partition(" ")
+        config = self.config.as_dict()
+        config["ap_proto"] = self.options.as_dict()
+        return {
+            **toolkit_info(),
+            "config": config,
+            "backend": backend,
+            "server_version": version,
+            "machine": machine_info(),
+            "seed": self.options.seed,
+            "argv": self.argv,
+            "catalog": {"path": self.catalog_path, "sources": len(self.catalog)},
+            "per_visit": self._density(),
+            "python": sys.version.split()[0],
+        }
+
+    def _density(self) -> float:
+        """Expected catalogue sources per field (from the catalogue's size and sky)."""
+        rows = self.catalog._rows  # memory-mapped; reading Dec streams the file once
+        southern = bool(len(rows) == 0 or float(np.max(rows["dec"])) <= 0.0)
+        sky_sr = 2 * np.pi if southern else 4 * np.pi
+        field_sr = 2 * np.pi * (1 - np.cos(np.radians(self.options.fov / 2)))
+        return round(len(rows) * field_sr / sky_sr, 1)
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self, progress: Callable[[VisitPlan, list[TileResult]], None] | None = None) -> int:
+        """Run ``num_visits`` visits; return how many were completed.
+
+        A first Ctrl-C (SIGINT) lets the current visit finish and then stops;
+        a second one interrupts the visit, whose transaction rolls back.
+        """
+        opts = self.options
+        self.writer.provenance(self.provenance())
+        visit_id, visit_time, tiles = self.first_visit()
+        previous_time: Time | None = None
+        done = 0
+        executor = self._executor() if opts.divide > 1 else None
+        local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            for i in range(opts.num_visits):
+                if self.stop_requested:
+                    break
+                plan = plan_visit(visit_id, visit_time, opts, tiles)
+                if previous_time is not None and (visit_time - previous_time).sec > 2 * opts.interval:
+                    self._daily_job(plan)
+                if executor is not None:
+                    futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
+                    results = [f.result() for f in futures]
+                else:
+                    results = [local.process(plan, t) for t in plan.tiles]
+                done += 1
+                if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
+                    self.writer.counts(visit_id, self.l1db.tableRowCount())
+                if progress is not None:
+                    progress(plan, results)
+                previous_time = visit_time
+                visit_id += 1
+                visit_time = next_visit_time(visit_time, opts.interval)
+                tiles = None
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+            if local is not None:
+                local.close()
+            self.l1db.close()
+            self.writer.close()
+        return done
+
+    def _daily_job(self, plan: VisitPlan) -> None:
+        """Between nights: merge the nightly table (when configured)."""
+        if self.options.no_update:
+            return
+        self.l1db.monitor = self.writer.sink(plan.visit_id, 0)
+        self.l1db.dailyJob()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        n = self.options.divide**2
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=n,
+            # spawn: a fresh interpreter per worker, sharing no connection or lock with the parent.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config, self.catalog_path, self.options, self.log_path, self.writer.run),
+        )
