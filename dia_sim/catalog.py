@@ -298,7 +298,10 @@ class SourceCatalog:
         presorted = True
         last = -1
         for start, pix in _chunk_pixels(path, rows, nside):
-            counts += np.bincount(pix, minlength=npix)
+            if len(pix):
+                # A chunk of a sorted file spans few buckets: count only that span.
+                low, high = int(pix.min()), int(pix.max())
+                counts[low : high + 1] += np.bincount(pix - low, minlength=high - low + 1)
             if presorted and len(pix) and (pix[0] < last or np.any(pix[1:] < pix[:-1])):
                 presorted = False
             last = int(pix[-1]) if len(pix) else last
