@@ -105,6 +105,52 @@ def naive_object_summaries(sources, bands="ugrizy"):
 
 
 # ---------------------------------------------------------------------------
+# l1db.pixelization: pixel indices, region membership, pixel ranges
+# ---------------------------------------------------------------------------
+
+
+def naive_in_circle(ra, dec, center_ra, center_dec, radius_deg):
+    """Points within ``radius_deg`` of the centre (all degrees): brute-force angular distance."""
+    return naive_angular_separation(ra, dec, center_ra, center_dec) <= radius_deg
+
+
+def naive_htm_index(ra, dec, level):
+    """HTM index of each point, one lsst-sphgeom call per point."""
+    import lsst.sphgeom
+
+    pixelization = lsst.sphgeom.HtmPixelization(level)
+    return np.array(
+        [
+            pixelization.index(lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(float(a), float(d))))
+            for a, d in zip(ra, dec)
+        ],
+        dtype=np.int64,
+    )
+
+
+def naive_region_contains(region, ra, dec):
+    """``region.contains`` of each point, one lsst-sphgeom call per point."""
+    import lsst.sphgeom
+
+    return np.array(
+        [
+            region.contains(lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(float(a), float(d))))
+            for a, d in zip(ra, dec)
+        ],
+        dtype=bool,
+    )
+
+
+def naive_in_ranges(index, ranges):
+    """Whether each pixel index lies in one of the half-open ``(begin, end)`` ranges."""
+    index = np.asarray(index, dtype=np.int64)
+    inside = np.zeros(index.shape, dtype=bool)
+    for begin, end in ranges:
+        inside |= (index >= begin) & (index < end)
+    return inside
+
+
+# ---------------------------------------------------------------------------
 # dia_sim.field: tiles of a field of view (gnomonic squares)
 # ---------------------------------------------------------------------------
 
