@@ -140,8 +140,8 @@ class _Progress:
             self.bar.update(1)
         elif self.count == self.total or self.count % max(1, self.total // 10) == 0:
             rate = self.count / max(time.monotonic() - self.start, 1e-9)
-            _LOG.warning("visit %d done (%d/%d, %.2f visits/s; %d DiaSources, %d DiaObjects read)",
-                         plan.visit_id, self.count, self.total, rate, sources, objects)
+            print(f"ap_proto: visit {plan.visit_id} done ({self.count}/{self.total}, {rate:.2f} visits/s; "
+                  f"{sources} DiaSources, {objects} DiaObjects read)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
