@@ -250,9 +250,10 @@ class ApLoop:
         self.options = options
         self.log_path = str(log_path)
         self.argv = argv or []
+        # Input files first: a bad one should not wait on a database.
+        self.catalog = SourceCatalog.load(catalog_path)
         self.l1db = L1db(config)
         self.l1db.checkSchema()
-        self.catalog = SourceCatalog.load(catalog_path)
         self.writer = TimingLogWriter(self.log_path)
         self.stop_requested = False
 

@@ -1,0 +1,264 @@
+"""ap_proto end to end on SQLite, PostgreSQL and MariaDB.
+
+Short runs at low density on a small pointing patch, so that fields overlap
+and the history reads have work to do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from astropy.time import Time
+
+from dia_sim.catalog import SourceCatalog, generate_catalog
+from dia_sim.cli.ap_proto import main
+from dia_sim.field import field_tiles
+from l1db.config import load_config
+from l1db.l1db import L1db
+from l1db.timing_log import parse_log
+
+PER_VISIT = 400
+PATCH = "0,6,-20,-14"
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+    generate_catalog(path, per_visit=PER_VISIT, sky="south", seed=3)
+    return path
+
+
+def _run(config: Path, sources: Path, log: Path, *extra: str) -> int:
+    return main(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
+                 "--transients-per-visit", "10", "--no-progress", *extra, str(sources)])
+
+
+def _ops(log: Path) -> pd.DataFrame:
+    return parse_log(log).timings
+
+
+def _db_counts(config: Path) -> dict[str, int]:
+    db = L1db(config)
+    try:
+        return db.tableRowCount()
+    finally:
+        db.close()
+
+
+def _visits(config: Path) -> pd.DataFrame:
+    db = L1db(config)
+    try:
+        table = db.schema.tables["L1dbVisit"]
+        with db.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(sa.select(table)).all(), columns=[c.name for c in table.columns])
+    finally:
+        db.close()
+
+
+def _logged_rows(timings: pd.DataFrame, op: str) -> int:
+    return int(timings.loc[timings["op"] == op, "rows"].sum())
+
+
+def test_run_logs_match_database(db_url: str, make_config, sources: Path, tmp_path: Path) -> None:
+    config = make_config(dia_object_index="last_object_table")
+    log = tmp_path / "timing.jsonl"
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    assert _run(config, sources, log, "-n", "6", "--row-count-every", "3") == 0
+    parsed = parse_log(log)
+    timings = parsed.timings
+    assert parsed.malformed == 0
+    assert sorted(timings["visit"].unique().tolist()) == [1, 2, 3, 4, 5, 6]
+    counts = _db_counts(config)
+    # What the log says was stored is what the database holds.
+    assert _logged_rows(timings, "src_insert") == counts["DiaSource"] > 0
+    assert _logged_rows(timings, "obj_insert") == counts["DiaObject"]
+    assert _logged_rows(timings, "fsrc_insert") == counts["DiaForcedSource"] > 0
+    assert _logged_rows(timings, "obj_last_insert") - _logged_rows(timings, "obj_last_delete") == counts["DiaObjectLast"]
+    assert counts["L1dbVisit"] == 6
+    # Fields overlap on the patch: later visits read objects and history.
+    assert _logged_rows(timings, "obj_select") > 0 and _logged_rows(timings, "src_select") > 0
+    # The row-count records agree with the database after the last visit.
+    assert [c["visit"] for c in parsed.counts] == [3, 6]
+    assert parsed.counts[-1]["tables"] == counts
+    # Provenance: config, backend, versions, machine, seed.
+    prov = parsed.provenance[0]
+    assert prov["backend"] == sa.make_url(db_url).get_backend_name()
+    assert prov["config"]["l1db"]["dia_object_index"] == "last_object_table"
+    assert prov["config"]["ap_proto"]["seed"] == 1 and prov["seed"] == 1
+    assert prov["machine"]["cpus"] >= 1 and prov["server_version"]
+    assert prov["per_visit"] == pytest.approx(PER_VISIT, rel=0.05)
+    # Every visit logged every operation once.
+    per_visit = timings.groupby(["visit", "op"]).size()
+    for op in ("sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
+               "store", "visit"):
+        assert (per_visit.xs(op, level="op") == 1).all(), op
+
+
+def test_sources_per_visit_within_poisson_tolerance(sources: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    n_visits = 12
+    assert _run(config, sources, log, "-n", str(n_visits), "--sky", "south") == 0
+    detections = _ops(log).query("op == 'sim_detect'")["rows"].to_numpy()
+    # Catalogue sources in a field are Poisson(PER_VISIT) too: the sum of three Poissons.
+    expected = PER_VISIT + 100 + 10
+    mean = detections.mean()
+    assert abs(mean - expected) < 4 * np.sqrt(expected / n_visits)
+    assert detections.std() < 4 * np.sqrt(expected)
+
+
+def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> None:
+    """With no noise and every source detected, a visit's DiaSources are the field's catalogue sources."""
+    from conftest import write_config
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    assert main(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "0",
+                 "--transients-per-visit", "0", "--divide", "2", "-n", "2", "--no-progress", str(sources)]) == 0
+    visits = _visits(config)
+    assert sorted(visits.groupby("visitId")["tile"].apply(sorted).tolist()) == [[0, 1, 2, 3]] * 2
+    assert (visits["nTiles"] == 4).all()
+    catalog = SourceCatalog.load(sources)
+    db = L1db(config)
+    table = db.schema.tables["DiaSource"]
+    with db.engine.connect() as conn:
+        stored = pd.DataFrame(conn.execute(sa.select(table.c.visit, table.c.diaSourceId)).all())
+    db.close()
+    assert stored["diaSourceId"].is_unique
+    prov = parse_log(log).provenance[0]
+    assert prov["config"]["ap_proto"]["divide"] == 2
+    from dia_sim.ap_loop import plan_visit
+    from dia_sim.cli.ap_proto import _options, _parser
+
+    options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "2", str(sources)]),
+                       dict(load_config(config).sections["ap_proto"]))
+    for visit_id, group in stored.groupby("visit"):
+        row = visits[visits["visitId"] == visit_id].iloc[0]
+        plan = plan_visit(int(visit_id), Time(row["visitTimeMjdTai"], format="mjd", scale="tai"), options)
+        field = field_tiles(plan.ra, plan.dec, options.fov, 1)[0]
+        ra, dec, _ = catalog.sources_in_region(field)
+        assert len(group) == len(ra) > 0
+
+
+def test_no_update_writes_nothing(db_url: str, make_config, sources: Path, tmp_path: Path) -> None:
+    config = make_config()
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    assert _run(config, sources, log, "-n", "2") == 0
+    before = _db_counts(config)
+    assert _run(config, sources, log, "-n", "3", "--no-update") == 0
+    assert _db_counts(config) == before
+    timings = _ops(log)
+    last_run = parse_log(log).provenance[-1]["run"]
+    ops = set(timings.loc[timings["run"] == last_run, "op"])
+    assert "obj_select" in ops and "src_select" in ops
+    assert not ops & {"store", "obj_insert", "src_insert", "fsrc_insert", "visit_insert"}
+
+
+def _ap_proto_command(config: Path, sources: Path, log: Path, n: int) -> list[str]:
+    script = Path(sys.executable).parent / "ap_proto"
+    return [str(script), "-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
+            "--transients-per-visit", "10", "--no-progress", "-n", str(n), str(sources)]
+
+
+def test_resume_after_kill(db_url: str, make_config, sources: Path, tmp_path: Path) -> None:
+    config = make_config(dia_object_index="baseline")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    total = 8
+    proc = subprocess.Popen(_ap_proto_command(config, sources, log, total), stderr=subprocess.PIPE, text=True)
+    # Kill it hard once a few visits are in (mid-visit, most likely).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count('"op": "visit"') >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(_visits(config))
+    assert 3 <= done < total
+    # Resume: the next run continues after the last stored visit.
+    assert _run(config, sources, log, "-n", str(total - done)) == 0
+    visits = _visits(config)
+    assert sorted(visits["visitId"].tolist()) == list(range(1, total + 1))
+    counts = _db_counts(config)
+    db = L1db(config)
+    table = db.schema.tables["DiaSource"]
+    with db.engine.connect() as conn:
+        per_visit = dict(conn.execute(sa.select(table.c.visit, sa.func.count()).group_by(table.c.visit)).all())
+    db.close()
+    assert sorted(per_visit) == list(range(1, total + 1))
+    # The log's store records count each stored row once (a killed visit logged no store).
+    timings = _ops(log)
+    assert _logged_rows(timings, "src_insert") == counts["DiaSource"]
+    assert _logged_rows(timings, "obj_insert") == counts["DiaObject"]
+
+
+def test_sigint_finishes_the_visit_and_resumes(sources: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    proc = subprocess.Popen(_ap_proto_command(config, sources, log, 200), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and '"op": "visit"' in log.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped by Ctrl-C" in err
+    visits = _visits(config)
+    n = len(visits)
+    assert 1 <= n < 200
+    assert _logged_rows(_ops(log), "src_insert") == _db_counts(config)["DiaSource"]
+
+
+def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from conftest import write_config
+
+    good = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    cases = []
+    # No schema yet.
+    cases.append((["-c", str(good), str(sources)], "create_l1_schema"))
+    # Missing and malformed sources files.
+    cases.append((["-c", str(good), str(tmp_path / "nope.npy")], "not found"))
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((3, 3)))
+    cases.append((["-c", str(good), str(bad)], "bad.npy"))
+    # Unreachable database.
+    unreachable = write_config(tmp_path / "pg.cfg", "postgresql://nobody:pw@127.0.0.1:1/x")
+    cases.append((["-c", str(unreachable), str(sources)], "cannot connect"))
+    # Bad option values.
+    cases.append((["-c", str(good), "--pointing-area", "1,2,3", str(sources)], "pointing"))
+    cases.append((["-c", str(good), "--detection-fraction", "2", str(sources)], "detection_fraction"))
+    for argv, words in cases:
+        assert main(["-l", str(tmp_path / "t.jsonl"), "--no-progress", *argv]) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("ap_proto: error") and err.count("\n") == 1, err
+        assert words in err and "Traceback" not in err and "pw@" not in err
