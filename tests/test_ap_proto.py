@@ -98,7 +98,10 @@ def test_run_logs_match_database(db_url: str, make_config, sources: Path, tmp_pa
     assert prov["config"]["ap_proto"]["seed"] == 1 and prov["seed"] == 1
     assert prov["machine"]["cpus"] >= 1 and prov["server_version"]
     assert prov["per_visit"] == pytest.approx(PER_VISIT, rel=0.05)
-    # Every visit logged every operation once.
+    # Every operation logged is a documented one; every visit logged each of these once.
+    from l1db.timing_log import OPERATIONS
+
+    assert set(timings["op"]) <= set(OPERATIONS)
     per_visit = timings.groupby(["visit", "op"]).size()
     for op in ("sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
                "store", "visit"):

@@ -243,3 +243,17 @@ def test_provenance_helpers() -> None:
     info = toolkit_info()
     assert set(info) == {"toolkit_version", "git_commit"}
     json.dumps(info)
+
+
+def test_counts_records_round_trip_and_malformed(tmp_path: Path) -> None:
+    log = tmp_path / "counts.jsonl"
+    with TimingLogWriter(log, run="r1") as writer:
+        writer.counts(10, {"DiaObject": 5, "DiaSource": 7})
+        writer.counts(20, {"DiaObject": 9})
+    with open(log, "a") as f:
+        f.write('{"record": "counts", "run": "r1", "visit": 30, "tables": {"DiaObject": "many"}}\n')
+    parsed = parse_log(log)
+    assert [c["visit"] for c in parsed.counts] == [10, 20]
+    assert parsed.counts[0]["tables"] == {"DiaObject": 5, "DiaSource": 7}
+    assert parsed.malformed == 1
+    assert parse_logs([log, log]).counts[-1]["visit"] == 20
