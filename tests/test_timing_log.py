@@ -227,7 +227,8 @@ def test_run_ids_unique_and_sortable() -> None:
 
 def test_operations_documented() -> None:
     expected = {
-        "sim", "obj_select", "src_select", "fsrc_select", "obj_insert", "obj_validity_update",
+        "sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
+        "obj_insert", "obj_validity_update",
         "obj_last_delete", "obj_last_insert", "obj_last_upsert", "obj_nightly_insert", "src_insert",
         "fsrc_insert", "visit_insert", "store", "daily_merge", "visit",
     }
