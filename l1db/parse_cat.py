@@ -575,7 +575,8 @@ def _parse_sql(text: str, path: Path, dialect: str) -> list[exp.Expression]:
         descr = _TOKEN_REPR.sub(r"'\1'", str(err.get("description", exc)))
         raise ParseCatError(f"{path}: SQL parse error{where}: {descr}") from exc
     except sqlglot.errors.SqlglotError as exc:
-        raise ParseCatError(f"{path}: SQL error: {exc}") from exc
+        # sqlglot quotes the offending SQL, line breaks included: keep the message on one line.
+        raise ParseCatError(f"{path}: SQL error: {' '.join(str(exc).split())}") from exc
 
 
 def _sql_from_statements(
