@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from .config import normalize_url, safe_url
 
-__all__ = ["DatabaseUnreachable", "make_engine", "check_connection", "server_version"]
+__all__ = ["DatabaseUnreachable", "make_engine", "check_connection", "server_version", "error_reason"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,6 +36,12 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
 
 
+def error_reason(exc: BaseException) -> str:
+    """First line of the driver's message for a database error (no SQL, no traceback)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def check_connection(engine: sa.Engine) -> None:
     """Open and close one connection.
 
@@ -48,10 +54,7 @@ def check_connection(engine: sa.Engine) -> None:
         with engine.connect():
             pass
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError) as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        raise DatabaseUnreachable(
-            f"cannot connect to database {safe_url(engine.url)}: {reason[0] if reason else exc!r}"
-        ) from None
+        raise DatabaseUnreachable(f"cannot connect to database {safe_url(engine.url)}: {error_reason(exc)}") from None
 
 
 def server_version(conn: sa.Connection) -> str:

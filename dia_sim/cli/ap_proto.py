@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from astropy.time import Time
 
 from l1db.config import ConfigError, default_config_path, load_config
-from l1db.database import DatabaseUnreachable
+from l1db.database import DatabaseUnreachable, error_reason
 from l1db.frames import L1dbInputError
 from l1db.schema import SchemaError
 
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
     except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        print(f"ap_proto: database error: {reason[0] if reason else type(exc).__name__}", file=sys.stderr)
+        print(f"ap_proto: database error: {error_reason(exc)}", file=sys.stderr)
         return 1
     stopped = " (stopped by Ctrl-C; run again to resume)" if loop.stop_requested else ""
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)

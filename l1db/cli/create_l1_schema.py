@@ -9,7 +9,7 @@ import sys
 import sqlalchemy as sa
 
 from ..config import ConfigError, default_config_path, safe_url
-from ..database import DatabaseUnreachable
+from ..database import DatabaseUnreachable, error_reason
 from ..l1db import L1db
 from ..schema import SchemaError
 
@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"create_l1_schema: error: {exc}", file=sys.stderr)
         return 1
     except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        print(f"create_l1_schema: database error: {reason[0] if reason else type(exc).__name__}", file=sys.stderr)
+        print(f"create_l1_schema: database error: {error_reason(exc)}", file=sys.stderr)
         return 1
     return 0
