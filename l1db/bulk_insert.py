@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .frames import L1dbInputError, column_kind, column_dtype
 
-__all__ = ["insert_frame", "upsert_frame"]
+__all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer"]
 
 _LOG = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy
 
-__all__ = ["L1dbInputError", "check_frame", "column_dtype", "table_dtypes"]
+__all__ = ["L1dbInputError", "check_frame", "column_kind", "column_dtype", "table_dtypes"]
 
 _LOG = logging.getLogger(__name__)
 
