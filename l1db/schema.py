@@ -100,6 +100,9 @@ def _columns(table: TableDef, with_pixel: bool, keys: tuple[str, ...]) -> list[s
             nullable=c.nullable and c.name not in keys,
             primary_key=c.name in keys,
             autoincrement=False,
+            # The published default (e.g. trailNdata = 0) lets a writer leave the column out.
+            server_default=None if c.default is None else sa.text(
+                sa.literal(c.default).compile(compile_kwargs={"literal_binds": True}).string),
             comment=c.description or None,
         )
         for c in table.columns

@@ -329,3 +329,15 @@ def test_missing_or_mismatched_schema(make_config) -> None:
     with pytest.raises(SchemaError, match="dia_object_index"):
         other.lastVisit()
     other.close()
+
+
+def test_published_default_lets_a_column_be_left_out(make_config) -> None:
+    rng = np.random.default_rng(8)
+    db = _l1db(make_config, source_select="by-oid")
+    sources = random_rows(rng, db.schema.definitions["DiaSource"], 3, diaSourceId=np.arange(3, dtype=np.int64),
+                          diaObjectId=np.arange(3, dtype=np.int64), ra=np.full(3, 20.0), dec=np.full(3, -5.0),
+                          midpointMjdTai=np.full(3, T0.mjd - 1))
+    db.storeDiaSources(sources.drop(columns=["trailNdata"]))
+    read = db.getDiaSources(_circle(20.0, -5.0, 0.1), np.arange(3), T0)
+    assert read["trailNdata"].tolist() == [0, 0, 0]
+    db.close()
