@@ -196,7 +196,7 @@ class TileProcessor:
             ))
             if not opts.no_update:
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2)
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
 
 

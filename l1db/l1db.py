@@ -353,16 +353,21 @@ class L1db:
     def _timed(self, op: str, rows: int | None = None) -> Timer:
         return Timer(op, self.monitor, rows=rows)
 
-    def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float) -> None:
+    def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
         if "DiaObjectNightly" in self.schema.tables:
             with self._timed("obj_nightly_insert", len(objects)):
                 bulk_insert.insert_frame(conn, self._table("DiaObjectNightly"), objects)
             return
-        self._apply_versions(conn, objects, ids, visit_mjd)
+        self._apply_versions(conn, objects, ids, visit_mjd, explain)
 
     def _apply_versions(
-        self, conn: sa.Connection, objects: pd.DataFrame, ids: np.ndarray, close_mjd: float | np.ndarray
+        self,
+        conn: sa.Connection,
+        objects: pd.DataFrame,
+        ids: np.ndarray,
+        close_mjd: float | np.ndarray,
+        explain: bool = False,
     ) -> None:
         """Write new DiaObject versions to DiaObject (and DiaObjectLast).
 
@@ -381,8 +386,11 @@ class L1db:
             else:
                 with self._timed("obj_last_delete") as timer:
                     deleted = 0
-                    for chunk in _chunks(np.unique(ids)):
-                        deleted += conn.execute(sa.delete(last).where(last.c.diaObjectId.in_(chunk))).rowcount
+                    for i, chunk in enumerate(_chunks(np.unique(ids))):
+                        stmt = sa.delete(last).where(last.c.diaObjectId.in_(chunk))
+                        if explain and i == 0:
+                            self._explain(conn, stmt)
+                        deleted += conn.execute(stmt).rowcount
                     timer.rows = deleted
                 with self._timed("obj_last_insert", len(latest)):
                     bulk_insert.insert_frame(conn, last, latest)
@@ -399,24 +407,28 @@ class L1db:
                         .where(dia_object.c.diaObjectId.in_(chunk), dia_object.c.validityEndMjdTai.is_(None))
                         .values(validityEndMjdTai=float(mjd))
                     )
+                    if explain and updated == 0:
+                        self._explain(conn, stmt)
                     updated += conn.execute(stmt).rowcount
             timer.rows = updated
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
-    def storeDiaObjects(self, objects: pd.DataFrame, visit_time: Time | datetime.datetime) -> None:
+    def storeDiaObjects(
+        self, objects: pd.DataFrame, visit_time: Time | datetime.datetime, explain: bool = False
+    ) -> None:
         """Store new DiaObject versions (one transaction); see `store`."""
-        self.store(visit_time, objects, None, None)
+        self.store(visit_time, objects, None, None, explain=explain)
 
-    def storeDiaSources(self, sources: pd.DataFrame) -> None:
-        """Store DiaSources (one transaction)."""
+    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+        """Store DiaSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
         with self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
-        """Store DiaForcedSources (one transaction)."""
+    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+        """Store DiaForcedSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
         with self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
@@ -431,6 +443,7 @@ class L1db:
         visit_id: int | None = None,
         tile: int = 0,
         n_tiles: int = 1,
+        explain: bool = False,
     ) -> None:
         """Store one visit's new DiaObject versions, DiaSources and DiaForcedSources.
 
@@ -453,6 +466,9 @@ class L1db:
         n_tiles : `int`
             Number of tiles of the visit, so that a resumed run can tell a
             complete visit from a partly stored one.
+        explain : `bool`
+            Log the backend's plan of the statements that look rows up (the
+            validity update, the DiaObjectLast delete); bulk loads have none.
 
         Raises
         ------
@@ -468,7 +484,7 @@ class L1db:
         self.checkSchema()
         with self._timed("store"), self.engine.begin() as conn:
             if prepared["DiaObject"] is not None:
-                self._store_objects(conn, prepared["DiaObject"], visit_mjd)
+                self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
             if prepared["DiaSource"] is not None:
                 with self._timed("src_insert", len(prepared["DiaSource"])):
                     bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])

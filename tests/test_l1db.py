@@ -310,12 +310,20 @@ def test_visits_and_monitoring(make_config) -> None:
     db.close()
 
 
-def test_explain_logs_the_plan(make_config, caplog: pytest.LogCaptureFixture) -> None:
-    db = _l1db(make_config)
+@pytest.mark.parametrize("index", ["baseline", "last_object_table"])
+def test_explain_logs_the_plan(make_config, caplog: pytest.LogCaptureFixture, index: str) -> None:
+    rng = np.random.default_rng(9)
+    db = _l1db(make_config, dia_object_index=index)
     with caplog.at_level(logging.INFO, logger="l1db.l1db"):
         db.getDiaObjects(_circle(1.0, 1.0, 1.0), explain=True)
-    assert "query plan" in caplog.text
-    assert "DiaObject" in caplog.text
+    assert "query plan" in caplog.text and "DiaObject" in caplog.text
+    caplog.clear()
+    objects = random_rows(rng, db.schema.definitions["DiaObject"], 3, diaObjectId=np.arange(3, dtype=np.int64),
+                          ra=np.full(3, 1.0), dec=np.full(3, 1.0))
+    with caplog.at_level(logging.INFO, logger="l1db.l1db"):
+        db.storeDiaObjects(objects, T0, explain=True)
+    assert "query plan for UPDATE" in caplog.text if index == "baseline" else "query plan for DELETE" in caplog.text
+    assert db.tableRowCount()["DiaObject"] == 3  # explaining does not change what is stored
     db.close()
 
 
