@@ -69,6 +69,7 @@ class RunOptions:
     start_time: Time = dataclasses.field(default_factory=lambda: Time("2026-01-01T20:00:00", scale="tai"))
     start_visit_id: int = 1
     row_count_every: int = 100
+    daily_job_every: int = 0
     explain: bool = False
     no_update: bool = False
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
@@ -328,7 +329,7 @@ class ApLoop:
                 if self.stop_requested:
                     break
                 plan = plan_visit(visit_id, visit_time, opts, tiles)
-                if previous_time is not None and (visit_time - previous_time).sec > 2 * opts.interval:
+                if self._daily_job_due(i, visit_time, previous_time):
                     self._daily_job(plan)
                 if executor is not None:
                     futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
@@ -353,6 +354,14 @@ class ApLoop:
             self.l1db.close()
             self.writer.close()
         return done
+
+    def _daily_job_due(self, i: int, visit_time: Time, previous_time: Time | None) -> bool:
+        """Every ``daily_job_every`` visits, or (0) when a new night starts."""
+        every = self.options.daily_job_every
+        if every:
+            return i > 0 and i % every == 0
+        # Visits are an interval apart within a night; a longer gap is the day.
+        return previous_time is not None and (visit_time - previous_time).sec > 2 * self.options.interval
 
     def _daily_job(self, plan: VisitPlan) -> None:
         """Between nights: merge the nightly table (when configured)."""

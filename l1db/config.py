@@ -144,6 +144,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "start_visit_id", int, 1, "visit ID of the first visit of a new database", minimum=0),
     Option("ap_proto", "row_count_every", int, 100,
            "log the row count of every table every N visits (0 = never)", minimum=0),
+    Option("ap_proto", "daily_job_every", int, 0,
+           "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would",
+           minimum=0),
 )
 
 _SECTIONS = ("database", "l1db")

@@ -265,3 +265,21 @@ def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.Cap
         err = capsys.readouterr().err
         assert err.startswith("ap_proto: error") and err.count("\n") == 1, err
         assert words in err and "Traceback" not in err and "pw@" not in err
+
+
+def test_nightly_table_merged_by_the_daily_job(db_url: str, make_config, sources: Path, tmp_path: Path) -> None:
+    config = make_config(dia_object_nightly=1)
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    assert _run(config, sources, log, "-n", "7", "--daily-job-every", "3") == 0
+    timings = _ops(log)
+    merges = timings[timings["op"] == "daily_merge"]
+    assert merges["visit"].tolist() == [4, 7]
+    counts = _db_counts(config)
+    stored = _logged_rows(timings, "obj_nightly_insert")
+    # Visits 1-3 and 4-6 were merged; visit 7's versions wait in the nightly table.
+    assert counts["DiaObject"] + counts["DiaObjectNightly"] == stored
+    assert counts["DiaObjectNightly"] == int(timings.query("op == 'obj_nightly_insert' and visit == 7")["rows"].sum())
+    assert _logged_rows(timings, "daily_merge") == counts["DiaObject"]

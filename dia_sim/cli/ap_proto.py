@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
     p.add_argument("--row-count-every", type=int, default=None,
                    help="log every table's row count every N visits (default 100, 0 = never)")
+    p.add_argument("--daily-job-every", type=int, default=None,
+                   help="run dailyJob() every N visits (default 0: between nights)")
     p.add_argument("-l", "--log", default="ap_proto_timing.jsonl",
                    help="timing log, appended to (default ap_proto_timing.jsonl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -112,6 +114,7 @@ def _options(args: argparse.Namespace, section: dict) -> RunOptions:
         start_time=start_time,
         start_visit_id=pick("start_visit_id"),
         row_count_every=pick("row_count_every"),
+        daily_job_every=pick("daily_job_every"),
         explain=args.explain,
         no_update=args.no_update,
         sim=sim,
