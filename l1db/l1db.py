@@ -200,15 +200,39 @@ class L1db:
         with self.engine.connect() as conn:
             objects = self._read(conn, sa.select(*self._object_columns(table)).where(where), explain)
             if "DiaObjectNightly" in self.schema.tables:
-                nightly = self._table("DiaObjectNightly")
-                stmt = sa.select(*self._object_columns(nightly)).where(
-                    self.pixelization.pixel_ranges_clause(nightly.c[PIXEL_COLUMN], ranges)
-                )
-                extra = self._read(conn, stmt, explain)
-                if len(extra):
-                    objects = self._latest_versions(pd.concat([objects, extra], ignore_index=True))
+                objects = self._with_nightly_versions(conn, objects, ranges, explain)
         inside = region_contains(region, objects["ra"].to_numpy(), objects["dec"].to_numpy())
         return objects[inside].reset_index(drop=True)
+
+    def _with_nightly_versions(
+        self, conn: sa.Connection, objects: pd.DataFrame, ranges: list[tuple[int, int]], explain: bool
+    ) -> pd.DataFrame:
+        """Replace objects by their newest version when DiaObjectNightly holds a newer one.
+
+        A newer version may have moved out of the region, so the candidates'
+        versions are read by ID, not by pixel: the region is applied after.
+        The nightly table has no index (that is the strategy), so each of these
+        selects scans it.
+        """
+        nightly = self._table("DiaObjectNightly")
+        columns = self._object_columns(nightly)
+        in_region = self._read(
+            conn,
+            sa.select(nightly.c.diaObjectId).where(
+                self.pixelization.pixel_ranges_clause(nightly.c[PIXEL_COLUMN], ranges)
+            ),
+            explain,
+        )
+        ids = np.union1d(objects["diaObjectId"].to_numpy(dtype=np.int64),
+                         in_region["diaObjectId"].to_numpy(dtype=np.int64))
+        versions = [
+            self._read(conn, sa.select(*columns).where(nightly.c.diaObjectId.in_(chunk)), explain and i == 0)
+            for i, chunk in enumerate(_chunks(ids))
+        ]
+        versions = [v for v in versions if len(v)]
+        if not versions:
+            return objects
+        return self._latest_versions(pd.concat([objects, *versions], ignore_index=True))
 
     @staticmethod
     def _latest_versions(objects: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from l1db.frames import L1dbInputError
 from l1db.l1db import MONTH_DAYS, L1db
 from l1db.schema import SchemaError
 from l1db.timer import TimingRecord
-from naive import naive_region_contains
+from naive import naive_in_circle, naive_region_contains
 from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
@@ -46,17 +46,39 @@ def _polygon(corners: list[tuple[float, float]]) -> sg.ConvexPolygon:
     return sg.ConvexPolygon([sg.UnitVector3d(sg.LonLat.fromDegrees(r, d)) for r, d in corners])
 
 
-# Regions that cross RA = 0 and reach the poles, plus ordinary ones.
+# Regions that cross RA = 0 and reach the poles, plus ordinary ones; random ones are added per test.
 CENTERS = [(0.5, -30.0), (359.5, 10.0), (120.0, -89.0), (200.0, 88.5), (45.0, 0.0)]
-REGIONS = [
-    _circle(0.0, -30.0, 1.75),
-    _circle(359.7, 10.2, 1.0),
-    _circle(120.0, -89.5, 1.75),  # contains the south pole
-    _circle(200.0, 89.0, 1.0),  # contains the north pole
+CIRCLES = [(0.0, -30.0, 1.75), (359.7, 10.2, 1.0), (120.0, -89.5, 1.75), (200.0, 89.0, 1.0)]
+POLYGONS = [
     _polygon([(358.5, -31.0), (1.5, -31.0), (1.5, -29.0), (358.5, -29.0)]),
     _polygon([(44.0, -1.0), (46.5, -0.5), (45.0, 1.2)]),
     sg.Box(sg.LonLat.fromDegrees(359.0, 9.0), sg.LonLat.fromDegrees(1.0, 11.0)),
 ]
+
+
+def _random_regions(rng: np.random.Generator) -> tuple[list, list]:
+    """Random circles and convex polygons (triangles, quadrilaterals) near the busy centres."""
+    circles, polygons = [], []
+    for ra0, dec0 in CENTERS:
+        ra = (ra0 + rng.normal(0, 0.8)) % 360.0
+        dec = float(np.clip(dec0 + rng.normal(0, 0.5), -89.9, 89.9))
+        circles.append((ra, dec, float(rng.uniform(0.2, 2.0))))
+        # Vertices around a centre in counter-clockwise order make a convex polygon.
+        n = int(rng.integers(3, 5))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        radius = rng.uniform(0.5, 2.0)
+        cosd = max(np.cos(np.radians(dec)), 0.05)
+        corners = [((ra + radius * np.cos(a) / cosd) % 360.0, float(np.clip(dec + radius * np.sin(a), -89.9, 89.9)))
+                   for a in angles]
+        polygon = sg.ConvexPolygon.convexHull([sg.UnitVector3d(sg.LonLat.fromDegrees(r, d)) for r, d in corners])
+        if polygon is not None:
+            polygons.append(polygon)
+    return circles, polygons
+
+
+def _ids_in_circle(circle: tuple[float, float, float], objects: pd.DataFrame) -> set[int]:
+    mask = naive_in_circle(objects["ra"].to_numpy(), objects["dec"].to_numpy(), *circle)
+    return set(objects["diaObjectId"].to_numpy()[mask].tolist())
 
 
 def _ids_in(region, objects: pd.DataFrame) -> set[int]:
@@ -81,11 +103,22 @@ def test_region_reads_equal_brute_force(make_config, options: dict, pixelization
     latest = objects.set_index("diaObjectId")
     latest.loc[objects2["diaObjectId"], "dec"] = objects2["dec"].to_numpy()
     latest = latest.reset_index()
-    for region in REGIONS:
+    circles, polygons = _random_regions(rng)
+    sizes = []
+    for circle in CIRCLES + circles:
+        found = db.getDiaObjects(_circle(*circle))
+        assert found["diaObjectId"].is_unique
+        assert set(found["diaObjectId"].tolist()) == _ids_in_circle(circle, latest), circle
+        sizes.append(len(found))
+    for region in POLYGONS + polygons:
         found = db.getDiaObjects(region)
         assert found["diaObjectId"].is_unique
         assert set(found["diaObjectId"].tolist()) == _ids_in(region, latest), region
-        assert len(found) > 0
+        sizes.append(len(found))
+    # The fixed regions are busy; most random ones too (the comparison is not vacuous).
+    fixed = sizes[: len(CIRCLES)] + sizes[len(CIRCLES) + len(circles):][: len(POLYGONS)]
+    assert min(fixed) > 0
+    assert sum(n > 0 for n in sizes) >= 0.75 * len(sizes)
     db.close()
 
 
