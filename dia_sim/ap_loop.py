@@ -296,17 +296,9 @@ class ApLoop:
             "seed": self.options.seed,
             "argv": self.argv,
             "catalog": {"path": self.catalog_path, "sources": len(self.catalog)},
-            "per_visit": self._density(),
+            "per_visit": round(self.catalog.per_visit(self.options.fov), 1),
             "python": sys.version.split()[0],
         }
-
-    def _density(self) -> float:
-        """Expected catalogue sources per field (from the catalogue's size and sky)."""
-        rows = self.catalog._rows  # memory-mapped; reading Dec streams the file once
-        southern = bool(len(rows) == 0 or float(np.max(rows["dec"])) <= 0.0)
-        sky_sr = 2 * np.pi if southern else 4 * np.pi
-        field_sr = 2 * np.pi * (1 - np.cos(np.radians(self.options.fov / 2)))
-        return round(len(rows) * field_sr / sky_sr, 1)
 
     # -- running -------------------------------------------------------------------
 

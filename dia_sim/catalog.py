@@ -261,6 +261,17 @@ class SourceCatalog:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def per_visit(self, fov_deg: float = 3.5) -> float:
+        """Mean number of sources in a field of diameter ``fov_deg`` (the density).
+
+        The sky is taken to be the southern hemisphere when no source lies
+        north of the equator (what ``gen_sources --sky south`` writes), else the
+        whole sphere; the inverse of `expected_count`.
+        """
+        southern = len(self._rows) == 0 or float(np.max(self._rows["dec"])) <= 0.0
+        sky_sr = 2.0 * math.pi if southern else 4.0 * math.pi
+        return len(self._rows) * cap_solid_angle(math.radians(fov_deg) / 2.0) / sky_sr
+
     @property
     def presorted(self) -> bool:
         """Whether the file was already in bucket order (no in-memory index)."""

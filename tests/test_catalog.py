@@ -313,3 +313,14 @@ def test_sphgeom_circle_region(south_path, south_rows):
     index = catalog.sources_in_region(circle)[2]
     np.testing.assert_array_equal(index, _brute_force(south_rows, circle))
     assert len(index) > 0
+
+
+@pytest.mark.parametrize("sky", ["south", "full"])
+def test_per_visit_inverts_expected_count(tmp_path: Path, sky: str) -> None:
+    path = tmp_path / f"{sky}.npy"
+    generate_catalog(path, per_visit=50, sky=sky, seed=4)
+    catalog = SourceCatalog.load(path)
+    # The count is Poisson around expected_count, so the density is within a few sigma of 50.
+    n = expected_count(50, sky=sky)
+    assert catalog.per_visit() == pytest.approx(50, abs=5 * 50 / n**0.5)
+    assert catalog.per_visit(7.0) == pytest.approx(4 * catalog.per_visit(3.5), rel=1e-3)
