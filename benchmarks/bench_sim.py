@@ -33,8 +33,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from dia_sim import visit_sim
-from dia_sim.association import associate
 from dia_sim.field import FieldTile
 from dia_sim.rows import FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
 from dia_sim.visit_sim import AssociationResult, SimConfig, VisitSimulator

@@ -32,7 +32,7 @@ from .config import L1dbConfig, load_config
 from .database import check_connection, make_engine
 from .frames import L1dbInputError, check_frame, column_dtype
 from .pixelization import Pixelization, check_region, region_contains
-from .schema import PIXEL_COLUMN, L1Schema, SchemaError
+from .schema import PIXEL_COLUMN, L1Schema
 from .timer import Timer, TimingSink, null_sink
 
 __all__ = ["L1db", "AP_OBJECT_COLUMNS", "MONTH_DAYS", "ID_CHUNK", "to_mjd_tai"]

@@ -6,7 +6,6 @@ and the history reads have work to do.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
