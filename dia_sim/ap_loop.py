@@ -37,6 +37,7 @@ import pandas as pd
 from astropy.time import Time
 
 from l1db.config import L1dbConfig
+from l1db.database import server_version
 from l1db.l1db import L1db
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
@@ -282,8 +283,6 @@ class ApLoop:
     def provenance(self) -> dict[str, Any]:
         """The run's provenance record (without the fields the writer adds)."""
         with self.l1db.engine.connect() as conn:
-            from l1db.database import server_version
-
             backend, _, version = server_version(conn).partition(" ")
         config = self.config.as_dict()
         config["ap_proto"] = self.options.as_dict()
