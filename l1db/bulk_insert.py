@@ -37,25 +37,11 @@ import sqlalchemy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .frames import L1dbInputError, column_kind, column_dtype
+from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, ensure_transaction, pg_wire_type
 
 __all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer"]
 
 _LOG = logging.getLogger(__name__)
-
-# Header of a PostgreSQL binary COPY stream: signature, flags, extension length.
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_PGCOPY_TRAILER = b"\xff\xff"
-
-# Wire type of a PostgreSQL column (by the type's DDL name) in binary COPY.
-_PG_WIRE = {
-    "BOOLEAN": "?",
-    "SMALLINT": ">i2",
-    "INTEGER": ">i4",
-    "BIGINT": ">i8",
-    "REAL": ">f4",
-    "DOUBLE PRECISION": ">f8",
-    "FLOAT": ">f8",
-}
 
 _temp_counter = itertools.count()
 
@@ -102,13 +88,6 @@ def _values_and_nulls(series: pd.Series, kind: str) -> tuple[np.ndarray, np.ndar
     return values, array.isna()
 
 
-def _ensure_transaction(conn: sqlalchemy.Connection) -> None:
-    # Driver-level calls bypass SQLAlchemy's autobegin: begin the transaction
-    # the caller will commit, exactly as the next execute() would.
-    if not conn.in_transaction():
-        conn.begin()
-
-
 def _quoted(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column]
             ) -> tuple[str, str]:
     preparer = conn.dialect.identifier_preparer
@@ -141,19 +120,6 @@ def _pack_copy_rows(data: np.ndarray, col_start: np.ndarray, lengths: np.ndarray
     return pos
 
 
-def _pg_wire_type(conn: sqlalchemy.Connection, column: sqlalchemy.Column) -> str:
-    ddl = column.type.compile(dialect=conn.dialect).upper()
-    base = ddl.split("(")[0].strip()
-    if base in ("CHAR", "VARCHAR", "TEXT", "CHARACTER", "CHARACTER VARYING"):
-        return "text"
-    if base == "FLOAT" and "(" in ddl:
-        return ">f4" if int(ddl.split("(")[1].rstrip(")")) <= 24 else ">f8"
-    try:
-        return _PG_WIRE[base]
-    except KeyError:
-        raise TypeError(f"{column.table.name}.{column.name}: no binary COPY format for {ddl}") from None
-
-
 def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Column],
                    frame: pd.DataFrame) -> np.ndarray:
     """Pack the columns of a checked frame into a PostgreSQL binary COPY stream.
@@ -166,7 +132,7 @@ def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Col
     blocks: list[np.ndarray] = []
     lengths = np.empty((n, len(columns)), dtype=np.int32)
     for j, column in enumerate(columns):
-        wire = _pg_wire_type(conn, column)
+        wire = pg_wire_type(conn.dialect, column)
         values, nulls = _values_and_nulls(frame[column.name], column_kind(column))
         if wire == "text":
             present = ~nulls
@@ -188,10 +154,10 @@ def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Col
     col_start[1:] = np.cumsum(widths)[:-1]
     data = np.ascontiguousarray(np.hstack(blocks))
     body = n * (2 + 4 * len(columns)) + int(np.clip(lengths, 0, None).sum(dtype=np.int64))
-    out = np.empty(len(_PGCOPY_HEADER) + body + len(_PGCOPY_TRAILER), dtype=np.uint8)
-    out[: len(_PGCOPY_HEADER)] = np.frombuffer(_PGCOPY_HEADER, dtype=np.uint8)
-    end = _pack_copy_rows(data, col_start, lengths, out, len(_PGCOPY_HEADER))
-    out[end:] = np.frombuffer(_PGCOPY_TRAILER, dtype=np.uint8)
+    out = np.empty(len(PGCOPY_HEADER) + body + len(PGCOPY_TRAILER), dtype=np.uint8)
+    out[: len(PGCOPY_HEADER)] = np.frombuffer(PGCOPY_HEADER, dtype=np.uint8)
+    end = _pack_copy_rows(data, col_start, lengths, out, len(PGCOPY_HEADER))
+    out[end:] = np.frombuffer(PGCOPY_TRAILER, dtype=np.uint8)
     return out
 
 
@@ -199,7 +165,7 @@ def _pg_copy(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequ
              frame: pd.DataFrame) -> None:
     buffer = pg_copy_buffer(conn, columns, frame)
     table_sql, columns_sql = _quoted(conn, table, columns)
-    _ensure_transaction(conn)
+    ensure_transaction(conn)
     sql = f"COPY {table_sql} ({columns_sql}) FROM STDIN WITH (FORMAT binary)"
     dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.dbapi_connection.cursor()
@@ -222,7 +188,7 @@ def _pg_upsert(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Se
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DROP",
     )
-    _ensure_transaction(conn)
+    ensure_transaction(conn)
     temp.create(conn)
     _pg_copy(conn, temp, list(temp.columns), frame)
     names = [c.name for c in columns]
