@@ -30,7 +30,8 @@ from astropy.time import Time
 from . import bulk_insert
 from .config import L1dbConfig, load_config
 from .database import check_connection, make_engine
-from .frames import L1dbInputError, check_frame, column_dtype
+from .bulk_read import empty_frame, read_frame
+from .frames import L1dbInputError, check_frame
 from .pixelization import Pixelization, check_region, region_contains
 from .schema import PIXEL_COLUMN, L1Schema
 from .timer import Timer, TimingSink, null_sink
@@ -154,19 +155,14 @@ class L1db:
         """Run a select and return a frame typed like the schema's columns."""
         if explain:
             self._explain(conn, stmt)
-        result = conn.execute(stmt)
-        columns = list(result.keys())
-        rows = result.fetchall()
-        frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-        return self._typed(frame, stmt.selected_columns)
+        return read_frame(conn, stmt)
 
     @staticmethod
     def _typed(frame: pd.DataFrame, columns: Any) -> pd.DataFrame:
-        """Give each column the dtype `check_frame` gives it, so reads and stores agree."""
-        dtypes = {col.name: column_dtype(col) for col in columns if col.name in frame}
-        if len(frame) == 0:
-            return pd.DataFrame({name: pd.Series([], dtype=dtypes.get(name, object)) for name in frame.columns})
-        return frame.astype(dtypes)
+        """The empty ``frame`` of ``columns`` with the dtypes `check_frame` gives them."""
+        if len(frame):
+            raise ValueError("only empty frames are typed here; reads are typed by read_frame")
+        return empty_frame(columns)
 
     def _object_columns(self, table: sa.Table) -> list[sa.Column]:
         if self.config.read_full_objects:
