@@ -1,0 +1,194 @@
+"""Benchmark: reading full-width rows into typed frames, `read_frame` against the old path.
+
+On each backend in one run (SQLite file, PostgreSQL and MariaDB databases
+``l1db_bench_read`` created and dropped here) it stores 100,000 DiaSources and
+10,000 DiaObjects of the real schema, every column filled with random values
+and about 10% NULLs in each nullable column, then reads each table whole,
+alternating:
+
+- ``old``: the L1db read path before `l1db.bulk_read` (copied below):
+  ``conn.execute(stmt).fetchall()``, ``DataFrame.from_records`` and ``astype``
+  to the `check_frame` dtypes;
+- ``read_frame``: `l1db.bulk_read.read_frame` (binary COPY + numba parser on
+  PostgreSQL, the driver's rows transposed column by column elsewhere);
+- ``fetch``: ``conn.execute(stmt).fetchall()`` alone, the floor of any path
+  that goes through the driver's rows.
+
+Before timing, the frame from `read_frame` is checked to equal the stored
+frame exactly. Prints medians of ``--repeats`` runs and the ratios as a
+Markdown table.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_read.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from l1db.bulk_insert import insert_frame
+from l1db.bulk_read import read_frame
+from l1db.config import L1dbConfig
+from l1db.database import make_engine
+from l1db.frames import check_frame, column_dtype, column_kind
+from l1db.schema import L1Schema
+
+_LOG = logging.getLogger(__name__)
+
+PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
+DB_NAME = "l1db_bench_read"
+
+
+def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.1) -> pd.DataFrame:
+    """``n`` checked rows for ``table``: random values, NULLs in nullable columns."""
+    data: dict[str, object] = {}
+    for column in table.columns:
+        kind = column_kind(column)
+        if kind == "bool":
+            values = rng.integers(0, 2, n).astype(bool)
+        elif kind.startswith("int"):
+            info = np.iinfo(kind)
+            values = rng.integers(info.min, info.max, n, endpoint=True, dtype=kind)
+        elif kind.startswith("float"):
+            values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
+        else:
+            letters = np.array(list("ugrizy"), dtype=object)
+            values = letters[rng.integers(0, len(letters), n)]
+        values = pd.Series(values, dtype=column_dtype(column))
+        if column.nullable:
+            values[rng.random(n) < null_fraction] = None
+        data[column.name] = values
+    data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
+    return check_frame(table, pd.DataFrame(data))
+
+
+def old_read(conn: sa.Connection, stmt: sa.Select) -> pd.DataFrame:
+    """The read path of L1db before bulk_read (``_read`` + ``_typed``), the baseline."""
+    result = conn.execute(stmt)
+    columns = list(result.keys())
+    rows = result.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+    dtypes = {col.name: column_dtype(col) for col in stmt.selected_columns if col.name in frame}
+    if len(frame) == 0:
+        return pd.DataFrame({name: pd.Series([], dtype=dtypes.get(name, object)) for name in frame.columns})
+    return frame.astype(dtypes)
+
+
+def fetch_only(conn: sa.Connection, stmt: sa.Select) -> int:
+    return len(conn.execute(stmt).fetchall())
+
+
+def _server_database(admin_url: str, backend: str, create: bool) -> str:
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        else:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        if create:
+            conn.exec_driver_sql(f"CREATE DATABASE {DB_NAME}")
+    engine.dispose()
+    return sa.make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+def bench_backend(url: str, sizes: dict[str, int], repeats: int, seed: int) -> dict[str, dict[str, list[float]]]:
+    """Store the tables, then time the read methods; samples by table and method."""
+    schema = L1Schema(L1dbConfig(url=url))
+    engine = make_engine(url)
+    schema.create(engine, drop=True)
+    rng = np.random.default_rng(seed)
+    results: dict[str, dict[str, list[float]]] = {}
+    for name, n in sizes.items():
+        table = schema.tables[name]
+        stored = random_frame(table, n, rng)
+        with engine.begin() as conn:
+            insert_frame(conn, table, stored)
+        stmt = sa.select(*table.columns)
+        with engine.connect() as conn:
+            # Warm-up (numba kernels, statement cache) and the exactness check.
+            key = table.primary_key.columns[0].name
+            back = read_frame(conn, stmt).sort_values(key, ignore_index=True)
+            pd.testing.assert_frame_equal(back, stored.sort_values(key, ignore_index=True))
+            old_read(conn, stmt)
+        methods: dict[str, Callable[[sa.Connection], object]] = {
+            "old": lambda conn: old_read(conn, stmt),
+            "read_frame": lambda conn: read_frame(conn, stmt),
+            "fetch": lambda conn: fetch_only(conn, stmt),
+        }
+        samples: dict[str, list[float]] = {m: [] for m in methods}
+        for _ in range(repeats):
+            for method, func in methods.items():
+                with engine.connect() as conn:
+                    start = time.perf_counter()
+                    func(conn)
+                    samples[method].append(time.perf_counter() - start)
+        results[name] = samples
+    engine.dispose()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql",
+                        help="comma-separated backends (default: all three)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
+    parser.add_argument("--sources", type=int, default=100_000, help="DiaSource rows to read")
+    parser.add_argument("--objects", type=int, default=10_000, help="DiaObject rows to read")
+    parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    args = parser.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"sqlite", "postgresql", "mysql"}
+    if unknown or args.repeats < 1 or args.sources < 1 or args.objects < 1:
+        print(f"bench_read: bad --backends {sorted(unknown)}, --repeats or row counts", file=sys.stderr)
+        return 2
+    sizes = {"DiaSource": args.sources, "DiaObject": args.objects}
+
+    load_start = os.getloadavg()
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    with tempfile.TemporaryDirectory(prefix="l1db_bench_") as tmp:
+        for backend in backends:
+            if backend == "sqlite":
+                url = f"sqlite:///{Path(tmp) / 'l1db_bench_read.sqlite3'}"
+                results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
+                continue
+            admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
+            url = _server_database(admin, backend, create=True)
+            try:
+                results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
+            finally:
+                _server_database(admin, backend, create=False)
+    load_end = os.getloadavg()
+
+    print(f"rows: {sizes}, {args.repeats} runs per method, medians in seconds; "
+          f"load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
+    print()
+    print("| backend | table | rows | old (fetchall + from_records + astype) | read_frame | "
+          "old / read_frame | fetchall alone |")
+    print("|---|---|---|---|---|---|---|")
+    for backend, tables in results.items():
+        for name, samples in tables.items():
+            med = {k: statistics.median(v) for k, v in samples.items()}
+            print(f"| {backend} | {name} | {sizes[name]:,} | {med['old']:.3f} | {med['read_frame']:.3f} | "
+                  f"{med['old'] / med['read_frame']:.1f}x | {med['fetch']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
