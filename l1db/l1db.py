@@ -16,6 +16,7 @@ to the other tables by `L1db.dailyJob`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from collections.abc import Iterator
@@ -94,6 +95,7 @@ class L1db:
             config = load_config(config)
         self.config = config
         self.monitor = monitor or null_sink
+        self._pending: list | None = None
         self.schema = L1Schema(config)
         self.pixelization = Pixelization(config.pixelization, config.effective_pixel_level, config.pixel_max_ranges)
         self.engine = make_engine(config.url)
@@ -156,13 +158,6 @@ class L1db:
         if explain:
             self._explain(conn, stmt)
         return read_frame(conn, stmt)
-
-    @staticmethod
-    def _typed(frame: pd.DataFrame, columns: Any) -> pd.DataFrame:
-        """The empty ``frame`` of ``columns`` with the dtypes `check_frame` gives them."""
-        if len(frame):
-            raise ValueError("only empty frames are typed here; reads are typed by read_frame")
-        return empty_frame(columns)
 
     def _object_columns(self, table: sa.Table) -> list[sa.Column]:
         if self.config.read_full_objects:
@@ -264,7 +259,7 @@ class L1db:
         columns = [c for c in table.columns]
         visit_mjd = to_mjd_tai(visit_time)
         if months == 0 or len(ids) == 0:
-            return self._typed(pd.DataFrame({c.name: [] for c in columns}), columns)
+            return empty_frame(columns)
         start = visit_mjd - months * MONTH_DAYS
         in_window = sa.and_(table.c.midpointMjdTai > start, table.c.midpointMjdTai < visit_mjd)
         frames = []
@@ -371,7 +366,24 @@ class L1db:
         return check_frame(self._table(table_name), frame)
 
     def _timed(self, op: str, rows: int | None = None) -> Timer:
-        return Timer(op, self.monitor, rows=rows)
+        return Timer(op, self._pending.append if self._pending is not None else self.monitor, rows=rows)
+
+    @contextlib.contextmanager
+    def _committed_records(self) -> Iterator[None]:
+        """Hold the timing records of a transaction until it has committed.
+
+        A record handed to the monitor says the rows were stored: a visit that
+        rolls back, or a process killed before the commit, must leave none.
+        """
+        self._pending = []
+        try:
+            yield
+        except BaseException:
+            self._pending = None
+            raise
+        records, self._pending = self._pending, None
+        for record in records:
+            self.monitor(record)
 
     def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
@@ -444,14 +456,14 @@ class L1db:
         """Store DiaSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
-        with self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
+        with self._committed_records(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
     def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
         """Store DiaForcedSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
-        with self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
+        with self._committed_records(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared)
 
     def store(
@@ -502,7 +514,7 @@ class L1db:
             "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
         }
         self.checkSchema()
-        with self._timed("store"), self.engine.begin() as conn:
+        with self._committed_records(), self._timed("store"), self.engine.begin() as conn:
             if prepared["DiaObject"] is not None:
                 self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
             if prepared["DiaSource"] is not None:
@@ -566,7 +578,7 @@ class L1db:
             return 0
         self.checkSchema()
         nightly = self._table("DiaObjectNightly")
-        with self._timed("daily_merge") as timer, self.engine.begin() as conn:
+        with self._committed_records(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
             rows = self._read(conn, sa.select(*nightly.columns), explain=False)
             timer.rows = len(rows)
             if len(rows) == 0:

@@ -213,10 +213,16 @@ def test_resume_after_kill(db_url: str, make_config, sources: Path, tmp_path: Pa
         per_visit = dict(conn.execute(sa.select(table.c.visit, sa.func.count()).group_by(table.c.visit)).all())
     db.close()
     assert sorted(per_visit) == list(range(1, total + 1))
-    # The log's store records count each stored row once (a killed visit logged no store).
+    assert sum(per_visit.values()) == counts["DiaSource"]
+    # The log counts each stored row once: a store's records are written only
+    # after its commit, so the killed visit's rolled-back rows are not in it.
+    # (A kill in the instant between a commit and the writing of its records
+    # leaves that one visit stored but unlogged.)
     timings = _ops(log)
-    assert _logged_rows(timings, "src_insert") == counts["DiaSource"]
-    assert _logged_rows(timings, "obj_insert") == counts["DiaObject"]
+    logged = timings[timings["op"] == "src_insert"].groupby("visit")["rows"].sum()
+    for visit, rows in logged.items():
+        assert per_visit[visit] == rows, visit
+    assert len(set(per_visit) - set(logged.index)) <= 1
 
 
 def test_sigint_finishes_the_visit_and_resumes(sources: Path, tmp_path: Path) -> None:

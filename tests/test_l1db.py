@@ -222,9 +222,12 @@ def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_t
         return n
 
     monkeypatch.setattr(l1db.bulk_insert, "insert_frame", insert_then_fail)
+    records: list[TimingRecord] = []
+    db.monitor = records.append
     with pytest.raises(RuntimeError, match="injected"):
         db.store(T0, objects, sources, forced, visit_id=1)
     assert failing_table in written
+    assert records == []  # a rolled-back store reports nothing as stored
     monkeypatch.setattr(l1db.bulk_insert, "insert_frame", real_insert)
     assert all(count == 0 for name, count in db.tableRowCount().items() if name != "L1dbMetadata")
     assert db.lastVisit() is None
@@ -232,6 +235,8 @@ def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_t
     db.store(T0, objects, sources, forced, visit_id=1)
     counts = db.tableRowCount()
     assert counts["DiaObject"] == counts["DiaObjectLast"] == counts["DiaSource"] == counts["DiaForcedSource"] == 200
+    ops = [r.op for r in records]
+    assert ops[-1] == "store" and {"obj_insert", "src_insert", "fsrc_insert", "visit_insert"} <= set(ops)
     db.close()
 
 
