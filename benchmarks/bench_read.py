@@ -39,41 +39,18 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, random_frame, server_database
+
 from l1db.bulk_insert import insert_frame
 from l1db.bulk_read import read_frame
 from l1db.config import L1dbConfig
 from l1db.database import make_engine
-from l1db.frames import check_frame, column_dtype, column_kind
+from l1db.frames import check_frame, column_dtype
 from l1db.schema import L1Schema
 
 _LOG = logging.getLogger(__name__)
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
 DB_NAME = "l1db_bench_read"
-
-
-def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.1) -> pd.DataFrame:
-    """``n`` checked rows for ``table``: random values, NULLs in nullable columns."""
-    data: dict[str, object] = {}
-    for column in table.columns:
-        kind = column_kind(column)
-        if kind == "bool":
-            values = rng.integers(0, 2, n).astype(bool)
-        elif kind.startswith("int"):
-            info = np.iinfo(kind)
-            values = rng.integers(info.min, info.max, n, endpoint=True, dtype=kind)
-        elif kind.startswith("float"):
-            values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
-        else:
-            letters = np.array(list("ugrizy"), dtype=object)
-            values = letters[rng.integers(0, len(letters), n)]
-        values = pd.Series(values, dtype=column_dtype(column))
-        if column.nullable:
-            values[rng.random(n) < null_fraction] = None
-        data[column.name] = values
-    data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
-    return check_frame(table, pd.DataFrame(data))
 
 
 def old_read(conn: sa.Connection, stmt: sa.Select) -> pd.DataFrame:
@@ -92,19 +69,6 @@ def fetch_only(conn: sa.Connection, stmt: sa.Select) -> int:
     return len(conn.execute(stmt).fetchall())
 
 
-def _server_database(admin_url: str, backend: str, create: bool) -> str:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        if backend == "postgresql":
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        else:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        if create:
-            conn.exec_driver_sql(f"CREATE DATABASE {DB_NAME}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
-
-
 def bench_backend(url: str, sizes: dict[str, int], repeats: int, seed: int) -> dict[str, dict[str, list[float]]]:
     """Store the tables, then time the read methods; samples by table and method."""
     schema = L1Schema(L1dbConfig(url=url))
@@ -114,7 +78,7 @@ def bench_backend(url: str, sizes: dict[str, int], repeats: int, seed: int) -> d
     results: dict[str, dict[str, list[float]]] = {}
     for name, n in sizes.items():
         table = schema.tables[name]
-        stored = random_frame(table, n, rng)
+        stored = check_frame(table, random_frame(table, n, rng, null_fraction=0.1))
         with engine.begin() as conn:
             insert_frame(conn, table, stored)
         stmt = sa.select(*table.columns)
@@ -169,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                 results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
                 continue
             admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-            url = _server_database(admin, backend, create=True)
+            url = server_database(admin, DB_NAME, create=True)
             try:
                 results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
             finally:
-                _server_database(admin, backend, create=False)
+                server_database(admin, DB_NAME, create=False)
     load_end = os.getloadavg()
 
     print(f"rows: {sizes}, {args.repeats} runs per method, medians in seconds; "

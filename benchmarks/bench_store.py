@@ -34,39 +34,18 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, random_frame, server_database
+
 from l1db.bulk_insert import insert_frame
 from l1db.config import L1dbConfig
 from l1db.database import make_engine
-from l1db.frames import check_frame, column_kind
+from l1db.frames import check_frame
 from l1db.schema import L1Schema
 
 _LOG = logging.getLogger(__name__)
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
 DB_NAME = "l1db_bench"
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
-
-
-def random_frame(table: sa.Table, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``n`` rows for ``table``, every column filled with random values of its type."""
-    data: dict[str, np.ndarray] = {}
-    for column in table.columns:
-        kind = column_kind(column)
-        if kind == "bool":
-            values = rng.integers(0, 2, n).astype(bool)
-        elif kind.startswith("int"):
-            info = np.iinfo(kind)
-            values = rng.integers(info.min, info.max, n, endpoint=True, dtype=kind)
-        elif kind.startswith("float"):
-            values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
-        else:
-            letters = np.array(list("ugrizy"), dtype=object)
-            values = letters[rng.integers(0, len(letters), n)]
-        data[column.name] = values
-    # Unique keys: the first key column numbers the rows.
-    data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
-    return pd.DataFrame(data)
 
 
 def _store_bulk(engine: sa.Engine, tables: dict[str, sa.Table], frames: dict[str, pd.DataFrame]) -> None:
@@ -97,19 +76,6 @@ def _timed(func: Callable[[], None]) -> float:
     start = time.perf_counter()
     func()
     return time.perf_counter() - start
-
-
-def _server_database(admin_url: str, backend: str, create: bool) -> str:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        if backend == "postgresql":
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        else:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        if create:
-            conn.exec_driver_sql(f"CREATE DATABASE {DB_NAME}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
 
 
 def bench_backend(backend: str, url: str, sizes: dict[str, int], repeats: int, seed: int) -> dict[str, list[float]]:
@@ -186,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                 results[backend] = bench_backend(backend, url, sizes, args.repeats, args.seed)
                 continue
             admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-            url = _server_database(admin, backend, create=True)
+            url = server_database(admin, DB_NAME, create=True)
             try:
                 results[backend] = bench_backend(backend, url, sizes, args.repeats, args.seed)
             finally:
-                _server_database(admin, backend, create=False)
+                server_database(admin, DB_NAME, create=False)
 
     print(f"visit: {sizes}, {args.repeats} runs per method, medians in seconds")
     print()

@@ -1,0 +1,61 @@
+"""Pieces the benchmark scripts share: scratch databases and random full-width rows.
+
+Run the scripts from the repository root (``.venv/bin/python benchmarks/X.py``);
+this folder is then first on ``sys.path``, so ``from _common import ...`` works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from l1db.frames import column_dtype, column_kind
+
+__all__ = ["PG_ADMIN_URL", "MYSQL_ADMIN_URL", "random_frame", "server_database"]
+
+#: Admin URLs of the local servers (override with each script's --*-admin-url).
+PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
+
+
+def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.0) -> pd.DataFrame:
+    """``n`` rows for ``table``: every column random values of its type, unique first key column.
+
+    With ``null_fraction``, that share of each nullable column is NULL.
+    """
+    data: dict[str, object] = {}
+    for column in table.columns:
+        kind = column_kind(column)
+        if kind == "bool":
+            values = rng.integers(0, 2, n).astype(bool)
+        elif kind.startswith("int"):
+            info = np.iinfo(kind)
+            values = rng.integers(info.min, info.max, n, endpoint=True, dtype=kind)
+        elif kind.startswith("float"):
+            values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
+        else:
+            letters = np.array(list("ugrizy"), dtype=object)
+            values = letters[rng.integers(0, len(letters), n)]
+        if null_fraction and column.nullable:
+            values = pd.Series(values, dtype=column_dtype(column))
+            values[rng.random(n) < null_fraction] = None
+        data[column.name] = values
+    # Unique keys: the first key column numbers the rows.
+    data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
+    return pd.DataFrame(data)
+
+
+def server_database(admin_url: str, name: str, create: bool) -> str:
+    """Drop database ``name`` on the server of ``admin_url`` and, with ``create``, make it anew.
+
+    Returns the URL of that database.
+    """
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        if create:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
