@@ -35,7 +35,7 @@ also on failure) and for each DiaObject strategy (``baseline``,
 Timings are wall-clock seconds of the whole call (query, fetch, frame
 building, trim). Prints a Markdown section for BENCHMARKS.md::
 
-    .venv/bin/python benchmarks/bench_region_read.py [--objects 1000000] [--fields 24] [--repeats 3]
+    .venv/bin/python benchmarks/bench_region_read.py [--objects 1000000] [--fields 20] [--repeats 3]
 """
 
 from __future__ import annotations
