@@ -60,6 +60,8 @@ import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
 
+from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
+
 from dia_sim.rows import make_dia_objects
 from l1db.bulk_read import read_frame
 from l1db.config import L1dbConfig
@@ -68,8 +70,6 @@ from l1db.l1db import AP_OBJECT_COLUMNS, L1db
 
 _LOG = logging.getLogger(__name__)
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
 # Not "l1db_bench_read": benchmarks/bench_read.py drops that one (WITH FORCE).
 DB_NAME = "l1db_bench_region"
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -344,19 +344,6 @@ def check_same(expected: np.ndarray, got: np.ndarray, what: str, ra0: float, dec
 # -- databases -------------------------------------------------------------------------
 
 
-def _server_database(admin_url: str, backend: str, create: bool) -> str:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        if backend == "postgresql":
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        else:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        if create:
-            conn.exec_driver_sql(f"CREATE DATABASE {DB_NAME}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
-
-
 def run_strategy(url: str, strategy: str, args: argparse.Namespace) -> dict[str, object]:
     config = L1dbConfig(url=url, dia_object_index=strategy, pixelization="htm", pixel_level=20,
                         pixel_max_ranges=64)
@@ -387,10 +374,10 @@ def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
     admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
     try:
         for strategy in args.strategies:
-            url = _server_database(admin, backend, create=True)
+            url = server_database(admin, DB_NAME, create=True)
             results[strategy] = run_strategy(url, strategy, args)
     finally:
-        _server_database(admin, backend, create=False)
+        server_database(admin, DB_NAME, create=False)
     return results
 
 
