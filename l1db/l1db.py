@@ -37,7 +37,7 @@ from .pixelization import Pixelization, check_region, region_contains
 from .schema import PIXEL_COLUMN, L1Schema
 from .timer import Timer, TimingSink, null_sink
 
-__all__ = ["L1db", "AP_OBJECT_COLUMNS", "MONTH_DAYS", "ID_CHUNK", "to_mjd_tai"]
+__all__ = ["L1db", "AP_OBJECT_COLUMNS", "MONTH_DAYS", "ID_CHUNKS", "ID_CHUNK", "to_mjd_tai"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -58,8 +58,13 @@ AP_OBJECT_COLUMNS = (
 #: Length of a "month" of the history windows, in days.
 MONTH_DAYS = 30.0
 
-#: IDs per ``IN (...)`` list: below SQLite's and MySQL's statement limits and
-#: small enough for the planners to use the index.
+#: IDs per ``IN (...)`` list, per backend: within each backend's limits (SQLite
+#: binds at most 32,766 variables; MySQL statements must fit max_allowed_packet,
+#: 16 MB by default) and large enough that a visit's history is one or a few
+#: statements: each statement may cost the server a scan when its planner
+#: prefers one, so splitting a visit's IDs finely multiplies the work.
+ID_CHUNKS = {"sqlite": 10_000, "mysql": 20_000, "postgresql": 50_000}
+#: IDs per list for other backends.
 ID_CHUNK = 1000
 
 
@@ -72,7 +77,9 @@ def to_mjd_tai(visit_time: Time | datetime.datetime) -> float:
     return float(visit_time.tai.mjd)
 
 
-def _chunks(ids: np.ndarray, size: int = ID_CHUNK) -> Iterator[list[int]]:
+def _chunks(ids: np.ndarray, dialect: str) -> Iterator[list[int]]:
+    """``ids`` in lists of at most the backend's `ID_CHUNKS`."""
+    size = ID_CHUNKS.get(dialect, ID_CHUNK)
     for start in range(0, len(ids), size):
         yield ids[start : start + size].tolist()
 
@@ -218,7 +225,7 @@ class L1db:
                          in_region["diaObjectId"].to_numpy(dtype=np.int64))
         versions = [
             self._read(conn, sa.select(*columns).where(nightly.c.diaObjectId.in_(chunk)), explain and i == 0)
-            for i, chunk in enumerate(_chunks(ids))
+            for i, chunk in enumerate(_chunks(ids, conn.dialect.name))
         ]
         versions = [v for v in versions if len(v)]
         if not versions:
@@ -270,7 +277,7 @@ class L1db:
                 found = self._read(conn, sa.select(*columns).where(where), explain)
                 frames.append(found[np.isin(found["diaObjectId"].to_numpy(dtype=np.int64, na_value=-1), ids)])
             else:
-                for i, chunk in enumerate(_chunks(ids)):
+                for i, chunk in enumerate(_chunks(ids, conn.dialect.name)):
                     where = sa.and_(table.c.diaObjectId.in_(chunk), in_window)
                     frames.append(self._read(conn, sa.select(*columns).where(where), explain and i == 0))
         if len(frames) == 1:
@@ -418,7 +425,7 @@ class L1db:
             else:
                 with self._timed("obj_last_delete") as timer:
                     deleted = 0
-                    for i, chunk in enumerate(_chunks(np.unique(ids))):
+                    for i, chunk in enumerate(_chunks(np.unique(ids), conn.dialect.name)):
                         stmt = sa.delete(last).where(last.c.diaObjectId.in_(chunk))
                         if explain and i == 0:
                             self._explain(conn, stmt)
@@ -433,7 +440,7 @@ class L1db:
             # One UPDATE per distinct closing time (one per visit; a few in a merge).
             for mjd in np.unique(close):
                 sel = np.unique(ids[close == mjd])
-                for chunk in _chunks(sel):
+                for chunk in _chunks(sel, conn.dialect.name):
                     stmt = (
                         sa.update(dia_object)
                         .where(dia_object.c.diaObjectId.in_(chunk), dia_object.c.validityEndMjdTai.is_(None))

@@ -13,6 +13,7 @@ import astropy.units as u
 from astropy.time import Time
 
 import l1db.bulk_insert
+import l1db.l1db
 from l1db.frames import L1dbInputError
 from l1db.l1db import MONTH_DAYS, L1db
 from l1db.schema import SchemaError
@@ -190,9 +191,12 @@ def test_history_windows_at_their_edges(make_config, source_select: str) -> None
     db0.close()
 
 
-def test_by_oid_reads_more_ids_than_one_chunk(make_config) -> None:
+@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
+def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+    # Small chunks, so that every chunked statement runs several times.
+    monkeypatch.setattr(l1db.l1db, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
     rng = np.random.default_rng(3)
-    db = _l1db(make_config)
+    db = _l1db(make_config, **options)
     n = 2500
     ra, dec = random_sky_points(rng, n, [(50.0, -10.0)], 1.0)
     ids = np.arange(n, dtype=np.int64)
@@ -201,6 +205,11 @@ def test_by_oid_reads_more_ids_than_one_chunk(make_config) -> None:
     region = _circle(50.0, -10.0, 1.1)
     assert len(db.getDiaSources(region, ids, T0)) == n
     assert len(db.getDiaForcedSources(region, ids, T0)) == n
+    # A second version of every object: validity update / DiaObjectLast delete in chunks.
+    db.store(T0, objects, None, None)
+    found = db.getDiaObjects(region)
+    assert len(found) == n and found["diaObjectId"].is_unique
+    assert (found["validityStartMjdTai"] == T0.tai.mjd).all()
     db.close()
 
 
