@@ -1,0 +1,104 @@
+"""Benchmark: the whole AP loop (ap_proto) at full density on each backend.
+
+For each backend in one run: a fresh database, ``create_l1_schema``, then
+``ap_proto`` for ``--visits`` visits of a full-density catalogue on a small
+pointing patch (so that fields overlap and the history reads grow), then
+``log2csv``. Prints the median per-visit time of each operation over the
+second half of the run, as a Markdown table. The same seed gives every
+backend the same visits, so the columns compare like with like.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_ap_proto.py --visits 40 --catalog /tmp/sources.npy
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
+
+from dia_sim.catalog import generate_catalog
+from dia_sim.cli.ap_proto import main as ap_proto
+from dia_sim.log2csv import logs_to_table
+from l1db.cli.create_l1_schema import main as create_l1_schema
+
+DB_NAME = "l1db_bench_ap"
+OPS = ("obj_select", "src_select", "fsrc_select", "sum_select", "store", "sim", "visit")
+COUNTS = ("obj_read", "src_read", "fsrc_read", "src_stored", "fsrc_stored")
+
+
+def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, name: str) -> pd.DataFrame:
+    config = work / f"{name}.cfg"
+    config.write_text(
+        f"[database]\nurl = {url}\n\n[l1db]\ndia_object_index = {args.strategy}\n\n"
+        f"[ap_proto]\npointing_area = {args.patch}\nseed = {args.seed}\nrow_count_every = 0\n"
+    )
+    if create_l1_schema(["-c", str(config), "--drop"]) != 0:
+        raise RuntimeError(f"create_l1_schema failed for {name}")
+    log = work / f"{name}.jsonl"
+    if ap_proto(["-c", str(config), "-n", str(args.visits), "-l", str(log), "--no-progress", str(catalog)]) != 0:
+        raise RuntimeError(f"ap_proto failed for {name}")
+    table, _ = logs_to_table([log])
+    return table
+
+
+def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
+    late = table[table["visit"] > table["visit"].max() / 2]
+    row: dict[str, object] = {"backend": name}
+    for column in COUNTS:
+        row[column] = int(late[column].median())
+    for op in OPS:
+        row[op] = round(float(late[f"{op}_real"].median()), 3)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
+    parser.add_argument("--visits", type=int, default=40)
+    parser.add_argument("--strategy", default="last_object_table")
+    parser.add_argument("--patch", default="0,20,-30,-10", help="pointing area RA_MIN,RA_MAX,DEC_MIN,DEC_MAX")
+    parser.add_argument("--catalog", type=Path, default=None,
+                        help="full-density catalogue (made with seed 1 if missing)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL)
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        catalog = args.catalog or work / "sources.npy"
+        if not catalog.exists():
+            generate_catalog(catalog, per_visit=10_000, seed=1)
+        load = os.getloadavg()[0]
+        rows = []
+        for backend in backends:
+            if backend == "sqlite":
+                rows.append(summarize(backend, run_backend(f"sqlite:///{work}/l1db.sqlite3", catalog, args, work,
+                                                           backend)))
+                continue
+            admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
+            url = server_database(admin, DB_NAME, create=True)
+            try:
+                rows.append(summarize(backend, run_backend(url, catalog, args, work, backend)))
+            finally:
+                server_database(admin, DB_NAME, create=False)
+    print(f"{args.visits} visits, {args.strategy}, patch {args.patch}, seed {args.seed}; "
+          f"medians over visits {args.visits // 2 + 1}-{args.visits}, seconds; "
+          f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")
+    frame = pd.DataFrame(rows)
+    print("| " + " | ".join(frame.columns) + " |")
+    print("|" + "---|" * len(frame.columns))
+    for record in frame.itertuples(index=False):
+        print("| " + " | ".join(str(v) for v in record) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
