@@ -84,3 +84,17 @@ def make_config(db_url: str, tmp_path: Path):
         return write_config(tmp_path / f"l1db-{next(counter)}.cfg", db_url, **options)
 
     return make
+
+
+@pytest.fixture
+def l1(db_url: str):
+    """(engine, L1Schema) of a fresh database holding the L1 schema (default options)."""
+    from l1db.config import L1dbConfig
+    from l1db.database import make_engine
+    from l1db.schema import L1Schema
+
+    schema = L1Schema(L1dbConfig(url=db_url))
+    engine = make_engine(db_url)
+    schema.create(engine)
+    yield engine, schema
+    engine.dispose()

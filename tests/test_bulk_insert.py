@@ -22,16 +22,6 @@ from l1db.schema import L1Schema
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
 
 
-@pytest.fixture
-def l1(db_url):
-    """(engine, tables) of a fresh database holding the L1 schema."""
-    schema = L1Schema(L1dbConfig(url=db_url))
-    engine = make_engine(db_url)
-    schema.create(engine)
-    yield engine, schema.tables
-    engine.dispose()
-
-
 def _random_strings(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     alphabet = np.array(list("abcXYZ019_é\\\t\n"), dtype=object)
     sizes = rng.integers(1, length + 1, n)
@@ -121,7 +111,8 @@ def count(engine: sa.Engine, table: sa.Table) -> int:
 
 
 def test_round_trip_full_width(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     rng = np.random.default_rng(20261121)
     checked = {name: check_frame(tables[name], random_frame(tables[name], 400, rng)) for name in TABLES}
     with engine.begin() as conn:
@@ -162,7 +153,8 @@ def test_mysql_multirow_insert_fallback(db_url, backend):
 
 
 def test_subset_of_columns(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     table = tables["DiaForcedSource"]
     full = random_frame(table, 50, np.random.default_rng(1))
     required = full[[c.name for c in table.columns if not c.nullable]]
@@ -174,7 +166,8 @@ def test_subset_of_columns(l1):
 
 
 def test_upsert_replaces_and_inserts(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     table = tables["DiaSource"]
     rng = np.random.default_rng(7)
     first = check_frame(table, random_frame(table, 200, rng))
@@ -194,7 +187,8 @@ def test_upsert_replaces_and_inserts(l1):
 
 
 def test_upsert_rejects_repeated_key(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     table = tables["DiaForcedSource"]
     frame = check_frame(table, random_frame(table, 20, np.random.default_rng(3)))
     frame = pd.concat([frame, frame.iloc[:1]], ignore_index=True)
@@ -205,7 +199,8 @@ def test_upsert_rejects_repeated_key(l1):
 
 
 def test_rollback_leaves_nothing(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     rng = np.random.default_rng(11)
     frames = {name: check_frame(tables[name], random_frame(tables[name], 100, rng)) for name in TABLES}
     with engine.connect() as conn:
@@ -227,7 +222,8 @@ def test_rollback_leaves_nothing(l1):
 
 
 def test_duplicate_key_fails_and_rolls_back(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     table = tables["DiaSource"]
     frame = check_frame(table, random_frame(table, 50, np.random.default_rng(5)))
     with engine.begin() as conn:
@@ -253,7 +249,8 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("kind", list(BAD_INPUTS))
 def test_bad_input_writes_nothing(l1, kind):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     rng = np.random.default_rng(13)
     objects = check_frame(tables["DiaObject"], random_frame(tables["DiaObject"], 30, rng))
     sources = random_frame(tables["DiaSource"], 30, rng)
@@ -269,7 +266,8 @@ def test_bad_input_writes_nothing(l1, kind):
 
 
 def test_unchecked_frame_refused(l1):
-    engine, tables = l1
+    engine, schema = l1
+    tables = schema.tables
     table = tables["DiaForcedSource"]
     frame = random_frame(table, 8, np.random.default_rng(2))
     with pytest.raises(TypeError, match="check_frame"):

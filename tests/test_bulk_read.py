@@ -18,23 +18,12 @@ from sqlalchemy.dialects import postgresql
 from l1db.bulk_insert import insert_frame, pg_copy_buffer
 from l1db.bulk_read import _parse_copy, empty_frame, read_frame
 from l1db.config import L1dbConfig
-from l1db.database import make_engine
 from l1db.frames import check_frame, column_dtype, column_kind
 from l1db.pg_copy import pg_wire_type
 from l1db.schema import PIXEL_COLUMN, L1Schema
 from l1db_frames import random_rows
 
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
-
-
-@pytest.fixture
-def l1(db_url):
-    """(engine, schema) of a fresh database holding the L1 schema."""
-    schema = L1Schema(L1dbConfig(url=db_url))
-    engine = make_engine(db_url)
-    schema.create(engine)
-    yield engine, schema
-    engine.dispose()
 
 
 def _with_extremes(table: sa.Table, frame: pd.DataFrame) -> pd.DataFrame:
