@@ -43,7 +43,7 @@ from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
 from .catalog import SourceCatalog
-from .field import FieldTile, field_tiles
+from .field import FieldTile
 from .pointing import random_pointings
 from .schedule import next_visit_time, visit_times
 from .visit_sim import SimConfig, VisitSimulator
@@ -157,7 +157,7 @@ class TileProcessor:
     def process(self, plan: VisitPlan, tile: int) -> TileResult:
         """Simulate, read and store one tile of a visit, timing every step."""
         opts = self.options
-        field: FieldTile = field_tiles(plan.ra, plan.dec, opts.fov, opts.divide)[tile]
+        field = FieldTile(plan.ra, plan.dec, opts.fov, opts.divide, tile)
         sink = self.writer.sink(plan.visit_id, tile)
         self.l1db.monitor = sink
         sim_records: list[TimingRecord] = []
