@@ -189,7 +189,7 @@ def _draw_binned(ax: Any, visits: np.ndarray, values: np.ndarray, bin_size: int,
         (fit,) = ax.plot(xs, intercept + slope * xs, color=_FIT_COLOR, linewidth=1.5, zorder=3,
                          label=f"least squares: {slope * 1000:+.3g} s per 1,000 visits")
         handles.append(fit)
-    ax.legend(handles=handles, loc="upper left")
+    ax.legend(handles=handles, loc="best", framealpha=0.9)
     ax.set_ylim(bottom=0)
 
 
