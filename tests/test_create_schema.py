@@ -126,3 +126,4 @@ def test_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert main(["-c", str(config)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dia_object_index" in err
+

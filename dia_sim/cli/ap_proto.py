@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from astropy.time import Time
 
+from l1db.cli import quiet_broken_pipe
 from l1db.config import ConfigError, default_config_path, load_config
 from l1db.database import DatabaseUnreachable, error_reason
 from l1db.frames import L1dbInputError
@@ -151,6 +152,7 @@ class _Progress:
             self.bar.close()
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 1 error, 2 usage, 130 interrupted)."""
     args = _parser().parse_args(argv)

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from l1db.cli import quiet_broken_pipe
+
 from ..catalog import SKIES, expected_count, generate_catalog
 
 __all__ = ["main"]
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 success, 1 failure, 2 bad arguments)."""
     parser = _parser()

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from l1db.cli import quiet_broken_pipe
+
 from ..log2csv import logs_to_table, provenance_path, write_csv, write_provenance
 
 __all__ = ["main"]
@@ -38,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: records converted, 1: no record or bad input)."""
     args = _parser().parse_args(argv)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from l1db.cli import quiet_broken_pipe
+
 from ..plots import DEFAULT_THRESHOLD, describe_figures, write_plots
 
 __all__ = ["main"]
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()

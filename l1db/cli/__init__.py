@@ -1,1 +1,29 @@
-"""Command-line entry points of l1db."""
+"""Command-line entry points of l1db, and what every entry point shares."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+__all__ = ["quiet_broken_pipe"]
+
+
+def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
+    """Make ``main`` end quietly when its reader goes away (``tool | head``).
+
+    Without this, Python prints a traceback for the BrokenPipeError, and
+    again when it flushes stdout at exit.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: object, **kwargs: object) -> int:
+        try:
+            return main(*args, **kwargs)
+        except BrokenPipeError:
+            # Point stdout at /dev/null so that the flush at exit cannot fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+
+    return wrapper

@@ -12,6 +12,7 @@ from ..config import ConfigError, default_config_path, safe_url
 from ..database import DatabaseUnreachable, error_reason
 from ..l1db import L1db
 from ..schema import SchemaError
+from . import quiet_broken_pipe
 
 __all__ = ["main"]
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 1 error, 2 usage)."""
     args = _parser().parse_args(argv)

@@ -15,8 +15,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..parse_cat import ParseCatError, generated_header, packaged_apdb_path, read_catalog
+from ..parse_cat import (
+    ParseCatError,
+    generated_header,
+    packaged_apdb_path,
+    read_catalog,
+)
 from ..schema_model import SchemaDef, dump_schema
+from . import quiet_broken_pipe
 
 __all__ = ["main"]
 
@@ -87,6 +93,7 @@ def _write(schema: SchemaDef, output: Path | None, header: str) -> None:
         sys.stdout.flush()
 
 
+@quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``parse_cat``; returns the exit code.
 
