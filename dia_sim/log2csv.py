@@ -264,6 +264,6 @@ def run_description(provenance: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     parts = [str(out["backend"]) if out["backend"] else None, out["strategy"]]
     if out["density"] is not None:
         density = out["density"]
-        parts.append(f"{density:g} sources/visit" if isinstance(density, (int, float)) else f"{density} sources/visit")
+        parts.append(f"{density:.0f} sources/visit" if isinstance(density, (int, float)) else f"{density} sources/visit")
     out["label"] = ", ".join(p for p in parts if p)
     return out
