@@ -6,17 +6,72 @@ this folder is then first on ``sys.path``, so ``from _common import ...`` works.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from l1db.frames import column_dtype, column_kind
 
-__all__ = ["PG_ADMIN_URL", "MYSQL_ADMIN_URL", "random_frame", "server_database"]
+__all__ = [
+    "PG_ADMIN_URL",
+    "MYSQL_ADMIN_URL",
+    "BACKENDS",
+    "add_backend_options",
+    "parse_backends",
+    "backend_database",
+    "random_frame",
+    "server_database",
+]
 
 #: Admin URLs of the local servers (override with each script's --*-admin-url).
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
+#: The backends a benchmark can run on.
+BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--backends`` and the servers' admin URLs."""
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="comma-separated backends (default: all three)")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+
+
+def parse_backends(text: str) -> list[str]:
+    """The backends of a ``--backends`` value; `ValueError` for an unknown one."""
+    backends = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown or not backends:
+        raise ValueError(f"bad --backends {text!r}: choose from {', '.join(BACKENDS)}")
+    return backends
+
+
+@contextlib.contextmanager
+def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Namespace) -> Iterator[str]:
+    """URL of a fresh database ``name`` on ``backend``, removed afterwards, even on failure.
+
+    SQLite: a file in ``tmp_dir``; the servers: a database made through the
+    admin URLs of `add_backend_options`.
+    """
+    if backend == "sqlite":
+        path = Path(tmp_dir) / f"{name}.sqlite3"
+        path.unlink(missing_ok=True)
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
+    try:
+        yield server_database(admin, name, create=True)
+    finally:
+        server_database(admin, name, create=False)
 
 
 def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.0) -> pd.DataFrame:

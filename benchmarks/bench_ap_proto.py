@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
+from _common import add_backend_options, backend_database, parse_backends
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -52,7 +52,7 @@ def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
     late = table[table["visit"] > table["visit"].max() / 2]
     row: dict[str, object] = {"backend": name}
     for column in COUNTS:
-        row[column] = int(late[column].median())
+        row[column] = int(late[column].fillna(0).median())  # no record: nothing read or stored
     for op in OPS:
         row[op] = round(float(late[f"{op}_real"].median()), 3)
     return row
@@ -60,17 +60,19 @@ def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
     parser.add_argument("--visits", type=int, default=40)
     parser.add_argument("--strategy", default="last_object_table")
     parser.add_argument("--patch", default="0,20,-30,-10", help="pointing area RA_MIN,RA_MAX,DEC_MIN,DEC_MAX")
     parser.add_argument("--catalog", type=Path, default=None,
                         help="full-density catalogue (made with seed 1 if missing)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL)
+    add_backend_options(parser)
     args = parser.parse_args()
-    backends = args.backends.split(",")
+    try:
+        backends = parse_backends(args.backends)
+    except ValueError as exc:
+        print(f"bench_ap_proto: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         catalog = args.catalog or work / "sources.npy"
@@ -79,16 +81,8 @@ def main() -> int:
         load = os.getloadavg()[0]
         rows = []
         for backend in backends:
-            if backend == "sqlite":
-                rows.append(summarize(backend, run_backend(f"sqlite:///{work}/l1db.sqlite3", catalog, args, work,
-                                                           backend)))
-                continue
-            admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-            url = server_database(admin, DB_NAME, create=True)
-            try:
+            with backend_database(backend, DB_NAME, work, args) as url:
                 rows.append(summarize(backend, run_backend(url, catalog, args, work, backend)))
-            finally:
-                server_database(admin, DB_NAME, create=False)
     print(f"{args.visits} visits, {args.strategy}, patch {args.patch}, seed {args.seed}; "
           f"medians over visits {args.visits // 2 + 1}-{args.visits}, seconds; "
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")

@@ -38,8 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, random_frame, server_database
+from _common import add_backend_options, backend_database, parse_backends, random_frame
 
 from l1db.bulk_insert import insert_frame
 from l1db.bulk_read import read_frame
@@ -108,19 +107,19 @@ def bench_backend(url: str, sizes: dict[str, int], repeats: int, seed: int) -> d
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql",
-                        help="comma-separated backends (default: all three)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
     parser.add_argument("--sources", type=int, default=100_000, help="DiaSource rows to read")
     parser.add_argument("--objects", type=int, default=10_000, help="DiaObject rows to read")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    add_backend_options(parser)
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"sqlite", "postgresql", "mysql"}
-    if unknown or args.repeats < 1 or args.sources < 1 or args.objects < 1:
-        print(f"bench_read: bad --backends {sorted(unknown)}, --repeats or row counts", file=sys.stderr)
+    try:
+        backends = parse_backends(args.backends)
+    except ValueError as exc:
+        print(f"bench_read: {exc}", file=sys.stderr)
+        return 2
+    if args.repeats < 1 or args.sources < 1 or args.objects < 1:
+        print("bench_read: --repeats and the row counts must be >= 1", file=sys.stderr)
         return 2
     sizes = {"DiaSource": args.sources, "DiaObject": args.objects}
 
@@ -128,16 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="l1db_bench_") as tmp:
         for backend in backends:
-            if backend == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'l1db_bench_read.sqlite3'}"
+            with backend_database(backend, DB_NAME, Path(tmp), args) as url:
                 results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
-                continue
-            admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-            url = server_database(admin, DB_NAME, create=True)
-            try:
-                results[backend] = bench_backend(url, sizes, args.repeats, args.seed)
-            finally:
-                server_database(admin, DB_NAME, create=False)
     load_end = os.getloadavg()
 
     print(f"rows: {sizes}, {args.repeats} runs per method, medians in seconds; "

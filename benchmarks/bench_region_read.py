@@ -58,9 +58,8 @@ import lsst.sphgeom as sph
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from astropy.time import Time
-
 from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
+from astropy.time import Time
 
 from dia_sim.rows import make_dia_objects
 from l1db.bulk_read import read_frame

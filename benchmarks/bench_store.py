@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, random_frame, server_database
+from _common import add_backend_options, backend_database, parse_backends, random_frame
 
 from l1db.bulk_insert import insert_frame
 from l1db.config import L1dbConfig
@@ -127,36 +126,28 @@ def bench_backend(backend: str, url: str, sizes: dict[str, int], repeats: int, s
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql",
-                        help="comma-separated backends (default: all three)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (default 5)")
     parser.add_argument("--objects", type=int, default=15_000, help="DiaObjects per visit")
     parser.add_argument("--sources", type=int, default=15_000, help="DiaSources per visit")
     parser.add_argument("--forced", type=int, default=20_000, help="DiaForcedSources per visit")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    add_backend_options(parser)
     args = parser.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"sqlite", "postgresql", "mysql"}
-    if unknown or args.repeats < 1:
-        print(f"bench_store: bad --backends {sorted(unknown)} or --repeats", file=sys.stderr)
+    try:
+        backends = parse_backends(args.backends)
+    except ValueError as exc:
+        print(f"bench_store: {exc}", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print("bench_store: --repeats must be >= 1", file=sys.stderr)
         return 2
     sizes = {"DiaObject": args.objects, "DiaSource": args.sources, "DiaForcedSource": args.forced}
 
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="l1db_bench_") as tmp:
         for backend in backends:
-            if backend == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'l1db_bench.sqlite3'}"
+            with backend_database(backend, DB_NAME, Path(tmp), args) as url:
                 results[backend] = bench_backend(backend, url, sizes, args.repeats, args.seed)
-                continue
-            admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-            url = server_database(admin, DB_NAME, create=True)
-            try:
-                results[backend] = bench_backend(backend, url, sizes, args.repeats, args.seed)
-            finally:
-                server_database(admin, DB_NAME, create=False)
 
     print(f"visit: {sizes}, {args.repeats} runs per method, medians in seconds")
     print()
