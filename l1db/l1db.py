@@ -263,7 +263,7 @@ class L1db:
         region: Any = None,
     ) -> pd.DataFrame:
         """Rows of ``table`` for ``ids`` in the window of ``months`` before the visit."""
-        columns = [c for c in table.columns]
+        columns = list(table.columns)
         visit_mjd = to_mjd_tai(visit_time)
         if months == 0 or len(ids) == 0:
             return empty_frame(columns)
