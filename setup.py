@@ -50,6 +50,8 @@ setup(
     packages=[
         "l1db",
         "l1db.cli",
+        "l1db.sql",
+        "l1db.cassandra",
         "dia_sim",
         "dia_sim.cli",
         # The schema/ and cfg/ folders ship inside the installed package so that

@@ -6,10 +6,10 @@ On each backend in one run (SQLite file, PostgreSQL and MariaDB databases
 and about 10% NULLs in each nullable column, then reads each table whole,
 alternating:
 
-- ``old``: the L1db read path before `l1db.bulk_read` (copied below):
+- ``old``: the L1db read path before `l1db.sql.bulk_read` (copied below):
   ``conn.execute(stmt).fetchall()``, ``DataFrame.from_records`` and ``astype``
   to the `check_frame` dtypes;
-- ``read_frame``: `l1db.bulk_read.read_frame` (binary COPY + numba parser on
+- ``read_frame``: `l1db.sql.bulk_read.read_frame` (binary COPY + numba parser on
   PostgreSQL, the driver's rows transposed column by column elsewhere);
 - ``fetch``: ``conn.execute(stmt).fetchall()`` alone, the floor of any path
   that goes through the driver's rows.
@@ -40,12 +40,12 @@ import pandas as pd
 import sqlalchemy as sa
 from _common import add_backend_options, backend_database, parse_backends, random_frame
 
-from l1db.bulk_insert import insert_frame
-from l1db.bulk_read import read_frame
+from l1db.sql.bulk_insert import insert_frame
+from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
-from l1db.database import make_engine
+from l1db.sql.database import make_engine
 from l1db.frames import check_frame, column_dtype
-from l1db.schema import L1Schema
+from l1db.sql.schema import L1Schema
 
 _LOG = logging.getLogger(__name__)
 

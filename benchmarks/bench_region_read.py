@@ -26,7 +26,7 @@ also on failure) and for each DiaObject strategy (``baseline``,
      latest row to the client, then the numpy selection (what a client without
      any server-side predicate pays).
 
-   Both scans read through `l1db.bulk_read.read_frame`, as `L1db.getDiaObjects`
+   Both scans read through `l1db.sql.bulk_read.read_frame`, as `L1db.getDiaObjects`
    does, so only the query differs. Every result is checked to hold exactly
    the same diaObjectIds. ``driver fetch only``: the region statement through
    ``conn.execute(...).fetchall()``, the floor of a read through the driver's rows.
@@ -62,10 +62,10 @@ from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
 from astropy.time import Time
 
 from dia_sim.rows import make_dia_objects
-from l1db.bulk_read import read_frame
+from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
-from l1db.database import server_version
-from l1db.l1db import AP_OBJECT_COLUMNS, L1db
+from l1db.sql.database import server_version
+from l1db import AP_OBJECT_COLUMNS, L1db
 
 _LOG = logging.getLogger(__name__)
 

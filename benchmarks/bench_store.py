@@ -5,7 +5,7 @@ On each backend in one run (SQLite file, PostgreSQL and MariaDB databases
 DiaObjects, 15,000 DiaSources and 20,000 DiaForcedSources of the real schema
 with every column filled with random values, into emptied tables, alternating:
 
-- ``bulk``: `l1db.frames.check_frame` + `l1db.bulk_insert.insert_frame` of the
+- ``bulk``: `l1db.frames.check_frame` + `l1db.sql.bulk_insert.insert_frame` of the
   three tables in one transaction (the time includes the checks and commit);
 - ``core``: SQLAlchemy Core ``conn.execute(table.insert(), rows)`` with the
   rows as a list of dicts prepared before the clock starts, one transaction;
@@ -35,11 +35,11 @@ import pandas as pd
 import sqlalchemy as sa
 from _common import add_backend_options, backend_database, parse_backends, random_frame
 
-from l1db.bulk_insert import insert_frame
+from l1db.sql.bulk_insert import insert_frame
 from l1db.config import L1dbConfig
-from l1db.database import make_engine
+from l1db.sql.database import make_engine
 from l1db.frames import check_frame
-from l1db.schema import L1Schema
+from l1db.sql.schema import L1Schema
 
 _LOG = logging.getLogger(__name__)
 

@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 from astropy.time import Time
 
+from l1db.api import L1db
 from l1db.config import L1dbConfig
-from l1db.database import server_version
-from l1db.l1db import L1db
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
@@ -159,7 +158,11 @@ class TileProcessor:
         opts = self.options
         field = FieldTile(plan.ra, plan.dec, opts.fov, opts.divide, tile)
         sink = self.writer.sink(plan.visit_id, tile)
-        self.l1db.monitor = sink
+        with self.l1db.timing(sink):
+            return self._process(plan, tile, field, sink)
+
+    def _process(self, plan: VisitPlan, tile: int, field: FieldTile, sink: TimingSink) -> TileResult:
+        opts = self.options
         sim_records: list[TimingRecord] = []
         rng = np.random.default_rng([opts.seed, plan.visit_id, tile + 1])
         visit_time = plan.time
@@ -282,8 +285,7 @@ class ApLoop:
 
     def provenance(self) -> dict[str, Any]:
         """The run's provenance record (without the fields the writer adds)."""
-        with self.l1db.engine.connect() as conn:
-            backend, _, version = server_version(conn).partition(" ")
+        backend, version = self.l1db.serverVersion()
         config = self.config.as_dict()
         config["ap_proto"] = self.options.as_dict()
         return {
@@ -358,8 +360,8 @@ class ApLoop:
         """Between nights: merge the nightly table (when configured)."""
         if self.options.no_update:
             return
-        self.l1db.monitor = self.writer.sink(plan.visit_id, 0)
-        self.l1db.dailyJob()
+        with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
+            self.l1db.dailyJob()
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.stop_requested:

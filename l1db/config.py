@@ -1,4 +1,4 @@
-"""Configuration files: INI sections ``[database]``, ``[l1db]`` and ``[ap_proto]``.
+"""Configuration files: INI sections ``[database]``, ``[l1db]``, ``[cassandra]`` and ``[ap_proto]``.
 
 Every option is declared once in `OPTIONS` with its type, default, allowed
 values and a one-line description; the loader validates a file against that
@@ -18,6 +18,8 @@ Example::
 from __future__ import annotations
 
 import configparser
+import math
+import re
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +36,10 @@ __all__ = [
     "default_config_path",
     "safe_url",
     "normalize_url",
+    "CassandraURL",
+    "parse_cassandra_url",
+    "CONSISTENCY_LEVELS",
+    "URL_SCHEMES",
 ]
 
 
@@ -53,6 +59,9 @@ class Option:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: The backend the option means something for (``sql`` or ``cassandra``);
+    #: `None` for every backend. Setting it for another backend is an error.
+    backend: str | None = None
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
@@ -75,36 +84,42 @@ class Option:
             ) from None
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
+        if self.type is float and not math.isfinite(value):
+            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
         return value
 
 
+#: Cassandra consistency levels a config may name.
+CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
+
 #: Every configuration option, in the order the README documents them.
 OPTIONS: tuple[Option, ...] = (
     Option("database", "url", str, None,
-           "SQLAlchemy URL of the L1 database, e.g. sqlite:///l1db.sqlite3, "
-           "postgresql://user@host/db, mysql://user@host/db (required)"),
+           "URL of the L1 database: an SQLAlchemy URL (sqlite:///l1db.sqlite3, "
+           "postgresql://user@host/db, mysql://user@host/db) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE "
+           "(required)"),
     Option("l1db", "dia_object_index", str, "baseline",
            "DiaObject indexing: baseline = key (diaObjectId, validityStart); pix_id_iov = key "
            "(pixelId, diaObjectId, validityStart); last_object_table = also a DiaObjectLast table "
            "with only the latest versions, used by the read path",
            choices=("baseline", "pix_id_iov", "last_object_table"),
-           aliases={"htm20_id_iov": "pix_id_iov"}),
+           aliases={"htm20_id_iov": "pix_id_iov"}, backend="sql"),
     Option("l1db", "dia_object_nightly", int, 0,
            "1 = new DiaObject versions go to an unindexed DiaObjectNightly table merged by dailyJob()",
-           choices=(0, 1)),
+           choices=(0, 1), backend="sql"),
     Option("l1db", "object_last_replace", int, 0,
            "1 = update the latest-version table with the backend's native upsert instead of "
-           "delete + insert", choices=(0, 1)),
+           "delete + insert", choices=(0, 1), backend="sql"),
     Option("l1db", "pixelization", str, "htm", "sky pixelization of the pixelId column: htm or healpix",
-           choices=("htm", "healpix")),
+           choices=("htm", "healpix"), backend="sql"),
     Option("l1db", "pixel_level", int, 0,
            "HTM level (1-24) or HEALPix nested order (0-29); 0 = the default (HTM 20, HEALPix 16)",
-           minimum=0),
+           minimum=0, backend="sql"),
     Option("l1db", "pixel_max_ranges", int, 64,
            "largest number of pixel ranges a region is turned into (more ranges: tighter superset)",
-           minimum=1),
+           minimum=1, backend="sql"),
     Option("l1db", "read_full_objects", int, 0,
            "0 = getDiaObjects returns the columns the AP loop needs; 1 = every column", choices=(0, 1)),
     Option("l1db", "read_sources_months", int, 12,
@@ -114,9 +129,38 @@ OPTIONS: tuple[Option, ...] = (
            "DiaForcedSource history window in months (30-day months); 0 = do not read", minimum=0),
     Option("l1db", "source_select", str, "by-oid",
            "how DiaSource history is selected: by-oid = by diaObjectId (chunked); by-fov = by the "
-           "region's pixel ranges", choices=("by-oid", "by-fov")),
+           "region's pixel ranges", choices=("by-oid", "by-fov"), backend="sql"),
     Option("l1db", "schema_file", str, "",
            "schema description (schema/ format); empty = the packaged APDB schema"),
+    # cassandra: only with a cassandra:// URL.
+    Option("cassandra", "replication_factor", int, 1,
+           "replicas of every row (the keyspace's SimpleStrategy replication_factor, set by create_l1_schema)",
+           minimum=1, backend="cassandra"),
+    Option("cassandra", "read_consistency", str, "QUORUM", "consistency level of the reads",
+           choices=CONSISTENCY_LEVELS, backend="cassandra"),
+    Option("cassandra", "write_consistency", str, "QUORUM",
+           "consistency level of the writes: a visit is recorded only once all its rows are acknowledged at it",
+           choices=CONSISTENCY_LEVELS, backend="cassandra"),
+    Option("cassandra", "part_pixelization", str, "mq3c",
+           "sky pixelization of the spatial partitions (lsst-sphgeom's): htm, q3c, mq3c or healpix",
+           choices=("htm", "q3c", "mq3c", "healpix"), backend="cassandra"),
+    Option("cassandra", "part_pixel_level", int, 7,
+           "level of the spatial partitions (HTM 1-24, Q3C/MQ3C 1-30, HEALPix 0-17); MQ3C 7 puts a whole "
+           "3.5-degree field in ~30 partitions (production: level 10, one detector per client)", minimum=0,
+           backend="cassandra"),
+    Option("cassandra", "time_partition_days", int, 30,
+           "length of the time partitions of DiaObject, DiaSource and DiaForcedSource, days (counted from MJD 0)",
+           minimum=1, backend="cassandra"),
+    Option("cassandra", "read_concurrency", int, 500,
+           "largest number of partition queries in flight at once", minimum=1, backend="cassandra"),
+    Option("cassandra", "batch_max_kib", int, 1024,
+           "largest single-partition batch of a store, KiB of row data", minimum=1, backend="cassandra"),
+    Option("cassandra", "read_timeout", float, 120.0, "request timeout of the reads, seconds", minimum=0.1,
+           backend="cassandra"),
+    Option("cassandra", "write_timeout", float, 60.0, "request timeout of the writes, seconds", minimum=0.1,
+           backend="cassandra"),
+    Option("cassandra", "connect_timeout", float, 10.0, "timeout of connecting to the cluster, seconds",
+           minimum=0.1, backend="cassandra"),
     # ap_proto: the simulated AP loop. Command-line options override these.
     Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
     Option("ap_proto", "divide", int, 1,
@@ -149,7 +193,11 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0),
 )
 
-_SECTIONS = ("database", "l1db")
+#: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).
+_SECTIONS = ("database", "l1db", "cassandra")
+
+#: URL schemes (SQLAlchemy dialects, and cassandra) the toolkit has drivers for.
+URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "cassandra")
 
 
 def _option_table() -> dict[str, dict[str, Option]]:
@@ -174,6 +222,8 @@ def normalize_url(url: str) -> str:
 
 def safe_url(url: str | sqlalchemy.URL) -> str:
     """Render a database URL with its password hidden, for messages and logs."""
+    if isinstance(url, str) and url.lower().startswith("cassandra://") and "@" not in url:
+        return url  # holds no password: parse_cassandra_url refuses user info
     try:
         return sqlalchemy.make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -201,8 +251,14 @@ class L1dbConfig:
     read_forced_sources_months: int = 12
     source_select: str = "by-oid"
     schema_file: str = ""
+    cassandra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     path: str | None = None
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
+        return "cassandra" if self.url.split(":", 1)[0].lower() == "cassandra" else "sql"
 
     @property
     def effective_pixel_level(self) -> int:
@@ -227,7 +283,11 @@ class L1dbConfig:
     def as_dict(self, hide_password: bool = True) -> dict[str, Any]:
         """Every effective option as ``{section: {name: value}}`` (for provenance)."""
         out: dict[str, Any] = {"database": {"url": safe_url(self.url) if hide_password else self.url}}
-        out["l1db"] = {o.name: getattr(self, o.name) for o in OPTIONS if o.section == "l1db"}
+        out["l1db"] = {o.name: getattr(self, o.name) for o in OPTIONS
+                       if o.section == "l1db" and o.backend in (None, self.backend)}
+        if self.backend == "cassandra":
+            out["cassandra"] = {o.name: self.cassandra.get(o.name, o.default) for o in OPTIONS
+                                if o.section == "cassandra"}
         for section, values in self.sections.items():
             out[section] = dict(values)
         return out
@@ -241,6 +301,8 @@ def default_config_path() -> Path:
 
 
 _PIXEL_LEVELS = {"htm": (1, 24), "healpix": (0, 29)}
+#: Levels of lsst-sphgeom's pixelizations (HEALPix: sphgeom's HealpixPixelization).
+_PART_LEVELS = {"htm": (1, 24), "q3c": (1, 30), "mq3c": (1, 30), "healpix": (0, 17)}
 
 
 def _check_pixel_level(values: Mapping[str, Any], where: str) -> None:
@@ -252,6 +314,62 @@ def _check_pixel_level(values: Mapping[str, Any], where: str) -> None:
             f"{where}: bad value {level!r} for 'pixel_level' with pixelization {kind}; "
             f"allowed: {low}-{high}, or 0 for the default"
         )
+
+
+def _check_part_level(values: Mapping[str, Any], where: str) -> None:
+    kind = values["part_pixelization"]
+    level = values["part_pixel_level"]
+    low, high = _PART_LEVELS[kind]
+    if not low <= level <= high:
+        raise ConfigError(
+            f"{where}: bad value {level!r} for 'part_pixel_level' with part_pixelization {kind}; "
+            f"allowed: {low}-{high}"
+        )
+
+
+_CQL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CassandraURL:
+    """The parts of ``cassandra://HOST[:PORT][,HOST...]/KEYSPACE``."""
+
+    hosts: tuple[str, ...]
+    port: int
+    keyspace: str
+
+
+def parse_cassandra_url(url: str) -> CassandraURL:
+    """Split a cassandra:// URL into hosts, port (default 9042) and keyspace.
+
+    Raises
+    ------
+    ConfigError
+        If the URL is not of that form (the message quotes no password).
+    """
+    form = "expected cassandra://HOST[:PORT][,HOST...]/KEYSPACE"
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "cassandra" or not sep:
+        raise ConfigError(f"not a cassandra:// URL; {form}")
+    netloc, slash, keyspace = rest.partition("/")
+    if "@" in netloc:
+        raise ConfigError(f"cassandra URL: user names and passwords are not supported; {form}")
+    if not slash or not _CQL_NAME.fullmatch(keyspace):
+        raise ConfigError(f"cassandra URL: bad or missing keyspace name {keyspace!r} "
+                          f"(a letter, then letters, digits or _; at most 48); {form}")
+    hosts, ports = [], set()
+    for part in netloc.split(","):
+        host, colon, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
+        if not host:
+            raise ConfigError(f"cassandra URL: empty host; {form}")
+        if colon:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"cassandra URL: bad port {port!r}; {form}")
+            ports.add(int(port))
+        hosts.append(host)
+    if len(ports) > 1:
+        raise ConfigError("cassandra URL: every host must use the same port")
+    return CassandraURL(tuple(hosts), ports.pop() if ports else 9042, keyspace)
 
 
 def load_config(path: str | Path) -> L1dbConfig:
@@ -290,7 +408,8 @@ def load_config(path: str | Path) -> L1dbConfig:
         raise ConfigError(f"{path}: missing section [database] (with key 'url')")
 
     values: dict[str, Any] = {}
-    # Sections other than [database] and [l1db] belong to the tools (ap_proto):
+    given: dict[str, list[Option]] = {}
+    # Sections other than l1db's own belong to the tools (ap_proto):
     # validated here like the rest, handed over with their defaults filled in.
     sections: dict[str, dict[str, Any]] = {
         s: {name: opt.default for name, opt in opts.items()}
@@ -304,6 +423,7 @@ def load_config(path: str | Path) -> L1dbConfig:
                 raise ConfigError(
                     f"{where}: unknown key {key!r}; allowed: {', '.join(table[section])}"
                 )
+            given.setdefault(section, []).append(opt)
             if section in _SECTIONS:
                 values[key] = opt.parse(text, where)
             else:
@@ -311,9 +431,36 @@ def load_config(path: str | Path) -> L1dbConfig:
     _check_pixel_level(values, f"{path}: [l1db]")
     url = values.pop("url", None)
     if not url:
-        raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL)")
+        raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL or cassandra://...)")
+    backend = _check_url(url, f"{path}: [database]: 'url'")
+    for section, opts in given.items():
+        for opt in opts:
+            if opt.backend is not None and opt.backend != backend:
+                raise ConfigError(
+                    f"{path}: [{section}] {opt.name!r} means nothing for the {backend} backend of url "
+                    f"{safe_url(url) if backend == 'sql' else url}; remove it"
+                )
+    cassandra = {o.name: values.pop(o.name, o.default) for o in OPTIONS if o.section == "cassandra"}
+    if backend == "cassandra":
+        _check_part_level(cassandra, f"{path}: [cassandra]")
+    return L1dbConfig(url=url, path=str(path), sections=sections,
+                      cassandra=cassandra if backend == "cassandra" else {}, **values)
+
+
+def _check_url(url: str, where: str) -> str:
+    """Validate a database URL; return its backend (``sql`` or ``cassandra``)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if scheme not in URL_SCHEMES:
+        raise ConfigError(f"{where}: unsupported URL scheme {scheme or '(none)'!r}; allowed: "
+                          + ", ".join(f"{s}://" for s in URL_SCHEMES))
+    if scheme == "cassandra":
+        try:
+            parse_cassandra_url(url)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return "cassandra"
     try:
         sqlalchemy.make_url(url)
     except sqlalchemy.exc.ArgumentError:
-        raise ConfigError(f"{path}: [database]: 'url' is not an SQLAlchemy URL") from None
-    return L1dbConfig(url=url, path=str(path), sections=sections, **values)
+        raise ConfigError(f"{where}: not an SQLAlchemy URL") from None
+    return "sql"

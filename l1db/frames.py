@@ -16,7 +16,7 @@ CHAR, VARCHAR, TEXT           ``str`` (pandas 3's string dtype); NULL = NaN
 ============================  ==============================================
 
 Integer and boolean columns use pandas' masked dtypes, whose value and mask
-arrays the bulk writers (`l1db.bulk_insert`) read without a per-row step.
+arrays the bulk writers (`l1db.sql.bulk_insert`) read without a per-row step.
 
 NaN and NULL: in a floating-point column NaN *is* NULL. MySQL cannot store
 NaN at all, so for every backend a NaN is written as SQL NULL and a NULL reads
@@ -27,12 +27,23 @@ are rejected for the same reason (MySQL has none).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import sqlalchemy
 
-__all__ = ["L1dbInputError", "check_frame", "column_kind", "column_dtype", "table_dtypes"]
+__all__ = [
+    "L1dbInputError",
+    "check_frame",
+    "column_kind",
+    "column_dtype",
+    "table_dtypes",
+    "typed_array",
+    "string_array",
+    "frame_of",
+    "empty_frame",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -347,3 +358,47 @@ def check_frame(table: sqlalchemy.Table, frame: pd.DataFrame) -> pd.DataFrame:
     if null_violations:
         raise L1dbInputError(f"{name}: NULL (NaN/None/NA) values in non-nullable columns {null_violations}")
     return pd.DataFrame(out, index=frame.index, copy=False)
+
+
+# -- typed columns of what is read (every backend's read path) ---------------------------
+
+_INT_KIND_NAMES = tuple(_INT_KINDS)
+
+
+def typed_array(kind: str, values: np.ndarray, nulls: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column array of ``kind`` from values (arbitrary where NULL) and a NULL mask."""
+    if kind.startswith("float"):
+        values = values.astype(kind, copy=False)
+        if nulls.any():
+            values[nulls] = np.nan
+        return values
+    if kind == "bool":
+        return pd.arrays.BooleanArray(values.astype(bool, copy=False), nulls)
+    if kind in _INT_KIND_NAMES:
+        return pd.arrays.IntegerArray(values.astype(kind, copy=False), nulls)
+    raise AssertionError(kind)
+
+
+def string_array(values: np.ndarray, nulls: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """pandas ``str`` array from an object array of str (anything where NULL)."""
+    if nulls.any():
+        values[nulls] = None
+    return pd.array(values, dtype="str")
+
+
+def frame_of(columns: Sequence[sqlalchemy.Column], arrays: Sequence[object]) -> pd.DataFrame:
+    """A frame of ``arrays`` named after ``columns``, without copying them."""
+    frame = pd.DataFrame(dict(enumerate(arrays)), copy=False)
+    frame.columns = pd.Index([c.name for c in columns])
+    return frame
+
+
+def empty_frame(columns: Sequence[sqlalchemy.Column]) -> pd.DataFrame:
+    """A frame with no rows and the `check_frame` dtypes of ``columns``."""
+    empty = np.zeros(0, dtype=bool)
+    arrays = [
+        string_array(np.zeros(0, dtype=object), empty) if kind == "str"
+        else typed_array(kind, np.zeros(0, dtype=kind if kind != "bool" else bool), empty)
+        for kind in map(column_kind, columns)
+    ]
+    return frame_of(columns, arrays)

@@ -1,7 +1,7 @@
 """The toolkit's schema description format: tables, columns, keys, indexes.
 
 This module owns the YAML format of the files in ``schema/``. ``parse_cat``
-writes it (from Felis YAML or SQL DDL) and `l1db.schema` reads it to build
+writes it (from Felis YAML or SQL DDL) and `l1db.sql.schema` reads it to build
 SQLAlchemy tables. The format is::
 
     source:                       # where the definitions came from (provenance)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what the tests need (PostgreSQL and MariaDB servers, mysqlclient's
-# headers, the toolkit with its test extras), start the servers if they are
-# down, and run the whole test suite against SQLite, PostgreSQL and MariaDB.
+# Install what the tests need (PostgreSQL and MariaDB servers from Debian's
+# packages, mysqlclient's headers, the toolkit with its test extras, Apache
+# Cassandra from Maven Central), start the servers if they are down, and run
+# the whole test suite against SQLite, PostgreSQL, MariaDB and Cassandra.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k config
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,15 +19,25 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# Start the servers if they are not running (no systemd needed).
+# Start the servers if they are not running (no systemd needed). A package
+# installed where no init system runs may leave no cluster: make the first one.
+PG_VERSION="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
+    echo "creating the PostgreSQL $PG_VERSION cluster ..."
+    as_root pg_createcluster "$PG_VERSION" main >/dev/null
+fi
 if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
     echo "starting PostgreSQL ..."
-    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(pg_lsclusters -h | awk 'NR==1{print $1}')" main start
 fi
 if ! mariadb-admin ping -h 127.0.0.1 --silent >/dev/null 2>&1 && ! mariadb-admin ping --silent >/dev/null 2>&1; then
     echo "starting MariaDB ..."
+    if [ ! -d /var/lib/mysql/mysql ]; then
+        as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    fi
     as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
-    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    # mariadbd refuses to run as root: it must be told to switch to mysql.
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
 fi
 for _ in $(seq 60); do
     pg_ok=0; my_ok=0

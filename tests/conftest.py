@@ -1,9 +1,17 @@
 """Shared fixtures: a fresh, empty database on each backend, dropped afterwards.
 
-The servers are real: PostgreSQL and MariaDB must be running (``scripts/test.sh``
-starts them). A server that cannot be reached fails the tests that need it; it is
-never silently skipped. Override the admin URLs with ``L1DB_TEST_PG_URL`` and
-``L1DB_TEST_MYSQL_URL``.
+The servers are real: PostgreSQL, MariaDB and a Cassandra node must be running
+(``scripts/test.sh`` starts them). A server that cannot be reached fails the
+tests that need it; it is never silently skipped. Override the admin URLs with
+``L1DB_TEST_PG_URL`` and ``L1DB_TEST_MYSQL_URL``, the Cassandra contact points
+with ``L1DB_TEST_CASSANDRA_HOSTS`` (comma-separated).
+
+Layouts: a test that takes the ``layout`` fixture runs once per (backend,
+layout) pair: the SQL backends with each indexing strategy, Cassandra with
+each partitioning. ``make_config(**options)`` writes each option into its own
+section and leaves out those that belong to the other kind of backend (the
+Cassandra layout is fixed: it always has a latest-version table), so one test
+body serves every backend.
 """
 
 from __future__ import annotations
@@ -16,10 +24,46 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-BACKENDS = ("sqlite", "postgresql", "mysql")
+SQL_BACKENDS = ("sqlite", "postgresql", "mysql")
+BACKENDS = (*SQL_BACKENDS, "cassandra")
+
+#: Indexing strategies of the SQL backends.
+SQL_LAYOUTS = {
+    "baseline": {"dia_object_index": "baseline"},
+    "pix_id_iov": {"dia_object_index": "pix_id_iov"},
+    "last_delete": {"dia_object_index": "last_object_table"},
+    "last_upsert": {"dia_object_index": "last_object_table", "object_last_replace": 1},
+    "nightly": {"dia_object_index": "baseline", "dia_object_nightly": 1},
+}
+#: Partitionings of the Cassandra backend (MQ3C as in production, and coarse HTM pixels).
+CASSANDRA_LAYOUTS = {
+    "mq3c8": {"part_pixelization": "mq3c", "part_pixel_level": 8},
+    "htm7": {"part_pixelization": "htm", "part_pixel_level": 7},
+}
 
 PG_ADMIN_URL = os.environ.get("L1DB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get("L1DB_TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306/")
+CASSANDRA_HOSTS = os.environ.get("L1DB_TEST_CASSANDRA_HOSTS", "127.0.0.1")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests on each backend; those that take ``layout`` once per (backend, layout) pair."""
+    if "sql_backend" in metafunc.fixturenames:
+        metafunc.parametrize("sql_backend", SQL_BACKENDS)
+    if "backend" not in metafunc.fixturenames:
+        return
+    if "layout" not in metafunc.fixturenames:
+        metafunc.parametrize("backend", BACKENDS)
+        return
+    pairs, ids = [], []
+    for backend in SQL_BACKENDS:
+        for name, options in SQL_LAYOUTS.items():
+            pairs.append((backend, options))
+            ids.append(f"{backend}-{name}")
+    for name, options in CASSANDRA_LAYOUTS.items():
+        pairs.append(("cassandra", options))
+        ids.append(f"cassandra-{name}")
+    metafunc.parametrize(("backend", "layout"), pairs, ids=ids)
 
 
 def _server_engine(url: str) -> sqlalchemy.Engine:
@@ -29,6 +73,10 @@ def _server_engine(url: str) -> sqlalchemy.Engine:
 def create_test_database(backend: str, tmp_path: Path) -> tuple[str, callable]:
     """Create an empty database on ``backend``; return its URL and a drop function."""
     name = f"l1dbtest_{uuid.uuid4().hex[:12]}"
+    if backend == "cassandra":
+        # create_l1_schema creates the keyspace; the test only has to drop it.
+        url = f"cassandra://{CASSANDRA_HOSTS}/{name}"
+        return url, lambda: drop_keyspace(name)
     if backend == "sqlite":
         path = tmp_path / f"{name}.sqlite3"
         return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
@@ -51,9 +99,32 @@ def create_test_database(backend: str, tmp_path: Path) -> tuple[str, callable]:
     return url, drop
 
 
-@pytest.fixture(params=BACKENDS)
+def cassandra_session():
+    """A driver session on the test cluster (the caller shuts its cluster down)."""
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(CASSANDRA_HOSTS.split(","), connect_timeout=10)
+    return cluster, cluster.connect()
+
+
+def drop_keyspace(name: str) -> None:
+    """Drop a test keyspace if it exists."""
+    cluster, session = cassandra_session()
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """Each backend in turn: ``sqlite``, ``postgresql``, ``mysql``."""
+    """Each backend in turn: ``sqlite``, ``postgresql``, ``mysql``, ``cassandra`` (see `pytest_generate_tests`)."""
+    return request.param
+
+
+@pytest.fixture
+def sql_backend(request: pytest.FixtureRequest) -> str:
+    """Each SQL backend in turn, for tests of what only SQL has (transactions, plans)."""
     return request.param
 
 
@@ -67,34 +138,110 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         drop()
 
 
-def write_config(path: Path, url: str, **l1db_options: object) -> Path:
-    """Write a config file for ``url`` with the given ``[l1db]`` options."""
-    lines = ["[database]", f"url = {url}", "", "[l1db]"]
-    lines += [f"{k} = {v}" for k, v in l1db_options.items()]
+def write_config(path: Path, url: str, **options: object) -> Path:
+    """Write a config file for ``url``, each option in its section.
+
+    Options of the other kind of backend than ``url``'s are left out (see the
+    module docstring).
+    """
+    from l1db.config import OPTIONS
+
+    backend = "cassandra" if url.startswith("cassandra:") else "sql"
+    sections: dict[str, list[str]] = {}
+    for name, value in options.items():
+        opt = next((o for o in OPTIONS if o.name == name), None)
+        assert opt is not None, f"unknown option {name}"
+        if opt.backend in (None, backend):
+            sections.setdefault(opt.section, []).append(f"{name} = {value}")
+    lines = ["[database]", f"url = {url}"]
+    for section, entries in sections.items():
+        lines += ["", f"[{section}]", *entries]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.fixture
-def make_config(db_url: str, tmp_path: Path):
-    """Factory: ``make_config(**l1db_options)`` writes a config for ``db_url``."""
+def _config_factory(url: str, tmp_path: Path):
     counter = iter(range(1_000_000))
 
     def make(**options: object) -> Path:
-        return write_config(tmp_path / f"l1db-{next(counter)}.cfg", db_url, **options)
+        return write_config(tmp_path / f"l1db-{next(counter)}.cfg", url, **options)
 
     return make
 
 
 @pytest.fixture
-def l1(db_url: str):
+def make_config(db_url: str, tmp_path: Path):
+    """Factory: ``make_config(**options)`` writes a config for ``db_url`` (any backend)."""
+    return _config_factory(db_url, tmp_path)
+
+
+@pytest.fixture
+def sql_db_url(sql_backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a new empty database on an SQL backend, dropped after the test."""
+    url, drop = create_test_database(sql_backend, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def cassandra_db_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a new keyspace on the Cassandra test cluster, dropped after the test."""
+    url, drop = create_test_database("cassandra", tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def make_cassandra_config(cassandra_db_url: str, tmp_path: Path):
+    """Factory: ``make_cassandra_config(**options)`` writes a config for ``cassandra_db_url``."""
+    return _config_factory(cassandra_db_url, tmp_path)
+
+
+@pytest.fixture
+def make_sql_config(sql_db_url: str, tmp_path: Path):
+    """Factory: ``make_sql_config(**options)`` writes a config for an SQL backend's ``sql_db_url``."""
+    return _config_factory(sql_db_url, tmp_path)
+
+
+@pytest.fixture
+def l1(sql_db_url: str):
     """(engine, L1Schema) of a fresh database holding the L1 schema (default options)."""
     from l1db.config import L1dbConfig
-    from l1db.database import make_engine
-    from l1db.schema import L1Schema
+    from l1db.sql.database import make_engine
+    from l1db.sql.schema import L1Schema
 
-    schema = L1Schema(L1dbConfig(url=db_url))
-    engine = make_engine(db_url)
+    schema = L1Schema(L1dbConfig(url=sql_db_url))
+    engine = make_engine(sql_db_url)
     schema.create(engine)
     yield engine, schema
     engine.dispose()
+
+
+def read_table(config: Path | str, table: str, columns: list[str]) -> "pd.DataFrame":
+    """Columns of every row of a table, read with the backend's own driver (to check what is stored)."""
+    import pandas as pd
+
+    from l1db.config import load_config, normalize_url, parse_cassandra_url
+
+    cfg = load_config(config)
+    if cfg.backend == "cassandra":
+        url = parse_cassandra_url(cfg.url)
+        cluster, session = cassandra_session()
+        try:
+            names = ", ".join(f'"{c}"' for c in columns)
+            rows = session.execute(f'SELECT {names} FROM "{url.keyspace}"."{table}"', timeout=120)
+            return pd.DataFrame(list(rows), columns=columns)
+        finally:
+            cluster.shutdown()
+    engine = sqlalchemy.create_engine(normalize_url(cfg.url), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        reflected = sqlalchemy.Table(table, sqlalchemy.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.select(*(reflected.c[c] for c in columns))).all()
+        return pd.DataFrame(rows, columns=columns)
+    finally:
+        engine.dispose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from l1db.schema import L1Schema
 from l1db.schema_model import TableDef
 
 BANDS = np.array(list("ugrizy"))
@@ -57,7 +56,7 @@ def random_rows(
 
 def random_visit(
     rng: np.random.Generator,
-    schema: L1Schema,
+    definitions: dict[str, TableDef],
     ra: np.ndarray,
     dec: np.ndarray,
     object_ids: np.ndarray,
@@ -68,7 +67,7 @@ def random_visit(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Objects at (ra, dec) with one DiaSource each and some DiaForcedSources."""
     n = len(ra)
-    defs = schema.definitions
+    defs = definitions
     objects = random_rows(rng, defs["DiaObject"], n, diaObjectId=object_ids, ra=ra, dec=dec)
     sources = random_rows(
         rng, defs["DiaSource"], n,

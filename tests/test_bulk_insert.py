@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from l1db.bulk_insert import insert_frame, upsert_frame
+from l1db.sql.bulk_insert import insert_frame, upsert_frame
 from l1db.config import L1dbConfig
-from l1db.database import make_engine
+from l1db.sql.database import make_engine
 from l1db.frames import L1dbInputError, check_frame, column_kind
-from l1db.schema import L1Schema
+from l1db.sql.schema import L1Schema
 
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
 
@@ -132,12 +132,12 @@ def test_round_trip_full_width(l1):
     assert nulls == checked["DiaSource"]["psfFlux"].isna().sum() > 0
 
 
-def test_mysql_multirow_insert_fallback(db_url, backend):
+def test_mysql_multirow_insert_fallback(sql_db_url, sql_backend):
     """Without local_infile, MySQL goes through multi-row INSERT / REPLACE (other
     backends: the same test of their one path)."""
-    schema = L1Schema(L1dbConfig(url=db_url))
-    args = {"connect_args": {"local_infile": 0}} if backend == "mysql" else {}
-    engine = make_engine(db_url, **args)
+    schema = L1Schema(L1dbConfig(url=sql_db_url))
+    args = {"connect_args": {"local_infile": 0}} if sql_backend == "mysql" else {}
+    engine = make_engine(sql_db_url, **args)
     schema.create(engine)
     table = schema.tables["DiaSource"]
     rng = np.random.default_rng(17)

@@ -15,12 +15,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from l1db.bulk_insert import insert_frame, pg_copy_buffer
-from l1db.bulk_read import _parse_copy, empty_frame, read_frame
+from l1db.sql.bulk_insert import insert_frame, pg_copy_buffer
+from l1db.frames import empty_frame
+from l1db.sql.bulk_read import _parse_copy, read_frame
 from l1db.config import L1dbConfig
 from l1db.frames import check_frame, column_dtype, column_kind
-from l1db.pg_copy import pg_wire_type
-from l1db.schema import PIXEL_COLUMN, L1Schema
+from l1db.sql.pg_copy import pg_wire_type
+from l1db.sql.schema import PIXEL_COLUMN, L1Schema
 from l1db_frames import random_rows
 
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
@@ -149,7 +150,7 @@ def test_reads_inside_the_callers_transaction(l1):
     assert len(seen) == 50 and len(after) == 0
 
 
-def test_errors(l1, backend):
+def test_errors(l1, sql_backend):
     engine, schema = l1
     table = schema.tables["DiaSource"]
     with engine.connect() as conn:

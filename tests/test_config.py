@@ -17,16 +17,19 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg"])
+@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg", "l1db-cassandra.cfg"])
 def test_example_configs_load_with_every_option_documented(name: str) -> None:
     path = REPO / "cfg" / name
     config = load_config(path)
     text = path.read_text()
     for opt in OPTIONS:
-        if opt.section in ("database", "l1db"):
+        if opt.section in ("database", "l1db", "cassandra") and opt.backend in (None, config.backend):
             assert f"\n{opt.name} =" in text, f"{name} does not show {opt.name}"
-    assert config.dia_object_index == "baseline"
     assert config.read_sources_months == 12
+    if config.backend == "cassandra":
+        assert config.cassandra["part_pixelization"] == "mq3c"
+    else:
+        assert config.dia_object_index == "baseline"
 
 
 def test_packaged_default_is_sqlite() -> None:
@@ -72,7 +75,7 @@ source_select = by-fov
          ["read_sources_months", "an integer >= 0"]),
         ("[database]\nurl = sqlite://\n[l1db]\npixel_max_ranges = 0\n", ["pixel_max_ranges", ">= 1"]),
         ("[database]\nurl = sqlite://\n[l1db]\nobject_last_replace = yes\n", ["object_last_replace", "0 | 1"]),
-        ("[database]\nurl = not a url\n", ["'url' is not an SQLAlchemy URL"]),
+        ("[database]\nurl = not a url\n", ["'url': unsupported URL scheme"]),
         ("this is not an ini file\n", ["not a valid INI file"]),
     ],
 )

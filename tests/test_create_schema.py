@@ -10,7 +10,7 @@ import yaml
 
 from l1db.cli.create_l1_schema import main
 from l1db.config import normalize_url
-from l1db.schema import PIXEL_COLUMN
+from l1db.sql.schema import PIXEL_COLUMN
 
 APDB_YAML = Path(sa.__file__).parent.parent / "lsst" / "sdm" / "schemas" / "apdb.yaml"
 
@@ -40,13 +40,13 @@ def _inspect(url: str) -> sa.Inspector:
     ids=["baseline", "pix_id_iov", "last_object_table", "nightly"],
 )
 def test_schema_has_every_published_column(
-    db_url: str, make_config, options: dict, extra_tables: set[str], capsys: pytest.CaptureFixture
+    sql_db_url: str, make_sql_config, options: dict, extra_tables: set[str], capsys: pytest.CaptureFixture
 ) -> None:
-    config = make_config(**options)
+    config = make_sql_config(**options)
     assert main(["-c", str(config)]) == 0
     out = capsys.readouterr().out
     assert "created L1 schema" in out and "DiaObject:" in out
-    inspector = _inspect(db_url)
+    inspector = _inspect(sql_db_url)
     tables = set(inspector.get_table_names())
     assert tables == {"DiaObject", "DiaSource", "DiaForcedSource", "L1dbVisit", "L1dbMetadata"} | extra_tables
     felis = _felis_columns()
@@ -74,31 +74,73 @@ def test_schema_has_every_published_column(
 
 
 def test_refuses_existing_tables_without_drop(db_url: str, make_config, capsys: pytest.CaptureFixture) -> None:
-    config = make_config(dia_object_index="baseline")
+    from astropy.time import Time
+
+    from l1db import L1db
+
+    config = make_config(dia_object_index="baseline", part_pixel_level=9)
     assert main(["-c", str(config)]) == 0
-    engine = sa.create_engine(normalize_url(db_url), poolclass=sa.pool.NullPool)
-    visits = sa.table("L1dbVisit", sa.column("visitId"), sa.column("tile"), sa.column("visitTimeMjdTai"),
-                      sa.column("nTiles"))
-    count = sa.select(sa.func.count()).select_from(visits)
-    with engine.begin() as conn:
-        conn.execute(visits.insert().values(visitId=1, tile=0, visitTimeMjdTai=60000.0, nTiles=1))
+    with L1db(config) as db:
+        db.saveVisit(1, Time(60000.0, format="mjd", scale="tai"))
     capsys.readouterr()
     assert main(["-c", str(config)]) == 1
     err = capsys.readouterr().err
-    assert "already exist" in err and "--drop" in err and "Traceback" not in err
-    with engine.connect() as conn:  # untouched
-        assert conn.execute(count).scalar_one() == 1
+    assert "already exist" in err and "--drop" in err and "Traceback" not in err and err.count("\n") == 1
+    with L1db(config) as db:  # untouched
+        assert db.tableRowCount()["L1dbVisit"] == 1
 
-    # --drop re-creates, also switching to another strategy's tables.
-    other = make_config(dia_object_index="last_object_table")
+    # --drop re-creates, also with another layout's tables or partitions.
+    other = make_config(dia_object_index="last_object_table", part_pixel_level=8)
     assert main(["-c", str(other), "--drop"]) == 0
-    with engine.connect() as conn:
-        assert conn.execute(count).scalar_one() == 0
-    assert "DiaObjectLast" in sa.inspect(engine).get_table_names()
-    back = make_config(dia_object_index="baseline")
+    with L1db(other) as db:
+        counts = db.tableRowCount()
+        assert counts["L1dbVisit"] == 0 and "DiaObjectLast" in counts
+    back = make_config(dia_object_index="baseline", part_pixel_level=9)
     assert main(["-c", str(back), "--drop"]) == 0
-    assert "DiaObjectLast" not in sa.inspect(engine).get_table_names()
-    engine.dispose()
+    with L1db(back) as db:
+        assert ("DiaObjectLast" in db.tableRowCount()) == db_url.startswith("cassandra")
+
+
+def test_cassandra_schema_layout(cassandra_db_url: str, make_cassandra_config, capsys: pytest.CaptureFixture) -> None:
+    """Cassandra: every published column, production's partition and clustering keys, the keyspace's replication."""
+    from conftest import cassandra_session
+
+    db_url = cassandra_db_url
+    config = make_cassandra_config(replication_factor=1)
+    assert main(["-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "created L1 schema" in out and "DiaObjectLast:" in out and "partition key (apdb_part)" in out
+    keyspace = db_url.rsplit("/", 1)[1]
+    cluster, session = cassandra_session()
+    try:
+        rows = list(session.execute(
+            "SELECT table_name, column_name, kind, position FROM system_schema.columns WHERE keyspace_name = %s",
+            [keyspace]))
+        replication = session.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", [keyspace]).one()[0]
+    finally:
+        cluster.shutdown()
+    assert replication["replication_factor"] == "1"
+    columns: dict[str, dict[str, tuple[str, int]]] = {}
+    for table, column, kind, position in rows:
+        columns.setdefault(table, {})[column] = (kind, position)
+
+    def key(table: str, kind: str) -> list[str]:
+        return [c for c, (k, p) in sorted(columns[table].items(), key=lambda item: item[1][1]) if k == kind]
+
+    felis = _felis_columns()
+    for name, published in felis.items():
+        toolkit = {"apdb_part", "apdb_time_part"}
+        assert set(columns[name]) == set(published) | toolkit, name
+    assert set(columns["DiaObjectLast"]) == set(felis["DiaObject"]) | {"apdb_part"}
+    assert key("DiaObjectLast", "partition_key") == ["apdb_part"]
+    assert key("DiaObjectLast", "clustering") == ["diaObjectId"]
+    for name in felis:
+        assert key(name, "partition_key") == ["apdb_part", "apdb_time_part"], name
+    assert key("DiaObject", "clustering") == ["diaObjectId", "validityStartMjdTai"]
+    assert key("DiaSource", "clustering") == ["diaSourceId"]
+    assert key("DiaForcedSource", "clustering") == ["diaObjectId", "visit", "detector"]
+    assert key("DiaObjectLastToPartition", "partition_key") == ["diaObjectId"]
 
 
 @pytest.mark.parametrize(
@@ -107,6 +149,7 @@ def test_refuses_existing_tables_without_drop(db_url: str, make_config, capsys: 
         "postgresql://nobody:hunter2@127.0.0.1:1/l1db",
         "mysql://nobody:hunter2@127.0.0.1:1/l1db",
         "sqlite:////nonexistent-dir/sub/l1db.sqlite3",
+        "cassandra://127.0.0.1:1/l1db",
     ],
 )
 def test_unreachable_database_is_one_line(tmp_path: Path, url: str, capsys: pytest.CaptureFixture) -> None:

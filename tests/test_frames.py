@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from l1db.config import L1dbConfig
 from l1db.frames import L1dbInputError, check_frame, column_kind, table_dtypes
-from l1db.schema import L1Schema
+from l1db.sql.schema import L1Schema
 
 
 @pytest.fixture(scope="module")

@@ -12,26 +12,16 @@ import sqlalchemy as sa
 import astropy.units as u
 from astropy.time import Time
 
-import l1db.bulk_insert
-import l1db.l1db
+import l1db.sql.bulk_insert
+import l1db.sql.l1db_sql
 from l1db.frames import L1dbInputError
-from l1db.l1db import MONTH_DAYS, L1db
-from l1db.schema import SchemaError
+from l1db import MONTH_DAYS, L1db
+from l1db.errors import SchemaError
 from l1db.timer import TimingRecord
 from naive import naive_in_circle, naive_region_contains
 from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
-
-STRATEGIES = [
-    {"dia_object_index": "baseline"},
-    {"dia_object_index": "pix_id_iov"},
-    {"dia_object_index": "last_object_table"},
-    {"dia_object_index": "last_object_table", "object_last_replace": 1},
-    {"dia_object_index": "baseline", "dia_object_nightly": 1},
-]
-STRATEGY_IDS = ["baseline", "pix_id_iov", "last_delete", "last_upsert", "nightly"]
-
 
 def _l1db(make_config, **options) -> L1db:
     db = L1db(make_config(**options))
@@ -88,13 +78,14 @@ def _ids_in(region, objects: pd.DataFrame) -> set[int]:
 
 
 @pytest.mark.parametrize("pixelization", ["htm", "healpix"])
-@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
-def test_region_reads_equal_brute_force(make_config, options: dict, pixelization: str) -> None:
+def test_region_reads_equal_brute_force(make_config, layout: dict, pixelization: str) -> None:
     rng = np.random.default_rng(42)
-    db = _l1db(make_config, pixelization=pixelization, **options)
+    # SQL: the pixelId column's pixelization; Cassandra: HEALPix partitions instead of the layout's.
+    cassandra_healpix = {"part_pixelization": "healpix", "part_pixel_level": 7} if pixelization == "healpix" else {}
+    db = _l1db(make_config, **{**layout, "pixelization": pixelization, **cassandra_healpix})
     ra, dec = random_sky_points(rng, 1500, CENTERS, 2.5)
     ids = np.arange(1, len(ra) + 1, dtype=np.int64)
-    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
     db.store(T0, objects, sources, forced, visit_id=1)
     # A second version of some objects, moved a little: reads must return the new one only.
     moved = rng.random(len(ids)) < 0.3
@@ -128,25 +119,24 @@ def test_round_trip_every_column(make_config) -> None:
     db = _l1db(make_config, read_full_objects=1)
     ra, dec = random_sky_points(rng, 300, [(10.0, -20.0)], 1.5)
     ids = np.arange(100, 100 + len(ra), dtype=np.int64)
-    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=7, visit_mjd=T0.mjd - 1)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=7, visit_mjd=T0.mjd - 1)
     db.store(T0, objects, sources, forced, visit_id=7)
     region = _circle(10.0, -20.0, 1.6)
 
     read = db.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
-    assert list(read.columns) == [c.name for c in db.schema.tables["DiaObject"].columns]
+    assert list(read.columns) == [c.name for c in db.tables["DiaObject"].columns]
     expected = objects.sort_values("diaObjectId").reset_index(drop=True)
     expected["validityStartMjdTai"] = T0.tai.mjd
     expected["validityEndMjdTai"] = np.nan
-    expected = l1db.frames.check_frame(db.schema.tables["DiaObject"], expected.assign(pixelId=read["pixelId"]))
+    expected = l1db.frames.check_frame(db.tables["DiaObject"], expected)
     pd.testing.assert_frame_equal(read, expected.reset_index(drop=True), check_dtype=True)
 
     src = db.getDiaSources(region, read, T0).sort_values("diaSourceId").reset_index(drop=True)
-    exp_src = l1db.frames.check_frame(db.schema.tables["DiaSource"], sources.assign(pixelId=0))
-    exp_src["pixelId"] = src["pixelId"].array
+    exp_src = l1db.frames.check_frame(db.tables["DiaSource"], sources)
     pd.testing.assert_frame_equal(src, exp_src.sort_values("diaSourceId").reset_index(drop=True))
 
     fsrc = db.getDiaForcedSources(region, ids, T0).sort_values("diaObjectId").reset_index(drop=True)
-    exp_fsrc = l1db.frames.check_frame(db.schema.tables["DiaForcedSource"], forced)
+    exp_fsrc = l1db.frames.check_frame(db.tables["DiaForcedSource"], forced)
     pd.testing.assert_frame_equal(fsrc, exp_fsrc.sort_values("diaObjectId").reset_index(drop=True))
     assert db.getDiaFSources(region, ids, T0).shape == fsrc.shape
     db.close()
@@ -166,10 +156,10 @@ def test_history_windows_at_their_edges(make_config, source_select: str) -> None
     ra = np.full(n, 30.0)
     dec = np.full(n, -40.0)
     obj_ids = np.full(n, 5, dtype=np.int64)
-    sources = random_rows(rng, db.schema.definitions["DiaSource"], n,
+    sources = random_rows(rng, db.definitions["DiaSource"], n,
                           diaSourceId=np.arange(n, dtype=np.int64), diaObjectId=obj_ids, ra=ra, dec=dec,
                           midpointMjdTai=times)
-    forced = random_rows(rng, db.schema.definitions["DiaForcedSource"], n,
+    forced = random_rows(rng, db.definitions["DiaForcedSource"], n,
                          diaForcedSourceId=np.arange(n, dtype=np.int64), diaObjectId=obj_ids, ra=ra, dec=dec,
                          visit=np.arange(n, dtype=np.int64), detector=np.zeros(n, dtype=np.int16),
                          midpointMjdTai=times)
@@ -186,21 +176,21 @@ def test_history_windows_at_their_edges(make_config, source_select: str) -> None
 
     db0 = L1db(db.config.replace(read_sources_months=0, read_forced_sources_months=0))
     empty = db0.getDiaSources(region, np.array([5]), T0)
-    assert len(empty) == 0 and list(empty.columns) == [c.name for c in db.schema.tables["DiaSource"].columns]
+    assert len(empty) == 0 and list(empty.columns) == [c.name for c in db.tables["DiaSource"].columns]
     assert len(db0.getDiaForcedSources(region, np.array([5]), T0)) == 0
     db0.close()
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
-def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
-    # Small chunks, so that every chunked statement runs several times.
-    monkeypatch.setattr(l1db.l1db, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
+def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pytest.MonkeyPatch, layout: dict) -> None:
+    # Small chunks (SQL: IDs per statement; Cassandra: batches and queries in
+    # flight), so that every chunked statement runs several times.
+    monkeypatch.setattr(l1db.sql.l1db_sql, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
     rng = np.random.default_rng(3)
-    db = _l1db(make_config, **options)
+    db = _l1db(make_config, batch_max_kib=64, read_concurrency=3, **layout)
     n = 2500
     ra, dec = random_sky_points(rng, n, [(50.0, -10.0)], 1.0)
     ids = np.arange(n, dtype=np.int64)
-    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd - 2)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd - 2)
     db.store(T0 - 1 * u.day, objects, sources, forced)
     region = _circle(50.0, -10.0, 1.1)
     assert len(db.getDiaSources(region, ids, T0)) == n
@@ -214,13 +204,13 @@ def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pyte
 
 
 @pytest.mark.parametrize("failing_table", ["DiaSource", "DiaForcedSource", "DiaObject"])
-def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_table: str) -> None:
+def test_store_is_atomic(make_sql_config, monkeypatch: pytest.MonkeyPatch, failing_table: str) -> None:
     rng = np.random.default_rng(4)
-    db = _l1db(make_config, dia_object_index="last_object_table")
+    db = _l1db(make_sql_config, dia_object_index="last_object_table")
     ra, dec = random_sky_points(rng, 200, [(80.0, -50.0)], 1.0)
     ids = np.arange(200, dtype=np.int64)
-    objects, sources, forced = random_visit(rng, db.schema, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
-    real_insert = l1db.bulk_insert.insert_frame
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    real_insert = l1db.sql.bulk_insert.insert_frame
     written: list[str] = []
 
     def insert_then_fail(conn, table, frame):
@@ -230,18 +220,18 @@ def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_t
             raise RuntimeError("injected failure")
         return n
 
-    monkeypatch.setattr(l1db.bulk_insert, "insert_frame", insert_then_fail)
+    monkeypatch.setattr(l1db.sql.bulk_insert, "insert_frame", insert_then_fail)
     records: list[TimingRecord] = []
-    db.monitor = records.append
-    with pytest.raises(RuntimeError, match="injected"):
+    with db.timing(records.append), pytest.raises(RuntimeError, match="injected"):
         db.store(T0, objects, sources, forced, visit_id=1)
     assert failing_table in written
     assert records == []  # a rolled-back store reports nothing as stored
-    monkeypatch.setattr(l1db.bulk_insert, "insert_frame", real_insert)
+    monkeypatch.setattr(l1db.sql.bulk_insert, "insert_frame", real_insert)
     assert all(count == 0 for name, count in db.tableRowCount().items() if name != "L1dbMetadata")
     assert db.lastVisit() is None
     # The same visit can then be stored in full.
-    db.store(T0, objects, sources, forced, visit_id=1)
+    with db.timing(records.append):
+        db.store(T0, objects, sources, forced, visit_id=1)
     counts = db.tableRowCount()
     assert counts["DiaObject"] == counts["DiaObjectLast"] == counts["DiaSource"] == counts["DiaForcedSource"] == 200
     ops = [r.op for r in records]
@@ -249,10 +239,9 @@ def test_store_is_atomic(make_config, monkeypatch: pytest.MonkeyPatch, failing_t
     db.close()
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=STRATEGY_IDS)
-def test_exactly_one_latest_version(make_config, options: dict) -> None:
+def test_exactly_one_latest_version(make_config, layout: dict) -> None:
     rng = np.random.default_rng(5)
-    db = _l1db(make_config, read_full_objects=1, **options)
+    db = _l1db(make_config, read_full_objects=1, **layout)
     n = 300
     ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
     all_ids = np.arange(n, dtype=np.int64)
@@ -261,13 +250,13 @@ def test_exactly_one_latest_version(make_config, options: dict) -> None:
     for visit in range(4):
         pick = np.sort(rng.choice(n, size=150, replace=False))
         t = T0 + visit * u.day
-        objects = random_rows(rng, db.schema.definitions["DiaObject"], len(pick),
+        objects = random_rows(rng, db.definitions["DiaObject"], len(pick),
                               diaObjectId=all_ids[pick], ra=ra[pick], dec=dec[pick])
         db.store(t, objects, None, None, visit_id=visit)
         stored += len(pick)
         for i in all_ids[pick]:
             versions[int(i)] = t.tai.mjd
-    if options.get("dia_object_nightly"):
+    if layout.get("dia_object_nightly"):
         assert db.tableRowCount()["DiaObjectNightly"] == stored
         before = db.getDiaObjects(_circle(150.0, -60.0, 1.1))
         assert db.dailyJob() == stored
@@ -282,12 +271,16 @@ def test_exactly_one_latest_version(make_config, options: dict) -> None:
     found = db.getDiaObjects(_circle(150.0, -60.0, 1.1))
     assert found["diaObjectId"].is_unique
     assert dict(zip(found["diaObjectId"].tolist(), found["validityStartMjdTai"].tolist())) == versions
+    if db.config.backend == "cassandra":
+        assert counts["DiaObjectLast"] == counts["DiaObjectLastToPartition"] == len(versions)
+        db.close()
+        return
     engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
     table = db.schema.tables["DiaObject"]
     with engine.connect() as conn:
         rows = pd.DataFrame(conn.execute(sa.select(table.c.diaObjectId, table.c.validityStartMjdTai,
                                                    table.c.validityEndMjdTai)).all())
-    if options["dia_object_index"] == "last_object_table":
+    if layout["dia_object_index"] == "last_object_table":
         assert counts["DiaObjectLast"] == len(versions)
     else:
         open_rows = rows[rows["validityEndMjdTai"].isna()]
@@ -302,7 +295,7 @@ def test_exactly_one_latest_version(make_config, options: dict) -> None:
 
 
 def _bad_inputs(db: L1db, rng: np.random.Generator):
-    defs = db.schema.definitions
+    defs = db.definitions
     good = random_rows(rng, defs["DiaSource"], 5, diaSourceId=np.arange(5, dtype=np.int64),
                        ra=np.full(5, 1.0), dec=np.full(5, 1.0))
     return [
@@ -317,7 +310,7 @@ def _bad_inputs(db: L1db, rng: np.random.Generator):
 def test_bad_input_names_table_and_columns_and_writes_nothing(make_config) -> None:
     rng = np.random.default_rng(6)
     db = _l1db(make_config)
-    ok_objects = random_rows(rng, db.schema.definitions["DiaObject"], 5, diaObjectId=np.arange(5, dtype=np.int64),
+    ok_objects = random_rows(rng, db.definitions["DiaObject"], 5, diaObjectId=np.arange(5, dtype=np.int64),
                              ra=np.full(5, 1.0), dec=np.full(5, 1.0))
     for frame, words in _bad_inputs(db, rng):
         with pytest.raises(L1dbInputError) as err:
@@ -342,7 +335,7 @@ def test_visits_and_monitoring(make_config) -> None:
     db.makeSchema()
     assert db.lastVisit() is None
     ra, dec = random_sky_points(rng, 50, [(5.0, 5.0)], 0.5)
-    objects, sources, forced = random_visit(rng, db.schema, ra, dec, np.arange(50, dtype=np.int64), 3, T0.mjd)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, np.arange(50, dtype=np.int64), 3, T0.mjd)
     db.store(T0, objects, sources, forced, visit_id=3, tile=1)
     db.saveVisit(3, T0, tile=0)
     db.saveVisit(2, T0 - 1 * u.day)
@@ -358,16 +351,16 @@ def test_visits_and_monitoring(make_config) -> None:
 
 
 @pytest.mark.parametrize("index", ["baseline", "last_object_table"])
-def test_explain_logs_the_plan(make_config, caplog: pytest.LogCaptureFixture, index: str) -> None:
+def test_explain_logs_the_plan(make_sql_config, caplog: pytest.LogCaptureFixture, index: str) -> None:
     rng = np.random.default_rng(9)
-    db = _l1db(make_config, dia_object_index=index)
-    with caplog.at_level(logging.INFO, logger="l1db.l1db"):
+    db = _l1db(make_sql_config, dia_object_index=index)
+    with caplog.at_level(logging.INFO, logger="l1db.sql.l1db_sql"):
         db.getDiaObjects(_circle(1.0, 1.0, 1.0), explain=True)
     assert "query plan" in caplog.text and "DiaObject" in caplog.text
     caplog.clear()
-    objects = random_rows(rng, db.schema.definitions["DiaObject"], 3, diaObjectId=np.arange(3, dtype=np.int64),
+    objects = random_rows(rng, db.definitions["DiaObject"], 3, diaObjectId=np.arange(3, dtype=np.int64),
                           ra=np.full(3, 1.0), dec=np.full(3, 1.0))
-    with caplog.at_level(logging.INFO, logger="l1db.l1db"):
+    with caplog.at_level(logging.INFO, logger="l1db.sql.l1db_sql"):
         db.storeDiaObjects(objects, T0, explain=True)
     assert "query plan for UPDATE" in caplog.text if index == "baseline" else "query plan for DELETE" in caplog.text
     assert db.tableRowCount()["DiaObject"] == 3  # explaining does not change what is stored
@@ -380,8 +373,10 @@ def test_missing_or_mismatched_schema(make_config) -> None:
         db.getDiaObjects(_circle(1.0, 1.0, 1.0))
     db.makeSchema()
     db.close()
-    other = L1db(make_config(dia_object_index="last_object_table"))
-    with pytest.raises(SchemaError, match="dia_object_index"):
+    # An option that shapes the schema, for each kind of backend.
+    option = "part_pixel_level" if db.config.backend == "cassandra" else "dia_object_index"
+    other = L1db(make_config(dia_object_index="last_object_table", part_pixel_level=8))
+    with pytest.raises(SchemaError, match=option):
         other.lastVisit()
     other.close()
 
@@ -389,7 +384,7 @@ def test_missing_or_mismatched_schema(make_config) -> None:
 def test_published_default_lets_a_column_be_left_out(make_config) -> None:
     rng = np.random.default_rng(8)
     db = _l1db(make_config, source_select="by-oid")
-    sources = random_rows(rng, db.schema.definitions["DiaSource"], 3, diaSourceId=np.arange(3, dtype=np.int64),
+    sources = random_rows(rng, db.definitions["DiaSource"], 3, diaSourceId=np.arange(3, dtype=np.int64),
                           diaObjectId=np.arange(3, dtype=np.int64), ra=np.full(3, 20.0), dec=np.full(3, -5.0),
                           midpointMjdTai=np.full(3, T0.mjd - 1))
     db.storeDiaSources(sources.drop(columns=["trailNdata"]))

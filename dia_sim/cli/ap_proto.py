@@ -8,14 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
 from astropy.time import Time
 
 from l1db.cli import quiet_broken_pipe
 from l1db.config import ConfigError, default_config_path, load_config
-from l1db.database import DatabaseUnreachable, error_reason
+from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
-from l1db.schema import SchemaError
 
 from ..ap_loop import ApLoop, RunOptions, TileResult, VisitPlan
 from ..catalog import CatalogError
@@ -174,11 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
-    except (ConfigError, DatabaseUnreachable, SchemaError, CatalogError, L1dbInputError, ValueError) as exc:
+    except (ConfigError, L1dbError, CatalogError, L1dbInputError, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        print(f"ap_proto: database error: {error_reason(exc)}", file=sys.stderr)
+    except Exception as exc:
+        reason = driver_error_reason(exc)
+        if reason is None:
+            raise
+        print(f"ap_proto: database error: {reason}", file=sys.stderr)
         return 1
     stopped = " (stopped by Ctrl-C; run again to resume)" if loop.stop_requested else ""
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)

@@ -6,12 +6,9 @@ import argparse
 import logging
 import sys
 
-import sqlalchemy as sa
-
+from ..api import L1db
 from ..config import ConfigError, default_config_path, safe_url
-from ..database import DatabaseUnreachable, error_reason
-from ..l1db import L1db
-from ..schema import SchemaError
+from ..errors import L1dbError, driver_error_reason
 from . import quiet_broken_pipe
 
 __all__ = ["main"]
@@ -46,21 +43,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         l1db = L1db(config_path)
         with l1db:
-            names = l1db.makeSchema(drop=args.drop)
-            inspector = sa.inspect(l1db.engine)
-            print(f"created L1 schema in {safe_url(l1db.engine.url)} "
-                  f"(dia_object_index={l1db.config.dia_object_index}, "
-                  f"pixelization={l1db.config.pixelization} level {l1db.config.effective_pixel_level})")
-            for name in names:
-                columns = inspector.get_columns(name)
-                key = inspector.get_pk_constraint(name).get("constrained_columns") or []
-                indexes = [ix["name"] for ix in inspector.get_indexes(name)]
-                print(f"  {name}: {len(columns)} columns, key ({', '.join(key)})"
-                      + (f", indexes {', '.join(indexes)}" if indexes else ""))
-    except (ConfigError, DatabaseUnreachable, SchemaError) as exc:
+            l1db.makeSchema(drop=args.drop)
+            config = l1db.config
+            if config.backend == "cassandra":
+                cass = config.cassandra
+                how = (f"replication_factor={cass['replication_factor']}, partitions "
+                       f"{cass['part_pixelization']} level {cass['part_pixel_level']} x "
+                       f"{cass['time_partition_days']} days")
+            else:
+                how = (f"dia_object_index={config.dia_object_index}, "
+                       f"pixelization={config.pixelization} level {config.effective_pixel_level}")
+            print(f"created L1 schema in {safe_url(config.url)} ({how})")
+            for line in l1db.describeSchema():
+                print(f"  {line}")
+    except (ConfigError, L1dbError) as exc:
         print(f"create_l1_schema: error: {exc}", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        print(f"create_l1_schema: database error: {error_reason(exc)}", file=sys.stderr)
+    except Exception as exc:
+        reason = driver_error_reason(exc)
+        if reason is None:
+            raise
+        print(f"create_l1_schema: database error: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -10,7 +10,7 @@ as SQLAlchemy's autobegin would, and the caller commits or rolls it back):
   ever formatted as text. Upsert: binary COPY into a temporary table, then
   ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``.
 - MySQL / MariaDB: ``LOAD DATA LOCAL INFILE`` of a tab-separated file (the
-  client needs ``local_infile=1``, which `l1db.database.make_engine` sets; the
+  client needs ``local_infile=1``, which `l1db.sql.database.make_engine` sets; the
   server's stock ``local_infile`` is ON in MariaDB). Without a client that
   allows it, a multi-row ``INSERT`` (mysqlclient's ``executemany``) is used.
   Any warning from LOAD DATA (it turns errors such as duplicate keys into
@@ -36,7 +36,7 @@ import pandas as pd
 import sqlalchemy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from .frames import L1dbInputError, column_kind, column_dtype
+from ..frames import L1dbInputError, column_kind, column_dtype
 from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, ensure_transaction, pg_wire_type
 
 __all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer"]

@@ -7,15 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .config import normalize_url, safe_url
+from ..config import normalize_url, safe_url
+from ..errors import DatabaseUnreachable, register_driver_errors
 
-__all__ = ["DatabaseUnreachable", "make_engine", "check_connection", "server_version", "error_reason"]
+__all__ = ["make_engine", "check_connection", "server_version", "error_reason"]
 
 _LOG = logging.getLogger(__name__)
 
-
-class DatabaseUnreachable(RuntimeError):
-    """The database cannot be reached; the message never holds a password."""
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -66,3 +64,6 @@ def server_version(conn: sa.Connection) -> str:
 
         version = sqlite3.sqlite_version
     return f"{conn.dialect.name} {version}"
+
+
+register_driver_errors((sa.exc.SQLAlchemyError,), error_reason)

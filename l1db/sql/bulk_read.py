@@ -32,47 +32,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy
 
-from .frames import column_kind
+from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
 from .pg_copy import PGCOPY_SIGNATURE, ensure_transaction, pg_wire_type
 
-__all__ = ["read_frame", "empty_frame"]
+__all__ = ["read_frame"]
 
 _LOG = logging.getLogger(__name__)
 
-_INT_KINDS = ("int8", "int16", "int32", "int64")
-
 # The wire is big-endian; numpy arrays are in the machine's order.
 _SWAP = sys.byteorder == "little"
-
-
-# -- typed columns -----------------------------------------------------------------
-
-
-def _typed_array(kind: str, values: np.ndarray, nulls: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """The column array of ``kind`` from values (arbitrary where NULL) and a NULL mask."""
-    if kind.startswith("float"):
-        values = values.astype(kind, copy=False)
-        if nulls.any():
-            values[nulls] = np.nan
-        return values
-    if kind == "bool":
-        return pd.arrays.BooleanArray(values.astype(bool, copy=False), nulls)
-    if kind in _INT_KINDS:
-        return pd.arrays.IntegerArray(values.astype(kind, copy=False), nulls)
-    raise AssertionError(kind)
-
-
-def _string_array(values: np.ndarray, nulls: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """pandas ``str`` array from an object array of str (anything where NULL)."""
-    if nulls.any():
-        values[nulls] = None
-    return pd.array(values, dtype="str")
-
-
-def _frame(columns: Sequence[sqlalchemy.Column], arrays: Sequence[object]) -> pd.DataFrame:
-    frame = pd.DataFrame(dict(enumerate(arrays)), copy=False)
-    frame.columns = pd.Index([c.name for c in columns])
-    return frame
 
 
 def _selected_columns(stmt: sqlalchemy.Select) -> list[sqlalchemy.Column]:
@@ -81,17 +49,6 @@ def _selected_columns(stmt: sqlalchemy.Select) -> list[sqlalchemy.Column]:
     if others:
         raise TypeError(f"read_frame selects table columns only, not {others}")
     return columns
-
-
-def empty_frame(columns: Sequence[sqlalchemy.Column]) -> pd.DataFrame:
-    """A frame with no rows and the `check_frame` dtypes of ``columns``."""
-    empty = np.zeros(0, dtype=bool)
-    arrays = [
-        _string_array(np.zeros(0, dtype=object), empty) if kind == "str"
-        else _typed_array(kind, np.zeros(0, dtype=kind if kind != "bool" else bool), empty)
-        for kind in map(column_kind, columns)
-    ]
-    return _frame(columns, arrays)
 
 
 # -- PostgreSQL: binary COPY TO ------------------------------------------------------
@@ -192,7 +149,7 @@ def _decode_text(buf: np.ndarray, text_pos: np.ndarray, text_len: np.ndarray, nu
     block = np.zeros((n, width), dtype=np.uint8)
     _gather_text(buf, text_pos, text_len, block)
     strings = np.strings.decode(block.view(f"S{width}").reshape(n), "utf-8")
-    return _string_array(strings.astype(object), nulls)
+    return string_array(strings.astype(object), nulls)
 
 
 def _copy_out(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select) -> np.ndarray:
@@ -254,8 +211,8 @@ def _parse_copy(buf: np.ndarray, columns: Sequence[sqlalchemy.Column], wires: Se
             continue
         native = np.dtype(wire).newbyteorder("=")
         values = out[base[j] : base[j] + width[j] * n_rows].view(native)
-        arrays.append(_typed_array(kind, values, nulls[j]))
-    return _frame(columns, arrays)
+        arrays.append(typed_array(kind, values, nulls[j]))
+    return frame_of(columns, arrays)
 
 
 # -- other backends: the driver's rows ----------------------------------------------------
@@ -316,10 +273,10 @@ def _rows_read(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select, columns: Se
             values[null] = 0.0
             if kind == "int64" and not (np.abs(values) < 2.0**53).all():
                 # Not exact as a double: cast the integer objects themselves.
-                arrays.append(_typed_array(kind, np.where(null, 0, table[:, j]).astype(np.int64), null))
+                arrays.append(typed_array(kind, np.where(null, 0, table[:, j]).astype(np.int64), null))
             else:
-                arrays.append(_typed_array(kind, values.astype(np.int64), null))
-    return _frame(columns, arrays)
+                arrays.append(typed_array(kind, values.astype(np.int64), null))
+    return frame_of(columns, arrays)
 
 
 # -- public API ----------------------------------------------------------------------------

@@ -1,9 +1,8 @@
-"""The L1 database API: region and history reads, atomic per-visit stores.
+"""The SQL implementation of the L1 API: SQLite, PostgreSQL, MariaDB/MySQL.
 
-`L1db` hides every schema and indexing choice behind the method names of the
-original l1dbproto API. Data go in and out as pandas DataFrames with the
-schema's column names. This module and `l1db.schema` are the only places
-where indexing options act.
+`L1dbSql` hides every schema and indexing choice behind the `l1db.api.L1db`
+methods. This module and `l1db.sql.schema` are the only places where the
+indexing options act.
 
 Validity of DiaObject versions: a stored version starts at the visit time and
 is open (``validityEndMjdTai`` NULL) until a newer version of the same object
@@ -11,12 +10,14 @@ is stored, which closes it (``baseline`` and ``pix_id_iov``). With
 ``last_object_table`` the latest versions live in ``DiaObjectLast`` and the
 DiaObject table keeps the history without closing validity. With
 ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are applied
-to the other tables by `L1db.dailyJob`.
+to the other tables by `L1dbSql.dailyJob`.
+
+A visit's store is one transaction: after a failure, a crash or Ctrl-C it is
+either fully stored or not at all.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 from collections.abc import Iterator
@@ -28,35 +29,19 @@ import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
 
+from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, L1db, latest_versions, to_mjd_tai
+from ..config import L1dbConfig
+from ..frames import L1dbInputError, check_frame, empty_frame
+from ..pixelization import Pixelization, check_region, region_contains
+from ..timer import TimingSink
 from . import bulk_insert
-from .config import L1dbConfig, load_config
-from .database import check_connection, make_engine
-from .bulk_read import empty_frame, read_frame
-from .frames import L1dbInputError, check_frame
-from .pixelization import Pixelization, check_region, region_contains
+from .bulk_read import read_frame
+from .database import check_connection, make_engine, server_version
 from .schema import PIXEL_COLUMN, L1Schema
-from .timer import Timer, TimingSink, null_sink
 
-__all__ = ["L1db", "AP_OBJECT_COLUMNS", "MONTH_DAYS", "ID_CHUNKS", "ID_CHUNK", "to_mjd_tai"]
+__all__ = ["L1dbSql", "ID_CHUNKS", "ID_CHUNK"]
 
 _LOG = logging.getLogger(__name__)
-
-#: DiaObject columns returned by `L1db.getDiaObjects` when ``read_full_objects = 0``:
-#: what the AP loop needs to associate, to decide on forced photometry and to
-#: update the summaries.
-AP_OBJECT_COLUMNS = (
-    "diaObjectId",
-    "validityStartMjdTai",
-    "ra",
-    "dec",
-    "nDiaSources",
-    "firstDiaSourceMjdTai",
-    "lastDiaSourceMjdTai",
-    PIXEL_COLUMN,
-)
-
-#: Length of a "month" of the history windows, in days.
-MONTH_DAYS = 30.0
 
 #: IDs per ``IN (...)`` list, per backend: within each backend's limits (SQLite
 #: binds at most 32,766 variables; MySQL statements must fit max_allowed_packet,
@@ -68,15 +53,6 @@ ID_CHUNKS = {"sqlite": 10_000, "mysql": 20_000, "postgresql": 50_000}
 ID_CHUNK = 1000
 
 
-def to_mjd_tai(visit_time: Time | datetime.datetime) -> float:
-    """MJD (TAI) of a visit time; a `datetime` is taken to be TAI."""
-    if isinstance(visit_time, datetime.datetime):
-        visit_time = Time(visit_time.replace(tzinfo=None), scale="tai")
-    if not isinstance(visit_time, Time):
-        raise TypeError(f"visit_time must be an astropy Time or a datetime, not {type(visit_time).__name__}")
-    return float(visit_time.tai.mjd)
-
-
 def _chunks(ids: np.ndarray, dialect: str) -> Iterator[list[int]]:
     """``ids`` in lists of at most the backend's `ID_CHUNKS`."""
     size = ID_CHUNKS.get(dialect, ID_CHUNK)
@@ -84,26 +60,18 @@ def _chunks(ids: np.ndarray, dialect: str) -> Iterator[list[int]]:
         yield ids[start : start + size].tolist()
 
 
-class L1db:
-    """Client of one L1 database.
+def _published_columns(table: sa.Table) -> list[sa.Column]:
+    """The published columns of a table: what the reads return on every backend."""
+    return [c for c in table.columns if c.name != PIXEL_COLUMN]
 
-    Parameters
-    ----------
-    config : `str`, `pathlib.Path` or `L1dbConfig`
-        Configuration file or validated configuration.
-    monitor : callable, optional
-        Sink for the `TimingRecord` of every table operation inside the stores
-        (``obj_insert``, ``obj_validity_update``, ``src_insert``, ...). The
-        reads and the whole store are timed by the caller.
-    """
+
+class L1dbSql(L1db):
+    """Client of one L1 database on an SQL backend (parameters as for `L1db`)."""
 
     def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:
-        if not isinstance(config, L1dbConfig):
-            config = load_config(config)
-        self.config = config
-        self.monitor = monitor or null_sink
-        self._pending: list | None = None
-        self.schema = L1Schema(config)
+        super().__init__(config, monitor)
+        config = self.config
+        self.schema = L1Schema(config, self.schema_def)
         self.pixelization = Pixelization(config.pixelization, config.effective_pixel_level, config.pixel_max_ranges)
         self.engine = make_engine(config.url)
         self._schema_checked = False
@@ -115,9 +83,9 @@ class L1db:
 
         Raises
         ------
-        l1db.schema.SchemaError
+        l1db.sql.schema.SchemaError
             If toolkit tables exist and ``drop`` is false.
-        l1db.database.DatabaseUnreachable
+        l1db.sql.database.DatabaseUnreachable
             If the database cannot be reached.
         """
         check_connection(self.engine)
@@ -130,7 +98,7 @@ class L1db:
 
         Raises
         ------
-        l1db.database.DatabaseUnreachable, l1db.schema.SchemaError
+        l1db.sql.database.DatabaseUnreachable, l1db.sql.schema.SchemaError
         """
         if not self._schema_checked:
             check_connection(self.engine)
@@ -138,15 +106,24 @@ class L1db:
                 self.schema.check(conn)
             self._schema_checked = True
 
+    def describeSchema(self) -> list[str]:
+        inspector = sa.inspect(self.engine)
+        lines = []
+        for name in self.schema.tables:
+            columns = inspector.get_columns(name)
+            key = inspector.get_pk_constraint(name).get("constrained_columns") or []
+            indexes = [ix["name"] for ix in inspector.get_indexes(name)]
+            lines.append(f"{name}: {len(columns)} columns, key ({', '.join(key)})"
+                         + (f", indexes {', '.join(indexes)}" if indexes else ""))
+        return lines
+
     def close(self) -> None:
-        """Close the connections of this client."""
         self.engine.dispose()
 
-    def __enter__(self) -> L1db:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def serverVersion(self) -> tuple[str, str]:
+        with self.engine.connect() as conn:
+            backend, _, version = server_version(conn).partition(" ")
+        return backend, version
 
     # -- reading ---------------------------------------------------------------
 
@@ -168,7 +145,7 @@ class L1db:
 
     def _object_columns(self, table: sa.Table) -> list[sa.Column]:
         if self.config.read_full_objects:
-            return list(table.columns)
+            return _published_columns(table)
         return [table.c[name] for name in AP_OBJECT_COLUMNS]
 
     def getDiaObjects(self, region: Any, explain: bool = False) -> pd.DataFrame:
@@ -230,28 +207,7 @@ class L1db:
         versions = [v for v in versions if len(v)]
         if not versions:
             return objects
-        return self._latest_versions(pd.concat([objects, *versions], ignore_index=True))
-
-    @staticmethod
-    def _latest_versions(objects: pd.DataFrame) -> pd.DataFrame:
-        """Keep, per diaObjectId, the row with the latest validityStartMjdTai."""
-        order = np.lexsort((objects["validityStartMjdTai"].to_numpy(), objects["diaObjectId"].to_numpy()))
-        ids = objects["diaObjectId"].to_numpy()[order]
-        last = np.ones(len(ids), dtype=bool)
-        last[:-1] = ids[1:] != ids[:-1]
-        return objects.iloc[order[last]].reset_index(drop=True)
-
-    @staticmethod
-    def _object_ids(objects: pd.DataFrame | np.ndarray | Any) -> np.ndarray:
-        if isinstance(objects, pd.DataFrame):
-            if "diaObjectId" not in objects:
-                raise L1dbInputError("objects frame has no diaObjectId column")
-            ids = objects["diaObjectId"].to_numpy()
-        else:
-            ids = np.asarray(objects)
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise L1dbInputError(f"diaObjectIds must be integers, not {ids.dtype}")
-        return np.unique(ids.astype(np.int64))
+        return latest_versions(pd.concat([objects, *versions], ignore_index=True))
 
     def _history(
         self,
@@ -263,7 +219,7 @@ class L1db:
         region: Any = None,
     ) -> pd.DataFrame:
         """Rows of ``table`` for ``ids`` in the window of ``months`` before the visit."""
-        columns = list(table.columns)
+        columns = _published_columns(table)
         visit_mjd = to_mjd_tai(visit_time)
         if months == 0 or len(ids) == 0:
             return empty_frame(columns)
@@ -336,8 +292,6 @@ class L1db:
             self._table("DiaForcedSource"), ids, self.config.read_forced_sources_months, visit_time, explain
         )
 
-    #: Name kept from the original API.
-    getDiaFSources = getDiaForcedSources
 
     # -- storing ---------------------------------------------------------------
 
@@ -371,26 +325,6 @@ class L1db:
         if with_pixels:
             frame = self._with_pixels(table_name, frame.drop(columns=[PIXEL_COLUMN], errors="ignore"))
         return check_frame(self._table(table_name), frame)
-
-    def _timed(self, op: str, rows: int | None = None) -> Timer:
-        return Timer(op, self._pending.append if self._pending is not None else self.monitor, rows=rows)
-
-    @contextlib.contextmanager
-    def _committed_records(self) -> Iterator[None]:
-        """Hold the timing records of a transaction until it has committed.
-
-        A record handed to the monitor says the rows were stored: a visit that
-        rolls back, or a process killed before the commit, must leave none.
-        """
-        self._pending = []
-        try:
-            yield
-        except BaseException:
-            self._pending = None
-            raise
-        records, self._pending = self._pending, None
-        for record in records:
-            self.monitor(record)
 
     def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
@@ -453,24 +387,18 @@ class L1db:
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
-    def storeDiaObjects(
-        self, objects: pd.DataFrame, visit_time: Time | datetime.datetime, explain: bool = False
-    ) -> None:
-        """Store new DiaObject versions (one transaction); see `store`."""
-        self.store(visit_time, objects, None, None, explain=explain)
-
     def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
         """Store DiaSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
-        with self._committed_records(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
+        with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
     def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
         """Store DiaForcedSources (one transaction); ``explain`` as for `store`."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
-        with self._committed_records(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
+        with self._records_after_store(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared)
 
     def store(
@@ -521,7 +449,7 @@ class L1db:
             "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
         }
         self.checkSchema()
-        with self._committed_records(), self._timed("store"), self.engine.begin() as conn:
+        with self._records_after_store(), self._timed("store"), self.engine.begin() as conn:
             if prepared["DiaObject"] is not None:
                 self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
             if prepared["DiaSource"] is not None:
@@ -585,7 +513,7 @@ class L1db:
             return 0
         self.checkSchema()
         nightly = self._table("DiaObjectNightly")
-        with self._committed_records(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
+        with self._records_after_store(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
             rows = self._read(conn, sa.select(*nightly.columns), explain=False)
             timer.rows = len(rows)
             if len(rows) == 0:

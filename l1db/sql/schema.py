@@ -1,7 +1,7 @@
 """The L1 schema as SQLAlchemy tables, shaped by the configured indexing options.
 
 This is one of the two places where indexing options act (the other is the
-query code in `l1db.l1db`). From the published table definitions in
+query code in `l1db.sql.l1db_sql`). From the published table definitions in
 ``schema/`` it builds:
 
 - ``DiaObject``, ``DiaSource``, ``DiaForcedSource``: every published column;
@@ -27,23 +27,19 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .config import L1dbConfig
-from .schema_model import ColumnDef, SchemaDef, TableDef, load_schema
+from ..config import L1dbConfig
+from ..errors import SchemaError
+from ..schema_model import SchemaDef, TableDef
+from ..tables import PIXEL_COLUMN, load_definitions, table_columns
 
 __all__ = [
     "L1Schema",
-    "SchemaError",
     "PIXEL_COLUMN",
     "TOOLKIT_TABLES",
     "ALL_TABLES",
-    "packaged_schema_path",
-    "sql_type",
 ]
 
 _LOG = logging.getLogger(__name__)
-
-#: Name of the sky-pixel column the toolkit adds.
-PIXEL_COLUMN = "pixelId"
 
 #: Tables the toolkit adds to the published ones, depending on options.
 TOOLKIT_TABLES = ("DiaObjectLast", "DiaObjectNightly", "L1dbVisit", "L1dbMetadata")
@@ -54,72 +50,6 @@ ALL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", *TOOLKIT_TABLES)
 #: config disagrees with them would read or write the wrong thing.
 SCHEMA_OPTIONS = ("dia_object_index", "dia_object_nightly", "pixelization", "effective_pixel_level")
 
-
-class SchemaError(RuntimeError):
-    """The database schema is missing or does not match the configuration."""
-
-
-def packaged_schema_path() -> Path:
-    """Path of the packaged table definitions (``schema/apdb-l1.yaml``)."""
-    import l1dbproto_schema
-
-    return Path(l1dbproto_schema.__file__).parent / "apdb-l1.yaml"
-
-
-def sql_type(col: ColumnDef) -> sa.types.TypeEngine:
-    """SQLAlchemy type of a column of the schema format."""
-    match col.type:
-        case "BOOLEAN":
-            return sa.Boolean(create_constraint=False)
-        case "TINYINT" | "SMALLINT":
-            return sa.SmallInteger()
-        case "INT":
-            return sa.Integer()
-        case "BIGINT":
-            return sa.BigInteger()
-        case "FLOAT":
-            return sa.REAL()
-        case "DOUBLE":
-            return sa.Double()
-        case "CHAR":
-            return sa.CHAR(col.length)
-        case "VARCHAR":
-            return sa.VARCHAR(col.length)
-        case "TEXT":
-            return sa.Text()
-        case "TIMESTAMP":
-            return sa.TIMESTAMP()
-    raise SchemaError(f"column {col.name}: no SQL type for {col.type}")
-
-
-def _columns(table: TableDef, with_pixel: bool, keys: tuple[str, ...]) -> list[sa.Column]:
-    cols = [
-        sa.Column(
-            c.name,
-            sql_type(c),
-            nullable=c.nullable and c.name not in keys,
-            primary_key=c.name in keys,
-            autoincrement=False,
-            # The published default (e.g. trailNdata = 0) lets a writer leave the column out.
-            server_default=None if c.default is None else sa.text(
-                sa.literal(c.default).compile(compile_kwargs={"literal_binds": True}).string),
-            comment=c.description or None,
-        )
-        for c in table.columns
-    ]
-    if with_pixel:
-        cols.append(
-            sa.Column(
-                PIXEL_COLUMN,
-                sa.BigInteger(),
-                nullable=False,
-                primary_key=PIXEL_COLUMN in keys,
-                autoincrement=False,
-                comment="Sky pixel index of (ra, dec) in the configured pixelization.",
-            )
-        )
-    # The primary key's column order is the key's order, not the table's.
-    return cols
 
 
 def _key(name: str, keys: tuple[str, ...]) -> sa.PrimaryKeyConstraint:
@@ -147,11 +77,7 @@ class L1Schema:
     def __init__(self, config: L1dbConfig, schema_def: SchemaDef | None = None) -> None:
         self.config = config
         if schema_def is None:
-            path = Path(config.schema_file) if config.schema_file else packaged_schema_path()
-            schema_def = load_schema(path)
-        missing = {"DiaObject", "DiaSource", "DiaForcedSource"} - set(schema_def.tables)
-        if missing:
-            raise SchemaError(f"table definitions lack {sorted(missing)}")
+            schema_def = load_definitions(config)
         self.schema_def = schema_def
         self.definitions = {n: schema_def.tables[n] for n in ("DiaObject", "DiaSource", "DiaForcedSource")}
         self.metadata = sa.MetaData()
@@ -168,7 +94,7 @@ class L1Schema:
         indexes: list[tuple[str, tuple[str, ...]]],
         with_pixel: bool,
     ) -> sa.Table:
-        args: list[sa.SchemaItem] = _columns(tdef, with_pixel, keys)
+        args: list[sa.SchemaItem] = table_columns(tdef, with_pixel, keys)
         if keys:
             args.append(_key(name, keys))
         table = sa.Table(name, self.metadata, *args, comment=tdef.description or None)

@@ -1,7 +1,7 @@
 """PostgreSQL binary COPY: the pieces shared by the store and the read path.
 
-`l1db.bulk_insert` packs frames into this format for ``COPY ... FROM STDIN``
-and `l1db.bulk_read` parses it from ``COPY (SELECT ...) TO STDOUT``. A stream
+`l1db.sql.bulk_insert` packs frames into this format for ``COPY ... FROM STDIN``
+and `l1db.sql.bulk_read` parses it from ``COPY (SELECT ...) TO STDOUT``. A stream
 is a header (11-byte signature, int32 flags, int32 extension length and the
 extension), then per row an int16 field count and per field an int32 length
 (-1 for NULL) and the value in the type's binary send format (big-endian
