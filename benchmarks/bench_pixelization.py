@@ -4,10 +4,11 @@ Measures, in one run (medians of several repetitions, after a warm-up call so
 that numba compilation is excluded):
 
 - `Pixelization.pixel_index` of 15,000 points (one visit's DiaSources) and of
-  1,000,000 points, HTM level 20 against a per-point lsst-sphgeom loop (the only
-  API sphgeom offers) and HEALPix order 16 against a direct healpy.ang2pix call;
+  1,000,000 points, HTM, Q3C and modified-Q3C level 20 against a per-point
+  lsst-sphgeom loop (the only API sphgeom offers) and HEALPix order 16 against a
+  direct healpy.ang2pix call;
 - `Pixelization.envelope` of a 3.5-degree field (max_ranges 64) at random
-  pointings, for both kinds.
+  pointings, for every kind.
 
 Prints a Markdown section for BENCHMARKS.md (``## Pixelization``)::
 
@@ -49,7 +50,7 @@ def random_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
     return rng.uniform(0.0, 360.0, n), np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
 
 
-def sphgeom_loop(pixelization: sph.HtmPixelization, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def sphgeom_loop(pixelization: sph.Pixelization, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """What a caller without a vectorized API has to write: one sphgeom call per point."""
     return np.array(
         [pixelization.index(sph.UnitVector3d(sph.LonLat.fromDegrees(a, d))) for a, d in zip(ra.tolist(), dec.tolist())],
@@ -61,17 +62,21 @@ def bench_pixel_index(n: int, runs: int, loop_runs: int, rng: np.random.Generato
     ra, dec = random_points(rng, n)
     rows = []
 
-    htm = Pixelization("htm", 20)
-    htm.pixel_index(ra[:10], dec[:10])  # warm-up: numba compilation or cache load
-    t_vec = median_time(lambda: htm.pixel_index(ra, dec), runs)
-    reference = sph.HtmPixelization(20)
-    t_loop = median_time(lambda: sphgeom_loop(reference, ra, dec), loop_runs)
-    if not np.array_equal(htm.pixel_index(ra, dec), sphgeom_loop(reference, ra, dec)):
-        raise AssertionError("HTM indices differ from sphgeom")
-    rows.append(
-        f"| HTM 20 | {n:,} | {t_vec * 1e3:.1f} ms | sphgeom per-point loop {t_loop * 1e3:.1f} ms "
-        f"| {t_loop / t_vec:.1f}x faster |"
-    )
+    for kind, label, reference in (
+        ("htm", "HTM", sph.HtmPixelization(20)),
+        ("q3c", "Q3C", sph.Q3cPixelization(20)),
+        ("mq3c", "MQ3C", sph.Mq3cPixelization(20)),
+    ):
+        pix = Pixelization(kind, 20)
+        pix.pixel_index(ra[:10], dec[:10])  # warm-up: numba compilation or cache load
+        t_vec = median_time(lambda: pix.pixel_index(ra, dec), runs)
+        t_loop = median_time(lambda: sphgeom_loop(reference, ra, dec), loop_runs)
+        if not np.array_equal(pix.pixel_index(ra, dec), sphgeom_loop(reference, ra, dec)):
+            raise AssertionError(f"{label} indices differ from sphgeom")
+        rows.append(
+            f"| {label} 20 | {n:,} | {t_vec * 1e3:.1f} ms | sphgeom per-point loop {t_loop * 1e3:.1f} ms "
+            f"| {t_loop / t_vec:.1f}x faster |"
+        )
 
     hpx = Pixelization("healpix", 16)
     t_vec = median_time(lambda: hpx.pixel_index(ra, dec), runs)
@@ -90,7 +95,8 @@ def bench_envelope(runs: int, rng: np.random.Generator) -> list[str]:
         sph.Circle(sph.UnitVector3d(sph.LonLat.fromDegrees(ra, dec)), sph.Angle.fromDegrees(FIELD_RADIUS_DEG))
         for ra, dec in centres
     ]
-    for kind, level in (("htm", 20), ("healpix", 16)):
+    labels = {"htm": "HTM", "healpix": "HEALPix", "q3c": "Q3C", "mq3c": "MQ3C"}
+    for kind, level in (("htm", 20), ("healpix", 16), ("q3c", 20), ("mq3c", 20)):
         pix = Pixelization(kind, level, 64)
         pix.envelope(fields[0])
         per_field = [median_time(lambda f=f: pix.envelope(f), runs) for f in fields]
@@ -107,7 +113,7 @@ def bench_envelope(runs: int, rng: np.random.Generator) -> list[str]:
             inside = f.contains(np.radians(ra), np.radians(dec))
             ratios.append(in_ranges.sum() / max(inside.sum(), 1))
         rows.append(
-            f"| {kind.upper() if kind == 'htm' else 'HEALPix'} {level} | "
+            f"| {labels[kind]} {level} | "
             f"{statistics.median(per_field) * 1e3:.2f} ms | {statistics.median(n_ranges):.0f} "
             f"(max {max(n_ranges)}) | {statistics.median(ratios):.2f} |"
         )
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         f"1-minute load average {load_start:.1f} at the start, {load_end:.1f} at the end "
         "(above 0 means other jobs shared the cores; the ratios, measured side by side, are the robust figures).",
         "",
-        "`pixel_index` (random points over the whole sky; HTM results checked equal to sphgeom's):",
+        "`pixel_index` (random points over the whole sky; HTM, Q3C and MQ3C results checked equal to sphgeom's):",
         "",
         "| pixelization | points | `pixel_index` | reference | ratio |",
         "|---|---|---|---|---|",

@@ -145,7 +145,7 @@ OPTIONS: tuple[Option, ...] = (
            "sky pixelization of the spatial partitions (lsst-sphgeom's): htm, q3c, mq3c or healpix",
            choices=("htm", "q3c", "mq3c", "healpix"), backend="cassandra"),
     Option("cassandra", "part_pixel_level", int, 7,
-           "level of the spatial partitions (HTM 1-24, Q3C/MQ3C 1-30, HEALPix 0-17); MQ3C 7 puts a whole "
+           "level of the spatial partitions (HTM 1-24, Q3C 1-30, MQ3C 1-29, HEALPix 0-17); MQ3C 7 puts a whole "
            "3.5-degree field in ~30 partitions (production: level 10, one detector per client)", minimum=0,
            backend="cassandra"),
     Option("cassandra", "time_partition_days", int, 30,
@@ -302,7 +302,7 @@ def default_config_path() -> Path:
 
 _PIXEL_LEVELS = {"htm": (1, 24), "healpix": (0, 29)}
 #: Levels of lsst-sphgeom's pixelizations (HEALPix: sphgeom's HealpixPixelization).
-_PART_LEVELS = {"htm": (1, 24), "q3c": (1, 30), "mq3c": (1, 30), "healpix": (0, 17)}
+_PART_LEVELS = {"htm": (1, 24), "q3c": (1, 30), "mq3c": (1, 29), "healpix": (0, 17)}
 
 
 def _check_pixel_level(values: Mapping[str, Any], where: str) -> None:

@@ -1,16 +1,19 @@
 """Sky pixelization: points -> pixel index, regions -> pixel ranges -> SQL.
 
-One small type, `Pixelization`, hides the choice between HTM (through
-lsst-sphgeom) and HEALPix (through healpy, nested ordering). The L1 database uses
-it in two places: the ``pixelId`` column of stored rows (`Pixelization.pixel_index`)
-and region reads (`Pixelization.envelope` then `Pixelization.pixel_ranges_clause`).
-The ranges cover a superset of the region; `region_contains` trims the rows read
-back to exactly the region, with sphgeom's own point-in-region test.
+One small type, `Pixelization`, hides the choice between HTM, Q3C and modified
+Q3C (through lsst-sphgeom) and HEALPix (through healpy, nested ordering). The L1
+database uses it in two places: the ``pixelId`` column of stored rows
+(`Pixelization.pixel_index`) and region reads (`Pixelization.envelope` then
+`Pixelization.pixel_ranges_clause`). The ranges cover a superset of the region;
+`region_contains` trims the rows read back to exactly the region, with sphgeom's
+own point-in-region test.
 
 Pixel indices agree exactly with ``HtmPixelization(level).index(UnitVector3d(
-LonLat.fromDegrees(ra, dec)))`` and with ``healpy.ang2pix(2**level, ra, dec,
-nest=True, lonlat=True)``. sphgeom indexes one point per Python call, so HTM
-indices come from a numba twin of its algorithm (`l1db._htm_kernel`).
+LonLat.fromDegrees(ra, dec)))`` (likewise ``Q3cPixelization`` and
+``Mq3cPixelization``) and with ``healpy.ang2pix(2**level, ra, dec, nest=True,
+lonlat=True)``. sphgeom indexes one point per Python call, so HTM, Q3C and
+modified-Q3C indices come from numba twins of its algorithms (`l1db._htm_kernel`,
+`l1db._q3c_kernel`).
 """
 
 from __future__ import annotations
@@ -23,16 +26,30 @@ import lsst.sphgeom
 import numpy as np
 import sqlalchemy
 
-from . import _htm_kernel
+from . import _htm_kernel, _q3c_kernel
 
 __all__ = ["Pixelization", "PIXELIZATION_KINDS", "region_contains", "check_region"]
 
 _LOG = logging.getLogger(__name__)
 
-PIXELIZATION_KINDS = ("htm", "healpix")
+PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
 """Accepted values of ``kind``."""
 
-_LEVEL_LIMITS = {"htm": (1, lsst.sphgeom.HtmPixelization.MAX_LEVEL), "healpix": (0, 29)}
+# Modified-Q3C indices are (face + 10) * 4**level + ..., which at sphgeom's
+# MAX_LEVEL 30 reach 2**64: only levels up to 29 fit an int64 (a BIGINT column).
+_LEVEL_LIMITS = {
+    "htm": (1, lsst.sphgeom.HtmPixelization.MAX_LEVEL),
+    "healpix": (0, 29),
+    "q3c": (1, lsst.sphgeom.Q3cPixelization.MAX_LEVEL),
+    "mq3c": (1, lsst.sphgeom.Mq3cPixelization.MAX_LEVEL - 1),
+}
+
+# The kinds computed by lsst-sphgeom (envelope) and its class for each.
+_SPHGEOM_CLASSES = {
+    "htm": lsst.sphgeom.HtmPixelization,
+    "q3c": lsst.sphgeom.Q3cPixelization,
+    "mq3c": lsst.sphgeom.Mq3cPixelization,
+}
 
 # sphgeom's RAD_PER_DEG: degrees times this give exactly the radians that
 # LonLat.fromDegrees uses.
@@ -147,10 +164,13 @@ class Pixelization:
     Parameters
     ----------
     kind : `str`
-        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`, level 1 to 24)
-        or ``"healpix"`` (healpy, nested ordering, order 0 to 29, nside = 2**level).
+        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`, level 1 to 24),
+        ``"q3c"`` (`~lsst.sphgeom.Q3cPixelization`, level 1 to 30), ``"mq3c"``
+        (`~lsst.sphgeom.Mq3cPixelization`, level 1 to 29: at level 30 its
+        indices do not fit int64) or ``"healpix"`` (healpy, nested ordering,
+        order 0 to 29, nside = 2**level).
     level : `int`
-        HTM level or HEALPix order.
+        HTM, Q3C or modified-Q3C level, or HEALPix order.
     max_ranges : `int`, optional
         Largest number of pixel ranges `envelope` returns (at least 1). More
         ranges give a tighter superset of the region and a longer SQL predicate.
@@ -172,8 +192,8 @@ class Pixelization:
         self.kind = kind
         self.level = int(level)
         self.max_ranges = int(max_ranges)
-        if kind == "htm":
-            self._htm = lsst.sphgeom.HtmPixelization(self.level)
+        if kind in _SPHGEOM_CLASSES:
+            self._sphgeom = _SPHGEOM_CLASSES[kind](self.level)
         else:
             self._nside = 2**self.level
 
@@ -193,6 +213,10 @@ class Pixelization:
         """The half-open range of every valid pixel index."""
         if self.kind == "htm":
             return (8 * 4**self.level, 16 * 4**self.level)
+        if self.kind == "q3c":
+            return (0, 6 * 4**self.level)
+        if self.kind == "mq3c":
+            return (10 * 4**self.level, 16 * 4**self.level)
         return (0, 12 * 4**self.level)
 
     def pixel_index(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -218,6 +242,10 @@ class Pixelization:
         ra_arr, dec_arr = _coordinates(ra, dec)
         if self.kind == "healpix":
             index = np.asarray(healpy.ang2pix(self._nside, ra_arr, dec_arr, nest=True, lonlat=True), dtype=np.int64)
+        elif self.kind == "q3c":
+            index = _q3c_kernel.q3c_index(ra_arr, dec_arr, self.level)
+        elif self.kind == "mq3c":
+            index = _q3c_kernel.mq3c_index(ra_arr, dec_arr, self.level)
         else:
             index = _htm_kernel.htm_index(ra_arr, dec_arr, self.level, _htm_kernel.root_vertices())
             undecided = np.flatnonzero(index == _htm_kernel.UNDECIDED)
@@ -226,7 +254,7 @@ class Pixelization:
                 _LOG.debug("HTM index of %d points left to sphgeom", undecided.size)
                 for k in undecided:
                     point = lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(ra_arr[k], dec_arr[k]))
-                    index[k] = self._htm.index(point)
+                    index[k] = self._sphgeom.index(point)
         return index.reshape(shape)
 
     def envelope(self, region: lsst.sphgeom.Region) -> list[tuple[int, int]]:
@@ -236,7 +264,9 @@ class Pixelization:
         ----------
         region : `lsst.sphgeom.Region`
             Circle, ConvexPolygon, Box (or any other sphgeom region, which is
-            covered through its bounding circle for HEALPix).
+            covered through its bounding circle for HEALPix). HTM, Q3C and
+            modified-Q3C envelopes are lsst-sphgeom's own
+            ``envelope(region, max_ranges)``.
 
         Returns
         -------
@@ -255,8 +285,8 @@ class Pixelization:
         # ConvexPolygon as empty. An empty region has an empty bounding circle.
         if region.getBoundingCircle().isEmpty():
             return []
-        if self.kind == "htm":
-            return [(int(begin), int(end)) for begin, end in self._htm.envelope(region, self.max_ranges)]
+        if self.kind in _SPHGEOM_CLASSES:
+            return [(int(begin), int(end)) for begin, end in self._sphgeom.envelope(region, self.max_ranges)]
         return [(int(begin), int(end)) for begin, end in self._healpix_envelope(region)]
 
     def pixel_ranges_clause(

@@ -128,6 +128,21 @@ def naive_htm_index(ra, dec, level):
     )
 
 
+def naive_q3c_index(ra, dec, level, modified=False):
+    """Q3C (``modified``: modified-Q3C) index of each point, one lsst-sphgeom call per point."""
+    import lsst.sphgeom
+
+    cls = lsst.sphgeom.Mq3cPixelization if modified else lsst.sphgeom.Q3cPixelization
+    pixelization = cls(level)
+    return np.array(
+        [
+            pixelization.index(lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(float(a), float(d))))
+            for a, d in zip(ra, dec)
+        ],
+        dtype=np.int64,
+    )
+
+
 def naive_region_contains(region, ra, dec):
     """``region.contains`` of each point, one lsst-sphgeom call per point."""
     import lsst.sphgeom
