@@ -101,9 +101,12 @@ def create_test_database(backend: str, tmp_path: Path) -> tuple[str, callable]:
 
 def cassandra_session():
     """A driver session on the test cluster (the caller shuts its cluster down)."""
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster(CASSANDRA_HOSTS.split(","), connect_timeout=10)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=120)
+    cluster = Cluster(CASSANDRA_HOSTS.split(","), connect_timeout=10, protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile})
     return cluster, cluster.connect()
 
 

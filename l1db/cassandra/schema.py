@@ -1,0 +1,111 @@
+"""The L1 schema as CQL tables, laid out for the workload as production lays it out.
+
+From the same table definitions as the SQL backends (``schema/``), every
+published column mapped to a CQL type:
+
+==================  ==============================  ===================================
+table               partition key                   clustering key
+==================  ==============================  ===================================
+DiaObjectLast       (apdb_part)                     diaObjectId
+DiaObject           (apdb_part, apdb_time_part)     diaObjectId, validityStartMjdTai
+DiaSource           (apdb_part, apdb_time_part)     diaSourceId
+DiaForcedSource     (apdb_part, apdb_time_part)     diaObjectId, visit, detector
+==================  ==============================  ===================================
+
+plus ``DiaObjectLastToPartition`` (diaObjectId -> its current spatial
+partition, so that an object that moves leaves no stale latest version),
+``L1dbVisit`` (one partition: the stored visits, newest first) and
+``L1dbMetadata`` (the options the schema was made with).
+
+Names are quoted everywhere: CQL folds unquoted names to lower case.
+"""
+
+from __future__ import annotations
+
+from ..schema_model import ColumnDef, SchemaDef, TableDef
+from ..errors import SchemaError
+from .partitions import PART_COLUMN, TIME_PART_COLUMN
+
+__all__ = [
+    "CQL_TYPES",
+    "TABLES",
+    "SCHEMA_OPTIONS",
+    "cql_type",
+    "quote",
+    "table_ddl",
+    "schema_ddl",
+]
+
+#: CQL type of each column type of the schema format.
+CQL_TYPES = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "INT": "int",
+    "BIGINT": "bigint",
+    "FLOAT": "float",
+    "DOUBLE": "double",
+    "CHAR": "text",
+    "VARCHAR": "text",
+    "TEXT": "text",
+    "TIMESTAMP": "timestamp",
+}
+
+#: Every table of the Cassandra schema, in creation order.
+TABLES = ("DiaObjectLast", "DiaObject", "DiaSource", "DiaForcedSource", "DiaObjectLastToPartition",
+          "L1dbVisit", "L1dbMetadata")
+
+#: ``[cassandra]`` options recorded in L1dbMetadata: rows are placed by them,
+#: so a client whose config disagrees would read and write the wrong partitions.
+SCHEMA_OPTIONS = ("part_pixelization", "part_pixel_level", "time_partition_days")
+
+
+def quote(name: str) -> str:
+    """A CQL identifier, quoted so that its case is kept."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def cql_type(col: ColumnDef) -> str:
+    """CQL type of a column of the schema format."""
+    try:
+        return CQL_TYPES[col.type]
+    except KeyError:
+        raise SchemaError(f"column {col.name}: no CQL type for {col.type}") from None
+
+
+def table_ddl(keyspace: str, name: str, tdef: TableDef, partition: tuple[str, ...],
+              clustering: tuple[str, ...]) -> str:
+    """``CREATE TABLE`` of a published table with the toolkit's partition columns."""
+    columns = [f"{quote(PART_COLUMN)} bigint"]
+    if TIME_PART_COLUMN in partition:
+        columns.append(f"{quote(TIME_PART_COLUMN)} bigint")
+    columns += [f"{quote(c.name)} {cql_type(c)}" for c in tdef.columns]
+    key = "(" + ", ".join(quote(p) for p in partition) + ")"
+    if clustering:
+        key += ", " + ", ".join(quote(c) for c in clustering)
+    comment = (tdef.description or name).replace("'", "''")
+    return (f"CREATE TABLE {quote(keyspace)}.{quote(name)} ({', '.join(columns)}, PRIMARY KEY ({key})) "
+            f"WITH comment = '{comment}'")
+
+
+def schema_ddl(keyspace: str, schema_def: SchemaDef) -> list[str]:
+    """Every ``CREATE TABLE`` of the schema, in `TABLES` order."""
+    obj = schema_def.tables["DiaObject"]
+    src = schema_def.tables["DiaSource"]
+    fsrc = schema_def.tables["DiaForcedSource"]
+    space_time = (PART_COLUMN, TIME_PART_COLUMN)
+    ks = quote(keyspace)
+    return [
+        table_ddl(keyspace, "DiaObjectLast", obj, (PART_COLUMN,), ("diaObjectId",)),
+        table_ddl(keyspace, "DiaObject", obj, space_time, tuple(obj.primary_key)),
+        table_ddl(keyspace, "DiaSource", src, space_time, tuple(src.primary_key)),
+        table_ddl(keyspace, "DiaForcedSource", fsrc, space_time, tuple(fsrc.primary_key)),
+        f'CREATE TABLE {ks}."DiaObjectLastToPartition" ("diaObjectId" bigint PRIMARY KEY, '
+        f'{quote(PART_COLUMN)} bigint) WITH comment = \'Current spatial partition of each object in DiaObjectLast.\'',
+        f'CREATE TABLE {ks}."L1dbVisit" (bucket int, "visitId" bigint, tile int, "visitTimeMjdTai" double, '
+        f'"nTiles" int, parts set<bigint>, applied boolean, PRIMARY KEY ((bucket), "visitId", tile)) '
+        f'WITH CLUSTERING ORDER BY ("visitId" DESC, tile ASC) '
+        f"AND comment = 'Stored visits and tiles, newest first (one partition, bucket 0).'",
+        f'CREATE TABLE {ks}."L1dbMetadata" (name text PRIMARY KEY, value text) '
+        f"WITH comment = 'Options the schema was created with.'",
+    ]

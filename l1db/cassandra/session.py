@@ -1,0 +1,177 @@
+"""Connecting to a Cassandra cluster, running many statements at once, typed results.
+
+The driver is used through its own fast paths: prepared statements, the
+asynchronous API with a bounded number of requests in flight, and the
+protocol handler that decodes every result page straight into numpy arrays
+(`cassandra.protocol.NumpyProtocolHandler`), so that reading rows makes no
+Python object per value except for the types it has no array for (boolean,
+tinyint, text).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from cassandra import ConsistencyLevel, DriverException
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
+from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import NumpyProtocolHandler
+from cassandra.query import tuple_factory
+
+from ..config import CassandraURL
+from ..errors import DatabaseUnreachable, register_driver_errors
+from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
+
+# cassandra-driver 3.30.1's numpy result parser calls MaskedArray.newbyteorder(),
+# which NumPy 2 removed; the driver swallows the AttributeError and returns no
+# rows at all. Give MaskedArray the method back (a byte-order view, what NumPy 1
+# did) so that the parser works; nothing else here uses it.
+if not hasattr(np.ma.MaskedArray, "newbyteorder"):
+
+    def _newbyteorder(self: np.ma.MaskedArray, new_order: str = "S") -> np.ma.MaskedArray:
+        return self.view(self.dtype.newbyteorder(new_order))
+
+    np.ma.MaskedArray.newbyteorder = _newbyteorder  # type: ignore[attr-defined]
+
+__all__ = [
+    "connect",
+    "consistency",
+    "execute_concurrently",
+    "columns_of",
+    "typed_frame",
+    "error_reason",
+]
+
+_LOG = logging.getLogger(__name__)
+
+
+def error_reason(exc: BaseException) -> str:
+    """One line saying what went wrong in the driver or the cluster."""
+    if isinstance(exc, NoHostAvailable):
+        hosts = "; ".join(f"{host}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                          for host, err in (exc.errors or {}).items())
+        return f"no Cassandra host answered ({hosts})" if hosts else "no Cassandra host answered"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+register_driver_errors((DriverException, NoHostAvailable), error_reason)
+
+
+def consistency(name: str) -> int:
+    """The driver's consistency level of a config name (``QUORUM``, ``ONE``, ...)."""
+    return ConsistencyLevel.name_to_value[name]
+
+
+def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Session, Session]:
+    """Open sessions on the cluster of ``url`` with the ``[cassandra]`` options.
+
+    Returns the cluster, a session whose results are numpy arrays (for the
+    bulk reads and writes) and a plain one whose results are tuples (schema,
+    visits, counts: the numpy parser does not decode every result, e.g.
+    aggregates).
+
+    Raises
+    ------
+    DatabaseUnreachable
+        If no contact point answers.
+    """
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()),
+        consistency_level=consistency(options["read_consistency"]),
+        request_timeout=float(options["read_timeout"]),
+        row_factory=tuple_factory,
+    )
+    cluster = Cluster(
+        contact_points=list(url.hosts),
+        port=url.port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=float(options["connect_timeout"]),
+        control_connection_timeout=float(options["connect_timeout"]),
+        # Schema changes wait for every node to agree, up to this long.
+        max_schema_agreement_wait=120,
+    )
+    try:
+        session = cluster.connect()
+        plain = cluster.connect()
+    except (NoHostAvailable, DriverException, OSError) as exc:
+        cluster.shutdown()
+        where = ",".join(url.hosts) + f":{url.port}"
+        raise DatabaseUnreachable(f"cannot connect to Cassandra at {where}: {error_reason(exc)}") from None
+    session.client_protocol_handler = NumpyProtocolHandler
+    # Reads are whole partitions: no paging (one result page per statement).
+    session.default_fetch_size = None
+    return cluster, session, plain
+
+
+def execute_concurrently(session: Session, statements: Iterable[tuple[Any, Any]], limit: int,
+                         timeout: float | None = None) -> list[Any]:
+    """Run ``(statement, parameters)`` pairs with at most ``limit`` in flight; results in order.
+
+    The first failure is raised once the requests in flight have ended, so
+    that nothing is left running behind the caller's back.
+    """
+    results: list[Any] = []
+    pending: collections.deque[ResponseFuture] = collections.deque()
+    failure: BaseException | None = None
+
+    def collect(future: ResponseFuture) -> None:
+        nonlocal failure
+        try:
+            results.append(future.result())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after draining
+            failure = failure or exc
+            results.append(None)
+
+    for statement, parameters in statements:
+        if failure is not None:
+            break
+        if len(pending) >= limit:
+            collect(pending.popleft())
+        pending.append(session.execute_async(statement, parameters, timeout=timeout))
+    while pending:
+        collect(pending.popleft())
+    if failure is not None:
+        raise failure
+    return results
+
+
+def columns_of(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
+    """The column arrays of every page of numpy-decoded results, by column name."""
+    columns: dict[str, list[np.ndarray]] = {}
+    for result in results:
+        for page in result.current_rows:
+            for name, array in page.items():
+                columns.setdefault(name, []).append(array)
+    return columns
+
+
+def _typed_column(kind: str, parts: list[np.ndarray]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column of ``kind`` from numpy-decoded pages (masked arrays, or object arrays with None)."""
+    if isinstance(parts[0], np.ma.MaskedArray):
+        data = np.concatenate([np.ma.getdata(p) for p in parts])
+        nulls = np.concatenate([np.ma.getmaskarray(p) for p in parts])
+        return typed_array(kind, data, nulls)
+    values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    nulls = np.equal(values, None)
+    if kind == "str":
+        return string_array(values, nulls)
+    if nulls.any():
+        values = values.copy()
+        values[nulls] = 0
+    return typed_array(kind, values.astype(np.int8 if kind == "int8" else bool if kind == "bool" else kind), nulls)
+
+
+def typed_frame(columns: Sequence[sa.Column], pages: Mapping[str, list[np.ndarray]]) -> pd.DataFrame:
+    """A frame of ``columns`` with the `l1db.frames.check_frame` dtypes, from `columns_of` output."""
+    if not pages or not len(next(iter(pages.values()))):
+        return empty_frame(columns)
+    arrays = [_typed_column(column_kind(c), pages[c.name]) for c in columns]
+    return frame_of(columns, arrays)

@@ -1,0 +1,195 @@
+"""What only the Cassandra backend has: idempotent stores cut short, moved objects, config and cluster errors.
+
+The behavioural suite every backend passes is in test_l1db.py; these tests
+cover what Cassandra does differently because it has no multi-partition
+transactions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.units as u
+import lsst.sphgeom as sg
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.time import Time
+from cassandra.query import UNSET_VALUE
+
+from conftest import read_table, write_config
+from l1db import L1db
+from l1db.cassandra import l1db_cassandra
+from l1db.cassandra.l1db_cassandra import L1dbCassandra
+from l1db.cli.create_l1_schema import main as create_l1_schema
+from l1db.config import ConfigError, load_config
+from l1db.errors import SchemaError
+from l1db.timer import TimingRecord
+from l1db_frames import random_rows, random_sky_points, random_visit
+
+T0 = Time(60000.0, format="mjd", scale="tai")
+
+
+def _db(make_cassandra_config, **options) -> L1db:
+    db = L1db(make_cassandra_config(**options))
+    assert isinstance(db, L1dbCassandra)
+    db.makeSchema()
+    return db
+
+
+def _circle(ra: float, dec: float, radius: float) -> sg.Circle:
+    return sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec)), sg.Angle.fromDegrees(radius))
+
+
+def test_store_cut_short_before_it_is_recorded_is_stored_again(make_cassandra_config,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    db = _db(make_cassandra_config)
+    n = 300
+    ra, dec = random_sky_points(rng, n, [(20.0, -30.0)], 1.0)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    real = L1dbCassandra._write_table
+
+    def write_then_fail(self, table, frame, time_column):
+        real(self, table, frame, time_column)
+        if table == "DiaForcedSource":
+            raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(L1dbCassandra, "_write_table", write_then_fail)
+    records: list[TimingRecord] = []
+    with db.timing(records.append), pytest.raises(RuntimeError, match="injected"):
+        db.store(T0, objects, sources, forced, visit_id=1)
+    assert records == []  # nothing is reported as stored
+    assert db.lastVisit() is None  # the visit is not recorded: a resumed run stores it again
+    counts = db.tableRowCount()
+    assert counts["DiaSource"] == counts["DiaForcedSource"] == counts["DiaObject"] == n  # history was written
+    assert counts["DiaObjectLast"] == 0
+    # What the visit reads again is what it read the first time: nothing of the attempt.
+    region = _circle(20.0, -30.0, 1.1)
+    assert len(db.getDiaObjects(region)) == 0
+    assert len(db.getDiaSources(region, ids, T0)) == 0 and len(db.getDiaForcedSources(region, ids, T0)) == 0
+    # Stored again, with the same keys: complete, nothing twice.
+    monkeypatch.setattr(L1dbCassandra, "_write_table", real)
+    with db.timing(records.append):
+        db.store(T0, objects, sources, forced, visit_id=1)
+    counts = db.tableRowCount()
+    assert counts["DiaSource"] == counts["DiaForcedSource"] == counts["DiaObject"] == counts["DiaObjectLast"] == n
+    assert db.lastVisit()[0] == 1
+    assert {"obj_insert", "src_insert", "fsrc_insert", "visit_insert", "obj_last_upsert", "store"} <= {
+        r.op for r in records}
+    found = db.getDiaObjects(region)
+    assert sorted(found["diaObjectId"].tolist()) == ids.tolist()
+    db.close()
+
+
+def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
+        make_cassandra_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    config = make_cassandra_config(part_pixelization="htm", part_pixel_level=8)
+    db = L1db(config)
+    db.makeSchema()
+    n = 200
+    ra, dec = random_sky_points(rng, n, [(40.0, -10.0)], 1.0)
+    ids = np.arange(n, dtype=np.int64)
+    objects = random_rows(rng, db.definitions["DiaObject"], n, diaObjectId=ids, ra=ra, dec=dec)
+    db.store(T0, objects, None, None, visit_id=1)
+    # The second version moves every object by ~0.5 degree: many change partition.
+    moved = objects.assign(ra=objects["ra"] + 0.5)
+    real = L1dbCassandra._apply_versions
+
+    def fail(self, versions):
+        raise RuntimeError("killed while applying")
+
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        db.store(T0 + 1 * u.day, moved, None, None, visit_id=2)
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
+    db.close()
+    # The visit is recorded (its rows are all in), so a resumed run goes on after it...
+    other = L1db(config)
+    assert other.lastVisit()[0] == 2
+    # ... and any client applies it before reading: the newest versions, once each, none stale.
+    found = other.getDiaObjects(_circle(40.5, -10.0, 1.6))
+    assert sorted(found["diaObjectId"].tolist()) == ids.tolist()
+    assert (found["validityStartMjdTai"] == (T0 + 1 * u.day).tai.mjd).all()
+    counts = other.tableRowCount()
+    assert counts["DiaObjectLast"] == counts["DiaObjectLastToPartition"] == n
+    assert counts["DiaObject"] == 2 * n
+    visits = read_table(config, "L1dbVisit", ["visitId", "applied"])
+    assert visits["applied"].all()
+    # Applying the older version again (a late retry) never replaces the newer one.
+    other._apply_versions(other._checked_objects(objects, T0.tai.mjd))
+    again = other.getDiaObjects(_circle(40.5, -10.0, 1.6))
+    assert (again["validityStartMjdTai"] == (T0 + 1 * u.day).tai.mjd).all() and len(again) == n
+    other.close()
+
+
+def test_an_object_that_moves_partition_leaves_no_stale_version(make_cassandra_config) -> None:
+    rng = np.random.default_rng(13)
+    db = _db(make_cassandra_config, part_pixelization="mq3c", part_pixel_level=10, read_full_objects=1)
+    objects = random_rows(rng, db.definitions["DiaObject"], 1, diaObjectId=np.array([7]),
+                          ra=np.array([10.0]), dec=np.array([-20.0]))
+    db.store(T0, objects, None, None, visit_id=1)
+    db.store(T0 + 1 * u.day, objects.assign(ra=11.0), None, None, visit_id=2)
+    assert len(db.getDiaObjects(_circle(10.0, -20.0, 0.2))) == 0
+    found = db.getDiaObjects(_circle(11.0, -20.0, 0.2))
+    assert found["diaObjectId"].tolist() == [7] and found["ra"].tolist() == [11.0]
+    counts = db.tableRowCount()
+    assert counts["DiaObjectLast"] == counts["DiaObjectLastToPartition"] == 1 and counts["DiaObject"] == 2
+    db.close()
+
+
+def test_nulls_are_left_unset_never_written() -> None:
+    frame = pd.DataFrame({
+        "f": np.array([1.5, np.nan]),
+        "i": pd.array([1, None], dtype="Int64"),
+        "b": pd.array([True, None], dtype="boolean"),
+        "s": pd.array(["g", None], dtype="str"),
+    })
+    arrays = l1db_cassandra._bind_values(frame)
+    for array in arrays:
+        assert array[1] is UNSET_VALUE and array[0] is not UNSET_VALUE
+        assert not any(v is None for v in array)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[l1db]\ndia_object_index = baseline\n",
+     ["dia_object_index", "means nothing for the cassandra backend"]),
+    ("[database]\nurl = sqlite:///x.sqlite3\n[cassandra]\nreplication_factor = 3\n",
+     ["replication_factor", "means nothing for the sql backend"]),
+    ("[database]\nurl = cassandra://127.0.0.1\n", ["keyspace"]),
+    ("[database]\nurl = cassandra://127.0.0.1/9ks\n", ["keyspace"]),
+    ("[database]\nurl = cassandra://127.0.0.1:99999/ks\n", ["port"]),
+    ("[database]\nurl = cassandra://u:secret@127.0.0.1/ks\n", ["passwords are not supported"]),
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nread_consistency = MOST\n", ["read_consistency"]),
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\npart_pixel_level = 31\n", ["part_pixel_level"]),
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nread_timeout = nan\n", ["read_timeout"]),
+])
+def test_config_errors_name_the_option(tmp_path: Path, text: str, words: list[str]) -> None:
+    path = tmp_path / "c.cfg"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "secret" not in message
+    for word in words:
+        assert word in message
+
+
+def test_cluster_problems_are_one_line(cassandra_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # No schema (keyspace) yet.
+    config = write_config(tmp_path / "a.cfg", cassandra_db_url)
+    with pytest.raises(SchemaError, match="create_l1_schema"):
+        with L1db(config) as db:
+            db.lastVisit()
+    # A consistency level one node cannot meet.
+    strict = write_config(tmp_path / "b.cfg", cassandra_db_url, write_consistency="THREE")
+    assert create_l1_schema(["-c", str(strict)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Unavailable" in err and "THREE" in err and "Traceback" not in err
+    # Nobody listening.
+    nobody = write_config(tmp_path / "c.cfg", "cassandra://127.0.0.1:1/ks")
+    assert create_l1_schema(["-c", str(nobody)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot connect to Cassandra at 127.0.0.1:1" in err
