@@ -31,16 +31,22 @@ __all__ = [
 #: Admin URLs of the local servers (override with each script's --*-admin-url).
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
+#: Contact points of the local Cassandra node(s) (``cassandra_nodes start``).
+CASSANDRA_HOSTS = "127.0.0.1"
 #: The backends a benchmark can run on.
-BACKENDS = ("sqlite", "postgresql", "mysql")
+BACKENDS = ("sqlite", "postgresql", "mysql", "cassandra")
+#: The backends a benchmark runs on unless told otherwise.
+DEFAULT_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """``--backends`` and the servers' admin URLs."""
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help="comma-separated backends (default: all three)")
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+                        help=f"comma-separated backends of {', '.join(BACKENDS)} (default: {','.join(DEFAULT_BACKENDS)})")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
     parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    parser.add_argument("--cassandra-hosts", default=CASSANDRA_HOSTS,
+                        help=f"Cassandra contact points, comma-separated (default {CASSANDRA_HOSTS})")
 
 
 def parse_backends(text: str) -> list[str]:
@@ -66,6 +72,13 @@ def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Name
             yield f"sqlite:///{path}"
         finally:
             path.unlink(missing_ok=True)
+        return
+    if backend == "cassandra":
+        # create_l1_schema --drop makes the keyspace; it is dropped afterwards.
+        try:
+            yield f"cassandra://{args.cassandra_hosts}/{name}"
+        finally:
+            drop_keyspace(args.cassandra_hosts, name)
         return
     admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
     try:
@@ -99,6 +112,19 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
     # Unique keys: the first key column numbers the rows.
     data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
     return pd.DataFrame(data)
+
+
+def drop_keyspace(hosts: str, name: str) -> None:
+    """Drop Cassandra keyspace ``name`` if it exists."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
+    cluster = Cluster(hosts.split(","), protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
+    finally:
+        cluster.shutdown()
 
 
 def server_database(admin_url: str, name: str, create: bool) -> str:

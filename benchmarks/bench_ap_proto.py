@@ -35,8 +35,11 @@ COUNTS = ("obj_read", "src_read", "fsrc_read", "src_stored", "fsrc_stored")
 
 def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, name: str) -> pd.DataFrame:
     config = work / f"{name}.cfg"
+    # Cassandra has one layout (its latest-version table): --strategy is for the SQL backends.
+    layout = (f"[cassandra]\nreplication_factor = 1\n" if url.startswith("cassandra")
+              else f"[l1db]\ndia_object_index = {args.strategy}\n")
     config.write_text(
-        f"[database]\nurl = {url}\n\n[l1db]\ndia_object_index = {args.strategy}\n\n"
+        f"[database]\nurl = {url}\n\n{layout}\n"
         f"[ap_proto]\npointing_area = {args.patch}\nseed = {args.seed}\nrow_count_every = 0\n"
     )
     if create_l1_schema(["-c", str(config), "--drop"]) != 0:
@@ -61,7 +64,7 @@ def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visits", type=int, default=40)
-    parser.add_argument("--strategy", default="last_object_table")
+    parser.add_argument("--strategy", default="last_object_table", help="dia_object_index of the SQL backends")
     parser.add_argument("--patch", default="0,20,-30,-10", help="pointing area RA_MIN,RA_MAX,DEC_MIN,DEC_MAX")
     parser.add_argument("--catalog", type=Path, default=None,
                         help="full-density catalogue (made with seed 1 if missing)")

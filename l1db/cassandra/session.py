@@ -11,8 +11,9 @@ tinyint, text).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,18 @@ def consistency(name: str) -> int:
     return ConsistencyLevel.name_to_value[name]
 
 
+@contextlib.contextmanager
+def _quiet_driver() -> Iterator[None]:
+    """Keep the driver from logging tracebacks of a failed connection: the caller says it in one line."""
+    logger = logging.getLogger("cassandra.cluster")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Session, Session]:
     """Open sessions on the cluster of ``url`` with the ``[cassandra]`` options.
 
@@ -99,8 +112,9 @@ def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Ses
         max_schema_agreement_wait=120,
     )
     try:
-        session = cluster.connect()
-        plain = cluster.connect()
+        with _quiet_driver():
+            session = cluster.connect()
+            plain = cluster.connect()
     except (NoHostAvailable, DriverException, OSError) as exc:
         cluster.shutdown()
         where = ",".join(url.hosts) + f":{url.port}"
