@@ -40,6 +40,7 @@ CONSOLE_SCRIPTS = [
     "ap_proto = dia_sim.cli.ap_proto:main",
     "log2csv = dia_sim.cli.log2csv:main",
     "plot_timing = dia_sim.cli.plot_timing:main",
+    "cassandra_nodes = l1db.cli.cassandra_nodes:main",
 ]
 
 setup(
@@ -62,7 +63,7 @@ setup(
         "l1dbproto_cfg",
     ],
     package_dir={"l1dbproto_schema": "schema", "l1dbproto_cfg": "cfg"},
-    package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"]},
+    package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"], "l1db.cassandra": ["conf/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},

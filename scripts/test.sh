@@ -64,4 +64,11 @@ export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
 
 . "$ROOT/scripts/_venv.sh" test
 cd "$ROOT"
+
+# Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
+if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
+    echo "starting Cassandra (cassandra_nodes start) ..."
+    cassandra_nodes start
+    export L1DB_TEST_CASSANDRA_HOSTS=127.0.0.1
+fi
 exec python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""The Apache Cassandra backend of the L1 API."""
