@@ -19,8 +19,8 @@ from cassandra.query import UNSET_VALUE
 
 from conftest import read_table, write_config
 from l1db import L1db
-from l1db.cassandra import l1db_cassandra
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
+from l1db.cassandra.session import serialized_frame
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import ConfigError, load_config
 from l1db.errors import SchemaError
@@ -140,16 +140,27 @@ def test_an_object_that_moves_partition_leaves_no_stale_version(make_cassandra_c
     db.close()
 
 
-def test_nulls_are_left_unset_never_written() -> None:
+def test_values_in_wire_format_and_nulls_left_unset() -> None:
+    """serialized_frame makes what the driver's bind() would, and never a NULL."""
+    from cassandra import cqltypes
+
     frame = pd.DataFrame({
-        "f": np.array([1.5, np.nan]),
-        "i": pd.array([1, None], dtype="Int64"),
+        "d": np.array([1.5, np.nan]),
+        "f": np.array([-2.25, np.nan], dtype=np.float32),
+        "l": pd.array([-(2**63), None], dtype="Int64"),
+        "i": pd.array([2**31 - 1, None], dtype="Int32"),
+        "h": pd.array([-5, None], dtype="Int16"),
         "b": pd.array([True, None], dtype="boolean"),
-        "s": pd.array(["g", None], dtype="str"),
+        "s": pd.array(["gé", None], dtype="str"),
     })
-    arrays = l1db_cassandra._bind_values(frame)
-    for array in arrays:
-        assert array[1] is UNSET_VALUE and array[0] is not UNSET_VALUE
+    kinds = ["float64", "float32", "int64", "int32", "int16", "bool", "str"]
+    types = [cqltypes.DoubleType, cqltypes.FloatType, cqltypes.LongType, cqltypes.Int32Type, cqltypes.ShortType,
+             cqltypes.BooleanType, cqltypes.UTF8Type]
+    arrays = serialized_frame(frame, kinds)
+    for array, column, cql in zip(arrays, frame.columns, types):
+        assert array[1] is UNSET_VALUE, column
+        value = frame[column].iloc[0]
+        assert array[0] == cql.serialize(value.item() if hasattr(value, "item") else value, 5), column
         assert not any(v is None for v in array)
 
 

@@ -41,7 +41,14 @@ import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
 from cassandra import InvalidRequest
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, SimpleStatement
+from cassandra.query import (
+    UNSET_VALUE,
+    BatchStatement,
+    BatchType,
+    BoundStatement,
+    PreparedStatement,
+    SimpleStatement,
+)
 
 from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, L1db, to_mjd_tai
 from ..config import L1dbConfig, parse_cassandra_url
@@ -51,7 +58,15 @@ from ..pixelization import check_region, region_contains
 from ..timer import TimingSink
 from .partitions import PART_COLUMN, TIME_PART_COLUMN, Partitioning
 from .schema import SCHEMA_OPTIONS, TABLES, quote, schema_ddl
-from .session import columns_of, connect, consistency, execute_concurrently, typed_frame
+from .session import (
+    columns_of,
+    connect,
+    consistency,
+    execute_concurrently,
+    serialized_column,
+    serialized_frame,
+    typed_frame,
+)
 
 __all__ = ["L1dbCassandra", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -81,23 +96,6 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(mjd, dtype=np.float64) * _US_PER_DAY).astype(np.int64)
 
 
-def _bind_values(frame: pd.DataFrame) -> list[np.ndarray]:
-    """One object array per column, NULLs replaced by ``UNSET_VALUE`` (never a tombstone)."""
-    arrays = []
-    for name in frame.columns:
-        series = frame[name]
-        if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
-            values = series.to_numpy()
-            nulls = np.isnan(values)
-            array = values.astype(object)
-            if nulls.any():
-                array[nulls] = UNSET_VALUE
-        else:
-            array = series.to_numpy(dtype=object, na_value=UNSET_VALUE)
-        arrays.append(array)
-    return arrays
-
-
 class L1dbCassandra(L1db):
     """Client of one L1 database on Apache Cassandra (parameters as for `L1db`).
 
@@ -116,6 +114,8 @@ class L1dbCassandra(L1db):
         self._read_cl = consistency(self.options["read_consistency"])
         self._write_cl = consistency(self.options["write_consistency"])
         self._prepared: dict[str, PreparedStatement] = {}
+        # Kind of every column a store writes (the partition columns are bigint).
+        self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
         self._schema_checked = False
         self._needs_recovery = True
 
@@ -343,9 +343,7 @@ class L1dbCassandra(L1db):
         return self._prepare(key, f"INSERT INTO {self._name(table)} ({names}) VALUES ({marks}){using}", write=True)
 
     def _rows_per_batch(self, frame: pd.DataFrame) -> int:
-        table_columns = {c.name: c for t in self.tables.values() for c in t.columns}
-        row_bytes = 32 + sum(_KIND_BYTES.get(column_kind(table_columns[n]), 12) if n in table_columns else 12
-                             for n in frame.columns)
+        row_bytes = 32 + sum(_KIND_BYTES[self._column_kinds.get(n, "int64")] for n in frame.columns)
         return int(max(1, min(MAX_BATCH_ROWS, self.options["batch_max_kib"] * 1024 // row_bytes)))
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
@@ -357,7 +355,10 @@ class L1dbCassandra(L1db):
         arrays (e.g. write timestamps) after them.
         """
         order = np.lexsort(tuple(reversed(partition)))
-        columns = [a[order] for a in (*_bind_values(frame), *(np.asarray(e, dtype=object) for e in extra))]
+        kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
+        wire = [*serialized_frame(frame, kinds),
+                *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
+        columns = [a[order] for a in wire]
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
         for key in partition:
             sorted_key = key[order]
@@ -370,8 +371,11 @@ class L1dbCassandra(L1db):
             for first in range(start, end, per_batch):
                 last = min(first + per_batch, end)
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._write_cl)
+                # The values are already in wire format (serialized_frame): bound as they are.
                 for row in zip(*(c[first:last] for c in columns)):
-                    batch.add(statement, row)
+                    bound = BoundStatement(statement)
+                    bound.values = list(row)
+                    batch.add(bound)
                 yield batch, None
 
     def _write_table(self, table: str, frame: pd.DataFrame, time_column: str) -> None:

@@ -36,10 +36,12 @@ __all__ = [
     "schema_ddl",
 ]
 
-#: CQL type of each column type of the schema format.
+#: CQL type of each column type of the schema format. TINYINT is stored as
+#: smallint, as on the SQL backends (`l1db.tables.sql_type`): the frames hold it
+#: as Int16, and the driver decodes smallint (not tinyint) straight into numpy.
 CQL_TYPES = {
     "BOOLEAN": "boolean",
-    "TINYINT": "tinyint",
+    "TINYINT": "smallint",
     "SMALLINT": "smallint",
     "INT": "int",
     "BIGINT": "bigint",

@@ -23,7 +23,7 @@ from cassandra import ConsistencyLevel, DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import NumpyProtocolHandler
-from cassandra.query import tuple_factory
+from cassandra.query import UNSET_VALUE, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
@@ -47,6 +47,8 @@ __all__ = [
     "columns_of",
     "typed_frame",
     "error_reason",
+    "serialized_column",
+    "serialized_frame",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -68,6 +70,21 @@ register_driver_errors((DriverException, NoHostAvailable), error_reason)
 def consistency(name: str) -> int:
     """The driver's consistency level of a config name (``QUORUM``, ``ONE``, ...)."""
     return ConsistencyLevel.name_to_value[name]
+
+
+class _GroupedWritesWarning(logging.Filter):
+    """Drop the server's warning about unlogged batches over many partitions.
+
+    DiaObjectLastToPartition has one partition per object, and its rows are
+    sent in groups on purpose (one request per group instead of one per
+    object); a cluster with the stock threshold would warn for every group.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Unlogged batch covering" not in record.getMessage()
+
+
+logging.getLogger("cassandra.protocol").addFilter(_GroupedWritesWarning())
 
 
 @contextlib.contextmanager
@@ -155,6 +172,48 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, Any]]
     if failure is not None:
         raise failure
     return results
+
+
+#: Big-endian wire format of each fixed-width column kind (`l1db.frames.column_kind`).
+_WIRE = {"bool": ">u1", "int8": ">i1", "int16": ">i2", "int32": ">i4", "int64": ">i8",
+         "float32": ">f4", "float64": ">f8"}
+
+
+def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -> np.ndarray:
+    """A column in CQL's wire format: an object array of ``bytes``, ``UNSET_VALUE`` where NULL.
+
+    What the driver's ``BoundStatement.bind`` makes value by value, made a
+    column at a time by numpy (fixed-width values are big-endian bytes of
+    their type; text is UTF-8). A NULL is left unset, never written: a NULL
+    would be a tombstone.
+    """
+    out = np.empty(len(values), dtype=object)
+    if kind == "str":
+        out[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+    else:
+        wire = np.dtype(_WIRE[kind])
+        out[:] = np.ascontiguousarray(values, dtype=wire).view(f"V{wire.itemsize}").tolist()
+    if nulls is not None and nulls.any():
+        out[nulls] = UNSET_VALUE
+    return out
+
+
+def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str]) -> list[np.ndarray]:
+    """Every column of ``frame`` (`check_frame` dtypes; ``kinds`` per column) by `serialized_column`."""
+    columns = []
+    for name, kind in zip(frame.columns, kinds):
+        series = frame[name]
+        if kind.startswith("float"):
+            values = series.to_numpy()
+            nulls = np.isnan(values)
+        elif kind == "str":
+            values = series.to_numpy(dtype=object, na_value=None)
+            nulls = np.equal(values, None)
+        else:
+            nulls = series.isna().to_numpy()
+            values = series.to_numpy(dtype=_WIRE[kind][1:] if kind != "bool" else bool, na_value=0)
+        columns.append(serialized_column(values, nulls, kind))
+    return columns
 
 
 def columns_of(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
