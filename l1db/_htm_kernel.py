@@ -191,10 +191,10 @@ def _normalized_sum(ax, ay, az, bx, by, bz):
     return u / norm, v / norm, math.copysign(1.0, z) / norm
 
 
-@njit(cache=True)
-def _index_one(ra, dec, level, roots, expansion):
-    """HTM index of one point (degrees), or `UNDECIDED`."""
-    # LonLat::fromDegrees: NormalizedAngle leaves exactly 2*PI alone.
+@njit(cache=True, inline="always")
+def unit_vector(ra, dec):
+    """``UnitVector3d(LonLat::fromDegrees(ra, dec))`` with sphgeom's rounding (no renormalisation)."""
+    # NormalizedAngle::fromDegrees wraps into [0, 2*PI] and leaves exactly 2*PI alone.
     lon = ra * _RAD_PER_DEG
     if lon < 0.0:
         lon = np.fmod(lon, _TWO_PI) + _TWO_PI
@@ -202,9 +202,13 @@ def _index_one(ra, dec, level, roots, expansion):
         lon = np.fmod(lon, _TWO_PI)
     lat = dec * _RAD_PER_DEG
     cos_lat = math.cos(lat)
-    vx = math.cos(lon) * cos_lat
-    vy = math.sin(lon) * cos_lat
-    vz = math.sin(lat)
+    return math.cos(lon) * cos_lat, math.sin(lon) * cos_lat, math.sin(lat)
+
+
+@njit(cache=True)
+def _index_one(ra, dec, level, roots, expansion):
+    """HTM index of one point (degrees), or `UNDECIDED`."""
+    vx, vy, vz = unit_vector(ra, dec)
 
     if vz < 0.0:
         if vy > 0.0:

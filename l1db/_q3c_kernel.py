@@ -37,13 +37,9 @@ import math
 import numpy as np
 from numba import njit
 
-__all__: list[str] = []
+from ._htm_kernel import unit_vector as _unit_vector
 
-# sphgeom's constants.h, written with the same decimal digits so that the
-# compiler rounds them to the same doubles.
-_PI = 3.1415926535897932384626433832795
-_RAD_PER_DEG = 0.0174532925199432957692369076849
-_TWO_PI = 2.0 * _PI
+__all__: list[str] = []
 
 _U = 255  # UNUSED entry of the face tables (never reached, see tests)
 
@@ -111,20 +107,6 @@ _HILBERT_LUT_3 = np.array(
 
 MAX_LEVEL = 30
 """sphgeom's Q3cPixelization::MAX_LEVEL and Mq3cPixelization::MAX_LEVEL."""
-
-
-@njit(cache=True, inline="always")
-def _unit_vector(ra, dec):
-    """UnitVector3d(LonLat::fromDegrees(ra, dec)), as in `l1db._htm_kernel`."""
-    # NormalizedAngle::fromDegrees wraps into [0, 2*PI] and leaves exactly 2*PI alone.
-    lon = ra * _RAD_PER_DEG
-    if lon < 0.0:
-        lon = np.fmod(lon, _TWO_PI) + _TWO_PI
-    elif lon > _TWO_PI:
-        lon = np.fmod(lon, _TWO_PI)
-    lat = dec * _RAD_PER_DEG
-    cos_lat = math.cos(lat)
-    return math.cos(lon) * cos_lat, math.sin(lon) * cos_lat, math.sin(lat)
 
 
 @njit(cache=True, inline="always")

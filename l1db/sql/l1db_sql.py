@@ -79,27 +79,12 @@ class L1dbSql(L1db):
     # -- schema --------------------------------------------------------------
 
     def makeSchema(self, drop: bool = False) -> list[str]:
-        """Create the L1 schema (re-create it with ``drop``); return table names.
-
-        Raises
-        ------
-        l1db.sql.schema.SchemaError
-            If toolkit tables exist and ``drop`` is false.
-        l1db.sql.database.DatabaseUnreachable
-            If the database cannot be reached.
-        """
         check_connection(self.engine)
         names = self.schema.create(self.engine, drop=drop)
         self._schema_checked = True
         return names
 
     def checkSchema(self) -> None:
-        """Verify once that the database holds the configured schema.
-
-        Raises
-        ------
-        l1db.sql.database.DatabaseUnreachable, l1db.sql.schema.SchemaError
-        """
         if not self._schema_checked:
             check_connection(self.engine)
             with self.engine.connect() as conn:
@@ -149,22 +134,7 @@ class L1dbSql(L1db):
         return [table.c[name] for name in AP_OBJECT_COLUMNS]
 
     def getDiaObjects(self, region: Any, explain: bool = False) -> pd.DataFrame:
-        """Latest version of every DiaObject whose position lies in ``region``.
-
-        Parameters
-        ----------
-        region : `lsst.sphgeom.Region`
-            Circle, ConvexPolygon or Box.
-        explain : `bool`
-            Log the backend's query plan.
-
-        Returns
-        -------
-        objects : `pandas.DataFrame`
-            `AP_OBJECT_COLUMNS` (``read_full_objects = 0``) or every column;
-            exactly the objects inside the region (the pixel-range query
-            returns a superset, trimmed here).
-        """
+        # The pixel-range query returns a superset of the region, trimmed here.
         check_region(region)
         self.checkSchema()
         ranges = self.pixelization.envelope(region)
@@ -247,24 +217,6 @@ class L1dbSql(L1db):
         visit_time: Time | datetime.datetime,
         explain: bool = False,
     ) -> pd.DataFrame:
-        """DiaSource history of ``objects`` within ``read_sources_months`` before the visit.
-
-        Parameters
-        ----------
-        region : `lsst.sphgeom.Region`
-            The field; used when ``source_select = by-fov``.
-        objects : `pandas.DataFrame` or array of `int`
-            Objects (with a diaObjectId column) or their IDs.
-        visit_time : `astropy.time.Time` or `datetime.datetime`
-            The visit's time; the window is (visit - months * 30 days, visit).
-        explain : `bool`
-            Log the backend's query plan.
-
-        Returns
-        -------
-        sources : `pandas.DataFrame`
-            Every DiaSource column; empty (with the columns) when the window is 0.
-        """
         check_region(region)
         self.checkSchema()
         ids = self._object_ids(objects)
@@ -280,11 +232,7 @@ class L1dbSql(L1db):
         visit_time: Time | datetime.datetime,
         explain: bool = False,
     ) -> pd.DataFrame:
-        """DiaForcedSource history of ``objects`` within ``read_forced_sources_months``.
-
-        Parameters are as for `getDiaSources`; forced sources are always selected
-        by object ID (the table has no pixel column).
-        """
+        # Forced sources are always selected by object ID (the table has no pixel column).
         check_region(region)
         self.checkSchema()
         ids = self._object_ids(objects)
@@ -388,14 +336,14 @@ class L1dbSql(L1db):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
     def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
-        """Store DiaSources (one transaction); ``explain`` as for `store`."""
+        """One transaction."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
         with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
     def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
-        """Store DiaForcedSources (one transaction); ``explain`` as for `store`."""
+        """One transaction."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
         with self._records_after_store(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
@@ -412,36 +360,7 @@ class L1dbSql(L1db):
         n_tiles: int = 1,
         explain: bool = False,
     ) -> None:
-        """Store one visit's new DiaObject versions, DiaSources and DiaForcedSources.
-
-        Everything is written in ONE transaction: after a failure, a crash or
-        Ctrl-C the visit is either fully stored or not at all. Every frame is
-        validated before anything is written.
-
-        Parameters
-        ----------
-        visit_time : `astropy.time.Time` or `datetime.datetime`
-            Start of validity of the new DiaObject versions.
-        objects, sources, forced : `pandas.DataFrame` or `None`
-            New rows; `None` when the visit has none of that kind (an empty
-            frame is refused as a likely mistake).
-        visit_id : `int`, optional
-            If given, the visit (and ``tile``) is recorded in L1dbVisit in the
-            same transaction, so that a resumed run knows it is done.
-        tile : `int`
-            Tile number of the visit (0 without tiles).
-        n_tiles : `int`
-            Number of tiles of the visit, so that a resumed run can tell a
-            complete visit from a partly stored one.
-        explain : `bool`
-            Log the backend's plan of the statements that look rows up (the
-            validity update, the DiaObjectLast delete); bulk loads have none.
-
-        Raises
-        ------
-        l1db.frames.L1dbInputError
-            For a frame that does not fit its table; nothing is written.
-        """
+        """One transaction: all of the visit or nothing (see `L1db.store`)."""
         visit_mjd = to_mjd_tai(visit_time)
         prepared = {
             "DiaObject": None if objects is None else self._prepare_objects(objects, visit_mjd),
@@ -473,13 +392,11 @@ class L1dbSql(L1db):
     def saveVisit(
         self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0, n_tiles: int = 1
     ) -> None:
-        """Record that a visit (tile) was processed."""
         self.checkSchema()
         with self.engine.begin() as conn:
             self._insert_visit(conn, visit_id, to_mjd_tai(visit_time), tile, n_tiles)
 
     def lastVisit(self) -> tuple[int, Time] | None:
-        """The highest stored visit ID and its time, or `None` for an empty database."""
         self.checkSchema()
         visits = self._table("L1dbVisit")
         with self.engine.connect() as conn:
@@ -491,7 +408,6 @@ class L1dbSql(L1db):
         return int(row.visitId), Time(row.visitTimeMjdTai, format="mjd", scale="tai")
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
-        """Tiles of ``visit_id`` already stored, and the visit's number of tiles (0 if none stored)."""
         self.checkSchema()
         visits = self._table("L1dbVisit")
         with self.engine.connect() as conn:
@@ -534,7 +450,6 @@ class L1dbSql(L1db):
         return len(rows)
 
     def tableRowCount(self) -> dict[str, int]:
-        """Number of rows in each table of the schema."""
         self.checkSchema()
         counts = {}
         with self.engine.connect() as conn:
