@@ -36,7 +36,7 @@ COUNTS = ("obj_read", "src_read", "fsrc_read", "src_stored", "fsrc_stored")
 def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, name: str) -> pd.DataFrame:
     config = work / f"{name}.cfg"
     # Cassandra has one layout (its latest-version table): --strategy is for the SQL backends.
-    layout = (f"[cassandra]\nreplication_factor = 1\n" if url.startswith("cassandra")
+    layout = ("[cassandra]\nreplication_factor = 1\n" if url.startswith("cassandra")
               else f"[l1db]\ndia_object_index = {args.strategy}\n")
     config.write_text(
         f"[database]\nurl = {url}\n\n{layout}\n"

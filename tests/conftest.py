@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy
 
@@ -224,9 +225,8 @@ def l1(sql_db_url: str):
     engine.dispose()
 
 
-def read_table(config: Path | str, table: str, columns: list[str]) -> "pd.DataFrame":
+def read_table(config: Path | str, table: str, columns: list[str]) -> pd.DataFrame:
     """Columns of every row of a table, read with the backend's own driver (to check what is stored)."""
-    import pandas as pd
 
     from l1db.config import load_config, normalize_url, parse_cassandra_url
 

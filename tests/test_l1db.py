@@ -13,7 +13,7 @@ import astropy.units as u
 from astropy.time import Time
 
 import l1db.sql.bulk_insert
-import l1db.sql.l1db_sql
+import l1db.sql.chunks
 from l1db.frames import L1dbInputError
 from l1db import MONTH_DAYS, L1db
 from l1db.errors import SchemaError
@@ -184,7 +184,7 @@ def test_history_windows_at_their_edges(make_config, source_select: str) -> None
 def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pytest.MonkeyPatch, layout: dict) -> None:
     # Small chunks (SQL: IDs per statement; Cassandra: batches and queries in
     # flight), so that every chunked statement runs several times.
-    monkeypatch.setattr(l1db.sql.l1db_sql, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
+    monkeypatch.setattr(l1db.sql.chunks, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
     rng = np.random.default_rng(3)
     db = _l1db(make_config, batch_max_kib=64, read_concurrency=3, **layout)
     n = 2500
@@ -356,13 +356,13 @@ def test_visits_and_monitoring(make_config) -> None:
 def test_explain_logs_the_plan(make_sql_config, caplog: pytest.LogCaptureFixture, index: str) -> None:
     rng = np.random.default_rng(9)
     db = _l1db(make_sql_config, dia_object_index=index)
-    with caplog.at_level(logging.INFO, logger="l1db.sql.l1db_sql"):
+    with caplog.at_level(logging.INFO, logger="l1db.sql"):
         db.getDiaObjects(_circle(1.0, 1.0, 1.0), explain=True)
     assert "query plan" in caplog.text and "DiaObject" in caplog.text
     caplog.clear()
     objects = random_rows(rng, db.definitions["DiaObject"], 3, diaObjectId=np.arange(3, dtype=np.int64),
                           ra=np.full(3, 1.0), dec=np.full(3, 1.0))
-    with caplog.at_level(logging.INFO, logger="l1db.sql.l1db_sql"):
+    with caplog.at_level(logging.INFO, logger="l1db.sql"):
         db.storeDiaObjects(objects, T0, explain=True)
     assert "query plan for UPDATE" in caplog.text if index == "baseline" else "query plan for DELETE" in caplog.text
     assert db.tableRowCount()["DiaObject"] == 3  # explaining does not change what is stored

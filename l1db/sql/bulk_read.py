@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy
 
-from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
+from ..frames import column_kind, frame_of, string_array, typed_array
 from .pg_copy import PGCOPY_SIGNATURE, ensure_transaction, pg_wire_type
 
 __all__ = ["read_frame"]

@@ -23,7 +23,6 @@ query code in `l1db.sql.l1db_sql`). From the published table definitions in
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import sqlalchemy as sa
 

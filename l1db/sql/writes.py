@@ -1,0 +1,204 @@
+"""Stores of the SQL backends: one transaction per visit, a write path per indexing strategy.
+
+A mixin of `l1db.sql.l1db_sql.L1dbSql`. Validity of DiaObject versions: a
+stored version starts at the visit time and is open (``validityEndMjdTai``
+NULL) until a newer version of the same object is stored, which closes it
+(``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
+versions live in ``DiaObjectLast`` (replaced by delete + insert, or by the
+native upsert) and DiaObject keeps the history without closing validity.
+With ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are
+applied to the other tables by `SqlWrites.dailyJob`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from astropy.time import Time
+
+from ..api import to_mjd_tai
+from ..frames import L1dbInputError, check_frame
+from . import bulk_insert
+from .chunks import id_chunks
+from .schema import PIXEL_COLUMN
+
+__all__ = ["SqlWrites"]
+
+_LOG = logging.getLogger(__name__)
+
+
+class SqlWrites:
+    """The write half of the SQL L1 API (and the nightly merge)."""
+
+    def _with_pixels(self, table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in ("ra", "dec") if c not in frame]
+        if missing:
+            raise L1dbInputError(f"{table_name}: missing required columns {missing}")
+        try:
+            ra = frame["ra"].to_numpy(dtype=np.float64)
+            dec = frame["dec"].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise L1dbInputError(f"{table_name}: columns ra, dec must be numbers") from None
+        if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
+            raise L1dbInputError(f"{table_name}: columns ra, dec must be finite (non-null)")
+        return frame.assign(**{PIXEL_COLUMN: self.pixelization.pixel_index(ra, dec)})
+
+    def _prepare_objects(self, objects: pd.DataFrame, visit_mjd: float) -> pd.DataFrame:
+        if not isinstance(objects, pd.DataFrame):
+            raise L1dbInputError(f"DiaObject: expected a pandas DataFrame, not {type(objects).__name__}")
+        objects = objects.drop(columns=[PIXEL_COLUMN], errors="ignore")
+        # The store owns validity: a new version starts now and is open.
+        objects = objects.assign(validityStartMjdTai=visit_mjd, validityEndMjdTai=np.nan)
+        checked = check_frame(self._table("DiaObject"), self._with_pixels("DiaObject", objects))
+        if checked["diaObjectId"].duplicated().any():
+            raise L1dbInputError("DiaObject: duplicate diaObjectId values in one visit")
+        return checked
+
+    def _prepare(self, table_name: str, frame: pd.DataFrame, with_pixels: bool) -> pd.DataFrame:
+        if not isinstance(frame, pd.DataFrame):
+            raise L1dbInputError(f"{table_name}: expected a pandas DataFrame, not {type(frame).__name__}")
+        if with_pixels:
+            frame = self._with_pixels(table_name, frame.drop(columns=[PIXEL_COLUMN], errors="ignore"))
+        return check_frame(self._table(table_name), frame)
+
+    def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
+        ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
+        if "DiaObjectNightly" in self.schema.tables:
+            with self._timed("obj_nightly_insert", len(objects)):
+                bulk_insert.insert_frame(conn, self._table("DiaObjectNightly"), objects)
+            return
+        self._apply_versions(conn, objects, ids, visit_mjd, explain)
+
+    def _apply_versions(
+        self,
+        conn: sa.Connection,
+        objects: pd.DataFrame,
+        ids: np.ndarray,
+        close_mjd: float | np.ndarray,
+        explain: bool = False,
+    ) -> None:
+        """Write new DiaObject versions to DiaObject (and DiaObjectLast).
+
+        ``objects`` may hold several versions of one object (the nightly merge),
+        with their validity already set; ``close_mjd`` closes earlier versions.
+        """
+        dia_object = self._table("DiaObject")
+        if "DiaObjectLast" in self.schema.tables:
+            with self._timed("obj_insert", len(objects)):
+                bulk_insert.insert_frame(conn, dia_object, objects)
+            last = self._table("DiaObjectLast")
+            latest = objects[objects["validityEndMjdTai"].isna()]
+            if self.config.object_last_replace:
+                with self._timed("obj_last_upsert", len(latest)):
+                    bulk_insert.upsert_frame(conn, last, latest)
+            else:
+                with self._timed("obj_last_delete") as timer:
+                    deleted = 0
+                    for i, chunk in enumerate(id_chunks(np.unique(ids), conn.dialect.name)):
+                        stmt = sa.delete(last).where(last.c.diaObjectId.in_(chunk))
+                        if explain and i == 0:
+                            self._explain(conn, stmt)
+                        deleted += conn.execute(stmt).rowcount
+                    timer.rows = deleted
+                with self._timed("obj_last_insert", len(latest)):
+                    bulk_insert.insert_frame(conn, last, latest)
+            return
+        with self._timed("obj_validity_update") as timer:
+            updated = 0
+            close = np.broadcast_to(np.asarray(close_mjd, dtype=np.float64), ids.shape)
+            # One UPDATE per distinct closing time (one per visit; a few in a merge).
+            for mjd in np.unique(close):
+                sel = np.unique(ids[close == mjd])
+                for chunk in id_chunks(sel, conn.dialect.name):
+                    stmt = (
+                        sa.update(dia_object)
+                        .where(dia_object.c.diaObjectId.in_(chunk), dia_object.c.validityEndMjdTai.is_(None))
+                        .values(validityEndMjdTai=float(mjd))
+                    )
+                    if explain and updated == 0:
+                        self._explain(conn, stmt)
+                    updated += conn.execute(stmt).rowcount
+            timer.rows = updated
+        with self._timed("obj_insert", len(objects)):
+            bulk_insert.insert_frame(conn, dia_object, objects)
+
+    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+        """One transaction."""
+        prepared = self._prepare("DiaSource", sources, with_pixels=True)
+        self.checkSchema()
+        with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
+            bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
+
+    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+        """One transaction."""
+        prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
+        self.checkSchema()
+        with self._records_after_store(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
+            bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared)
+
+    def store(
+        self,
+        visit_time: Time | datetime.datetime,
+        objects: pd.DataFrame | None,
+        sources: pd.DataFrame | None = None,
+        forced: pd.DataFrame | None = None,
+        visit_id: int | None = None,
+        tile: int = 0,
+        n_tiles: int = 1,
+        explain: bool = False,
+    ) -> None:
+        """One transaction: all of the visit or nothing (see `L1db.store`)."""
+        visit_mjd = to_mjd_tai(visit_time)
+        prepared = {
+            "DiaObject": None if objects is None else self._prepare_objects(objects, visit_mjd),
+            "DiaSource": None if sources is None else self._prepare("DiaSource", sources, with_pixels=True),
+            "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
+        }
+        self.checkSchema()
+        with self._records_after_store(), self._timed("store"), self.engine.begin() as conn:
+            if prepared["DiaObject"] is not None:
+                self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
+            if prepared["DiaSource"] is not None:
+                with self._timed("src_insert", len(prepared["DiaSource"])):
+                    bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
+            if prepared["DiaForcedSource"] is not None:
+                with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
+                    bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
+            if visit_id is not None:
+                with self._timed("visit_insert", 1):
+                    self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
+
+    def dailyJob(self) -> int:
+        """Merge DiaObjectNightly into the DiaObject tables; return rows merged.
+
+        Does nothing (returns 0) unless ``dia_object_nightly = 1``. One
+        transaction: versions are ordered per object, each closed by the next,
+        earlier versions in DiaObject closed by the first new one.
+        """
+        if "DiaObjectNightly" not in self.schema.tables:
+            return 0
+        self.checkSchema()
+        nightly = self._table("DiaObjectNightly")
+        with self._records_after_store(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
+            rows = self._read(conn, sa.select(*nightly.columns), explain=False)
+            timer.rows = len(rows)
+            if len(rows) == 0:
+                return 0
+            rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"], kind="stable").reset_index(drop=True)
+            ids = rows["diaObjectId"].to_numpy(dtype=np.int64)
+            start = rows["validityStartMjdTai"].to_numpy(dtype=np.float64)
+            same_next = np.zeros(len(ids), dtype=bool)
+            same_next[:-1] = ids[1:] == ids[:-1]
+            end = np.full(len(ids), np.nan)
+            end[:-1][same_next[:-1]] = start[1:][same_next[:-1]]
+            rows["validityEndMjdTai"] = end
+            first = np.ones(len(ids), dtype=bool)
+            first[1:] = ids[1:] != ids[:-1]
+            # Close what DiaObject holds with the first nightly version of each object.
+            self._apply_versions(conn, rows, ids[first], start[first])
+            conn.execute(sa.delete(nightly))
+        return len(rows)
