@@ -1,0 +1,294 @@
+"""Stores of the Cassandra backend: idempotent visits without transactions.
+
+A mixin of `l1db.cassandra.l1db_cassandra.L1dbCassandra`.
+
+Stores: Cassandra has no multi-partition transactions, so a visit cannot be
+atomic as on SQL. It is made safe instead, in three steps:
+
+1. the visit's DiaObject versions, DiaSources and DiaForcedSources are written
+   (prepared statements in single-partition batches, sent concurrently, never
+   a NULL: an unset column is left unset, since a NULL is a tombstone);
+2. once every row is acknowledged at the write consistency, the visit (tile)
+   is recorded in ``L1dbVisit``: from then on it counts as stored;
+3. the new versions are applied to ``DiaObjectLast`` (an object that moved to
+   another sky pixel has its old row deleted, through
+   ``DiaObjectLastToPartition``), and the visit is marked applied.
+
+A visit killed in step 1 is not recorded: a resumed run stores it again. Its
+reads see nothing of the first attempt (step 1 writes only history, which
+reads of the same visit exclude), so the seeded simulation produces the same
+rows with the same keys, which overwrite the first attempt's: no duplicate,
+no missing row. A visit killed in step 3 is recorded but not applied: every
+client applies such visits again (from the DiaObject versions of step 1)
+before it reads or stores. Writes to ``DiaObjectLast`` carry the version's
+validity start as their timestamp, so that applying a version twice, or late,
+never replaces a newer one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.time import Time
+from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+
+from ..api import to_mjd_tai
+from ..frames import L1dbInputError, check_frame
+from .partitions import PART_COLUMN, TIME_PART_COLUMN
+from .schema import quote
+from .session import columns_of, serialized_column, serialized_frame
+
+__all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Newest L1dbVisit rows a client looks through for visits stored but not yet
+#: applied to DiaObjectLast (a run stops at its first failure, so only the
+#: tiles of its last visit can be left so).
+RECOVERY_ROWS = 5000
+
+#: Largest number of statements in one batch (Cassandra refuses more than 65,535).
+MAX_BATCH_ROWS = 5000
+
+#: Bytes a value of each column kind takes on the wire (strings: a guess), for
+#: sizing batches.
+_KIND_BYTES = {"bool": 5, "int8": 5, "int16": 6, "int32": 8, "int64": 12, "float32": 8, "float64": 12, "str": 16}
+
+# Rows of DiaObjectLastToPartition (one partition each) sent in one request.
+_MAPPING_GROUP = 100
+
+# Microseconds per day: DiaObjectLast writes are timestamped with the validity
+# start in microseconds of MJD, so that the newest version always wins.
+_US_PER_DAY = 86_400_000_000
+
+
+def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(mjd, dtype=np.float64) * _US_PER_DAY).astype(np.int64)
+
+
+class CassandraWrites:
+    """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
+
+    def _positions(self, table: str, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        missing = [c for c in ("ra", "dec") if c not in frame]
+        if missing:
+            raise L1dbInputError(f"{table}: missing required columns {missing}")
+        try:
+            ra = frame["ra"].to_numpy(dtype=np.float64, na_value=np.nan)
+            dec = frame["dec"].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise L1dbInputError(f"{table}: columns ra, dec must be numbers") from None
+        if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
+            raise L1dbInputError(f"{table}: columns ra, dec must be finite (non-null): "
+                                 "they place each row in its spatial partition")
+        return ra, dec
+
+    def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        if not isinstance(frame, pd.DataFrame):
+            raise L1dbInputError(f"{table}: expected a pandas DataFrame, not {type(frame).__name__}")
+        self._positions(table, frame)
+        return check_frame(self.tables[table], frame)
+
+    def _checked_objects(self, objects: pd.DataFrame | None, visit_mjd: float) -> pd.DataFrame | None:
+        if objects is None:
+            return None
+        if not isinstance(objects, pd.DataFrame):
+            raise L1dbInputError(f"DiaObject: expected a pandas DataFrame, not {type(objects).__name__}")
+        # The store owns validity: a new version starts now and is open.
+        objects = objects.assign(validityStartMjdTai=visit_mjd, validityEndMjdTai=np.nan)
+        checked = self._checked("DiaObject", objects)
+        if checked["diaObjectId"].duplicated().any():
+            raise L1dbInputError("DiaObject: duplicate diaObjectId values in one visit")
+        return checked
+
+    def _insert(self, table: str, columns: Sequence[str], timestamped: bool = False) -> PreparedStatement:
+        names = ", ".join(quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        using = " USING TIMESTAMP ?" if timestamped else ""
+        key = f"insert:{table}:{names}:{timestamped}"
+        return self._prepare(key, f"INSERT INTO {self._name(table)} ({names}) VALUES ({marks}){using}", write=True)
+
+    def _rows_per_batch(self, frame: pd.DataFrame) -> int:
+        row_bytes = 32 + sum(_KIND_BYTES[self._column_kinds.get(n, "int64")] for n in frame.columns)
+        return int(max(1, min(MAX_BATCH_ROWS, self.options["batch_max_kib"] * 1024 // row_bytes)))
+
+    def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
+                 extra: Sequence[np.ndarray] = (), per_batch: int | None = None,
+                 ) -> Iterator[tuple[BatchStatement, None]]:
+        """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
+
+        ``frame``'s columns come first in each statement's values, ``extra``
+        arrays (e.g. write timestamps) after them.
+        """
+        order = np.lexsort(tuple(reversed(partition)))
+        kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
+        wire = [*serialized_frame(frame, kinds),
+                *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
+        columns = [a[order] for a in wire]
+        change = np.zeros(max(len(order) - 1, 0), dtype=bool)
+        for key in partition:
+            sorted_key = key[order]
+            change |= sorted_key[1:] != sorted_key[:-1]
+        bounds = np.flatnonzero(change) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(order)]))
+        per_batch = per_batch or self._rows_per_batch(frame)
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            for first in range(start, end, per_batch):
+                last = min(first + per_batch, end)
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._write_cl)
+                # The values are already in wire format (serialized_frame): bound as they are.
+                for row in zip(*(c[first:last] for c in columns)):
+                    bound = BoundStatement(statement)
+                    bound.values = list(row)
+                    batch.add(bound)
+                yield batch, None
+
+    def _write_table(self, table: str, frame: pd.DataFrame, time_column: str) -> None:
+        """Write rows of a history table to their (sky pixel, time partition) partitions."""
+        ra, dec = self._positions(table, frame)
+        pixels = self.partitioning.pixels(ra, dec)
+        times = self.partitioning.time_partitions(frame[time_column].to_numpy(dtype=np.float64))
+        keyed = frame.assign(**{PART_COLUMN: pixels, TIME_PART_COLUMN: times})
+        columns = [PART_COLUMN, TIME_PART_COLUMN, *frame.columns]
+        statement = self._insert(table, columns)
+        self._run(self._batches(statement, keyed[columns], (pixels, times)), write=True)
+
+    def _apply_versions(self, objects: pd.DataFrame) -> None:
+        """Make ``objects`` (new DiaObject versions) the latest ones in DiaObjectLast.
+
+        Every write carries the version's validity start as its timestamp, so
+        that this may run more than once, or late, and never replaces a newer
+        version. An object whose sky pixel changed has its old row deleted.
+        """
+        ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
+        ra, dec = self._positions("DiaObject", objects)
+        pixels = self.partitioning.pixels(ra, dec)
+        stamps = _version_timestamps(objects["validityStartMjdTai"].to_numpy(dtype=np.float64))
+        with self._timed("obj_last_delete") as timer:
+            lookup = self._prepare(
+                "select:last_partition",
+                f'SELECT "diaObjectId", {quote(PART_COLUMN)} FROM {self._name("DiaObjectLastToPartition")} '
+                f'WHERE "diaObjectId" IN ?', write=False)
+            chunks = [ids[i : i + 100].tolist() for i in range(0, len(ids), 100)]
+            found = self._rows_of_results(self._run(((lookup, (chunk,)) for chunk in chunks), write=False))
+            old_ids = np.asarray(found.get("diaObjectId", np.empty(0)), dtype=np.int64)
+            old_parts = np.asarray(found.get(PART_COLUMN, np.empty(0)), dtype=np.int64)
+            order = np.argsort(ids)
+            where = order[np.searchsorted(ids, old_ids, sorter=order)] if len(old_ids) else np.empty(0, np.int64)
+            moved = old_parts != pixels[where]
+            delete = self._prepare(
+                "delete:last",
+                f'DELETE FROM {self._name("DiaObjectLast")} USING TIMESTAMP ? '
+                f'WHERE {quote(PART_COLUMN)} = ? AND "diaObjectId" = ?', write=True)
+            self._run(((delete, (int(stamps[w]), int(p), int(i)))
+                       for w, p, i in zip(where[moved], old_parts[moved], old_ids[moved])), write=True)
+            timer.rows = int(moved.sum())
+        with self._timed("obj_last_upsert", len(objects)):
+            columns = [PART_COLUMN, *objects.columns]
+            statement = self._insert("DiaObjectLast", columns, timestamped=True)
+            keyed = objects.assign(**{PART_COLUMN: pixels})[columns]
+            self._run(self._batches(statement, keyed, (pixels,), extra=[stamps]), write=True)
+            # One partition per object: sent in groups, each group one request.
+            mapping = self._insert("DiaObjectLastToPartition", ["diaObjectId", PART_COLUMN], timestamped=True)
+            groups = np.arange(len(ids)) // _MAPPING_GROUP
+            frame = pd.DataFrame({"diaObjectId": ids, PART_COLUMN: pixels})
+            self._run(self._batches(mapping, frame, (groups,), extra=[stamps], per_batch=_MAPPING_GROUP),
+                      write=True)
+
+    def _rows_of_results(self, results: Sequence[Any]) -> dict[str, np.ndarray]:
+        pages = columns_of(results)
+        return {name: np.concatenate([np.ma.getdata(p) for p in parts]) for name, parts in pages.items()}
+
+    def store(
+        self,
+        visit_time: Time | datetime.datetime,
+        objects: pd.DataFrame | None,
+        sources: pd.DataFrame | None = None,
+        forced: pd.DataFrame | None = None,
+        visit_id: int | None = None,
+        tile: int = 0,
+        n_tiles: int = 1,
+        explain: bool = False,
+    ) -> None:
+        visit_mjd = to_mjd_tai(visit_time)
+        prepared = {
+            "DiaObject": self._checked_objects(objects, visit_mjd),
+            "DiaSource": self._checked("DiaSource", sources),
+            "DiaForcedSource": self._checked("DiaForcedSource", forced),
+        }
+        self.checkSchema()
+        try:
+            with self._records_after_store(), self._timed("store"):
+                self._store(prepared, visit_mjd, visit_id, tile, n_tiles)
+        except BaseException:
+            # Whatever was half-done is finished (or redone) before the next read.
+            self._needs_recovery = True
+            raise
+
+    def _store(self, prepared: dict[str, pd.DataFrame | None], visit_mjd: float, visit_id: int | None,
+               tile: int, n_tiles: int) -> None:
+        objects = prepared["DiaObject"]
+        if objects is not None:
+            with self._timed("obj_insert", len(objects)):
+                self._write_table("DiaObject", objects, "validityStartMjdTai")
+        if prepared["DiaSource"] is not None:
+            with self._timed("src_insert", len(prepared["DiaSource"])):
+                self._write_table("DiaSource", prepared["DiaSource"], "midpointMjdTai")
+        if prepared["DiaForcedSource"] is not None:
+            with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
+                self._write_table("DiaForcedSource", prepared["DiaForcedSource"], "midpointMjdTai")
+        parts: set[int] = set()
+        if objects is not None:
+            ra, dec = self._positions("DiaObject", objects)
+            parts = set(np.unique(self.partitioning.pixels(ra, dec)).tolist())
+        if visit_id is not None:
+            # Every row is acknowledged: from here on the visit counts as stored.
+            with self._timed("visit_insert", 1):
+                self._record_visit(visit_id, visit_mjd, tile, n_tiles, parts, applied=objects is None)
+        if objects is not None:
+            self._apply_versions(objects)
+            if visit_id is not None:
+                self._mark_applied(visit_id, tile)
+
+    def _apply_unapplied_visits(self) -> None:
+        """Apply to DiaObjectLast the versions of visits recorded but not applied (a store cut short)."""
+        result = self._simple(
+            f'SELECT "visitId", tile, "visitTimeMjdTai", parts, applied FROM {self._name("L1dbVisit")} '
+            f"WHERE bucket = 0 LIMIT {RECOVERY_ROWS}")
+        rows = self._rows(result)
+        if not len(rows.get("visitId", [])):
+            return
+        applied = np.array([bool(a) for a in rows["applied"]])
+        for k in np.flatnonzero(~applied):
+            visit_id, tile = int(rows["visitId"][k]), int(rows["tile"][k])
+            visit_mjd = float(rows["visitTimeMjdTai"][k])
+            parts = np.array(sorted(rows["parts"][k] or ()), dtype=np.int64)
+            _LOG.warning("visit %d tile %d was stored but not applied to DiaObjectLast: applying it now",
+                         visit_id, tile)
+            columns = list(self.tables["DiaObject"].columns)
+            time_part = self.partitioning.time_partitions(np.array([visit_mjd]))[0]
+            versions = self._read_partitions("DiaObject", columns, parts, [int(time_part)])
+            versions = versions[versions["validityStartMjdTai"].to_numpy() == visit_mjd].reset_index(drop=True)
+            if len(versions):
+                self._apply_versions(versions)
+            self._mark_applied(visit_id, tile)
+
+    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+        checked = self._checked("DiaSource", sources)
+        self.checkSchema()
+        with self._records_after_store(), self._timed("src_insert", len(checked)):
+            self._write_table("DiaSource", checked, "midpointMjdTai")
+
+    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+        checked = self._checked("DiaForcedSource", forced)
+        self.checkSchema()
+        with self._records_after_store(), self._timed("fsrc_insert", len(checked)):
+            self._write_table("DiaForcedSource", checked, "midpointMjdTai")
