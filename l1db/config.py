@@ -153,6 +153,10 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1, backend="cassandra"),
     Option("cassandra", "read_concurrency", int, 500,
            "largest number of partition queries in flight at once", minimum=1, backend="cassandra"),
+    Option("cassandra", "write_concurrency", int, 16,
+           "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
+           "connection's buffers, and the driver then fails requests with ConnectionBusy)", minimum=1,
+           backend="cassandra"),
     Option("cassandra", "batch_max_kib", int, 1024,
            "largest single-partition batch of a store, KiB of row data", minimum=1, backend="cassandra"),
     Option("cassandra", "read_timeout", float, 120.0, "request timeout of the reads, seconds", minimum=0.1,

@@ -186,7 +186,7 @@ def test_reads_and_stores_more_ids_than_one_chunk(make_config, monkeypatch: pyte
     # flight), so that every chunked statement runs several times.
     monkeypatch.setattr(l1db.sql.chunks, "ID_CHUNKS", {"sqlite": 700, "mysql": 700, "postgresql": 700})
     rng = np.random.default_rng(3)
-    db = _l1db(make_config, batch_max_kib=64, read_concurrency=3, **layout)
+    db = _l1db(make_config, batch_max_kib=64, read_concurrency=3, write_concurrency=2, **layout)
     n = 2500
     ra, dec = random_sky_points(rng, n, [(50.0, -10.0)], 1.0)
     ids = np.arange(n, dtype=np.int64)

@@ -78,7 +78,8 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, L1db):
 
     def _run(self, statements: Sequence[tuple[Any, Any]] | Iterator[tuple[Any, Any]], write: bool) -> list[Any]:
         timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
-        return execute_concurrently(self._session, statements, self.options["read_concurrency"], timeout)
+        limit = self.options["write_concurrency"] if write else self.options["read_concurrency"]
+        return execute_concurrently(self._session, statements, limit, timeout)
 
     def _simple(self, cql: str, parameters: Any = None, write: bool = False, timeout: float | None = None) -> Any:
         """Run one small statement (schema, visits, counts) on the plain session."""
