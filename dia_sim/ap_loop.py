@@ -41,8 +41,9 @@ from l1db.config import L1dbConfig
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
-from .catalog import SourceCatalog
+from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
+from .ids import MAX_VISIT
 from .pointing import random_pointings
 from .schedule import next_visit_time, visit_times
 from .visit_sim import SimConfig, VisitSimulator
@@ -257,9 +258,21 @@ class ApLoop:
         self.argv = argv or []
         # Input files first: a bad one should not wait on a database.
         self.catalog = SourceCatalog.load(catalog_path)
+        if len(self.catalog) == 0:
+            raise CatalogError(f"{catalog_path}: the catalogue holds no source (gen_sources --per-visit > 0)")
         self.l1db = L1db(config)
-        self.l1db.checkSchema()
-        self.writer = TimingLogWriter(self.log_path)
+        try:
+            self.l1db.checkSchema()
+            # Everything that can refuse the run is decided before anything is written.
+            self.start = self.first_visit()
+            last = self.start[0] + options.num_visits - 1
+            if last >= MAX_VISIT:
+                raise ValueError(f"visit IDs would reach {last}; the largest is {MAX_VISIT - 1} "
+                                 f"(-n/--num-visits or --start-visit-id too large)")
+        except BaseException:
+            self.l1db.close()
+            raise
+        self.writer: TimingLogWriter | None = None
         self.stop_requested = False
 
     # -- where to start ---------------------------------------------------------
@@ -310,8 +323,10 @@ class ApLoop:
         a second one interrupts the visit, whose transaction rolls back.
         """
         opts = self.options
-        self.writer.provenance(self.provenance())
-        visit_id, visit_time, tiles = self.first_visit()
+        info = self.provenance()
+        self.writer = TimingLogWriter(self.log_path)
+        self.writer.provenance(info)
+        visit_id, visit_time, tiles = self.start
         previous_time: Time | None = None
         done = 0
         executor = self._executor() if opts.divide > 1 else None

@@ -178,16 +178,27 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     """
     dtypes: dict[str, Any] = {"run": "str", "visit": "Int64", "n_tiles": "Int64"}
     dtypes.update({name: "Int64" for name in COUNT_COLUMNS})
+    name = os.fspath(path)
     try:
         header = pd.read_csv(path, nrows=0).columns
+        if "run" not in header or "visit" not in header:
+            raise ValueError(f"{name}: not a log2csv table (no 'run' and 'visit' columns)")
+        table = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if k in header})
+        for column in table.columns:
+            if column.endswith(("_real", "_cpu")):
+                table[column] = table[column].astype("float64")
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{os.fspath(path)}: empty file, not a log2csv table") from None
-    if "run" not in header or "visit" not in header:
-        raise ValueError(f"{os.fspath(path)}: not a log2csv table (no 'run' and 'visit' columns)")
-    table = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if k in header})
-    for name in table.columns:
-        if name.endswith(("_real", "_cpu")):
-            table[name] = table[name].astype("float64")
+        raise ValueError(f"{name}: empty file, not a log2csv table") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not a log2csv table (not UTF-8 text)") from None
+    except (pd.errors.ParserError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{name}: not a log2csv table ({reason})") from None
+    except ValueError as exc:
+        if str(exc).startswith(name):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{name}: not a log2csv table ({reason})") from None
     return table
 
 

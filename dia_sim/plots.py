@@ -424,16 +424,23 @@ def write_plots(
     -------
     figures : `dict` [`pathlib.Path`, `matplotlib.figure.Figure`]
         Every file written and its figure.
+
+    Raises
+    ------
+    ValueError
+        If a CSV is not a log2csv table or has no visit row; nothing is
+        written then.
     """
     if not csv_paths:
         raise ValueError("no CSV file given")
     if labels is not None and len(labels) != len(csv_paths):
         raise ValueError(f"{len(csv_paths)} CSV files but {len(labels)} labels")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tables, titles, names = [], [], []
     for k, path in enumerate(csv_paths):
         table, description = load_run(path)
+        if table.empty:
+            raise ValueError(f"{os.fspath(path)}: no visit rows (a header only); nothing to plot")
         title = labels[k] if labels is not None else (description["label"] or Path(path).stem)
         tables.append(table)
         titles.append(title)
@@ -442,6 +449,8 @@ def write_plots(
         names = [f"{name} ({Path(p).stem})" for name, p in zip(names, csv_paths)]
         titles = names if labels is None else titles
 
+    # Every input read and checked: only now is anything written.
+    out.mkdir(parents=True, exist_ok=True)
     figures: dict[Path, Figure] = {}
     used: set[str] = set()
     for table, title, name in zip(tables, titles, names):

@@ -23,9 +23,25 @@ import logging
 import numpy as np
 from astropy.time import Time, TimeDelta
 
-__all__ = ["is_night", "next_visit_time", "visit_times"]
+__all__ = ["is_night", "next_visit_time", "parse_time", "visit_times"]
 
 _LOG = logging.getLogger(__name__)
+
+
+def parse_time(text: str) -> Time:
+    """An ISO 8601 time in TAI (``2026-01-01T20:00:00`` or ``2026-01-01 20:00:00``).
+
+    Raises
+    ------
+    ValueError
+        One line quoting ``text``.
+    """
+    for fmt in ("isot", "iso"):
+        try:
+            return Time(str(text).strip(), format=fmt, scale="tai")
+        except ValueError:
+            continue
+    raise ValueError(f"bad time {text!r}; allowed: an ISO 8601 time in TAI, e.g. 2026-01-01T20:00:00")
 
 
 def _check(interval_s: float, night_start_hour: int, night_end_hour: int) -> None:

@@ -153,7 +153,7 @@ def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> No
     from dia_sim.cli.ap_proto import _options, _parser
 
     options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "2", str(sources)]),
-                       dict(load_config(config).sections["ap_proto"]))
+                       load_config(config))
     for visit_id, group in stored.groupby("visit"):
         row = visits[visits["visitId"] == visit_id].iloc[0]
         plan = plan_visit(int(visit_id), Time(row["visitTimeMjdTai"], format="mjd", scale="tai"), options)

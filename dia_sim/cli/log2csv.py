@@ -44,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: records converted, 1: no record or bad input)."""
     args = _parser().parse_args(argv)
-    missing = [log for log in args.logs if not Path(log).is_file()]
-    if missing:
-        print(f"log2csv: no such log file: {missing[0]}", file=sys.stderr)
-        return 1
+    for log in args.logs:
+        if Path(log).is_dir():
+            print(f"log2csv: {log}: is a directory, not a log file", file=sys.stderr)
+            return 1
+        if not Path(log).is_file():
+            print(f"log2csv: no such log file: {log}", file=sys.stderr)
+            return 1
     try:
         table, parsed = logs_to_table(args.logs)
     except OSError as exc:

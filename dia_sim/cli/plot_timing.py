@@ -55,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    missing = [path for path in args.csv if not Path(path).is_file()]
-    if missing:
-        print(f"plot_timing: no such CSV file: {missing[0]}", file=sys.stderr)
-        return 1
+    for path in args.csv:
+        if Path(path).is_dir():
+            print(f"plot_timing: {path}: is a directory, not a CSV file", file=sys.stderr)
+            return 1
+        if not Path(path).is_file():
+            print(f"plot_timing: no such CSV file: {path}", file=sys.stderr)
+            return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1

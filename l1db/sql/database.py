@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config import normalize_url, safe_url
+from ..config import check_driver, normalize_url, safe_url
 from ..errors import DatabaseUnreachable, register_driver_errors
 
 __all__ = ["make_engine", "check_connection", "server_version", "error_reason"]
@@ -23,6 +23,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     visit cost ~2 s per visit in the original prototype's measurements.
     """
     url = normalize_url(url)
+    check_driver(sa.make_url(url), "database URL")
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if url.startswith("mysql"):
         # LOAD DATA LOCAL INFILE is the MySQL bulk path; the client must allow it.

@@ -31,6 +31,7 @@ from astropy.time import Time
 
 from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, L1db, latest_versions, to_mjd_tai
 from ..config import L1dbConfig
+from ..errors import SchemaError
 from ..frames import L1dbInputError, check_frame, empty_frame
 from ..pixelization import Pixelization, check_region, region_contains
 from ..timer import TimingSink
@@ -101,6 +102,11 @@ class L1dbSql(L1db):
         l1db.sql.database.DatabaseUnreachable, l1db.sql.schema.SchemaError
         """
         if not self._schema_checked:
+            database = self.engine.url.database
+            if self.engine.dialect.name == "sqlite" and database and database != ":memory:" \
+                    and not database.startswith("file:") and not Path(database).is_file():
+                # Connecting would create an empty file: say so without leaving one.
+                raise SchemaError(f"{database}: no such SQLite database file; run create_l1_schema first")
             check_connection(self.engine)
             with self.engine.connect() as conn:
                 self.schema.check(conn)
