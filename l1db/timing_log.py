@@ -59,7 +59,9 @@ Writing: `TimingLogWriter` writes each record with a single ``write()`` call
 on a file opened with ``O_APPEND`` and no user-space buffering, so several
 processes (the tiles of a run) may append to the same file without
 interleaving within lines, and a killed process loses at most the line it
-was writing.
+was writing. A writer that opens a file whose last line is unfinished (torn
+by a kill) ends that line first, so that every record starts on a fresh
+line and the torn one stays one malformed line.
 """
 
 from __future__ import annotations
@@ -194,9 +196,29 @@ class TimingLogWriter:
         if isinstance(target, (str, os.PathLike)):
             self.path: Path | None = Path(target)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._end_torn_line()
         else:
             self.path = None
             self._stream = target
+
+    def _end_torn_line(self) -> None:
+        """End the file's last line if a killed writer left it unfinished.
+
+        Otherwise this writer's first record would be appended to the torn
+        line and be lost with it.
+        """
+        assert self.path is not None and self._fd is not None
+        try:
+            with open(self.path, "rb") as stream:
+                stream.seek(0, os.SEEK_END)
+                if stream.tell() == 0:
+                    return
+                stream.seek(-1, os.SEEK_END)
+                last = stream.read(1)
+        except OSError:
+            return
+        if last != b"\n":
+            os.write(self._fd, b"\n")
 
     def __enter__(self) -> TimingLogWriter:
         return self

@@ -173,6 +173,26 @@ def test_append_keeps_earlier_records(tmp_path: Path) -> None:
     assert len(parsed.timings) == 2 * len(RECORDS)
 
 
+def test_record_after_a_torn_line_starts_a_fresh_line(tmp_path: Path) -> None:
+    """A run killed mid-write leaves a torn last line; the next run's provenance record is not lost on it."""
+    path = tmp_path / "timing.log"
+    with TimingLogWriter(path, run="killed") as writer:
+        _write(writer)
+    text = path.read_text()
+    path.write_text(text[: len(text) - 20])  # The last record torn in the middle.
+    with TimingLogWriter(path, run="next") as writer:
+        _write(writer)
+    parsed = parse_log(path)
+    assert [p["run"] for p in parsed.provenance] == ["killed", "next"]
+    assert parsed.malformed == 1
+    assert len(parsed.timings) == 2 * len(RECORDS) - 1
+    # An intact file gets no blank line.
+    with TimingLogWriter(path, run="third") as writer:
+        _write(writer)
+    assert "\n\n" not in path.read_text()
+    assert parse_log(path).malformed == 1
+
+
 def _append_many(path: str, tile: int, count: int) -> None:
     with TimingLogWriter(path, run="shared") as writer:
         sink = writer.sink(visit=1, tile=tile)
