@@ -45,7 +45,7 @@ from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
 from .ids import MAX_VISIT
 from .pointing import random_pointings
-from .schedule import next_visit_time, visit_times
+from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .visit_sim import SimConfig, VisitSimulator
 
 __all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "plan_visit"]
@@ -111,14 +111,19 @@ class TileResult:
     forced: int
 
 
-def plan_visit(visit_id: int, time: Time, options: RunOptions, tiles: tuple[int, ...] | None = None) -> VisitPlan:
-    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit)."""
+def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
+               tiles: tuple[int, ...] | None = None) -> VisitPlan:
+    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit).
+
+    ``time`` is the visit's time, a `Time` or an MJD (TAI).
+    """
     rng = np.random.default_rng([options.seed, visit_id])
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
         tiles = tuple(range(options.divide**2))
-    return VisitPlan(visit_id, float(time.tai.mjd), float(ra[0]), float(dec[0]), band, tiles)
+    mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
+    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
 
 
 def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -264,6 +269,7 @@ class ApLoop:
         try:
             self.l1db.checkSchema()
             # Everything that can refuse the run is decided before anything is written.
+            self.schedule: VisitSchedule
             self.start = self.first_visit()
             last = self.start[0] + options.num_visits - 1
             if last >= MAX_VISIT:
@@ -277,13 +283,36 @@ class ApLoop:
 
     # -- where to start ---------------------------------------------------------
 
-    def first_visit(self) -> tuple[int, Time, tuple[int, ...] | None]:
-        """Visit ID, time and pending tiles of the first visit to run."""
+    def first_visit(self) -> tuple[int, tuple[int, ...] | None]:
+        """ID and pending tiles of the first visit to run; sets `schedule`.
+
+        The schedule starts at ``start_time`` and ``start_visit_id`` for an
+        empty database, at the first stored visit otherwise: every visit's
+        time is computed from its ID, never from the visit before.
+
+        Raises
+        ------
+        ValueError
+            If the stored visits do not follow the schedule (another
+            ``interval``), or a partly stored visit was started with another
+            ``divide``.
+        """
         opts = self.options
         last = self.l1db.lastVisit()
         if last is None:
-            return opts.start_visit_id, visit_times(opts.start_time, 1, opts.interval)[0], None
+            self.schedule = VisitSchedule(opts.start_visit_id, float(opts.start_time.tai.mjd), opts.interval)
+            return opts.start_visit_id, None
+        first_id, first_time = self.l1db.firstVisit()
+        self.schedule = VisitSchedule(first_id, float(first_time.tai.mjd), opts.interval)
         visit_id, visit_time = last
+        expected = self.schedule.mjd(visit_id)
+        if abs(expected - visit_time.tai.mjd) * SECONDS_PER_DAY > 1e-3:
+            raise ValueError(
+                f"visit {visit_id} is stored at {visit_time.tai.isot} TAI but a schedule of one visit every "
+                f"{opts.interval:g} s from visit {first_id} at {first_time.tai.isot} puts it at "
+                f"{Time(expected, format='mjd', scale='tai').isot}; resume with the --interval the "
+                f"database was made with"
+            )
         done, n_tiles = self.l1db.storedTiles(visit_id)
         # A visit is finished with the tiling it was started with.
         missing = tuple(t for t in range(n_tiles) if t not in done)
@@ -293,8 +322,8 @@ class ApLoop:
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
                     f"resume it with --divide {int(round(n_tiles ** 0.5))}"
                 )
-            return visit_id, visit_time, missing
-        return visit_id + 1, next_visit_time(visit_time, opts.interval), None
+            return visit_id, missing
+        return visit_id + 1, None
 
     def provenance(self) -> dict[str, Any]:
         """The run's provenance record (without the fields the writer adds)."""
@@ -326,8 +355,8 @@ class ApLoop:
         info = self.provenance()
         self.writer = TimingLogWriter(self.log_path)
         self.writer.provenance(info)
-        visit_id, visit_time, tiles = self.start
-        previous_time: Time | None = None
+        visit_id, tiles = self.start
+        previous_mjd: float | None = None
         done = 0
         executor = self._executor() if opts.divide > 1 else None
         local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
@@ -336,8 +365,8 @@ class ApLoop:
             for i in range(opts.num_visits):
                 if self.stop_requested:
                     break
-                plan = plan_visit(visit_id, visit_time, opts, tiles)
-                if self._daily_job_due(i, visit_time, previous_time):
+                plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                if self._daily_job_due(i, plan.mjd, previous_mjd):
                     self._daily_job(plan)
                 if executor is not None:
                     futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
@@ -349,9 +378,8 @@ class ApLoop:
                     self.writer.counts(visit_id, self.l1db.tableRowCount())
                 if progress is not None:
                     progress(plan, results)
-                previous_time = visit_time
+                previous_mjd = plan.mjd
                 visit_id += 1
-                visit_time = next_visit_time(visit_time, opts.interval)
                 tiles = None
         finally:
             signal.signal(signal.SIGINT, old_handler)
@@ -363,13 +391,13 @@ class ApLoop:
             self.writer.close()
         return done
 
-    def _daily_job_due(self, i: int, visit_time: Time, previous_time: Time | None) -> bool:
+    def _daily_job_due(self, i: int, visit_mjd: float, previous_mjd: float | None) -> bool:
         """Every ``daily_job_every`` visits, or (0) when a new night starts."""
         every = self.options.daily_job_every
         if every:
             return i > 0 and i % every == 0
         # Visits are an interval apart within a night; a longer gap is the day.
-        return previous_time is not None and (visit_time - previous_time).sec > 2 * self.options.interval
+        return previous_mjd is not None and (visit_mjd - previous_mjd) * SECONDS_PER_DAY > 2 * self.options.interval
 
     def _daily_job(self, plan: VisitPlan) -> None:
         """Between nights: merge the nightly table (when configured)."""

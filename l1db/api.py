@@ -369,6 +369,10 @@ class L1db(abc.ABC):
         """The highest stored visit ID and its time, or `None` for an empty database."""
 
     @abc.abstractmethod
+    def firstVisit(self) -> tuple[int, Time] | None:
+        """The lowest stored visit ID and its time (as stored, to the bit), or `None` for an empty database."""
+
+    @abc.abstractmethod
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         """Tiles of ``visit_id`` already stored, and the visit's number of tiles (0 if none stored)."""
 

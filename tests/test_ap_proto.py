@@ -24,7 +24,7 @@ from dia_sim.field import field_tiles
 from l1db.config import load_config
 from l1db import L1db
 from l1db.timing_log import parse_log
-from conftest import read_table
+from conftest import read_table, write_config
 
 PER_VISIT = 400
 PATCH = "0,6,-20,-14"
@@ -317,3 +317,56 @@ def test_same_seed_same_data_on_cassandra_and_sqlite(make_cassandra_config, sour
     stored = {name: read_table(config, "DiaSource", columns).sort_values("diaSourceId").reset_index(drop=True)
               for name, config in configs.items()}
     pd.testing.assert_frame_equal(stored["sqlite"], stored["cassandra"], check_dtype=False)
+
+
+def test_resumed_runs_give_bit_identical_times(sql_backend: str, tmp_path: Path, sources: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """Each visit's time comes from its ID: 3 + 3 + 4 visits in three runs store the bits of one 10-visit run."""
+    from conftest import create_test_database
+    from l1db.cli.create_l1_schema import main as create
+
+    # Three visits before dawn, then the next night: the resume crosses the day.
+    start = ["--start-time", "2026-01-02T05:57:45.123456", "--start-visit-id", "101"]
+    stored = {}
+    for name, chunks in (("whole", [10]), ("resumed", [3, 3, 4])):
+        url, drop = create_test_database(sql_backend, tmp_path)
+        try:
+            config = write_config(tmp_path / f"{name}.cfg", url, dia_object_index="baseline")
+            assert create(["-c", str(config)]) == 0
+            for n in chunks:
+                assert _run(config, sources, tmp_path / f"{name}.jsonl", "-n", str(n), *start) == 0
+            stored[name] = (
+                _visits(config).sort_values("visitId").reset_index(drop=True),
+                read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai"])
+                .sort_values(["diaObjectId", "validityStartMjdTai"]).reset_index(drop=True),
+                read_table(config, "DiaSource", ["diaSourceId", "midpointMjdTai"])
+                .sort_values("diaSourceId").reset_index(drop=True),
+            )
+            if name == "resumed":
+                # Another interval than the database's is refused before anything is written.
+                log = tmp_path / "other.jsonl"
+                capsys.readouterr()
+                assert _run(config, sources, log, "-n", "1", "-i", "30") == 1
+                err = capsys.readouterr().err
+                assert err.count("\n") == 1 and "--interval" in err and not log.exists()
+        finally:
+            drop()
+    for whole, resumed in zip(stored["whole"], stored["resumed"]):
+        pd.testing.assert_frame_equal(whole, resumed, check_exact=True)
+    visits = stored["whole"][0]
+    times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai").isot.tolist()
+    assert visits["visitId"].tolist() == list(range(101, 111))
+    assert times[:4] == ["2026-01-02T05:57:45.123", "2026-01-02T05:58:30.123", "2026-01-02T05:59:15.123",
+                         "2026-01-02T20:00:00.000"]
+
+
+def test_first_visit_at_the_documented_start_time(tmp_path: Path, sources: Path) -> None:
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create(["-c", str(config)]) == 0
+    assert _run(config, sources, tmp_path / "t.jsonl", "-n", "2") == 0
+    visits = _visits(config).sort_values("visitId")
+    times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai")
+    assert times.isot.tolist() == ["2026-01-01T20:00:00.000", "2026-01-01T20:00:45.000"]
+    assert visits["visitTimeMjdTai"].iloc[0] == Time("2026-01-01T20:00:00", scale="tai").mjd
