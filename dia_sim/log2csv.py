@@ -15,6 +15,14 @@ Every column of `CSV_COLUMNS` is always written; a value is empty where the
 input has no record of that operation for that visit (an operation the
 configuration does not use, ``daily_merge`` outside the visit it ran after).
 
+``complete`` says whether the row measures a whole visit: 1 when every tile
+of the visit ran to its end in that run (its ``visit`` record, written once
+the tile's store, or its read-only pass, finished), 0 otherwise: a visit
+abandoned by a kill or a failure, or the remaining tiles of a tiled visit
+that a resumed run finished. The number of tiles is the run's ``divide``
+squared (from its provenance record; without one, the tiles that have
+records). Plots and fits leave incomplete rows out by default.
+
 Next to the CSV a sidecar ``<csv>.provenance.json`` keeps the runs'
 provenance records, so that plots can say which backend, indexing strategy
 and density a CSV measured (see `write_provenance`, `read_provenance`).
@@ -35,7 +43,10 @@ import pandas as pd
 from l1db.timing_log import ParsedLog, parse_logs
 
 __all__ = [
+    "COMPLETE_OPERATION",
     "COUNT_COLUMNS",
+    "INT_COLUMNS",
+    "tiles_per_visit",
     "CSV_OPERATIONS",
     "CSV_COLUMNS",
     "SELECT_OPERATIONS",
@@ -73,12 +84,18 @@ CSV_OPERATIONS: tuple[str, ...] = (
     "sim", "visit", "daily_merge",
 )
 
+#: The operation whose record ends a tile: its presence makes the tile complete.
+COMPLETE_OPERATION = "visit"
+
 #: Every CSV column, in order.
 CSV_COLUMNS: tuple[str, ...] = (
-    ("run", "visit", "n_tiles")
+    ("run", "visit", "n_tiles", "complete")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
 )
+
+#: Integer columns (nullable Int64 in a table).
+INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", *COUNT_COLUMNS)
 
 #: Suffix of the provenance sidecar of a CSV file.
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -87,24 +104,41 @@ PROVENANCE_SUFFIX = ".provenance.json"
 def _empty_table() -> pd.DataFrame:
     table = pd.DataFrame({name: pd.Series(dtype="float64") for name in CSV_COLUMNS})
     table["run"] = table["run"].astype("str")
-    for name in ("visit", "n_tiles", *COUNT_COLUMNS):
+    for name in INT_COLUMNS:
         table[name] = table[name].astype("Int64")
     return table
 
 
-def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
+def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Tiles of a visit of each run: ``divide`` squared, from the runs' provenance records."""
+    tiles = {}
+    for record in provenance:
+        config = record.get("config")
+        ap_proto = config.get("ap_proto") if isinstance(config, Mapping) else None
+        divide = ap_proto.get("divide") if isinstance(ap_proto, Mapping) else None
+        if isinstance(divide, int) and not isinstance(divide, bool) and divide >= 1 and "run" in record:
+            tiles[str(record["run"])] = divide * divide
+    return tiles
+
+
+def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Aggregate timing records to one row per (run, visit).
 
     Parameters
     ----------
     timings : `pandas.DataFrame`
         Timing records as in `l1db.timing_log.ParsedLog.timings`.
+    provenance : iterable of mappings
+        The runs' provenance records: the number of tiles of a visit of each
+        run (for ``complete``); a run without one counts the tiles that have
+        records.
 
     Returns
     -------
     table : `pandas.DataFrame`
-        Columns `CSV_COLUMNS`, sorted by run and visit; counts as nullable
-        Int64, times as float64 seconds (NaN where absent).
+        Columns `CSV_COLUMNS`, sorted by run and visit; counts (and
+        ``complete``, 0 or 1) as nullable Int64, times as float64 seconds (NaN
+        where absent).
     """
     if timings.empty:
         return _empty_table()
@@ -130,9 +164,16 @@ def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
     cpu_v = cpu.groupby(level=by_visit, sort=True).sum(min_count=1)
     rows_v = rows.groupby(level=by_visit, sort=True).sum(min_count=1)
     n_tiles = records.groupby(by_visit, sort=True)["tile"].nunique()
+    finished = records[records["op"] == COMPLETE_OPERATION].groupby(by_visit, sort=True)["tile"].nunique()
+    finished = finished.reindex(n_tiles.index, fill_value=0)
+    expected = pd.Series(tiles_per_visit(provenance), dtype="float64")
+    wanted = expected.reindex(n_tiles.index.get_level_values("run")).to_numpy()
+    wanted = np.where(np.isnan(wanted), n_tiles.to_numpy(), wanted)
 
     table = pd.DataFrame(index=real_v.index)
     table["n_tiles"] = n_tiles.astype("Int64")
+    table["complete"] = pd.array(((finished.to_numpy() == n_tiles.to_numpy())
+                                  & (finished.to_numpy() >= wanted)).astype(int), dtype="Int64")
     for name, (ops, _doc) in COUNT_COLUMNS.items():
         present = [op for op in ops if op in rows_v.columns]
         if present:
@@ -160,7 +201,7 @@ def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, Par
         Everything parsed (provenance records, malformed count).
     """
     parsed = parse_logs(paths)
-    return visit_table(parsed.timings), parsed
+    return visit_table(parsed.timings, parsed.provenance), parsed
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike | TextIO) -> None:
@@ -176,8 +217,8 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     ValueError
         If the file is not a log2csv table (pandas parser errors are ValueErrors too).
     """
-    dtypes: dict[str, Any] = {"run": "str", "visit": "Int64", "n_tiles": "Int64"}
-    dtypes.update({name: "Int64" for name in COUNT_COLUMNS})
+    dtypes: dict[str, Any] = {"run": "str"}
+    dtypes.update({name: "Int64" for name in INT_COLUMNS})
     name = os.fspath(path)
     try:
         header = pd.read_csv(path, nrows=0).columns

@@ -21,6 +21,8 @@ several log files, are aggregated: wall time is the maximum over tiles, cpu
 time and row counts are summed; sum_select is the per-tile SUM of the three
 selects. Lines that hold no timing record are ignored; malformed records
 (a truncated last line among them) are counted and reported on stderr.
+The complete column is 1 for a visit whose every tile finished in that run,
+0 for a visit abandoned by a kill or a failure (plots leave those out).
 
 With -o, the runs' provenance records are written next to the CSV as
 OUT.provenance.json (plot_timing reads them for its titles and labels).
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runs = table["run"].nunique()
     where = args.output or "standard output"
-    print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows -> {where}; "
-          f"{parsed.malformed} malformed record(s)", file=sys.stderr)
+    incomplete = int((table["complete"] == 0).sum())
+    print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows "
+          f"({incomplete} incomplete) -> {where}; {parsed.malformed} malformed record(s)", file=sys.stderr)
     return 0

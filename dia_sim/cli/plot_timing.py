@@ -22,6 +22,9 @@ Draw the timing figures of one or more runs from CSV files written by log2csv:
 
 Per-operation panels show each visit (scatter), a box per bin of visits with
 the bin mean, and a least-squares line with its slope per 1,000 visits.
+Visits marked incomplete in the CSV (abandoned by a kill or a failure) are
+left out of the plots and fits unless --include-incomplete; the titles and
+a line on stderr say how many.
 With several CSVs the first three figures are written for each, prefixed by
 its label. Labels and titles come from --label or from the CSV's provenance
 sidecar (CSV.provenance.json: backend, indexing strategy, density).
@@ -47,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="SECONDS",
                         help="slow-visit threshold on visit_real for slow_fraction.png (default: %(default)g)")
     parser.add_argument("--cpu", action="store_true", help="plot cpu (user + sys) instead of wall time")
+    parser.add_argument("--include-incomplete", action="store_true",
+                        help="also plot and fit the visits marked incomplete (abandoned by a kill or a failure); "
+                        "by default they are left out and the titles say how many")
     return parser
 
 
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = write_plots(
             args.csv, args.output_dir, labels=args.label, bin_size=args.bin, threshold=args.threshold,
-            metric="cpu" if args.cpu else "real",
+            metric="cpu" if args.cpu else "real", include_incomplete=args.include_incomplete,
+            report=lambda line: print(f"plot_timing: {line}; --include-incomplete plots them", file=sys.stderr),
         )
     except (OSError, ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.
