@@ -225,8 +225,9 @@ _WORKER: TileProcessor | None = None
 
 
 def _init_worker(config: L1dbConfig, catalog_path: str, options: RunOptions, log_path: str, run: str) -> None:
-    # The parent decides what Ctrl-C does (finish the visit, or stop hard).
+    # The parent decides what Ctrl-C and SIGTERM do (finish the visit, or stop hard).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     global _WORKER
     _WORKER = TileProcessor(config, catalog_path, options, TimingLogWriter(log_path, run=run))
@@ -279,7 +280,8 @@ class ApLoop:
             self.l1db.close()
             raise
         self.writer: TimingLogWriter | None = None
-        self.stop_requested = False
+        #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
+        self.stop_signal: signal.Signals | None = None
 
     # -- where to start ---------------------------------------------------------
 
@@ -348,8 +350,10 @@ class ApLoop:
     def run(self, progress: Callable[[VisitPlan, list[TileResult]], None] | None = None) -> int:
         """Run ``num_visits`` visits; return how many were completed.
 
-        A first Ctrl-C (SIGINT) lets the current visit finish and then stops;
-        a second one interrupts the visit, whose transaction rolls back.
+        A first Ctrl-C (SIGINT) or SIGTERM (what schedulers and container
+        platforms send) lets the current visit finish and then stops
+        (`stop_signal` says which); a second one interrupts the visit, whose
+        transaction rolls back (`KeyboardInterrupt`).
         """
         opts = self.options
         info = self.provenance()
@@ -360,10 +364,10 @@ class ApLoop:
         done = 0
         executor = self._executor() if opts.divide > 1 else None
         local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
-        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for i in range(opts.num_visits):
-                if self.stop_requested:
+                if self.stop_signal is not None:
                     break
                 plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
                 if self._daily_job_due(i, plan.mjd, previous_mjd):
@@ -382,7 +386,8 @@ class ApLoop:
                 visit_id += 1
                 tiles = None
         finally:
-            signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
             if local is not None:
@@ -406,11 +411,18 @@ class ApLoop:
         with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
             self.l1db.dailyJob()
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.stop_requested:
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop after the current visit."""
+        return self.stop_signal is not None
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_signal is not None:
             raise KeyboardInterrupt
-        self.stop_requested = True
-        print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+        self.stop_signal = signal.Signals(signum)
+        if signum == signal.SIGINT:
+            # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
+            print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         n = self.options.divide**2

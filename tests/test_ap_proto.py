@@ -246,6 +246,38 @@ def test_sigint_finishes_the_visit_and_resumes(sources: Path, tmp_path: Path) ->
     assert _logged_rows(_ops(log), "src_insert") == _db_counts(config)["DiaSource"]
 
 
+@pytest.mark.parametrize("divide", [1, 2])
+def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler stopping the job: to the whole process group) ends the current visit, exit 0, one line."""
+    import os
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    command = _ap_proto_command(config, sources, log, 1000) + ["--divide", str(divide)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and '"op": "visit"' in log.read_text()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and "run again to resume" in lines[0], err
+    # Every tile of every visit begun was finished, stored and logged: nothing half done.
+    visits = _visits(config)
+    assert 1 <= visits["visitId"].nunique() < 1000
+    assert (visits.groupby("visitId").size() == divide**2).all()
+    timings = _ops(log)
+    assert _logged_rows(timings, "src_insert") == _db_counts(config)["DiaSource"]
+    assert set(timings["visit"]) == set(visits["visitId"])
+    # It resumes at the next visit.
+    assert _run(config, sources, log, "-n", "1", "--divide", str(divide)) == 0
+    assert _visits(config)["visitId"].max() == visits["visitId"].max() + 1
+
+
 def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from conftest import write_config
 

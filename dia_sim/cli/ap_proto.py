@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from typing import Any
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             progress.close()
     except KeyboardInterrupt:
+        # A second Ctrl-C or SIGTERM.
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
     except (ConfigError, L1dbError, CatalogError, L1dbInputError, ValueError) as exc:
@@ -208,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ap_proto: database error: {reason}", file=sys.stderr)
         return 1
-    stopped = " (stopped by Ctrl-C; run again to resume)" if loop.stop_requested else ""
+    stopped = ""
+    if loop.stop_signal == signal.SIGINT:
+        stopped = " (stopped by Ctrl-C; run again to resume)"
+    elif loop.stop_signal == signal.SIGTERM:
+        stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
     return 0
