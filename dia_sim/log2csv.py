@@ -23,6 +23,11 @@ that a resumed run finished. The number of tiles is the run's ``divide``
 squared (from its provenance record; without one, the tiles that have
 records). Plots and fits leave incomplete rows out by default.
 
+``failures`` counts the visit's failure records (failed attempts, over all
+tiles) and ``lost_real`` is the time they cost: per tile the failed
+attempts' wall time plus the waits before the retries, the largest over the
+tiles (they run concurrently); 0 for a visit without failure.
+
 Next to the CSV a sidecar ``<csv>.provenance.json`` keeps the runs'
 provenance records, so that plots can say which backend, indexing strategy
 and density a CSV measured (see `write_provenance`, `read_provenance`).
@@ -89,13 +94,13 @@ COMPLETE_OPERATION = "visit"
 
 #: Every CSV column, in order.
 CSV_COLUMNS: tuple[str, ...] = (
-    ("run", "visit", "n_tiles", "complete")
+    ("run", "visit", "n_tiles", "complete", "failures", "lost_real")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
 )
 
 #: Integer columns (nullable Int64 in a table).
-INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", *COUNT_COLUMNS)
+INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", *COUNT_COLUMNS)
 
 #: Suffix of the provenance sidecar of a CSV file.
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -121,8 +126,9 @@ def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return tiles
 
 
-def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
-    """Aggregate timing records to one row per (run, visit).
+def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] = (),
+                failures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Aggregate timing (and failure) records to one row per (run, visit).
 
     Parameters
     ----------
@@ -132,6 +138,10 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
         The runs' provenance records: the number of tiles of a visit of each
         run (for ``complete``); a run without one counts the tiles that have
         records.
+    failures : `pandas.DataFrame`, optional
+        Failure records as in `l1db.timing_log.ParsedLog.failures`: counted
+        (``failures``) and their time added up (``lost_real``) per visit. A
+        visit with failures but no timing record still gets a row.
 
     Returns
     -------
@@ -140,8 +150,49 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
         ``complete``, 0 or 1) as nullable Int64, times as float64 seconds (NaN
         where absent).
     """
-    if timings.empty:
+    failures = failures if failures is not None and not failures.empty else None
+    if timings.empty and failures is None:
         return _empty_table()
+    parts = []
+    if not timings.empty:
+        parts.append(_timing_columns(timings, provenance))
+    if failures is not None:
+        parts.append(_failure_columns(failures))
+    table = parts[0] if len(parts) == 1 else parts[0].join(parts[1], how="outer")
+    table = table.sort_index()
+    for name, fill in (("n_tiles", 0), ("complete", 0), ("failures", 0), ("lost_real", 0.0)):
+        if name not in table.columns:
+            table[name] = fill
+        table[name] = table[name].fillna(fill)
+    for name in INT_COLUMNS:
+        if name == "visit":
+            continue
+        if name not in table.columns:
+            table[name] = pd.NA
+        table[name] = table[name].astype("Int64")
+    for name in CSV_COLUMNS:
+        if name not in table.columns and name not in ("run", "visit"):
+            table[name] = np.nan
+    table = table.reset_index()
+    table["run"] = table["run"].astype("str")
+    table["visit"] = table["visit"].astype("Int64")
+    return table.loc[:, list(CSV_COLUMNS)]
+
+
+def _failure_columns(failures: pd.DataFrame) -> pd.DataFrame:
+    """``failures`` and ``lost_real`` per (run, visit): a count over tiles, and the largest per-tile total."""
+    frame = failures.loc[:, ["run", "visit", "tile"]].copy()
+    frame["cost"] = failures["lost"] + failures["wait"]
+    by_visit = ["run", "visit"]
+    per_tile = frame.groupby([*by_visit, "tile"], sort=True)["cost"].sum()
+    return pd.DataFrame({
+        "failures": frame.groupby(by_visit, sort=True).size(),
+        "lost_real": per_tile.groupby(level=by_visit, sort=True).max(),
+    })
+
+
+def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every column but the failures', indexed by (run, visit)."""
     keys = ["run", "visit", "tile"]
     records = timings.loc[:, ["run", "visit", "tile", "op", "real", "rows"]].copy()
     records["cpu"] = timings["user"] + timings["sys"]
@@ -184,10 +235,7 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
         nan = np.full(len(table), np.nan)
         table[f"{op}_real"] = real_v[op].to_numpy(dtype="float64") if op in real_v.columns else nan
         table[f"{op}_cpu"] = cpu_v[op].to_numpy(dtype="float64") if op in cpu_v.columns else nan
-    table = table.reset_index()
-    table["run"] = table["run"].astype("str")
-    table["visit"] = table["visit"].astype("Int64")
-    return table.loc[:, list(CSV_COLUMNS)]
+    return table
 
 
 def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, ParsedLog]:
@@ -201,7 +249,7 @@ def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, Par
         Everything parsed (provenance records, malformed count).
     """
     parsed = parse_logs(paths)
-    return visit_table(parsed.timings, parsed.provenance), parsed
+    return visit_table(parsed.timings, parsed.provenance, parsed.failures), parsed
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike | TextIO) -> None:

@@ -243,6 +243,32 @@ def test_complete_marks_visits_whose_every_tile_finished(tmp_path: Path, capsys:
     assert read_csv(out)["complete"].tolist() == table["complete"].tolist()
 
 
+def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
+    path = tmp_path / "failing.log"
+    with TimingLogWriter(path, run="r") as writer:
+        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+        for tile in range(4):
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 1, tile)
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 2, tile)
+        # Visit 2: tile 0 failed twice (1.5 + 2 s, then 0.5 + 4 s), tile 3 once (3 + 2 s).
+        writer.failure(2, 0, "obj_select", "OperationalError", "server closed the connection", 1, 1.5, 2.0, True)
+        writer.failure(2, 0, "connect", "DatabaseUnreachable", "cannot connect", 2, 0.5, 4.0, True)
+        writer.failure(2, 3, "store", "AdminShutdown", "terminating connection", 1, 3.0, 2.0, True)
+        # Visit 3 failed for good before any record.
+        writer.failure(3, 1, "obj_select", "OperationalError", "server closed the connection", 6, 0.25, 0.0, False)
+    table, parsed = logs_to_table([path])
+    assert len(parsed.failures) == 4
+    rows = table.set_index("visit")
+    assert rows["failures"].tolist() == [0, 3, 1]
+    assert rows["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])  # tile 0's 8 s, the largest
+    assert rows["complete"].tolist() == [1, 1, 0]
+    assert rows.loc[3, "n_tiles"] == 0 and np.isnan(rows.loc[3, "visit_real"])
+    out = tmp_path / "out.csv"
+    write_csv(table, out)
+    back = read_csv(out)
+    assert back["failures"].dtype == "Int64" and back["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])
+
+
 def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(tmp_path / "missing.log")]) == 1
     err = capsys.readouterr().err

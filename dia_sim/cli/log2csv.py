@@ -22,7 +22,9 @@ time and row counts are summed; sum_select is the per-tile SUM of the three
 selects. Lines that hold no timing record are ignored; malformed records
 (a truncated last line among them) are counted and reported on stderr.
 The complete column is 1 for a visit whose every tile finished in that run,
-0 for a visit abandoned by a kill or a failure (plots leave those out).
+0 for a visit abandoned by a kill or a failure (plots leave those out);
+failures counts the visit's failed attempts and lost_real the seconds they
+cost (their work and the waits before the retries).
 
 With -o, the runs' provenance records are written next to the CSV as
 OUT.provenance.json (plot_timing reads them for its titles and labels).
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"log2csv: cannot read log: {exc}", file=sys.stderr)
         return 1
-    if parsed.timings.empty:
+    if parsed.timings.empty and parsed.failures.empty:
         print(f"log2csv: no timing record found in {', '.join(args.logs)} "
               f"({parsed.malformed} malformed)", file=sys.stderr)
         return 1
@@ -82,5 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     where = args.output or "standard output"
     incomplete = int((table["complete"] == 0).sum())
     print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows "
-          f"({incomplete} incomplete) -> {where}; {parsed.malformed} malformed record(s)", file=sys.stderr)
+          f"({incomplete} incomplete, {len(parsed.failures)} failed attempt(s)) -> {where}; "
+          f"{parsed.malformed} malformed record(s)", file=sys.stderr)
     return 0
