@@ -10,9 +10,20 @@ Per visit (and per tile with ``divide > 1``), in the original prototype's order:
 6. store the visit atomically, recording it in L1dbVisit (``store`` and the
    per-table operations timed inside `l1db.L1db.store`).
 
-Every step writes a timing record (`l1db.timing_log`). Everything random is
-drawn from generators seeded by (seed, visit) and (seed, visit, tile), so a
-visit is the same whether it runs in the first run or after a resume.
+Every step writes a timing record (`l1db.timing_log`), once the tile has
+succeeded. Everything random is drawn from generators seeded by (seed, visit)
+and (seed, visit, tile), so a visit is the same whether it runs in the first
+run, after a resume, or in a retry.
+
+Failures: a connection-level database error (a server restart, a failover, a
+Cassandra node gone: `l1db.errors.is_retryable`) ends the tile's attempt; the
+connections are closed and the tile is tried again, up to ``retry_attempts``
+times after waits of ``retry_wait`` seconds doubling each time
+(`run_with_retries`). Every failed attempt writes a failure record; its
+timing records are dropped, so that the retried visit's operations hold only
+the attempt that succeeded. When the retries are exhausted the run stops
+(`VisitFailed`) and can be resumed later. A store whose commit was cut off is
+looked up before the retry: if it was stored after all, it is not stored twice.
 
 Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
 each processed by its own process with its own database connection. An
@@ -28,9 +39,10 @@ import logging
 import multiprocessing
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +50,7 @@ from astropy.time import Time
 
 from l1db.api import L1db
 from l1db.config import L1dbConfig
+from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
@@ -48,9 +61,12 @@ from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .visit_sim import SimConfig, VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "plan_visit"]
+__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
+           "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Filter bands; each visit takes one at random.
 BANDS = "ugrizy"
@@ -71,6 +87,8 @@ class RunOptions:
     start_visit_id: int = 1
     row_count_every: int = 100
     daily_job_every: int = 0
+    retry_attempts: int = 5
+    retry_wait: float = 2.0
     explain: bool = False
     no_update: bool = False
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
@@ -130,6 +148,84 @@ def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame if frame is not None and len(frame) else None
 
 
+class VisitFailed(RuntimeError):
+    """A visit's work failed for good: its retries are exhausted, or the error is not worth one.
+
+    The message is one line for a user; the run can be resumed later.
+    """
+
+
+def run_with_retries(
+    attempt: Callable[[int], T],
+    *,
+    options: RunOptions,
+    writer: TimingLogWriter,
+    visit: int,
+    tile: int,
+    current_op: Callable[[], str],
+    reset: Callable[[], None],
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying after connection-level database errors.
+
+    Every failed attempt writes a failure record (`TimingLogWriter.failure`)
+    and calls ``reset`` (close the connections: the next attempt makes new
+    ones). A connection-level error (`l1db.errors.is_retryable`: a server
+    restart, a failover, a node gone) is retried up to ``retry_attempts``
+    times, after ``retry_wait`` seconds, doubled each time.
+
+    Parameters
+    ----------
+    attempt : callable
+        The work; called with the number of attempts that failed before.
+    options : `RunOptions`
+        ``retry_attempts`` and ``retry_wait``.
+    writer : `TimingLogWriter`
+        Where the failure records go.
+    visit, tile : `int`
+        The visit (and tile) the work belongs to.
+    current_op : callable
+        The operation in progress, for the failure record.
+    reset : callable
+        Called after every failed attempt.
+
+    Raises
+    ------
+    VisitFailed
+        When the retries are exhausted or the error is not worth a retry
+        (a `KeyboardInterrupt` is never caught).
+    """
+    failed = 0
+    began = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        try:
+            return attempt(failed)
+        except Exception as exc:
+            lost = time.perf_counter() - start
+            op = current_op()
+            error, reason = describe_error(exc)
+            retryable = is_retryable(exc)
+            retry = retryable and failed < options.retry_attempts
+            wait = options.retry_wait * 2**failed if retry else 0.0
+            writer.failure(visit, tile, op, error, reason, attempt=failed + 1, lost=lost, wait=wait, retry=retry)
+            try:
+                reset()
+            except Exception:  # noqa: BLE001 - closing what is broken may fail too
+                _LOG.debug("closing the connections after a failure failed too", exc_info=True)
+            where = f"visit {visit}" + (f" tile {tile}" if options.divide > 1 else "")
+            if not retry:
+                if not retryable:
+                    raise VisitFailed(f"{where}: {op} failed: {error}: {reason}") from exc
+                raise VisitFailed(
+                    f"{where}: {op} failed {failed + 1} times in {time.perf_counter() - began:.0f} s, the last "
+                    f"time with {error}: {reason}; giving up (run again to resume)"
+                ) from exc
+            _LOG.warning("%s: %s failed (%s: %s); retry %d of %d in %g s", where, op, error, reason,
+                         failed + 1, options.retry_attempts, wait)
+            time.sleep(wait)
+            failed += 1
+
+
 class TileProcessor:
     """One process's share of the loop: an L1db connection, the catalogue, a simulator.
 
@@ -147,25 +243,79 @@ class TileProcessor:
 
     def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions,
                  writer: TimingLogWriter) -> None:
+        self.config = config
         self.options = options
-        self.l1db = L1db(config)
+        self._l1db: L1db | None = None  # connected at the first visit, within its retries
         self.catalog = catalog if isinstance(catalog, SourceCatalog) else SourceCatalog.load(catalog)
         self.sim = VisitSimulator(options.sim)
         # Compile the numba kernels now, so that no visit's timing includes it.
         self.sim.warm_up()
         self.writer = writer
+        self._op = "connect"
+
+    @property
+    def l1db(self) -> L1db:
+        """The database client, connected again after a failure."""
+        if self._l1db is None:
+            self._op = "connect"
+            self._l1db = L1db(self.config)
+        return self._l1db
 
     def close(self) -> None:
         """Close the database connections."""
-        self.l1db.close()
+        if self._l1db is not None:
+            self._l1db.close()
+            self._l1db = None
 
     def process(self, plan: VisitPlan, tile: int) -> TileResult:
-        """Simulate, read and store one tile of a visit, timing every step."""
+        """Simulate, read and store one tile of a visit, timing every step.
+
+        A connection-level database error ends the attempt: the connections
+        are closed, and the tile is tried again (`run_with_retries`). The
+        timing records of an attempt are held until it succeeds, so that a
+        failed attempt's reads never add to the retried visit's; its cost is
+        in the failure record.
+
+        Raises
+        ------
+        VisitFailed
+            When the retries are exhausted (the tile was not stored).
+        """
         opts = self.options
         field = FieldTile(plan.ra, plan.dec, opts.fov, opts.divide, tile)
-        sink = self.writer.sink(plan.visit_id, tile)
-        with self.l1db.timing(sink):
-            return self._process(plan, tile, field, sink)
+        # Records of the attempt that failed last, and of its store's finished operations.
+        failed_records: list[TimingRecord] = []
+
+        def attempt(failed: int) -> TileResult:
+            records: list[TimingRecord] = []
+            if failed and not opts.no_update:
+                self._op = "connect"
+                done, _ = self.l1db.storedTiles(plan.visit_id)
+                if tile in done:
+                    # The store committed although the connection was lost: keep what it did.
+                    self._write(failed_records, plan.visit_id, tile)
+                    return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
+            try:
+                with self.l1db.timing(records.append):
+                    result = self._process(plan, tile, field, records.append)
+            except BaseException:
+                failed_records[:] = records + (self._l1db.unconfirmed_records if self._l1db is not None else [])
+                raise
+            self._write(records, plan.visit_id, tile)
+            return result
+
+        return run_with_retries(attempt, options=opts, writer=self.writer, visit=plan.visit_id, tile=tile,
+                                current_op=lambda: self._op, reset=self.close)
+
+    def _write(self, records: list[TimingRecord], visit: int, tile: int) -> None:
+        sink = self.writer.sink(visit, tile)
+        for record in records:
+            sink(record)
+
+    def _timer(self, op: str, sink: TimingSink) -> Timer:
+        """A `Timer` of ``op``, which is from now on the operation in progress."""
+        self._op = op
+        return Timer(op, sink)
 
     def _process(self, plan: VisitPlan, tile: int, field: FieldTile, sink: TimingSink) -> TileResult:
         opts = self.options
@@ -174,25 +324,25 @@ class TileProcessor:
         visit_time = plan.time
         explain = opts.explain
         with Timer("visit", sink):
-            with Timer("sim_detect", _both(sink, sim_records)) as timer:
+            with self._timer("sim_detect", _both(sink, sim_records)) as timer:
                 cat_ra, cat_dec, _ = self.catalog.sources_in_region(field)
                 detections = self.sim.detect(rng, field, cat_ra, cat_dec)
                 timer.rows = len(detections)
-            with Timer("obj_select", sink) as timer:
+            with self._timer("obj_select", sink) as timer:
                 objects = self.l1db.getDiaObjects(field.region, explain=explain)
                 objects = objects[field.contains(objects["ra"].to_numpy(), objects["dec"].to_numpy())]
                 objects = objects.reset_index(drop=True)
                 timer.rows = len(objects)
-            with Timer("sim_associate", _both(sink, sim_records)) as timer:
+            with self._timer("sim_associate", _both(sink, sim_records)) as timer:
                 association = self.sim.associate(detections, objects)
                 timer.rows = association.n_matched
-            with Timer("src_select", sink) as timer:
+            with self._timer("src_select", sink) as timer:
                 src_history = self.l1db.getDiaSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(src_history)
-            with Timer("fsrc_select", sink) as timer:
+            with self._timer("fsrc_select", sink) as timer:
                 fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(fsrc_history)
-            with Timer("sim_rows", _both(sink, sim_records)) as timer:
+            with self._timer("sim_rows", _both(sink, sim_records)) as timer:
                 new_objects, sources, forced = self.sim.build_rows(
                     rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
                     src_history, fsrc_history,
@@ -206,6 +356,7 @@ class TileProcessor:
                 rows=len(detections),
             ))
             if not opts.no_update:
+                self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
                                 visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
@@ -266,7 +417,7 @@ class ApLoop:
         self.catalog = SourceCatalog.load(catalog_path)
         if len(self.catalog) == 0:
             raise CatalogError(f"{catalog_path}: the catalogue holds no source (gen_sources --per-visit > 0)")
-        self.l1db = L1db(config)
+        self._l1db: L1db | None = L1db(config)
         try:
             self.l1db.checkSchema()
             # Everything that can refuse the run is decided before anything is written.
@@ -277,11 +428,29 @@ class ApLoop:
                 raise ValueError(f"visit IDs would reach {last}; the largest is {MAX_VISIT - 1} "
                                  f"(-n/--num-visits or --start-visit-id too large)")
         except BaseException:
-            self.l1db.close()
+            self._reset()
             raise
         self.writer: TimingLogWriter | None = None
         #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
         self.stop_signal: signal.Signals | None = None
+
+    @property
+    def l1db(self) -> L1db:
+        """The loop's own database client (resuming, row counts, daily job), connected again after a failure."""
+        if self._l1db is None:
+            self._l1db = L1db(self.config)
+        return self._l1db
+
+    def _reset(self) -> None:
+        """Close the loop's connections (after a failure: the next use makes new ones)."""
+        if self._l1db is not None:
+            self._l1db.close()
+            self._l1db = None
+
+    def _retrying(self, work: Callable[[], T], visit: int, op: str) -> T:
+        """The loop's own database work (``op``), retried as a tile is."""
+        return run_with_retries(lambda failed: work(), options=self.options, writer=self.writer, visit=visit,
+                                tile=0, current_op=lambda: op, reset=self._reset)
 
     # -- where to start ---------------------------------------------------------
 
@@ -379,7 +548,8 @@ class ApLoop:
                     results = [local.process(plan, t) for t in plan.tiles]
                 done += 1
                 if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                    self.writer.counts(visit_id, self.l1db.tableRowCount())
+                    counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
+                    self.writer.counts(visit_id, counts)
                 if progress is not None:
                     progress(plan, results)
                 previous_mjd = plan.mjd
@@ -392,7 +562,7 @@ class ApLoop:
                 executor.shutdown(wait=True, cancel_futures=True)
             if local is not None:
                 local.close()
-            self.l1db.close()
+            self._reset()
             self.writer.close()
         return done
 
@@ -408,8 +578,12 @@ class ApLoop:
         """Between nights: merge the nightly table (when configured)."""
         if self.options.no_update:
             return
-        with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
-            self.l1db.dailyJob()
+
+        def merge() -> None:
+            with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
+                self.l1db.dailyJob()
+
+        self._retrying(merge, plan.visit_id, "daily_merge")
 
     @property
     def stop_requested(self) -> bool:

@@ -198,6 +198,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "daily_job_every", int, 0,
            "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would",
            minimum=0),
+    Option("ap_proto", "retry_attempts", int, 5,
+           "on a connection-level database error (a server restart, a failover, a node gone) reconnect and "
+           "retry the visit's tile up to N times, then stop; 0 = stop at the first failure", minimum=0),
+    Option("ap_proto", "retry_wait", float, 2.0,
+           "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
+           "in all)", minimum=0.0),
 )
 
 #: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).

@@ -14,7 +14,7 @@ from l1db.config import OPTIONS, ConfigError, L1dbConfig, Option, default_config
 from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop, RunOptions, TileResult, VisitPlan
+from ..ap_loop import ApLoop, RunOptions, TileResult, VisitFailed, VisitPlan
 from ..catalog import CatalogError
 from ..ids import MAX_VISIT
 from ..pointing import check_area_in_sky, parse_pointing_area
@@ -144,6 +144,8 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
         start_visit_id=values["start_visit_id"],
         row_count_every=values["row_count_every"],
         daily_job_every=values["daily_job_every"],
+        retry_attempts=values["retry_attempts"],
+        retry_wait=values["retry_wait"],
         explain=args.explain,
         no_update=args.no_update,
         sim=sim,
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         # A second Ctrl-C or SIGTERM.
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
-    except (ConfigError, L1dbError, CatalogError, L1dbInputError, ValueError) as exc:
+    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
