@@ -10,9 +10,20 @@ Per visit (and per tile with ``divide > 1``), in the original prototype's order:
 6. store the visit atomically, recording it in L1dbVisit (``store`` and the
    per-table operations timed inside `l1db.L1db.store`).
 
-Every step writes a timing record (`l1db.timing_log`). Everything random is
-drawn from generators seeded by (seed, visit) and (seed, visit, tile), so a
-visit is the same whether it runs in the first run or after a resume.
+Every step writes a timing record (`l1db.timing_log`), once the tile has
+succeeded. Everything random is drawn from generators seeded by (seed, visit)
+and (seed, visit, tile), so a visit is the same whether it runs in the first
+run, after a resume, or in a retry.
+
+Failures: a connection-level database error (a server restart, a failover, a
+Cassandra node gone: `l1db.errors.is_retryable`) ends the tile's attempt; the
+connections are closed and the tile is tried again, up to ``retry_attempts``
+times after waits of ``retry_wait`` seconds doubling each time
+(`run_with_retries`). Every failed attempt writes a failure record; its
+timing records are dropped, so that the retried visit's operations hold only
+the attempt that succeeded. When the retries are exhausted the run stops
+(`VisitFailed`) and can be resumed later. A store whose commit was cut off is
+looked up before the retry: if it was stored after all, it is not stored twice.
 
 Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
 each processed by its own process with its own database connection. An
@@ -28,9 +39,10 @@ import logging
 import multiprocessing
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,18 +50,23 @@ from astropy.time import Time
 
 from l1db.api import L1db
 from l1db.config import L1dbConfig
+from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
-from .catalog import SourceCatalog
+from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
+from .ids import MAX_VISIT
 from .pointing import random_pointings
-from .schedule import next_visit_time, visit_times
+from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .visit_sim import SimConfig, VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "plan_visit"]
+__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
+           "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Filter bands; each visit takes one at random.
 BANDS = "ugrizy"
@@ -70,6 +87,8 @@ class RunOptions:
     start_visit_id: int = 1
     row_count_every: int = 100
     daily_job_every: int = 0
+    retry_attempts: int = 5
+    retry_wait: float = 2.0
     explain: bool = False
     no_update: bool = False
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
@@ -110,18 +129,101 @@ class TileResult:
     forced: int
 
 
-def plan_visit(visit_id: int, time: Time, options: RunOptions, tiles: tuple[int, ...] | None = None) -> VisitPlan:
-    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit)."""
+def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
+               tiles: tuple[int, ...] | None = None) -> VisitPlan:
+    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit).
+
+    ``time`` is the visit's time, a `Time` or an MJD (TAI).
+    """
     rng = np.random.default_rng([options.seed, visit_id])
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
         tiles = tuple(range(options.divide**2))
-    return VisitPlan(visit_id, float(time.tai.mjd), float(ra[0]), float(dec[0]), band, tiles)
+    mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
+    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
 
 
 def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame if frame is not None and len(frame) else None
+
+
+class VisitFailed(RuntimeError):
+    """A visit's work failed for good: its retries are exhausted, or the error is not worth one.
+
+    The message is one line for a user; the run can be resumed later.
+    """
+
+
+def run_with_retries(
+    attempt: Callable[[int], T],
+    *,
+    options: RunOptions,
+    writer: TimingLogWriter,
+    visit: int,
+    tile: int,
+    current_op: Callable[[], str],
+    reset: Callable[[], None],
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying after connection-level database errors.
+
+    Every failed attempt writes a failure record (`TimingLogWriter.failure`)
+    and calls ``reset`` (close the connections: the next attempt makes new
+    ones). A connection-level error (`l1db.errors.is_retryable`: a server
+    restart, a failover, a node gone) is retried up to ``retry_attempts``
+    times, after ``retry_wait`` seconds, doubled each time.
+
+    Parameters
+    ----------
+    attempt : callable
+        The work; called with the number of attempts that failed before.
+    options : `RunOptions`
+        ``retry_attempts`` and ``retry_wait``.
+    writer : `TimingLogWriter`
+        Where the failure records go.
+    visit, tile : `int`
+        The visit (and tile) the work belongs to.
+    current_op : callable
+        The operation in progress, for the failure record.
+    reset : callable
+        Called after every failed attempt.
+
+    Raises
+    ------
+    VisitFailed
+        When the retries are exhausted or the error is not worth a retry
+        (a `KeyboardInterrupt` is never caught).
+    """
+    failed = 0
+    began = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        try:
+            return attempt(failed)
+        except Exception as exc:
+            lost = time.perf_counter() - start
+            op = current_op()
+            error, reason = describe_error(exc)
+            retryable = is_retryable(exc)
+            retry = retryable and failed < options.retry_attempts
+            wait = options.retry_wait * 2**failed if retry else 0.0
+            writer.failure(visit, tile, op, error, reason, attempt=failed + 1, lost=lost, wait=wait, retry=retry)
+            try:
+                reset()
+            except Exception:  # noqa: BLE001 - closing what is broken may fail too
+                _LOG.debug("closing the connections after a failure failed too", exc_info=True)
+            where = f"visit {visit}" + (f" tile {tile}" if options.divide > 1 else "")
+            if not retry:
+                if not retryable:
+                    raise VisitFailed(f"{where}: {op} failed: {error}: {reason}") from exc
+                raise VisitFailed(
+                    f"{where}: {op} failed {failed + 1} times in {time.perf_counter() - began:.0f} s, the last "
+                    f"time with {error}: {reason}; giving up (run again to resume)"
+                ) from exc
+            _LOG.warning("%s: %s failed (%s: %s); retry %d of %d in %g s", where, op, error, reason,
+                         failed + 1, options.retry_attempts, wait)
+            time.sleep(wait)
+            failed += 1
 
 
 class TileProcessor:
@@ -141,25 +243,79 @@ class TileProcessor:
 
     def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions,
                  writer: TimingLogWriter) -> None:
+        self.config = config
         self.options = options
-        self.l1db = L1db(config)
+        self._l1db: L1db | None = None  # connected at the first visit, within its retries
         self.catalog = catalog if isinstance(catalog, SourceCatalog) else SourceCatalog.load(catalog)
         self.sim = VisitSimulator(options.sim)
         # Compile the numba kernels now, so that no visit's timing includes it.
         self.sim.warm_up()
         self.writer = writer
+        self._op = "connect"
+
+    @property
+    def l1db(self) -> L1db:
+        """The database client, connected again after a failure."""
+        if self._l1db is None:
+            self._op = "connect"
+            self._l1db = L1db(self.config)
+        return self._l1db
 
     def close(self) -> None:
         """Close the database connections."""
-        self.l1db.close()
+        if self._l1db is not None:
+            self._l1db.close()
+            self._l1db = None
 
     def process(self, plan: VisitPlan, tile: int) -> TileResult:
-        """Simulate, read and store one tile of a visit, timing every step."""
+        """Simulate, read and store one tile of a visit, timing every step.
+
+        A connection-level database error ends the attempt: the connections
+        are closed, and the tile is tried again (`run_with_retries`). The
+        timing records of an attempt are held until it succeeds, so that a
+        failed attempt's reads never add to the retried visit's; its cost is
+        in the failure record.
+
+        Raises
+        ------
+        VisitFailed
+            When the retries are exhausted (the tile was not stored).
+        """
         opts = self.options
         field = FieldTile(plan.ra, plan.dec, opts.fov, opts.divide, tile)
-        sink = self.writer.sink(plan.visit_id, tile)
-        with self.l1db.timing(sink):
-            return self._process(plan, tile, field, sink)
+        # Records of the attempt that failed last, and of its store's finished operations.
+        failed_records: list[TimingRecord] = []
+
+        def attempt(failed: int) -> TileResult:
+            records: list[TimingRecord] = []
+            if failed and not opts.no_update:
+                self._op = "connect"
+                done, _ = self.l1db.storedTiles(plan.visit_id)
+                if tile in done:
+                    # The store committed although the connection was lost: keep what it did.
+                    self._write(failed_records, plan.visit_id, tile)
+                    return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
+            try:
+                with self.l1db.timing(records.append):
+                    result = self._process(plan, tile, field, records.append)
+            except BaseException:
+                failed_records[:] = records + (self._l1db.unconfirmed_records if self._l1db is not None else [])
+                raise
+            self._write(records, plan.visit_id, tile)
+            return result
+
+        return run_with_retries(attempt, options=opts, writer=self.writer, visit=plan.visit_id, tile=tile,
+                                current_op=lambda: self._op, reset=self.close)
+
+    def _write(self, records: list[TimingRecord], visit: int, tile: int) -> None:
+        sink = self.writer.sink(visit, tile)
+        for record in records:
+            sink(record)
+
+    def _timer(self, op: str, sink: TimingSink) -> Timer:
+        """A `Timer` of ``op``, which is from now on the operation in progress."""
+        self._op = op
+        return Timer(op, sink)
 
     def _process(self, plan: VisitPlan, tile: int, field: FieldTile, sink: TimingSink) -> TileResult:
         opts = self.options
@@ -168,25 +324,25 @@ class TileProcessor:
         visit_time = plan.time
         explain = opts.explain
         with Timer("visit", sink):
-            with Timer("sim_detect", _both(sink, sim_records)) as timer:
+            with self._timer("sim_detect", _both(sink, sim_records)) as timer:
                 cat_ra, cat_dec, _ = self.catalog.sources_in_region(field)
                 detections = self.sim.detect(rng, field, cat_ra, cat_dec)
                 timer.rows = len(detections)
-            with Timer("obj_select", sink) as timer:
+            with self._timer("obj_select", sink) as timer:
                 objects = self.l1db.getDiaObjects(field.region, explain=explain)
                 objects = objects[field.contains(objects["ra"].to_numpy(), objects["dec"].to_numpy())]
                 objects = objects.reset_index(drop=True)
                 timer.rows = len(objects)
-            with Timer("sim_associate", _both(sink, sim_records)) as timer:
+            with self._timer("sim_associate", _both(sink, sim_records)) as timer:
                 association = self.sim.associate(detections, objects)
                 timer.rows = association.n_matched
-            with Timer("src_select", sink) as timer:
+            with self._timer("src_select", sink) as timer:
                 src_history = self.l1db.getDiaSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(src_history)
-            with Timer("fsrc_select", sink) as timer:
+            with self._timer("fsrc_select", sink) as timer:
                 fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(fsrc_history)
-            with Timer("sim_rows", _both(sink, sim_records)) as timer:
+            with self._timer("sim_rows", _both(sink, sim_records)) as timer:
                 new_objects, sources, forced = self.sim.build_rows(
                     rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
                     src_history, fsrc_history,
@@ -200,6 +356,7 @@ class TileProcessor:
                 rows=len(detections),
             ))
             if not opts.no_update:
+                self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
                                 visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
@@ -219,8 +376,9 @@ _WORKER: TileProcessor | None = None
 
 
 def _init_worker(config: L1dbConfig, catalog_path: str, options: RunOptions, log_path: str, run: str) -> None:
-    # The parent decides what Ctrl-C does (finish the visit, or stop hard).
+    # The parent decides what Ctrl-C and SIGTERM do (finish the visit, or stop hard).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     global _WORKER
     _WORKER = TileProcessor(config, catalog_path, options, TimingLogWriter(log_path, run=run))
@@ -257,20 +415,75 @@ class ApLoop:
         self.argv = argv or []
         # Input files first: a bad one should not wait on a database.
         self.catalog = SourceCatalog.load(catalog_path)
-        self.l1db = L1db(config)
-        self.l1db.checkSchema()
-        self.writer = TimingLogWriter(self.log_path)
-        self.stop_requested = False
+        if len(self.catalog) == 0:
+            raise CatalogError(f"{catalog_path}: the catalogue holds no source (gen_sources --per-visit > 0)")
+        self._l1db: L1db | None = L1db(config)
+        try:
+            self.l1db.checkSchema()
+            # Everything that can refuse the run is decided before anything is written.
+            self.schedule: VisitSchedule
+            self.start = self.first_visit()
+            last = self.start[0] + options.num_visits - 1
+            if last >= MAX_VISIT:
+                raise ValueError(f"visit IDs would reach {last}; the largest is {MAX_VISIT - 1} "
+                                 f"(-n/--num-visits or --start-visit-id too large)")
+        except BaseException:
+            self._reset()
+            raise
+        self.writer: TimingLogWriter | None = None
+        #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
+        self.stop_signal: signal.Signals | None = None
+
+    @property
+    def l1db(self) -> L1db:
+        """The loop's own database client (resuming, row counts, daily job), connected again after a failure."""
+        if self._l1db is None:
+            self._l1db = L1db(self.config)
+        return self._l1db
+
+    def _reset(self) -> None:
+        """Close the loop's connections (after a failure: the next use makes new ones)."""
+        if self._l1db is not None:
+            self._l1db.close()
+            self._l1db = None
+
+    def _retrying(self, work: Callable[[], T], visit: int, op: str) -> T:
+        """The loop's own database work (``op``), retried as a tile is."""
+        return run_with_retries(lambda failed: work(), options=self.options, writer=self.writer, visit=visit,
+                                tile=0, current_op=lambda: op, reset=self._reset)
 
     # -- where to start ---------------------------------------------------------
 
-    def first_visit(self) -> tuple[int, Time, tuple[int, ...] | None]:
-        """Visit ID, time and pending tiles of the first visit to run."""
+    def first_visit(self) -> tuple[int, tuple[int, ...] | None]:
+        """ID and pending tiles of the first visit to run; sets `schedule`.
+
+        The schedule starts at ``start_time`` and ``start_visit_id`` for an
+        empty database, at the first stored visit otherwise: every visit's
+        time is computed from its ID, never from the visit before.
+
+        Raises
+        ------
+        ValueError
+            If the stored visits do not follow the schedule (another
+            ``interval``), or a partly stored visit was started with another
+            ``divide``.
+        """
         opts = self.options
         last = self.l1db.lastVisit()
         if last is None:
-            return opts.start_visit_id, visit_times(opts.start_time, 1, opts.interval)[0], None
+            self.schedule = VisitSchedule(opts.start_visit_id, float(opts.start_time.tai.mjd), opts.interval)
+            return opts.start_visit_id, None
+        first_id, first_time = self.l1db.firstVisit()
+        self.schedule = VisitSchedule(first_id, float(first_time.tai.mjd), opts.interval)
         visit_id, visit_time = last
+        expected = self.schedule.mjd(visit_id)
+        if abs(expected - visit_time.tai.mjd) * SECONDS_PER_DAY > 1e-3:
+            raise ValueError(
+                f"visit {visit_id} is stored at {visit_time.tai.isot} TAI but a schedule of one visit every "
+                f"{opts.interval:g} s from visit {first_id} at {first_time.tai.isot} puts it at "
+                f"{Time(expected, format='mjd', scale='tai').isot}; resume with the --interval the "
+                f"database was made with"
+            )
         done, n_tiles = self.l1db.storedTiles(visit_id)
         # A visit is finished with the tiling it was started with.
         missing = tuple(t for t in range(n_tiles) if t not in done)
@@ -280,8 +493,8 @@ class ApLoop:
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
                     f"resume it with --divide {int(round(n_tiles ** 0.5))}"
                 )
-            return visit_id, visit_time, missing
-        return visit_id + 1, next_visit_time(visit_time, opts.interval), None
+            return visit_id, missing
+        return visit_id + 1, None
 
     def provenance(self) -> dict[str, Any]:
         """The run's provenance record (without the fields the writer adds)."""
@@ -306,23 +519,27 @@ class ApLoop:
     def run(self, progress: Callable[[VisitPlan, list[TileResult]], None] | None = None) -> int:
         """Run ``num_visits`` visits; return how many were completed.
 
-        A first Ctrl-C (SIGINT) lets the current visit finish and then stops;
-        a second one interrupts the visit, whose transaction rolls back.
+        A first Ctrl-C (SIGINT) or SIGTERM (what schedulers and container
+        platforms send) lets the current visit finish and then stops
+        (`stop_signal` says which); a second one interrupts the visit, whose
+        transaction rolls back (`KeyboardInterrupt`).
         """
         opts = self.options
-        self.writer.provenance(self.provenance())
-        visit_id, visit_time, tiles = self.first_visit()
-        previous_time: Time | None = None
+        info = self.provenance()
+        self.writer = TimingLogWriter(self.log_path)
+        self.writer.provenance(info)
+        visit_id, tiles = self.start
+        previous_mjd: float | None = None
         done = 0
         executor = self._executor() if opts.divide > 1 else None
         local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
-        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for i in range(opts.num_visits):
-                if self.stop_requested:
+                if self.stop_signal is not None:
                     break
-                plan = plan_visit(visit_id, visit_time, opts, tiles)
-                if self._daily_job_due(i, visit_time, previous_time):
+                plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                if self._daily_job_due(i, plan.mjd, previous_mjd):
                     self._daily_job(plan)
                 if executor is not None:
                     futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
@@ -331,43 +548,55 @@ class ApLoop:
                     results = [local.process(plan, t) for t in plan.tiles]
                 done += 1
                 if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                    self.writer.counts(visit_id, self.l1db.tableRowCount())
+                    counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
+                    self.writer.counts(visit_id, counts)
                 if progress is not None:
                     progress(plan, results)
-                previous_time = visit_time
+                previous_mjd = plan.mjd
                 visit_id += 1
-                visit_time = next_visit_time(visit_time, opts.interval)
                 tiles = None
         finally:
-            signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
             if local is not None:
                 local.close()
-            self.l1db.close()
+            self._reset()
             self.writer.close()
         return done
 
-    def _daily_job_due(self, i: int, visit_time: Time, previous_time: Time | None) -> bool:
+    def _daily_job_due(self, i: int, visit_mjd: float, previous_mjd: float | None) -> bool:
         """Every ``daily_job_every`` visits, or (0) when a new night starts."""
         every = self.options.daily_job_every
         if every:
             return i > 0 and i % every == 0
         # Visits are an interval apart within a night; a longer gap is the day.
-        return previous_time is not None and (visit_time - previous_time).sec > 2 * self.options.interval
+        return previous_mjd is not None and (visit_mjd - previous_mjd) * SECONDS_PER_DAY > 2 * self.options.interval
 
     def _daily_job(self, plan: VisitPlan) -> None:
         """Between nights: merge the nightly table (when configured)."""
         if self.options.no_update:
             return
-        with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
-            self.l1db.dailyJob()
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.stop_requested:
+        def merge() -> None:
+            with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
+                self.l1db.dailyJob()
+
+        self._retrying(merge, plan.visit_id, "daily_merge")
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop after the current visit."""
+        return self.stop_signal is not None
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_signal is not None:
             raise KeyboardInterrupt
-        self.stop_requested = True
-        print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+        self.stop_signal = signal.Signals(signum)
+        if signum == signal.SIGINT:
+            # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
+            print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         n = self.options.divide**2

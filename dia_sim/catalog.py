@@ -64,6 +64,7 @@ SKIES = ("south", "full")
 _FINE_ORDER = 29  # the finest HEALPix order (nside 2**29, pixels of 0.4 mas)
 _MAX_BLOCK_ORDER = 8
 _LOAD_CHUNK = 1 << 20  # rows per step of the streaming pass in `load`
+_NPY_MAGIC = b"\x93NUMPY"  # first bytes of every .npy file
 
 
 class CatalogError(Exception):
@@ -413,7 +414,17 @@ def _chunk_pixels(path: Path, rows: np.ndarray, nside: int):
 def _open_rows(path: Path) -> np.ndarray:
     """Memory-map a catalogue file and check its shape and dtype."""
     if not path.exists():
-        raise CatalogError(f"sources file not found: {path}")
+        raise CatalogError(f"sources file not found: {path} (make one with gen_sources)")
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a directory, not a .npy catalogue")
+    try:
+        with open(path, "rb") as stream:
+            magic = stream.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if magic != _NPY_MAGIC:
+        what = "an .npz archive" if magic.startswith(b"PK") else "no NumPy .npy header"
+        raise CatalogError(f"{path}: not a .npy catalogue ({what}; make one with gen_sources)")
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

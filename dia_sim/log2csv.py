@@ -15,6 +15,19 @@ Every column of `CSV_COLUMNS` is always written; a value is empty where the
 input has no record of that operation for that visit (an operation the
 configuration does not use, ``daily_merge`` outside the visit it ran after).
 
+``complete`` says whether the row measures a whole visit: 1 when every tile
+of the visit ran to its end in that run (its ``visit`` record, written once
+the tile's store, or its read-only pass, finished), 0 otherwise: a visit
+abandoned by a kill or a failure, or the remaining tiles of a tiled visit
+that a resumed run finished. The number of tiles is the run's ``divide``
+squared (from its provenance record; without one, the tiles that have
+records). Plots and fits leave incomplete rows out by default.
+
+``failures`` counts the visit's failure records (failed attempts, over all
+tiles) and ``lost_real`` is the time they cost: per tile the failed
+attempts' wall time plus the waits before the retries, the largest over the
+tiles (they run concurrently); 0 for a visit without failure.
+
 Next to the CSV a sidecar ``<csv>.provenance.json`` keeps the runs'
 provenance records, so that plots can say which backend, indexing strategy
 and density a CSV measured (see `write_provenance`, `read_provenance`).
@@ -35,7 +48,10 @@ import pandas as pd
 from l1db.timing_log import ParsedLog, parse_logs
 
 __all__ = [
+    "COMPLETE_OPERATION",
     "COUNT_COLUMNS",
+    "INT_COLUMNS",
+    "tiles_per_visit",
     "CSV_OPERATIONS",
     "CSV_COLUMNS",
     "SELECT_OPERATIONS",
@@ -73,12 +89,18 @@ CSV_OPERATIONS: tuple[str, ...] = (
     "sim", "visit", "daily_merge",
 )
 
+#: The operation whose record ends a tile: its presence makes the tile complete.
+COMPLETE_OPERATION = "visit"
+
 #: Every CSV column, in order.
 CSV_COLUMNS: tuple[str, ...] = (
-    ("run", "visit", "n_tiles")
+    ("run", "visit", "n_tiles", "complete", "failures", "lost_real")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
 )
+
+#: Integer columns (nullable Int64 in a table).
+INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", *COUNT_COLUMNS)
 
 #: Suffix of the provenance sidecar of a CSV file.
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -87,27 +109,90 @@ PROVENANCE_SUFFIX = ".provenance.json"
 def _empty_table() -> pd.DataFrame:
     table = pd.DataFrame({name: pd.Series(dtype="float64") for name in CSV_COLUMNS})
     table["run"] = table["run"].astype("str")
-    for name in ("visit", "n_tiles", *COUNT_COLUMNS):
+    for name in INT_COLUMNS:
         table[name] = table[name].astype("Int64")
     return table
 
 
-def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate timing records to one row per (run, visit).
+def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Tiles of a visit of each run: ``divide`` squared, from the runs' provenance records."""
+    tiles = {}
+    for record in provenance:
+        config = record.get("config")
+        ap_proto = config.get("ap_proto") if isinstance(config, Mapping) else None
+        divide = ap_proto.get("divide") if isinstance(ap_proto, Mapping) else None
+        if isinstance(divide, int) and not isinstance(divide, bool) and divide >= 1 and "run" in record:
+            tiles[str(record["run"])] = divide * divide
+    return tiles
+
+
+def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] = (),
+                failures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Aggregate timing (and failure) records to one row per (run, visit).
 
     Parameters
     ----------
     timings : `pandas.DataFrame`
         Timing records as in `l1db.timing_log.ParsedLog.timings`.
+    provenance : iterable of mappings
+        The runs' provenance records: the number of tiles of a visit of each
+        run (for ``complete``); a run without one counts the tiles that have
+        records.
+    failures : `pandas.DataFrame`, optional
+        Failure records as in `l1db.timing_log.ParsedLog.failures`: counted
+        (``failures``) and their time added up (``lost_real``) per visit. A
+        visit with failures but no timing record still gets a row.
 
     Returns
     -------
     table : `pandas.DataFrame`
-        Columns `CSV_COLUMNS`, sorted by run and visit; counts as nullable
-        Int64, times as float64 seconds (NaN where absent).
+        Columns `CSV_COLUMNS`, sorted by run and visit; counts (and
+        ``complete``, 0 or 1) as nullable Int64, times as float64 seconds (NaN
+        where absent).
     """
-    if timings.empty:
+    failures = failures if failures is not None and not failures.empty else None
+    if timings.empty and failures is None:
         return _empty_table()
+    parts = []
+    if not timings.empty:
+        parts.append(_timing_columns(timings, provenance))
+    if failures is not None:
+        parts.append(_failure_columns(failures))
+    table = parts[0] if len(parts) == 1 else parts[0].join(parts[1], how="outer")
+    table = table.sort_index()
+    for name, fill in (("n_tiles", 0), ("complete", 0), ("failures", 0), ("lost_real", 0.0)):
+        if name not in table.columns:
+            table[name] = fill
+        table[name] = table[name].fillna(fill)
+    for name in INT_COLUMNS:
+        if name == "visit":
+            continue
+        if name not in table.columns:
+            table[name] = pd.NA
+        table[name] = table[name].astype("Int64")
+    for name in CSV_COLUMNS:
+        if name not in table.columns and name not in ("run", "visit"):
+            table[name] = np.nan
+    table = table.reset_index()
+    table["run"] = table["run"].astype("str")
+    table["visit"] = table["visit"].astype("Int64")
+    return table.loc[:, list(CSV_COLUMNS)]
+
+
+def _failure_columns(failures: pd.DataFrame) -> pd.DataFrame:
+    """``failures`` and ``lost_real`` per (run, visit): a count over tiles, and the largest per-tile total."""
+    frame = failures.loc[:, ["run", "visit", "tile"]].copy()
+    frame["cost"] = failures["lost"] + failures["wait"]
+    by_visit = ["run", "visit"]
+    per_tile = frame.groupby([*by_visit, "tile"], sort=True)["cost"].sum()
+    return pd.DataFrame({
+        "failures": frame.groupby(by_visit, sort=True).size(),
+        "lost_real": per_tile.groupby(level=by_visit, sort=True).max(),
+    })
+
+
+def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every column but the failures', indexed by (run, visit)."""
     keys = ["run", "visit", "tile"]
     records = timings.loc[:, ["run", "visit", "tile", "op", "real", "rows"]].copy()
     records["cpu"] = timings["user"] + timings["sys"]
@@ -130,9 +215,16 @@ def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
     cpu_v = cpu.groupby(level=by_visit, sort=True).sum(min_count=1)
     rows_v = rows.groupby(level=by_visit, sort=True).sum(min_count=1)
     n_tiles = records.groupby(by_visit, sort=True)["tile"].nunique()
+    finished = records[records["op"] == COMPLETE_OPERATION].groupby(by_visit, sort=True)["tile"].nunique()
+    finished = finished.reindex(n_tiles.index, fill_value=0)
+    expected = pd.Series(tiles_per_visit(provenance), dtype="float64")
+    wanted = expected.reindex(n_tiles.index.get_level_values("run")).to_numpy()
+    wanted = np.where(np.isnan(wanted), n_tiles.to_numpy(), wanted)
 
     table = pd.DataFrame(index=real_v.index)
     table["n_tiles"] = n_tiles.astype("Int64")
+    table["complete"] = pd.array(((finished.to_numpy() == n_tiles.to_numpy())
+                                  & (finished.to_numpy() >= wanted)).astype(int), dtype="Int64")
     for name, (ops, _doc) in COUNT_COLUMNS.items():
         present = [op for op in ops if op in rows_v.columns]
         if present:
@@ -143,10 +235,7 @@ def visit_table(timings: pd.DataFrame) -> pd.DataFrame:
         nan = np.full(len(table), np.nan)
         table[f"{op}_real"] = real_v[op].to_numpy(dtype="float64") if op in real_v.columns else nan
         table[f"{op}_cpu"] = cpu_v[op].to_numpy(dtype="float64") if op in cpu_v.columns else nan
-    table = table.reset_index()
-    table["run"] = table["run"].astype("str")
-    table["visit"] = table["visit"].astype("Int64")
-    return table.loc[:, list(CSV_COLUMNS)]
+    return table
 
 
 def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, ParsedLog]:
@@ -160,7 +249,7 @@ def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, Par
         Everything parsed (provenance records, malformed count).
     """
     parsed = parse_logs(paths)
-    return visit_table(parsed.timings), parsed
+    return visit_table(parsed.timings, parsed.provenance, parsed.failures), parsed
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike | TextIO) -> None:
@@ -176,18 +265,29 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     ValueError
         If the file is not a log2csv table (pandas parser errors are ValueErrors too).
     """
-    dtypes: dict[str, Any] = {"run": "str", "visit": "Int64", "n_tiles": "Int64"}
-    dtypes.update({name: "Int64" for name in COUNT_COLUMNS})
+    dtypes: dict[str, Any] = {"run": "str"}
+    dtypes.update({name: "Int64" for name in INT_COLUMNS})
+    name = os.fspath(path)
     try:
         header = pd.read_csv(path, nrows=0).columns
+        if "run" not in header or "visit" not in header:
+            raise ValueError(f"{name}: not a log2csv table (no 'run' and 'visit' columns)")
+        table = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if k in header})
+        for column in table.columns:
+            if column.endswith(("_real", "_cpu")):
+                table[column] = table[column].astype("float64")
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{os.fspath(path)}: empty file, not a log2csv table") from None
-    if "run" not in header or "visit" not in header:
-        raise ValueError(f"{os.fspath(path)}: not a log2csv table (no 'run' and 'visit' columns)")
-    table = pd.read_csv(path, dtype={k: v for k, v in dtypes.items() if k in header})
-    for name in table.columns:
-        if name.endswith(("_real", "_cpu")):
-            table[name] = table[name].astype("float64")
+        raise ValueError(f"{name}: empty file, not a log2csv table") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not a log2csv table (not UTF-8 text)") from None
+    except (pd.errors.ParserError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{name}: not a log2csv table ({reason})") from None
+    except ValueError as exc:
+        if str(exc).startswith(name):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{name}: not a log2csv table ({reason})") from None
     return table
 
 

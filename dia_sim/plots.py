@@ -10,6 +10,10 @@ whiskers: 1.5 IQR, outliers left to the scatter) with the bin mean marked,
 and a least-squares line whose slope (seconds per 1,000 visits) is in the
 legend. All rows of one table form one series: a resumed run (a new run id)
 continues the visit numbers of the run before it.
+
+Incomplete rows (``complete`` = 0: a visit abandoned by a kill or a failure,
+whose partial times would show as low outliers) are left out of the plots
+and the fits by default (`complete_rows`); the titles say how many.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ __all__ = [
     "plot_stores",
     "plot_slow_fraction",
     "plot_compare",
+    "complete_rows",
     "load_run",
     "write_plots",
     "describe_figures",
@@ -373,8 +378,27 @@ def plot_compare(
     return fig
 
 
-def load_run(csv_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+def complete_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows of complete visits, and how many rows were left out.
+
+    A table without a ``complete`` column (an older CSV) is kept whole.
+    """
+    if "complete" not in table.columns:
+        return table, 0
+    keep = (table["complete"] == 1).fillna(False).to_numpy(dtype=bool)
+    return table[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def load_run(csv_path: str | os.PathLike, include_incomplete: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a log2csv CSV and describe it from its provenance sidecar.
+
+    Parameters
+    ----------
+    csv_path : path-like
+        CSV written by log2csv.
+    include_incomplete : `bool`
+        Keep the rows of incomplete visits (left out by default, see
+        `complete_rows`).
 
     Returns
     -------
@@ -383,9 +407,15 @@ def load_run(csv_path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]
     description : `dict`
         `dia_sim.log2csv.run_description` of the sidecar's provenance
         (``backend``, ``strategy``, ``density``, ``label``; ``label`` is empty
-        without a sidecar).
+        without a sidecar), and ``left_out``: incomplete rows left out.
     """
-    return read_csv(csv_path), run_description(read_provenance(csv_path))
+    table = read_csv(csv_path)
+    left_out = 0
+    if not include_incomplete:
+        table, left_out = complete_rows(table)
+    description = run_description(read_provenance(csv_path))
+    description["left_out"] = left_out
+    return table, description
 
 
 def _slug(text: str) -> str:
@@ -400,6 +430,8 @@ def write_plots(
     bin_size: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     metric: str = "real",
+    include_incomplete: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> dict[Path, Figure]:
     """Write every figure for ``csv_paths`` into ``out_dir``.
 
@@ -419,29 +451,54 @@ def write_plots(
         provenance, else the file name.
     bin_size, threshold, metric
         As in `plot_operations` and `plot_slow_fraction`.
+    include_incomplete : `bool`
+        Plot (and fit) the rows of incomplete visits too; by default they are
+        left out, and the titles and ``report`` say how many.
+    report : callable, optional
+        Receives one line per CSV that had rows left out.
 
     Returns
     -------
     figures : `dict` [`pathlib.Path`, `matplotlib.figure.Figure`]
         Every file written and its figure.
+
+    Raises
+    ------
+    ValueError
+        If a CSV is not a log2csv table or has no (complete) visit row;
+        nothing is written then.
     """
     if not csv_paths:
         raise ValueError("no CSV file given")
     if labels is not None and len(labels) != len(csv_paths):
         raise ValueError(f"{len(csv_paths)} CSV files but {len(labels)} labels")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tables, titles, names = [], [], []
+    notes = []
     for k, path in enumerate(csv_paths):
-        table, description = load_run(path)
+        table, description = load_run(path, include_incomplete)
+        left_out = description["left_out"]
+        if table.empty and left_out:
+            raise ValueError(f"{os.fspath(path)}: no complete visit row ({left_out} incomplete, "
+                             f"left out unless asked for)")
+        if table.empty:
+            raise ValueError(f"{os.fspath(path)}: no visit rows (a header only); nothing to plot")
         title = labels[k] if labels is not None else (description["label"] or Path(path).stem)
+        note = f"{left_out:,} incomplete visit{'s' if left_out != 1 else ''} left out" if left_out else ""
+        if note and report is not None:
+            report(f"{os.fspath(path)}: {note} (visits abandoned by a kill or a failure)")
         tables.append(table)
         titles.append(title)
         names.append(title)
+        notes.append(note)
     if len(set(names)) < len(names):  # Same provenance twice: tell the files apart.
         names = [f"{name} ({Path(p).stem})" for name, p in zip(names, csv_paths)]
         titles = names if labels is None else titles
+    titles = [f"{title}; {note}" if note else title for title, note in zip(titles, notes)]
+    legends = [f"{name} ({note})" if note else name for name, note in zip(names, notes)]
 
+    # Every input read and checked: only now is anything written.
+    out.mkdir(parents=True, exist_ok=True)
     figures: dict[Path, Figure] = {}
     used: set[str] = set()
     for table, title, name in zip(tables, titles, names):
@@ -456,7 +513,7 @@ def write_plots(
         figures[out / f"{prefix}stores.png"] = plot_stores(table, label=title, bin_size=bin_size, metric=metric)
         figures[out / f"{prefix}slow_fraction.png"] = plot_slow_fraction(
             table, threshold, bin_size=bin_size, label=title)
-    figures[out / "compare.png"] = plot_compare(tables, names, bin_size=bin_size, metric=metric)
+    figures[out / "compare.png"] = plot_compare(tables, legends, bin_size=bin_size, metric=metric)
     for path, fig in figures.items():
         fig.savefig(path)
     return figures

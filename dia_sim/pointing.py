@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PointingArea", "parse_pointing_area", "random_pointings"]
+__all__ = ["PointingArea", "parse_pointing_area", "check_area_in_sky", "random_pointings"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,6 +54,24 @@ def parse_pointing_area(text: str) -> PointingArea:
     area = (values[0], values[1], values[2], values[3])
     _check_area(area)
     return area
+
+
+def check_area_in_sky(area: PointingArea, sky: str) -> None:
+    """Refuse a pointing area that lies entirely outside ``sky``.
+
+    A southern catalogue has no source north of the equator, so fields there
+    would hold nothing but noise.
+
+    Raises
+    ------
+    ValueError
+        If ``sky`` is ``"south"`` and the area's Dec range is entirely > 0.
+    """
+    if sky == "south" and area[2] >= 0.0:
+        raise ValueError(
+            f"pointing area Dec {area[2]:g}..{area[3]:g} lies north of the equator, entirely outside "
+            f"sky 'south'; use --sky full (and a full-sky catalogue)"
+        )
 
 
 def _check_area(area: PointingArea) -> None:

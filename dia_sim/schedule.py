@@ -1,35 +1,63 @@
-"""Visit times: one visit every interval, night-time only.
+"""Visit times: one visit every interval, night-time only, computed from the visit number.
 
-As in the original prototype, "night" is a fixed range of UTC hours: from
-``night_start_hour`` (default 20) to ``night_end_hour`` (default 6, the next
-day), the end excluded. Within a night visits follow each other every
-``interval_s`` seconds (SI seconds, so leap seconds are honoured); a visit
-that would fall in daytime moves to the next night's start. With the
-defaults a night holds 800 visits.
+Everything is in TAI, the scale of the schema's times: the start time, the
+visit times and the night. "Night" is a fixed range of hours of the TAI day,
+as in the original prototype (which used UTC hours; TAI is 37 s ahead of UTC
+since 2017): from ``night_start_hour`` (default 20) to ``night_end_hour``
+(default 6, the next day), the end excluded. The first visit is at the start
+time, or at the next night's start if the start time is in daytime; within a
+night visits follow each other every ``interval_s`` seconds; a visit that
+would fall in daytime moves to the next night's start. With the defaults a
+night holds 800 visits.
 
-Times are returned in the TAI scale (the schema's times are MJD TAI).
+The time of a visit is computed from its number alone (`visit_mjd`): the
+``k``-th visit after the first is so many whole nights and intervals after
+it. It never depends on the time of the visit before, so a run resumed
+after the last stored visit gives every visit the same time, to the last
+bit, as an uninterrupted run. Times are MJD (TAI) as float64, the type the
+database stores.
 
 Example::
 
-    times = visit_times(Time("2026-11-21T20:00:00", scale="utc"), 1000)
-    resume = next_visit_time(times[-1])
+    mjd = visit_mjd(parse_time("2026-01-01T20:00:00").mjd, np.arange(1000))
+    schedule = VisitSchedule(first_visit=1, start_mjd=mjd[0])
+    schedule.mjd(801)   # the first visit of the second night
 """
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import logging
+import math
 
 import numpy as np
-from astropy.time import Time, TimeDelta
+from astropy.time import Time
 
-__all__ = ["is_night", "next_visit_time", "visit_times"]
+__all__ = ["SECONDS_PER_DAY", "VisitSchedule", "is_night", "parse_time", "visit_mjd", "visit_times"]
 
 _LOG = logging.getLogger(__name__)
 
+SECONDS_PER_DAY = 86400.0
+
+
+def parse_time(text: str) -> Time:
+    """An ISO 8601 time in TAI (``2026-01-01T20:00:00`` or ``2026-01-01 20:00:00``).
+
+    Raises
+    ------
+    ValueError
+        One line quoting ``text``.
+    """
+    for fmt in ("isot", "iso"):
+        try:
+            return Time(str(text).strip(), format=fmt, scale="tai")
+        except ValueError:
+            continue
+    raise ValueError(f"bad time {text!r}; allowed: an ISO 8601 time in TAI, e.g. 2026-01-01T20:00:00")
+
 
 def _check(interval_s: float, night_start_hour: int, night_end_hour: int) -> None:
-    if not interval_s > 0:
+    if not (math.isfinite(interval_s) and interval_s > 0):
         raise ValueError(f"interval between visits must be > 0 seconds, got {interval_s}")
     for hour in (night_start_hour, night_end_hour):
         if int(hour) != hour or not 0 <= hour <= 23:
@@ -38,103 +66,139 @@ def _check(interval_s: float, night_start_hour: int, night_end_hour: int) -> Non
         raise ValueError("night start and end hours must differ")
 
 
-def _night_of(t: Time, night_start_hour: int, night_end_hour: int) -> tuple[Time, Time]:
-    """The night containing ``t`` (UTC), or the next one if ``t`` is in daytime.
-
-    Returns the night's start and end (end excluded) as UTC times.
-    """
-    length = datetime.timedelta(hours=(night_end_hour - night_start_hour) % 24)
-    year, month, day = (int(v) for v in (t.ymdhms.year, t.ymdhms.month, t.ymdhms.day))
-    today = datetime.datetime(year, month, day, night_start_hour)
-    for offset in (-1, 0, 1):
-        start_dt = today + datetime.timedelta(days=offset)
-        start = Time(start_dt, scale="utc")
-        end = Time(start_dt + length, scale="utc")
-        if t < end:
-            return start, end
-    raise AssertionError("unreachable: a night starts within a day")  # pragma: no cover
+def _to_mjd(t: Time | float) -> float:
+    return float(t.tai.mjd) if isinstance(t, Time) else float(t)
 
 
-def is_night(t: Time, night_start_hour: int = 20, night_end_hour: int = 6) -> bool:
-    """Whether a (scalar) time is inside the night-time UTC hours."""
+def is_night(t: Time | float, night_start_hour: int = 20, night_end_hour: int = 6) -> bool:
+    """Whether a (scalar) time, a `Time` or an MJD in TAI, is inside the night-time TAI hours."""
     _check(1.0, night_start_hour, night_end_hour)
-    t = t.utc
-    start, end = _night_of(t, night_start_hour, night_end_hour)
-    return bool(start <= t < end)
+    mjd = _to_mjd(t)
+    second = (mjd - math.floor(mjd)) * SECONDS_PER_DAY
+    offset = (second - night_start_hour * 3600.0) % SECONDS_PER_DAY
+    return offset < ((night_end_hour - night_start_hour) % 24) * 3600.0
+
+
+def visit_mjd(
+    start_mjd: float,
+    index: int | np.ndarray,
+    interval_s: float = 45.0,
+    night_start_hour: int = 20,
+    night_end_hour: int = 6,
+) -> float | np.ndarray:
+    """Time of the visits ``index`` (0 = the first) of a schedule starting at ``start_mjd``.
+
+    Parameters
+    ----------
+    start_mjd : `float`
+        Start time, MJD (TAI). In the night the first visit is exactly at it;
+        in daytime, at the next night's start.
+    index : `int` or array of `int`
+        Visit numbers counted from the first visit, >= 0.
+    interval_s : `float`
+        Seconds between visits within a night.
+    night_start_hour, night_end_hour : `int`
+        Night-time TAI hours: ``hour >= night_start_hour or hour < night_end_hour``
+        (for a night that does not cross midnight, the hours in between).
+
+    Returns
+    -------
+    mjd : `float` or `numpy.ndarray`
+        MJD (TAI), float64; the same bits for a visit whether it is computed
+        alone or in an array.
+    """
+    _check(interval_s, night_start_hour, night_end_hour)
+    idx = np.asarray(index, dtype=np.int64)
+    if idx.size and idx.min() < 0:
+        raise ValueError(f"visit numbers must be >= 0, got {int(idx.min())}")
+    start_mjd = float(start_mjd)
+    if not math.isfinite(start_mjd):
+        raise ValueError(f"start time must be finite, got {start_mjd}")
+    night_start = night_start_hour * 3600.0
+    length = ((night_end_hour - night_start_hour) % 24) * 3600.0
+    # The night the start falls in (or the next one, from daytime), and the
+    # start's offset into it.
+    day = math.floor(start_mjd)
+    since = (start_mjd - day) * SECONDS_PER_DAY - night_start
+    days_back = math.floor(since / SECONDS_PER_DAY)
+    night_day = day + days_back
+    offset = since - days_back * SECONDS_PER_DAY
+    first = start_mjd
+    if offset >= length:  # daytime: the next night's start
+        night_day += 1
+        offset = 0.0
+        first = night_day + night_start / SECONDS_PER_DAY
+    # Rounded to 1 microsecond so that a start read back from a database
+    # (which may sit a rounding error before or after the night's start)
+    # gives the same count of visits in its first night.
+    offset = round(offset, 6)
+    in_first_night = math.ceil((length - offset) / interval_s)
+    per_night = math.ceil(length / interval_s)
+    later = idx - in_first_night
+    nights = night_day + 1 + later // per_night
+    mjd = np.where(
+        idx < in_first_night,
+        first + (idx * interval_s) / SECONDS_PER_DAY,
+        nights + (night_start + (later % per_night) * interval_s) / SECONDS_PER_DAY,
+    )
+    return float(mjd) if mjd.ndim == 0 else mjd
 
 
 def visit_times(
-    start: Time,
+    start: Time | float,
     n: int,
     interval_s: float = 45.0,
     night_start_hour: int = 20,
     night_end_hour: int = 6,
 ) -> Time:
-    """Times of ``n`` visits from ``start``, night-time only.
+    """Times of the first ``n`` visits from ``start``, night-time only (see `visit_mjd`).
 
     Parameters
     ----------
-    start : `astropy.time.Time`
-        Time of the first visit (any scale); a daytime start moves to the
-        next night's start.
+    start : `astropy.time.Time` or `float`
+        Start time (a `Time` in any scale, or an MJD in TAI).
     n : `int`
         Number of visits.
-    interval_s : `float`
-        Seconds between visits within a night.
-    night_start_hour, night_end_hour : `int`
-        Night-time UTC hours: ``hour >= night_start_hour or hour < night_end_hour``
-        (for a night that does not cross midnight, the hours in between).
+    interval_s, night_start_hour, night_end_hour
+        As in `visit_mjd`.
 
     Returns
     -------
     times : `astropy.time.Time`
         ``n`` times, scale TAI, format MJD.
     """
-    _check(interval_s, night_start_hour, night_end_hour)
     if n < 0:
         raise ValueError(f"number of visits must be >= 0, got {n}")
-    if not start.isscalar:
+    if isinstance(start, Time) and not start.isscalar:
         raise ValueError("start must be a single time")
-    t = start.utc
-    jd1: list[np.ndarray] = []
-    jd2: list[np.ndarray] = []
-    remaining = n
-    while remaining > 0:
-        night_start, night_end = _night_of(t, night_start_hour, night_end_hour)
-        first = t if t >= night_start else night_start
-        fit = int(np.ceil((night_end - first).to_value("s") / interval_s)) + 1
-        steps = TimeDelta(np.arange(min(fit, remaining)) * interval_s, format="sec")
-        times = first + steps
-        times = times[times < night_end]  # rounding at the night's end
-        tai = times.tai
-        jd1.append(tai.jd1)
-        jd2.append(tai.jd2)
-        remaining -= len(times)
-        t = night_end
-    if not jd1:
-        return Time(np.zeros(0), format="mjd", scale="tai")
-    result = Time(np.concatenate(jd1), np.concatenate(jd2), format="jd", scale="tai")
-    result.format = "mjd"
-    return result
+    mjd = visit_mjd(_to_mjd(start), np.arange(n), interval_s, night_start_hour, night_end_hour)
+    return Time(np.atleast_1d(mjd), format="mjd", scale="tai")
 
 
-def next_visit_time(
-    previous: Time,
-    interval_s: float = 45.0,
-    night_start_hour: int = 20,
-    night_end_hour: int = 6,
-) -> Time:
-    """Time of the visit after ``previous``, for resuming a run.
+@dataclasses.dataclass(frozen=True)
+class VisitSchedule:
+    """The schedule of a database's visits: visit ID -> time.
 
-    ``previous + interval_s`` if that is night-time, else the next night's
-    start: the same rule as `visit_times`, so
-    ``next_visit_time(visit_times(t, k)[-1])`` equals ``visit_times(t, k + 1)[-1]``.
-
-    Returns
-    -------
-    time : `astropy.time.Time`
-        Scalar, scale TAI, format MJD.
+    Attributes
+    ----------
+    first_visit : `int`
+        ID of the first visit.
+    start_mjd : `float`
+        Its start time, MJD (TAI): the configured start time for a new
+        database, the first stored visit's time for a resumed one.
+    interval_s : `float`
+        Seconds between visits within a night.
+    night_start_hour, night_end_hour : `int`
+        Night-time TAI hours.
     """
-    _check(interval_s, night_start_hour, night_end_hour)
-    candidate = previous + TimeDelta(interval_s, format="sec")
-    return visit_times(candidate, 1, interval_s, night_start_hour, night_end_hour)[0]
+
+    first_visit: int
+    start_mjd: float
+    interval_s: float = 45.0
+    night_start_hour: int = 20
+    night_end_hour: int = 6
+
+    def mjd(self, visit_id: int) -> float:
+        """Time of visit ``visit_id`` (>= `first_visit`), MJD (TAI)."""
+        return visit_mjd(self.start_mjd, int(visit_id) - self.first_visit, self.interval_s,
+                         self.night_start_hour, self.night_end_hour)

@@ -142,6 +142,10 @@ class L1db(abc.ABC):
         self.tables: dict[str, sa.Table] = published_tables(schema_def)
         self._sink: TimingSink = monitor or null_sink
         self._pending: list[TimingRecord] | None = None
+        #: Timing records of the operations a failed store had finished: if its
+        #: rows turn out stored after all (the connection was lost during the
+        #: commit), they are what the store did.
+        self.unconfirmed_records: list[TimingRecord] = []
 
     # -- timing ------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class L1db(abc.ABC):
         try:
             yield
         except BaseException:
-            self._pending = None
+            self.unconfirmed_records, self._pending = self._pending, None
             raise
         records, self._pending = self._pending, None
         for record in records:
@@ -367,6 +371,10 @@ class L1db(abc.ABC):
     @abc.abstractmethod
     def lastVisit(self) -> tuple[int, Time] | None:
         """The highest stored visit ID and its time, or `None` for an empty database."""
+
+    @abc.abstractmethod
+    def firstVisit(self) -> tuple[int, Time] | None:
+        """The lowest stored visit ID and its time (as stored, to the bit), or `None` for an empty database."""
 
     @abc.abstractmethod
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:

@@ -40,6 +40,7 @@ __all__ = [
     "parse_cassandra_url",
     "CONSISTENCY_LEVELS",
     "URL_SCHEMES",
+    "check_driver",
 ]
 
 
@@ -58,6 +59,7 @@ class Option:
     doc: str
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
     aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: The backend the option means something for (``sql`` or ``cassandra``);
     #: `None` for every backend. Setting it for another backend is an error.
@@ -68,8 +70,12 @@ class Option:
         if self.choices is not None:
             return " | ".join(str(c) for c in self.choices)
         kind = {int: "an integer", float: "a number", str: "a string"}[self.type]
-        if self.minimum is not None:
+        if self.minimum is not None and self.maximum is not None:
+            kind += f" from {self.minimum:g} to {self.maximum:g}"
+        elif self.minimum is not None:
             kind += f" >= {self.minimum:g}"
+        elif self.maximum is not None:
+            kind += f" <= {self.maximum:g}"
         return kind
 
     def parse(self, text: str, where: str) -> Any:
@@ -86,7 +92,7 @@ class Option:
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
         if self.type is float and not math.isfinite(value):
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
-        if self.minimum is not None and value < self.minimum:
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
         return value
 
@@ -169,15 +175,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
     Option("ap_proto", "divide", int, 1,
            "split the field into N x N tiles processed concurrently, one process and connection each",
-           minimum=1),
-    Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01),
+           minimum=1, maximum=64),
+    Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01, maximum=90.0),
     Option("ap_proto", "sky", str, "south", "where pointings fall: south (Dec <= 0) or full sky",
            choices=("south", "full")),
     Option("ap_proto", "pointing_area", str, "",
            "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX degrees: confine pointings to a patch so fields overlap "
-           "within tens of visits; empty = the whole of `sky`"),
+           "within tens of visits (RA_MIN > RA_MAX wraps through RA 0: 350,10 is the 20 degrees around it); "
+           "empty = the whole of `sky`"),
     Option("ap_proto", "detection_fraction", float, 1.0,
-           "probability that a catalogue source in the field is detected", minimum=0.0),
+           "probability that a catalogue source in the field is detected", minimum=0.0, maximum=1.0),
     Option("ap_proto", "false_per_visit", float, 5050.0, "mean number of noise DiaSources per field",
            minimum=0.0),
     Option("ap_proto", "transients_per_visit", float, 100.0, "mean number of new transients per field",
@@ -195,6 +202,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "daily_job_every", int, 0,
            "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would",
            minimum=0),
+    Option("ap_proto", "retry_attempts", int, 5,
+           "on a connection-level database error (a server restart, a failover, a node gone) reconnect and "
+           "retry the visit's tile up to N times, then stop; 0 = stop at the first failure", minimum=0),
+    Option("ap_proto", "retry_wait", float, 2.0,
+           "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
+           "in all)", minimum=0.0),
 )
 
 #: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).
@@ -464,7 +477,26 @@ def _check_url(url: str, where: str) -> str:
             raise ConfigError(f"{where}: {exc}") from None
         return "cassandra"
     try:
-        sqlalchemy.make_url(url)
+        parsed = sqlalchemy.make_url(normalize_url(url))
     except sqlalchemy.exc.ArgumentError:
         raise ConfigError(f"{where}: not an SQLAlchemy URL") from None
+    check_driver(parsed, where)
     return "sql"
+
+
+def check_driver(url: sqlalchemy.URL, where: str) -> None:
+    """Make sure the SQLAlchemy dialect and driver (DBAPI module) of ``url`` can be loaded.
+
+    Raises
+    ------
+    ConfigError
+        Naming the driver, e.g. for ``mysql+pymysql://`` without PyMySQL.
+    """
+    driver = url.drivername
+    try:
+        url.get_dialect().import_dbapi()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ConfigError(f"{where}: unknown SQLAlchemy dialect or driver {driver!r}") from None
+    except ImportError as exc:
+        raise ConfigError(f"{where}: the driver of {driver}:// is not installed ({exc.name or exc}); "
+                          f"use {url.get_backend_name()}:// for the toolkit's driver") from None

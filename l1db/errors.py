@@ -1,13 +1,20 @@
-"""Errors every L1 backend raises, and the one-line reason of a driver's error.
+"""Errors every L1 backend raises, the one-line reason of a driver's error, and which errors are worth a retry.
 
 The command-line tools catch `L1dbError` and print its message; a backend
 registers the exception types of its driver with `register_driver_errors` so
 that any driver error that escapes still becomes one line, never a traceback.
+
+The same registration says which of the driver's errors are connection-level
+(the server restarted or went away, a failover, a node that stopped
+answering): `is_retryable` is true for those, and for `DatabaseUnreachable`.
+A client that meets one may reconnect and try the same work again; any other
+error (a constraint violated, a bad statement) would fail again the same way.
+Each backend classifies its own driver's errors, next to their registration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = [
     "L1dbError",
@@ -15,6 +22,9 @@ __all__ = [
     "SchemaError",
     "register_driver_errors",
     "driver_error_reason",
+    "error_chain",
+    "is_retryable",
+    "describe_error",
 ]
 
 
@@ -30,20 +40,83 @@ class SchemaError(L1dbError):
     """The database schema is missing or does not match the configuration."""
 
 
-_TRANSLATORS: list[tuple[tuple[type[BaseException], ...], Callable[[BaseException], str]]] = []
+_Reason = Callable[[BaseException], str]
+_Retryable = Callable[[BaseException], bool]
+_TRANSLATORS: list[tuple[tuple[type[BaseException], ...], _Reason, _Retryable | None]] = []
 
 
-def register_driver_errors(types: tuple[type[BaseException], ...], reason: Callable[[BaseException], str]) -> None:
-    """Declare a driver's exception ``types`` and how to say one in a line.
+def register_driver_errors(types: tuple[type[BaseException], ...], reason: _Reason,
+                           retryable: _Retryable | None = None) -> None:
+    """Declare a driver's exception ``types``, how to say one in a line, and which are connection-level.
 
     Called by each backend module when it is imported.
+
+    Parameters
+    ----------
+    types : `tuple` of exception types
+        The driver's exception classes.
+    reason : callable
+        One line (no SQL, no traceback, no password) saying what went wrong.
+    retryable : callable, optional
+        True for an error of these types that a reconnect and a new attempt
+        may overcome (the connection was lost or refused, the server shut
+        down, a node timed out); none are when not given.
     """
-    _TRANSLATORS.append((types, reason))
+    _TRANSLATORS.append((types, reason, retryable))
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (``__cause__``, ``__context__``), once each.
+
+    A driver's error is sometimes only the cause of what escapes: an error
+    raised while the driver cleaned up after a lost connection, say.
+    """
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [current.__cause__, current.__context__]
+
+
+def _registered(exc: BaseException) -> tuple[BaseException, _Reason, _Retryable | None] | None:
+    for link in error_chain(exc):
+        for types, reason, retryable in _TRANSLATORS:
+            if isinstance(link, types):
+                return link, reason, retryable
+    return None
 
 
 def driver_error_reason(exc: BaseException) -> str | None:
-    """One-line reason of a registered driver's error, or `None` for any other exception."""
-    for types, reason in _TRANSLATORS:
-        if isinstance(exc, types):
-            return reason(exc)
-    return None
+    """One-line reason of a registered driver's error (``exc`` or one it was raised from), or `None`."""
+    found = _registered(exc)
+    return None if found is None else found[1](found[0])
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a connection-level error worth a retry."""
+    for link in error_chain(exc):
+        if isinstance(link, DatabaseUnreachable):
+            return True
+        for types, _reason, retryable in _TRANSLATORS:
+            if retryable is not None and isinstance(link, types) and retryable(link):
+                return True
+    return False
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """Class name and one-line reason of an error, for a failure record and a message.
+
+    The class is the driver's own (``AdminShutdown``, ``OperationalError``,
+    ``NoHostAvailable``) where ``exc`` wraps one or was raised from one.
+    """
+    found = _registered(exc)
+    if found is None:
+        lines = str(exc).strip().splitlines()
+        return type(exc).__name__, lines[0] if lines else type(exc).__name__
+    link, reason, _ = found
+    original = getattr(link, "orig", None)
+    return type(original if isinstance(original, BaseException) else link).__name__, reason(link)

@@ -211,8 +211,8 @@ def _table_from_dict(data: dict[str, Any], where: str) -> TableDef:
             indexes=indexes,
             description=data.get("description") or "",
         )
-    except (KeyError, TypeError) as exc:
-        raise SchemaFormatError(f"{where}: malformed table definition ({exc!r})") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SchemaFormatError(f"{where}: malformed table definition ({type(exc).__name__}: {exc})") from None
 
 
 def load_schema(path: str | Path) -> SchemaDef:
@@ -225,11 +225,25 @@ def load_schema(path: str | Path) -> SchemaDef:
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaFormatError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise SchemaFormatError(f"{path}: is a directory, not a schema file") from None
+    except UnicodeDecodeError:
+        raise SchemaFormatError(f"{path}: not a text file (not UTF-8), not a schema file") from None
+    except OSError as exc:
+        raise SchemaFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SchemaFormatError(f"{path}: not valid YAML: {exc}") from exc
+        # Never the YAML library's own message: it quotes the offending line,
+        # which may be anything (a config file's database password, say).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise SchemaFormatError(f"{path}: not valid YAML{where}, not a schema file") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tables"), list):
-        raise SchemaFormatError(f"{path}: expected a mapping with a 'tables' list")
+        raise SchemaFormatError(f"{path}: not a schema file (expected a mapping with a 'tables' list)")
     tables = {}
     for i, tdata in enumerate(doc["tables"]):
         table = _table_from_dict(tdata, f"{path}: table #{i}")

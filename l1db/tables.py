@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from .config import L1dbConfig
 from .errors import SchemaError
-from .schema_model import ColumnDef, SchemaDef, TableDef, load_schema
+from .schema_model import ColumnDef, SchemaDef, SchemaFormatError, TableDef, load_schema
 
 __all__ = ["PIXEL_COLUMN", "PUBLISHED_TABLES", "packaged_schema_path", "load_definitions", "sql_type",
            "table_columns", "published_tables"]
@@ -31,13 +31,18 @@ def load_definitions(config: L1dbConfig) -> SchemaDef:
     Raises
     ------
     SchemaError
-        If a published table is missing.
+        If the file is missing, unreadable, not a schema file, or lacks a
+        published table; the message is one line naming the file.
     """
     path = Path(config.schema_file) if config.schema_file else packaged_schema_path()
-    schema_def = load_schema(path)
+    where = f"{config.path}: [l1db] 'schema_file'" if config.path else "[l1db] 'schema_file'"
+    try:
+        schema_def = load_schema(path)
+    except SchemaFormatError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
     missing = set(PUBLISHED_TABLES) - set(schema_def.tables)
     if missing:
-        raise SchemaError(f"table definitions lack {sorted(missing)}")
+        raise SchemaError(f"{where}: {path}: the table definitions lack {', '.join(sorted(missing))}")
     return schema_def
 
 

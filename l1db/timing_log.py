@@ -43,6 +43,32 @@ sys     float        system CPU seconds of the process that ran it
 rows    int or null  rows read or written, null if the operation has none
 ======  ===========  ====================================================
 
+``failure``, one per failed attempt of a visit's tile (or of the loop's own
+database work: the row counts, the daily job), written when the attempt is
+given up; the failed attempt's timings are not written (they would add to the
+retried visit's), its cost is here::
+
+    {"record": "failure", "run": "20261121T101500Z-5f3a9c01", "visit": 42,
+     "tile": 0, "op": "src_insert", "error": "AdminShutdown",
+     "reason": "terminating connection due to administrator command",
+     "attempt": 1, "lost": 1.234567, "wait": 2.0, "retry": true}
+
+=======  =====  ============================================================
+field    type   meaning
+=======  =====  ============================================================
+run      str    run id
+visit    int    visit id
+tile     int    tile index (0 without tiles, and for the loop's own work)
+op       str    what was running: an operation of `OPERATIONS`, ``connect``
+                (reconnecting before the visit's work) or ``counts``
+error    str    class of the error (the driver's own where it has one)
+reason   str    the error in one line
+attempt  int    1 for the first failed attempt of this work, then 2, ...
+lost     float  wall-clock seconds of the failed attempt, until the error
+wait     float  seconds waited before the next attempt (0 if none follows)
+retry    bool   whether another attempt follows (false: the run stops)
+=======  =====  ============================================================
+
 ``counts``, the number of rows in every table, written every so many visits::
 
     {"record": "counts", "run": "20261121T101500Z-5f3a9c01", "visit": 100,
@@ -59,7 +85,9 @@ Writing: `TimingLogWriter` writes each record with a single ``write()`` call
 on a file opened with ``O_APPEND`` and no user-space buffering, so several
 processes (the tiles of a run) may append to the same file without
 interleaving within lines, and a killed process loses at most the line it
-was writing.
+was writing. A writer that opens a file whose last line is unfinished (torn
+by a kill) ends that line first, so that every record starts on a fresh
+line and the torn one stays one malformed line.
 """
 
 from __future__ import annotations
@@ -87,6 +115,7 @@ __all__ = [
     "FORMAT_VERSION",
     "OPERATIONS",
     "TIMING_COLUMNS",
+    "FAILURE_COLUMNS",
     "TimingLogWriter",
     "ParsedLog",
     "new_run_id",
@@ -129,6 +158,10 @@ OPERATIONS: dict[str, str] = {
 
 #: Columns of `ParsedLog.timings`, in order.
 TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user", "sys", "rows")
+
+#: Columns of `ParsedLog.failures` (the fields of a failure record after ``record``), in order.
+FAILURE_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "error", "reason", "attempt", "lost", "wait",
+                                    "retry")
 
 _RECORD_START = re.compile(r'\{\s*"record"\s*:')
 
@@ -197,9 +230,29 @@ class TimingLogWriter:
         if isinstance(target, (str, os.PathLike)):
             self.path: Path | None = Path(target)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._end_torn_line()
         else:
             self.path = None
             self._stream = target
+
+    def _end_torn_line(self) -> None:
+        """End the file's last line if a killed writer left it unfinished.
+
+        Otherwise this writer's first record would be appended to the torn
+        line and be lost with it.
+        """
+        assert self.path is not None and self._fd is not None
+        try:
+            with open(self.path, "rb") as stream:
+                stream.seek(0, os.SEEK_END)
+                if stream.tell() == 0:
+                    return
+                stream.seek(-1, os.SEEK_END)
+                last = stream.read(1)
+        except OSError:
+            return
+        if last != b"\n":
+            os.write(self._fd, b"\n")
 
     def __enter__(self) -> TimingLogWriter:
         return self
@@ -263,6 +316,23 @@ class TimingLogWriter:
             "rows": None if rows is None else int(rows),
         })
 
+    def failure(self, visit: int, tile: int, op: str, error: str, reason: str, attempt: int, lost: float,
+                wait: float, retry: bool) -> None:
+        """Write a failure record: an attempt of ``visit``'s ``tile`` failed in ``op`` (see the module docstring)."""
+        self._write_line({
+            "record": "failure",
+            "run": self.run,
+            "visit": int(visit),
+            "tile": int(tile),
+            "op": str(op),
+            "error": str(error),
+            "reason": " ".join(str(reason).split()),
+            "attempt": int(attempt),
+            "lost": round(float(lost), 6),
+            "wait": round(float(wait), 6),
+            "retry": bool(retry),
+        })
+
     def counts(self, visit: int, tables: Mapping[str, int]) -> None:
         """Write the row count of every table, as seen after ``visit``."""
         self._write_line({"record": "counts", "run": self.run, "visit": int(visit),
@@ -297,6 +367,10 @@ class ParsedLog:
         Well-formed records of a kind this version does not know (skipped).
     counts : `list` [`dict`]
         ``counts`` records (``run``, ``visit``, ``tables``) in the order read.
+    failures : `pandas.DataFrame`
+        One row per failure record, columns `FAILURE_COLUMNS`: ``run``,
+        ``op``, ``error``, ``reason`` (str), ``visit``, ``tile``, ``attempt``
+        (int64), ``lost``, ``wait`` (float64, seconds), ``retry`` (bool).
     """
 
     provenance: list[dict[str, Any]]
@@ -304,6 +378,7 @@ class ParsedLog:
     malformed: int = 0
     unknown: int = 0
     counts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    failures: pd.DataFrame = dataclasses.field(default_factory=lambda: _failure_frame([]))
 
     def runs(self) -> list[str]:
         """Run ids seen in provenance or timing records, in first-seen order."""
@@ -363,6 +438,24 @@ def _valid_provenance(rec: Mapping[str, Any]) -> bool:
     )
 
 
+def _valid_failure(rec: Mapping[str, Any]) -> bool:
+    return (
+        all(isinstance(rec.get(k), str) for k in ("run", "op", "error", "reason"))
+        and bool(rec["run"]) and bool(rec["op"])
+        and _is_int(rec.get("visit")) and _is_int(rec.get("tile")) and rec["tile"] >= 0
+        and _is_int(rec.get("attempt")) and rec["attempt"] >= 1
+        and _is_seconds(rec.get("lost")) and _is_seconds(rec.get("wait"))
+        and isinstance(rec.get("retry"), bool)
+    )
+
+
+def _failure_frame(records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    dtypes = {"run": "str", "visit": "int64", "tile": "int64", "op": "str", "error": "str", "reason": "str",
+              "attempt": "int64", "lost": "float64", "wait": "float64", "retry": "bool"}
+    return pd.DataFrame({name: pd.Series([r[name] for r in records], dtype=dtypes[name])
+                         for name in FAILURE_COLUMNS})
+
+
 def _valid_counts(rec: Mapping[str, Any]) -> bool:
     tables = rec.get("tables")
     return (
@@ -403,6 +496,7 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
     """
     provenance: list[dict[str, Any]] = []
     counts: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     columns = _Columns()
     malformed = unknown = 0
     newer_formats: set[int] = set()
@@ -436,6 +530,11 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
                 counts.append(rec)
             else:
                 malformed += 1
+        elif kind == "failure":
+            if _valid_failure(rec):
+                failures.append(rec)
+            else:
+                malformed += 1
         elif isinstance(kind, str) and kind:
             unknown += 1
         else:
@@ -444,7 +543,7 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
         _LOG.warning("timing log written in format %d, newer than %d: parsed as %d",
                      fmt, FORMAT_VERSION, FORMAT_VERSION)
     return ParsedLog(provenance=provenance, timings=columns.frame(), malformed=malformed, unknown=unknown,
-                     counts=counts)
+                     counts=counts, failures=_failure_frame(failures))
 
 
 def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLog:
@@ -454,12 +553,15 @@ def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLo
         return parse_log([])
     frames = [p.timings for p in parsed if len(p.timings)]
     timings = pd.concat(frames, ignore_index=True) if frames else parsed[0].timings
+    failure_frames = [p.failures for p in parsed if len(p.failures)]
+    failures = pd.concat(failure_frames, ignore_index=True) if failure_frames else parsed[0].failures
     return ParsedLog(
         provenance=[rec for p in parsed for rec in p.provenance],
         timings=timings,
         malformed=sum(p.malformed for p in parsed),
         unknown=sum(p.unknown for p in parsed),
         counts=[rec for p in parsed for rec in p.counts],
+        failures=failures,
     )
 
 

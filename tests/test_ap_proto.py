@@ -24,7 +24,7 @@ from dia_sim.field import field_tiles
 from l1db.config import load_config
 from l1db import L1db
 from l1db.timing_log import parse_log
-from conftest import read_table
+from conftest import read_table, write_config
 
 PER_VISIT = 400
 PATCH = "0,6,-20,-14"
@@ -153,7 +153,7 @@ def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> No
     from dia_sim.cli.ap_proto import _options, _parser
 
     options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "2", str(sources)]),
-                       dict(load_config(config).sections["ap_proto"]))
+                       load_config(config))
     for visit_id, group in stored.groupby("visit"):
         row = visits[visits["visitId"] == visit_id].iloc[0]
         plan = plan_visit(int(visit_id), Time(row["visitTimeMjdTai"], format="mjd", scale="tai"), options)
@@ -246,6 +246,38 @@ def test_sigint_finishes_the_visit_and_resumes(sources: Path, tmp_path: Path) ->
     assert _logged_rows(_ops(log), "src_insert") == _db_counts(config)["DiaSource"]
 
 
+@pytest.mark.parametrize("divide", [1, 2])
+def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler stopping the job: to the whole process group) ends the current visit, exit 0, one line."""
+    import os
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    command = _ap_proto_command(config, sources, log, 1000) + ["--divide", str(divide)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and '"op": "visit"' in log.read_text()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "stopped by SIGTERM" in lines[0] and "run again to resume" in lines[0], err
+    # Every tile of every visit begun was finished, stored and logged: nothing half done.
+    visits = _visits(config)
+    assert 1 <= visits["visitId"].nunique() < 1000
+    assert (visits.groupby("visitId").size() == divide**2).all()
+    timings = _ops(log)
+    assert _logged_rows(timings, "src_insert") == _db_counts(config)["DiaSource"]
+    assert set(timings["visit"]) == set(visits["visitId"])
+    # It resumes at the next visit.
+    assert _run(config, sources, log, "-n", "1", "--divide", str(divide)) == 0
+    assert _visits(config)["visitId"].max() == visits["visitId"].max() + 1
+
+
 def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from conftest import write_config
 
@@ -317,3 +349,56 @@ def test_same_seed_same_data_on_cassandra_and_sqlite(make_cassandra_config, sour
     stored = {name: read_table(config, "DiaSource", columns).sort_values("diaSourceId").reset_index(drop=True)
               for name, config in configs.items()}
     pd.testing.assert_frame_equal(stored["sqlite"], stored["cassandra"], check_dtype=False)
+
+
+def test_resumed_runs_give_bit_identical_times(sql_backend: str, tmp_path: Path, sources: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """Each visit's time comes from its ID: 3 + 3 + 4 visits in three runs store the bits of one 10-visit run."""
+    from conftest import create_test_database
+    from l1db.cli.create_l1_schema import main as create
+
+    # Three visits before dawn, then the next night: the resume crosses the day.
+    start = ["--start-time", "2026-01-02T05:57:45.123456", "--start-visit-id", "101"]
+    stored = {}
+    for name, chunks in (("whole", [10]), ("resumed", [3, 3, 4])):
+        url, drop = create_test_database(sql_backend, tmp_path)
+        try:
+            config = write_config(tmp_path / f"{name}.cfg", url, dia_object_index="baseline")
+            assert create(["-c", str(config)]) == 0
+            for n in chunks:
+                assert _run(config, sources, tmp_path / f"{name}.jsonl", "-n", str(n), *start) == 0
+            stored[name] = (
+                _visits(config).sort_values("visitId").reset_index(drop=True),
+                read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai"])
+                .sort_values(["diaObjectId", "validityStartMjdTai"]).reset_index(drop=True),
+                read_table(config, "DiaSource", ["diaSourceId", "midpointMjdTai"])
+                .sort_values("diaSourceId").reset_index(drop=True),
+            )
+            if name == "resumed":
+                # Another interval than the database's is refused before anything is written.
+                log = tmp_path / "other.jsonl"
+                capsys.readouterr()
+                assert _run(config, sources, log, "-n", "1", "-i", "30") == 1
+                err = capsys.readouterr().err
+                assert err.count("\n") == 1 and "--interval" in err and not log.exists()
+        finally:
+            drop()
+    for whole, resumed in zip(stored["whole"], stored["resumed"]):
+        pd.testing.assert_frame_equal(whole, resumed, check_exact=True)
+    visits = stored["whole"][0]
+    times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai").isot.tolist()
+    assert visits["visitId"].tolist() == list(range(101, 111))
+    assert times[:4] == ["2026-01-02T05:57:45.123", "2026-01-02T05:58:30.123", "2026-01-02T05:59:15.123",
+                         "2026-01-02T20:00:00.000"]
+
+
+def test_first_visit_at_the_documented_start_time(tmp_path: Path, sources: Path) -> None:
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create(["-c", str(config)]) == 0
+    assert _run(config, sources, tmp_path / "t.jsonl", "-n", "2") == 0
+    visits = _visits(config).sort_values("visitId")
+    times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai")
+    assert times.isot.tolist() == ["2026-01-01T20:00:00.000", "2026-01-01T20:00:45.000"]
+    assert visits["visitTimeMjdTai"].iloc[0] == Time("2026-01-01T20:00:00", scale="tai").mjd

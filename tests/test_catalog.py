@@ -288,8 +288,8 @@ def test_gen_sources_refuses_to_overwrite(tmp_path, capsys):
         (["--per-visit", "5"], 2),  # no -o
         (["-o", "{tmp}/x.npy", "--sky", "north"], 2),
         (["-o", "{tmp}/x.npy", "--per-visit", "abc"], 2),
-        (["-o", "{tmp}/x.npy", "--per-visit", "-3"], 2),
-        (["-o", "{tmp}/x.npy", "--fov", "0"], 2),
+        (["-o", "{tmp}/x.npy", "--per-visit", "-3"], 1),
+        (["-o", "{tmp}/x.npy", "--fov", "0"], 1),
         (["-o", "{tmp}/no/such/dir/x.npy", "--per-visit", "5"], 1),
     ],
 )

@@ -333,7 +333,7 @@ def test_visits_and_monitoring(make_config) -> None:
     rng = np.random.default_rng(7)
     db = L1db(make_config(dia_object_index="last_object_table"), monitor=records.append)
     db.makeSchema()
-    assert db.lastVisit() is None
+    assert db.lastVisit() is None and db.firstVisit() is None
     ra, dec = random_sky_points(rng, 50, [(5.0, 5.0)], 0.5)
     objects, sources, forced = random_visit(rng, db.definitions, ra, dec, np.arange(50, dtype=np.int64), 3, T0.mjd)
     db.store(T0, objects, sources, forced, visit_id=3, tile=1)
@@ -341,6 +341,8 @@ def test_visits_and_monitoring(make_config) -> None:
     db.saveVisit(2, T0 - 1 * u.day)
     visit, when = db.lastVisit()
     assert visit == 3 and abs(when.tai.mjd - T0.tai.mjd) < 1e-9
+    visit, when = db.firstVisit()
+    assert visit == 2 and when.tai.mjd == (T0 - 1 * u.day).tai.mjd  # to the bit
     assert db.storedTiles(3) == ({0, 1}, 1)
     assert db.storedTiles(4) == (set(), 0)
     ops = {r.op: r.rows for r in records}

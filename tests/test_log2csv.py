@@ -207,8 +207,66 @@ def test_cli_stdout_garbage_and_truncated_line(tmp_path: Path, capsys: pytest.Ca
     complete = records.iloc[:-1]
     reference = naive_visit_rows(complete, run)
     assert np.isnan(table["visit_real"].iloc[-1])
+    # Visit 5 lost its "visit" record: it is not complete.
+    assert table["complete"].tolist() == [1, 1, 1, 1, 0]
     assert table["store_real"].tolist() == pytest.approx([reference[v]["store_real"] for v in table["visit"]],
                                                           abs=1e-6)
+
+
+def test_complete_marks_visits_whose_every_tile_finished(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A visit is complete when each of its divide x divide tiles wrote its closing "visit" record."""
+    path = tmp_path / "runs.log"
+    with TimingLogWriter(path, run="tiled") as writer:
+        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+        for visit, tiles in ((1, (0, 1, 2, 3)), (2, (0, 1, 2, 3)), (3, (0, 1))):
+            for tile in tiles:
+                writer.timing(TimingRecord("obj_select", 0.5, 0.1, 0.0, 10), visit, tile)
+                writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), visit, tile)
+        # Visit 4 was killed in tile 3 after its reads.
+        writer.timing(TimingRecord("obj_select", 0.5, 0.1, 0.0, 10), 4, 3)
+    with TimingLogWriter(path, run="resumed") as writer:
+        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+        # The resumed run finishes visit 3's last two tiles, then runs visit 4 whole.
+        for visit, tiles in ((3, (2, 3)), (4, (0, 1, 2, 3))):
+            for tile in tiles:
+                writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), visit, tile)
+    with TimingLogWriter(path, run="no-provenance") as writer:
+        writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 9, 0)
+        writer.timing(TimingRecord("src_select", 1.0, 0.2, 0.0, 5), 10, 0)
+    table, _ = logs_to_table([path])
+    got = {(r.run, r.visit): r.complete for r in table.itertuples()}
+    assert got == {("tiled", 1): 1, ("tiled", 2): 1, ("tiled", 3): 0, ("tiled", 4): 0,
+                   ("resumed", 3): 0, ("resumed", 4): 1, ("no-provenance", 9): 1, ("no-provenance", 10): 0}
+    out = tmp_path / "out.csv"
+    assert main([str(path), "-o", str(out)]) == 0
+    assert "8 visit rows (4 incomplete, " in capsys.readouterr().err
+    assert read_csv(out)["complete"].tolist() == table["complete"].tolist()
+
+
+def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
+    path = tmp_path / "failing.log"
+    with TimingLogWriter(path, run="r") as writer:
+        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+        for tile in range(4):
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 1, tile)
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 2, tile)
+        # Visit 2: tile 0 failed twice (1.5 + 2 s, then 0.5 + 4 s), tile 3 once (3 + 2 s).
+        writer.failure(2, 0, "obj_select", "OperationalError", "server closed the connection", 1, 1.5, 2.0, True)
+        writer.failure(2, 0, "connect", "DatabaseUnreachable", "cannot connect", 2, 0.5, 4.0, True)
+        writer.failure(2, 3, "store", "AdminShutdown", "terminating connection", 1, 3.0, 2.0, True)
+        # Visit 3 failed for good before any record.
+        writer.failure(3, 1, "obj_select", "OperationalError", "server closed the connection", 6, 0.25, 0.0, False)
+    table, parsed = logs_to_table([path])
+    assert len(parsed.failures) == 4
+    rows = table.set_index("visit")
+    assert rows["failures"].tolist() == [0, 3, 1]
+    assert rows["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])  # tile 0's 8 s, the largest
+    assert rows["complete"].tolist() == [1, 1, 0]
+    assert rows.loc[3, "n_tiles"] == 0 and np.isnan(rows.loc[3, "visit_real"])
+    out = tmp_path / "out.csv"
+    write_csv(table, out)
+    back = read_csv(out)
+    assert back["failures"].dtype == "Int64" and back["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])
 
 
 def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

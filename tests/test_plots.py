@@ -154,3 +154,39 @@ def test_cli_bad_input(two_csvs: tuple[Path, Path], tmp_path: Path, capsys: pyte
     with pytest.raises(SystemExit) as exc:
         main([str(two_csvs[0]), "-o", out, "--bin", "0"])
     assert exc.value.code == 2
+
+
+def test_incomplete_visits_left_out_of_plots_and_fits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Visits abandoned by a kill (reads only, low sum_select) stay out of the plots and fits, and it is said."""
+    log = tmp_path / "killed.log"
+    run, records = write_synthetic_log(log, n_visits=60, seed=2)
+    from l1db.timer import TimingRecord
+    from l1db.timing_log import TimingLogWriter
+
+    with TimingLogWriter(log, run=run) as writer:
+        # Ten abandoned attempts of later visits: reads only, tiny times, no "visit" record.
+        for visit in range(61, 71):
+            writer.timing(TimingRecord("obj_select", 1e-4, 1e-4, 0.0, 1), visit, 0)
+    table, parsed = logs_to_table([log])
+    assert int((table["complete"] == 0).sum()) == 10
+    csv = tmp_path / "killed.csv"
+    write_csv(table, csv)
+    figures = write_plots([csv], tmp_path / "default")
+    selects = figures[tmp_path / "default" / "selects.png"]
+    assert "10 incomplete visits left out" in selects.get_suptitle()
+    # The fit and the scatter hold the 60 complete visits only.
+    sum_axes = selects.axes[3]
+    assert len(sum_axes.collections[0].get_offsets()) == 60
+    assert any("least squares" in text.get_text() for text in sum_axes.get_legend().get_texts())
+    assert "10 incomplete" in figures[tmp_path / "default" / "compare.png"].axes[0].get_legend().get_texts()[0].get_text()
+    every = write_plots([csv], tmp_path / "every", include_incomplete=True)
+    assert len(every[tmp_path / "every" / "selects.png"].axes[0].collections[0].get_offsets()) == 70
+    assert "left out" not in every[tmp_path / "every" / "selects.png"].get_suptitle()
+    # The command line says it on stderr.
+    assert main([str(csv), "-o", str(tmp_path / "cli")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "10 incomplete visits left out" in err and "--include-incomplete" in err
+    # Nothing complete: an error, nothing written.
+    write_csv(table[table["complete"] == 0], tmp_path / "none.csv")
+    assert main([str(tmp_path / "none.csv"), "-o", str(tmp_path / "none")]) == 1
+    assert "no complete visit row" in capsys.readouterr().err and not (tmp_path / "none").exists()

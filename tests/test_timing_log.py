@@ -173,6 +173,26 @@ def test_append_keeps_earlier_records(tmp_path: Path) -> None:
     assert len(parsed.timings) == 2 * len(RECORDS)
 
 
+def test_record_after_a_torn_line_starts_a_fresh_line(tmp_path: Path) -> None:
+    """A run killed mid-write leaves a torn last line; the next run's provenance record is not lost on it."""
+    path = tmp_path / "timing.log"
+    with TimingLogWriter(path, run="killed") as writer:
+        _write(writer)
+    text = path.read_text()
+    path.write_text(text[: len(text) - 20])  # The last record torn in the middle.
+    with TimingLogWriter(path, run="next") as writer:
+        _write(writer)
+    parsed = parse_log(path)
+    assert [p["run"] for p in parsed.provenance] == ["killed", "next"]
+    assert parsed.malformed == 1
+    assert len(parsed.timings) == 2 * len(RECORDS) - 1
+    # An intact file gets no blank line.
+    with TimingLogWriter(path, run="third") as writer:
+        _write(writer)
+    assert "\n\n" not in path.read_text()
+    assert parse_log(path).malformed == 1
+
+
 def _append_many(path: str, tile: int, count: int) -> None:
     with TimingLogWriter(path, run="shared") as writer:
         sink = writer.sink(visit=1, tile=tile)
@@ -258,3 +278,33 @@ def test_counts_records_round_trip_and_malformed(tmp_path: Path) -> None:
     assert parsed.counts[0]["tables"] == {"DiaObject": 5, "DiaSource": 7}
     assert parsed.malformed == 1
     assert parse_logs([log, log]).counts[-1]["visit"] == 20
+
+
+def test_failure_records_round_trip(tmp_path: Path) -> None:
+    from l1db.timing_log import FAILURE_COLUMNS
+
+    path = tmp_path / "timing.log"
+    with TimingLogWriter(path, run="r") as writer:
+        writer.provenance({"backend": "postgresql"})
+        writer.failure(7, 0, "src_insert", "AdminShutdown", "terminating connection\n due to administrator command",
+                       attempt=1, lost=1.2345678, wait=2.0, retry=True)
+        writer.failure(7, 3, "connect", "DatabaseUnreachable", "cannot connect", attempt=2, lost=0.01, wait=0.0,
+                       retry=False)
+        writer.sink(7, 0)(TimingRecord("obj_select", 0.5, 0.25, 0.125, 10))
+    with open(path, "a") as stream:
+        stream.write('{"record": "failure", "run": "r", "visit": 7, "tile": 0, "op": "x", "attempt": 0}\n')
+    parsed = parse_log(path)
+    assert parsed.malformed == 1 and parsed.unknown == 0
+    failures = parsed.failures
+    assert list(failures.columns) == list(FAILURE_COLUMNS)
+    assert failures.to_dict("records") == [
+        {"run": "r", "visit": 7, "tile": 0, "op": "src_insert", "error": "AdminShutdown",
+         "reason": "terminating connection due to administrator command", "attempt": 1, "lost": 1.234568,
+         "wait": 2.0, "retry": True},
+        {"run": "r", "visit": 7, "tile": 3, "op": "connect", "error": "DatabaseUnreachable",
+         "reason": "cannot connect", "attempt": 2, "lost": 0.01, "wait": 0.0, "retry": False},
+    ]
+    assert len(parsed.timings) == 1  # A failure is not a timing.
+    both = parse_logs([path, path])
+    assert len(both.failures) == 4 and both.failures["attempt"].dtype == "int64"
+    assert parse_log([]).failures.empty

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
-from pathlib import Path
-
-from astropy.time import Time
+from typing import Any
 
 from l1db.cli import quiet_broken_pipe
-from l1db.config import ConfigError, default_config_path, load_config
+from l1db.config import OPTIONS, ConfigError, L1dbConfig, Option, default_config_path, load_config
 from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop, RunOptions, TileResult, VisitPlan
+from ..ap_loop import ApLoop, RunOptions, TileResult, VisitFailed, VisitPlan
 from ..catalog import CatalogError
-from ..pointing import parse_pointing_area
+from ..ids import MAX_VISIT
+from ..pointing import check_area_in_sky, parse_pointing_area
+from ..schedule import parse_time
 from ..visit_sim import SimConfig
 
 __all__ = ["main"]
@@ -36,6 +37,28 @@ command line come from the config's [ap_proto] section, then the defaults.
 """
 
 
+#: Short flags of the [ap_proto] options that have one.
+_SHORT_FLAGS = {"interval": "-i"}
+#: Metavars of the options whose values have a form.
+_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _metavar(opt: Option) -> str:
+    if opt.name in _METAVARS:
+        return _METAVARS[opt.name]
+    if opt.choices is not None:
+        return "{" + ",".join(str(c) for c in opt.choices) + "}"
+    return "N" if opt.type is int else "X"
+
+
+def _ap_proto_options() -> list[Option]:
+    return [opt for opt in OPTIONS if opt.section == "ap_proto"]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ap_proto",
@@ -46,31 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("sources", help="variable-source catalogue written by gen_sources (.npy)")
     p.add_argument("-c", "--config", default=None, help="config file (default: the packaged SQLite config)")
-    p.add_argument("-n", "--num-visits", type=int, default=1, help="number of visits to run (default 1)")
-    p.add_argument("-i", "--interval", type=float, default=None, help="seconds between visits (default 45)")
+    p.add_argument("-n", "--num-visits", default="1", help="number of visits to run (default 1)")
     p.add_argument("-e", "--explain", action="store_true", help="log the query plan of every select")
     p.add_argument("-U", "--no-update", action="store_true", help="read only: store nothing")
-    p.add_argument("--start-time", default=None,
-                   help="ISO time (TAI) of the first visit of an empty database (default 2026-01-01T20:00:00)")
-    p.add_argument("--start-visit-id", type=int, default=None, help="first visit ID of an empty database (default 1)")
-    p.add_argument("--divide", type=int, default=None,
-                   help="split the field into N x N tiles processed in parallel processes (default 1)")
-    p.add_argument("--fov", type=float, default=None, help="field of view diameter, degrees (default 3.5)")
-    p.add_argument("--sky", choices=("south", "full"), default=None, help="pointings: south (default) or full sky")
-    p.add_argument("--pointing-area", default=None, metavar="RA_MIN,RA_MAX,DEC_MIN,DEC_MAX",
-                   help="confine pointings to this patch (degrees) so that fields overlap within tens of visits")
-    p.add_argument("--forced-cutoff-days", type=float, default=None,
-                   help="no forced photometry for objects undetected for longer (default 30)")
-    p.add_argument("--detection-fraction", type=float, default=None,
-                   help="probability that a catalogue source in the field is detected (default 1.0)")
-    p.add_argument("--false-per-visit", type=float, default=None, help="mean noise DiaSources per field (default 5050)")
-    p.add_argument("--transients-per-visit", type=float, default=None, help="mean transients per field (default 100)")
-    p.add_argument("--match-radius", type=float, default=None, help="association radius, arcsec (default 1)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 1)")
-    p.add_argument("--row-count-every", type=int, default=None,
-                   help="log every table's row count every N visits (default 100, 0 = never)")
-    p.add_argument("--daily-job-every", type=int, default=None,
-                   help="run dailyJob() every N visits (default 0: between nights)")
+    # Every [ap_proto] config option, with its documentation; values are
+    # validated by the option's declaration, as in a config file.
+    for opt in _ap_proto_options():
+        flags = [f for f in (_SHORT_FLAGS.get(opt.name), _flag(opt.name)) if f]
+        default = opt.default if opt.default != "" else "none"
+        p.add_argument(*flags, dest=opt.name, default=None, metavar=_metavar(opt),
+                       help=f"{opt.doc} (default {default}; allowed: {opt.allowed()})".replace("%", "%%"))
     p.add_argument("-l", "--log", default="ap_proto_timing.jsonl",
                    help="timing log, appended to (default ap_proto_timing.jsonl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -78,42 +86,66 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _options(args: argparse.Namespace, section: dict) -> RunOptions:
-    def pick(name: str, attr: str | None = None):
-        value = getattr(args, attr or name)
-        return section[name] if value is None else value
+def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
+    """The run's options: command line over the config's [ap_proto] section, every value checked.
 
-    area_text = pick("pointing_area")
-    area = parse_pointing_area(area_text) if area_text else None
-    start_time = Time(pick("start_time"), scale="tai")
-    num = args.num_visits
-    divide = pick("divide")
+    Raises
+    ------
+    l1db.config.ConfigError
+        One line naming the option (``--seed``) or the config file and key.
+    """
+    section = config.sections["ap_proto"]
+    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for opt in _ap_proto_options():
+        text = getattr(args, opt.name)
+        if text is None:
+            values[opt.name] = section[opt.name]
+            where[opt.name] = f"{config.path}: [ap_proto] {opt.name!r}" if config.path else opt.name
+        else:
+            where[opt.name] = _flag(opt.name)
+            values[opt.name] = opt.parse(text, where[opt.name])
+    try:
+        num = int(args.num_visits)
+    except ValueError:
+        num = -1
     if num < 0:
-        raise ValueError(f"--num-visits must be >= 0, got {num}")
-    if divide < 1:
-        raise ValueError(f"--divide must be >= 1, got {divide}")
+        raise ConfigError(f"--num-visits: bad value {args.num_visits!r}; allowed: an integer >= 0")
+    try:
+        start_time = parse_time(values["start_time"])
+    except ValueError as exc:
+        raise ConfigError(f"{where['start_time']}: {exc}") from None
+    if not 0 <= values["start_visit_id"] < MAX_VISIT:
+        raise ConfigError(f"{where['start_visit_id']}: bad value {values['start_visit_id']}; "
+                          f"allowed: an integer from 0 to {MAX_VISIT - 1}")
+    area = None
+    if values["pointing_area"]:
+        try:
+            area = parse_pointing_area(values["pointing_area"])
+            check_area_in_sky(area, values["sky"])
+        except ValueError as exc:
+            raise ConfigError(f"{where['pointing_area']}: {exc}") from None
     sim = SimConfig(
-        detection_fraction=pick("detection_fraction"),
-        false_per_visit=pick("false_per_visit"),
-        transients_per_visit=pick("transients_per_visit"),
-        match_radius_arcsec=pick("match_radius"),
-        forced_cutoff_days=pick("forced_cutoff_days"),
+        detection_fraction=values["detection_fraction"],
+        false_per_visit=values["false_per_visit"],
+        transients_per_visit=values["transients_per_visit"],
+        match_radius_arcsec=values["match_radius"],
+        forced_cutoff_days=values["forced_cutoff_days"],
     )
-    interval = pick("interval")
-    if not interval > 0:
-        raise ValueError(f"--interval must be positive, got {interval}")
     return RunOptions(
         num_visits=num,
-        interval=interval,
-        divide=divide,
-        fov=pick("fov"),
-        sky=pick("sky"),
+        interval=values["interval"],
+        divide=values["divide"],
+        fov=values["fov"],
+        sky=values["sky"],
         pointing_area=area,
-        seed=pick("seed"),
+        seed=values["seed"],
         start_time=start_time,
-        start_visit_id=pick("start_visit_id"),
-        row_count_every=pick("row_count_every"),
-        daily_job_every=pick("daily_job_every"),
+        start_visit_id=values["start_visit_id"],
+        row_count_every=values["row_count_every"],
+        daily_job_every=values["daily_job_every"],
+        retry_attempts=values["retry_attempts"],
+        retry_wait=values["retry_wait"],
         explain=args.explain,
         no_update=args.no_update,
         sim=sim,
@@ -160,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config or default_config_path())
-        options = _options(args, dict(config.sections["ap_proto"]))
-        if not Path(args.sources).is_file():
-            raise CatalogError(f"{args.sources}: sources file not found (make one with gen_sources)")
+        options = _options(args, config)
         loop = ApLoop(config, args.sources, options, args.log, argv=sys.argv if argv is None else ["ap_proto", *argv])
         progress = _Progress(options.num_visits, enabled=sys.stderr.isatty() and not args.no_progress)
         try:
@@ -170,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             progress.close()
     except KeyboardInterrupt:
+        # A second Ctrl-C or SIGTERM.
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
-    except (ConfigError, L1dbError, CatalogError, L1dbInputError, ValueError) as exc:
+    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
@@ -181,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ap_proto: database error: {reason}", file=sys.stderr)
         return 1
-    stopped = " (stopped by Ctrl-C; run again to resume)" if loop.stop_requested else ""
+    stopped = ""
+    if loop.stop_signal == signal.SIGINT:
+        stopped = " (stopped by Ctrl-C; run again to resume)"
+    elif loop.stop_signal == signal.SIGTERM:
+        stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
     return 0

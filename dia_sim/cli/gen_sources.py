@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -50,9 +51,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_values(args: argparse.Namespace) -> float:
+    """Check the option values; return the expected number of sources.
+
+    Raises
+    ------
+    ValueError
+        One line naming the option and its value.
+    """
+    if not (math.isfinite(args.per_visit) and args.per_visit > 0):
+        raise ValueError(f"--per-visit: bad value {args.per_visit:g}; allowed: a number > 0")
+    if not (math.isfinite(args.fov) and 0 < args.fov < 180):
+        raise ValueError(f"--fov: bad value {args.fov:g}; allowed: a number of degrees between 0 and 180")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed: bad value {args.seed}; allowed: an integer >= 0")
+    return expected_count(args.per_visit, args.fov, args.sky)
+
+
 @quiet_broken_pipe
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 success, 1 failure, 2 bad arguments)."""
+    """Entry point; returns the exit code (0 success, 1 failure or bad value, 2 usage)."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -61,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
 
     try:
-        mean = expected_count(args.per_visit, args.fov, args.sky)
+        mean = _check_values(args)
     except ValueError as exc:
         print(f"gen_sources: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     output: Path = args.output
     if output.exists() and not args.force:
         print(f"gen_sources: error: {output} exists (use --force to replace it)", file=sys.stderr)

@@ -21,6 +21,10 @@ several log files, are aggregated: wall time is the maximum over tiles, cpu
 time and row counts are summed; sum_select is the per-tile SUM of the three
 selects. Lines that hold no timing record are ignored; malformed records
 (a truncated last line among them) are counted and reported on stderr.
+The complete column is 1 for a visit whose every tile finished in that run,
+0 for a visit abandoned by a kill or a failure (plots leave those out);
+failures counts the visit's failed attempts and lost_real the seconds they
+cost (their work and the waits before the retries).
 
 With -o, the runs' provenance records are written next to the CSV as
 OUT.provenance.json (plot_timing reads them for its titles and labels).
@@ -44,16 +48,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: records converted, 1: no record or bad input)."""
     args = _parser().parse_args(argv)
-    missing = [log for log in args.logs if not Path(log).is_file()]
-    if missing:
-        print(f"log2csv: no such log file: {missing[0]}", file=sys.stderr)
-        return 1
+    for log in args.logs:
+        if Path(log).is_dir():
+            print(f"log2csv: {log}: is a directory, not a log file", file=sys.stderr)
+            return 1
+        if not Path(log).is_file():
+            print(f"log2csv: no such log file: {log}", file=sys.stderr)
+            return 1
     try:
         table, parsed = logs_to_table(args.logs)
     except OSError as exc:
         print(f"log2csv: cannot read log: {exc}", file=sys.stderr)
         return 1
-    if parsed.timings.empty:
+    if parsed.timings.empty and parsed.failures.empty:
         print(f"log2csv: no timing record found in {', '.join(args.logs)} "
               f"({parsed.malformed} malformed)", file=sys.stderr)
         return 1
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runs = table["run"].nunique()
     where = args.output or "standard output"
-    print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows -> {where}; "
+    incomplete = int((table["complete"] == 0).sum())
+    print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows "
+          f"({incomplete} incomplete, {len(parsed.failures)} failed attempt(s)) -> {where}; "
           f"{parsed.malformed} malformed record(s)", file=sys.stderr)
     return 0

@@ -22,6 +22,9 @@ Draw the timing figures of one or more runs from CSV files written by log2csv:
 
 Per-operation panels show each visit (scatter), a box per bin of visits with
 the bin mean, and a least-squares line with its slope per 1,000 visits.
+Visits marked incomplete in the CSV (abandoned by a kill or a failure) are
+left out of the plots and fits unless --include-incomplete; the titles and
+a line on stderr say how many.
 With several CSVs the first three figures are written for each, prefixed by
 its label. Labels and titles come from --label or from the CSV's provenance
 sidecar (CSV.provenance.json: backend, indexing strategy, density).
@@ -47,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="SECONDS",
                         help="slow-visit threshold on visit_real for slow_fraction.png (default: %(default)g)")
     parser.add_argument("--cpu", action="store_true", help="plot cpu (user + sys) instead of wall time")
+    parser.add_argument("--include-incomplete", action="store_true",
+                        help="also plot and fit the visits marked incomplete (abandoned by a kill or a failure); "
+                        "by default they are left out and the titles say how many")
     return parser
 
 
@@ -55,17 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    missing = [path for path in args.csv if not Path(path).is_file()]
-    if missing:
-        print(f"plot_timing: no such CSV file: {missing[0]}", file=sys.stderr)
-        return 1
+    for path in args.csv:
+        if Path(path).is_dir():
+            print(f"plot_timing: {path}: is a directory, not a CSV file", file=sys.stderr)
+            return 1
+        if not Path(path).is_file():
+            print(f"plot_timing: no such CSV file: {path}", file=sys.stderr)
+            return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1
     try:
         figures = write_plots(
             args.csv, args.output_dir, labels=args.label, bin_size=args.bin, threshold=args.threshold,
-            metric="cpu" if args.cpu else "real",
+            metric="cpu" if args.cpu else "real", include_incomplete=args.include_incomplete,
+            report=lambda line: print(f"plot_timing: {line}; --include-incomplete plots them", file=sys.stderr),
         )
     except (OSError, ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra import ConsistencyLevel, DriverException
+from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
+from cassandra.connection import ConnectionException
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import NumpyProtocolHandler
 from cassandra.query import UNSET_VALUE, tuple_factory
@@ -49,6 +50,8 @@ __all__ = [
     "error_reason",
     "serialized_column",
     "serialized_frame",
+    "is_connection_error",
+    "CONNECTION_ERRORS",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -64,7 +67,20 @@ def error_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-register_driver_errors((DriverException, NoHostAvailable), error_reason)
+#: The driver's errors of a node or cluster that did not answer: no host
+#: reachable, a request or a replica that timed out, too few replicas alive,
+#: a connection that closed or failed.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout, ConnectionException,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether a driver error says a node or the cluster did not answer (see `CONNECTION_ERRORS`)."""
+    return isinstance(exc, CONNECTION_ERRORS)
+
+
+register_driver_errors((DriverException, NoHostAvailable, ConnectionException), error_reason, is_connection_error)
 
 
 def consistency(name: str) -> int:

@@ -40,13 +40,21 @@ class CassandraVisits:
         self.checkSchema()
         self._record_visit(visit_id, to_mjd_tai(visit_time), tile, n_tiles, set(), applied=True)
 
-    def lastVisit(self) -> tuple[int, Time] | None:
+    def _end_visit(self, last: bool) -> tuple[int, Time] | None:
         self.checkSchema()
+        # The partition is clustered newest first.
+        order = "" if last else ' ORDER BY "visitId" ASC'
         rows = self._rows(self._simple(
-            f'SELECT "visitId", "visitTimeMjdTai" FROM {self._name("L1dbVisit")} WHERE bucket = 0 LIMIT 1'))
+            f'SELECT "visitId", "visitTimeMjdTai" FROM {self._name("L1dbVisit")} WHERE bucket = 0{order} LIMIT 1'))
         if not len(rows.get("visitId", [])):
             return None
         return int(rows["visitId"][0]), Time(float(rows["visitTimeMjdTai"][0]), format="mjd", scale="tai")
+
+    def lastVisit(self) -> tuple[int, Time] | None:
+        return self._end_visit(last=True)
+
+    def firstVisit(self) -> tuple[int, Time] | None:
+        return self._end_visit(last=False)
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ..api import L1db
 from ..config import L1dbConfig
+from ..errors import SchemaError
 from ..pixelization import Pixelization
 from ..timer import TimingSink
 from .database import check_connection, make_engine, server_version
@@ -54,6 +55,11 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits, L1db):
 
     def checkSchema(self) -> None:
         if not self._schema_checked:
+            database = self.engine.url.database
+            if self.engine.dialect.name == "sqlite" and database and database != ":memory:" \
+                    and not database.startswith("file:") and not Path(database).is_file():
+                # Connecting would create an empty file: say so without leaving one.
+                raise SchemaError(f"{database}: no such SQLite database file; run create_l1_schema first")
             check_connection(self.engine)
             with self.engine.connect() as conn:
                 self.schema.check(conn)

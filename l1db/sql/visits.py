@@ -33,16 +33,23 @@ class SqlVisits:
         with self.engine.begin() as conn:
             self._insert_visit(conn, visit_id, to_mjd_tai(visit_time), tile, n_tiles)
 
-    def lastVisit(self) -> tuple[int, Time] | None:
+    def _end_visit(self, last: bool) -> tuple[int, Time] | None:
         self.checkSchema()
         visits = self._table("L1dbVisit")
+        order = visits.c.visitId.desc() if last else visits.c.visitId.asc()
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(visits.c.visitId, visits.c.visitTimeMjdTai).order_by(visits.c.visitId.desc()).limit(1)
+                sa.select(visits.c.visitId, visits.c.visitTimeMjdTai).order_by(order).limit(1)
             ).first()
         if row is None:
             return None
-        return int(row.visitId), Time(row.visitTimeMjdTai, format="mjd", scale="tai")
+        return int(row.visitId), Time(float(row.visitTimeMjdTai), format="mjd", scale="tai")
+
+    def lastVisit(self) -> tuple[int, Time] | None:
+        return self._end_visit(last=True)
+
+    def firstVisit(self) -> tuple[int, Time] | None:
+        return self._end_visit(last=False)
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()

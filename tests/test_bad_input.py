@@ -1,0 +1,225 @@
+"""Every bad input is one line on stderr naming the file, option or value, exit code 1, and nothing written.
+
+One test per class of bad input: config, database URL, catalogue, options,
+timing logs, CSV tables. "Nothing written" is checked where it could happen:
+no timing log (so no provenance record), no SQLite file made by connecting,
+no visit stored, no CSV, no PNG and no output folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.time import Time
+
+from conftest import write_config
+from dia_sim.catalog import generate_catalog
+from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
+from l1db import L1db
+from l1db.cli import create_l1_schema
+
+PATCH = "0,6,-20,-14"
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+    generate_catalog(path, per_visit=200, sky="south", seed=3)
+    return path
+
+
+@pytest.fixture
+def good_config(tmp_path: Path) -> Path:
+    """A config of an SQLite database holding the L1 schema and no visit."""
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create_l1_schema.main(["-c", str(config)]) == 0
+    return config
+
+
+def _one_line(capsys: pytest.CaptureFixture, prog: str, *words: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{prog}: "), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+def _ap_proto(tmp_path: Path, *argv: str) -> int:
+    return ap_proto.main(["-l", str(tmp_path / "timing.jsonl"), "--no-progress", *argv])
+
+
+def _visits_stored(config: Path) -> int:
+    with L1db(config) as db:
+        return db.tableRowCount()["L1dbVisit"]
+
+
+def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path}/l1db.sqlite3"
+    not_yaml = tmp_path / "not.yaml"
+    not_yaml.write_text("tables: [\n  {name: DiaObject\n")
+    not_schema = tmp_path / "other.yaml"
+    not_schema.write_text("foo: 1\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)))
+    # A schema_file pointing at a config that holds a password: never echoed.
+    secret = tmp_path / "secret.cfg"
+    secret.write_text("[database]\nurl = postgresql://user:s3cretpw@127.0.0.1/x\n")
+    cases = {
+        "missing": (tmp_path / "nope.yaml", "file not found"),
+        "directory": (tmp_path, "directory"),
+        "not YAML": (not_yaml, "not valid YAML"),
+        "not a schema": (not_schema, "not a schema file"),
+        "binary": (binary, "not a text file"),
+        "a config": (secret, "not"),
+    }
+    for name, (schema_file, words) in cases.items():
+        config = write_config(tmp_path / "bad.cfg", url, schema_file=schema_file)
+        assert create_l1_schema.main(["-c", str(config)]) == 1, name
+        err = _one_line(capsys, "create_l1_schema", "bad.cfg", "schema_file", str(schema_file), words)
+        assert "s3cretpw" not in err
+        assert _ap_proto(tmp_path, "-c", str(config), str(sources)) == 1, name
+        err = _one_line(capsys, "ap_proto", "bad.cfg", "schema_file", words)
+        assert "s3cretpw" not in err
+    # Config file values are checked like command-line ones, naming the file and key.
+    (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\nstart_time = garbage\n")
+    assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
+    _one_line(capsys, "ap_proto", "ap.cfg", "start_time", "garbage")
+    (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\nfov = nan\n")
+    assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
+    _one_line(capsys, "ap_proto", "ap.cfg", "fov", "nan")
+    assert not (tmp_path / "l1db.sqlite3").exists()
+    assert not (tmp_path / "timing.jsonl").exists()
+
+
+def test_bad_url(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    cases = {
+        "oracle://scott:tiger@db/x": "unsupported URL scheme 'oracle'",
+        "mysql+pymysql://scott:tiger@127.0.0.1/x": "pymysql",
+        "postgresql+asyncpg://scott:tiger@127.0.0.1/x": "asyncpg",
+        "sqlite+nodriver:///x.sqlite3": "sqlite+nodriver",
+        "cassandra://127.0.0.1/bad-name": "keyspace",
+        "no url at all": "unsupported URL scheme",
+        # Unreachable server: the URL is named, its password never.
+        "postgresql://scott:tiger@127.0.0.1:1/x": "cannot connect",
+    }
+    for url, words in cases.items():
+        config = tmp_path / "url.cfg"
+        config.write_text(f"[database]\nurl = {url}\n")
+        assert create_l1_schema.main(["-c", str(config)]) == 1, url
+        err = _one_line(capsys, "create_l1_schema", words)
+        assert "tiger" not in err
+        assert _ap_proto(tmp_path, "-c", str(config), str(sources)) == 1, url
+        err = _one_line(capsys, "ap_proto", words)
+        assert "tiger" not in err
+    # An SQLite file that does not exist yet: ap_proto says so and does not create it.
+    config = write_config(tmp_path / "new.cfg", f"sqlite:///{tmp_path}/new.sqlite3")
+    assert _ap_proto(tmp_path, "-c", str(config), str(sources)) == 1
+    _one_line(capsys, "ap_proto", "new.sqlite3", "create_l1_schema")
+    assert not (tmp_path / "new.sqlite3").exists()
+    assert not (tmp_path / "timing.jsonl").exists()
+
+
+def test_bad_catalogue(tmp_path: Path, good_config: Path, capsys: pytest.CaptureFixture) -> None:
+    text = tmp_path / "text.npy"
+    text.write_text("ra,dec\n1,2\n")
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(3))
+    npz = (tmp_path / "arrays.npz").rename(tmp_path / "arrays.npy")
+    shape = tmp_path / "shape.npy"
+    np.save(shape, np.zeros((3, 3)))
+    empty = tmp_path / "empty.npy"
+    generate_catalog(empty, per_visit=0, seed=1)
+    cases = {
+        tmp_path / "missing.npy": "not found",
+        tmp_path: "directory",
+        text: "not a .npy catalogue",
+        npz: ".npz",
+        shape: "float64 fields",
+        empty: "no source",
+    }
+    for path, words in cases.items():
+        assert _ap_proto(tmp_path, "-c", str(good_config), str(path)) == 1, path
+        _one_line(capsys, "ap_proto", str(path), words)
+    assert not (tmp_path / "timing.jsonl").exists()
+    assert _visits_stored(good_config) == 0
+    # gen_sources: values that make no catalogue, or an unusable one.
+    out = tmp_path / "new.npy"
+    for argv, words in ((["--seed", "-1"], "--seed"), (["--per-visit", "0"], "--per-visit"),
+                        (["--per-visit", "nan"], "--per-visit"), (["--fov", "inf"], "--fov")):
+        assert gen_sources.main(["-o", str(out), *argv]) == 1, argv
+        _one_line(capsys, "gen_sources", words)
+        assert not out.exists()
+
+
+def test_bad_options(tmp_path: Path, good_config: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    cases = [
+        (["--start-time", "garbage"], "--start-time"),
+        (["--false-per-visit", "nan"], "--false-per-visit"),
+        (["-i", "inf"], "--interval"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", "one"], "--seed"),
+        (["--fov", "0"], "--fov"),
+        (["--detection-fraction", "2"], "--detection-fraction"),
+        (["--start-visit-id", "-3"], "--start-visit-id"),
+        (["--start-visit-id", "3000000000"], "--start-visit-id"),
+        (["--start-visit-id", "2147483640", "-n", "20"], "--num-visits"),
+        (["--row-count-every", "-1"], "--row-count-every"),
+        (["--divide", "0"], "--divide"),
+        (["-n", "-1"], "--num-visits"),
+        (["--sky", "north"], "--sky"),
+        (["--pointing-area", "1,2,3"], "--pointing-area"),
+        (["--pointing-area", "0,20,10,30"], "north of the equator"),
+    ]
+    for argv, words in cases:
+        assert _ap_proto(tmp_path, "-c", str(good_config), *argv, str(sources)) == 1, argv
+        _one_line(capsys, "ap_proto", words)
+    assert not (tmp_path / "timing.jsonl").exists()
+    assert _visits_stored(good_config) == 0
+    # A partly stored tiled visit is resumed only with its tiling: refused before any record is written.
+    with L1db(good_config) as db:
+        db.saveVisit(7, Time("2026-01-01T20:00:00", scale="tai"), tile=0, n_tiles=4)
+    assert _ap_proto(tmp_path, "-c", str(good_config), "--pointing-area", PATCH, str(sources)) == 1
+    _one_line(capsys, "ap_proto", "visit 7", "--divide 2")
+    assert not (tmp_path / "timing.jsonl").exists()
+    assert _visits_stored(good_config) == 1
+
+
+def test_bad_logs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    binary = tmp_path / "binary.log"
+    binary.write_bytes(bytes(range(256)) * 4)
+    out = tmp_path / "out.csv"
+    cases = {
+        str(tmp_path / "missing.log"): "missing.log",
+        str(tmp_path): "is a directory",
+        str(binary): "no timing record",
+    }
+    for path, words in cases.items():
+        assert log2csv.main([path, "-o", str(out)]) == 1, path
+        _one_line(capsys, "log2csv", path, words)
+    assert not out.exists() and not Path(f"{out}.provenance.json").exists()
+
+
+def test_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("run,visit,n_tiles,sum_select_real\n")
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    out = tmp_path / "png"
+    cases = {
+        binary: "not UTF-8",
+        header_only: "no visit rows",
+        other: "not a log2csv table",
+        empty: "empty file",
+        tmp_path / "missing.csv": "no such CSV file",
+        tmp_path: "is a directory",
+    }
+    for path, words in cases.items():
+        assert plot_timing.main([str(path), "-o", str(out)]) == 1, path
+        _one_line(capsys, "plot_timing", str(path), words)
+        assert not out.exists()
