@@ -33,6 +33,12 @@ TEST_REQUIRES = [
     "ipykernel>=7.4",
 ]
 
+# The production APDB client, only for benchmarks/bench_vs_apdb_cassandra.py (the version
+# the side-by-side in BENCHMARKS.md was run with).
+APDB_REQUIRES = [
+    "lsst-dax-apdb==30.2026.4100",
+]
+
 CONSOLE_SCRIPTS = [
     "create_l1_schema = l1db.cli.create_l1_schema:main",
     "parse_cat = l1db.cli.parse_cat:main",
@@ -65,6 +71,6 @@ setup(
     package_dir={"l1dbproto_schema": "schema", "l1dbproto_cfg": "cfg"},
     package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"], "l1db.cassandra": ["conf/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "apdb": APDB_REQUIRES},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

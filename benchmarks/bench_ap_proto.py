@@ -30,6 +30,9 @@ from l1db.cli.create_l1_schema import main as create_l1_schema
 
 DB_NAME = "l1db_bench_ap"
 OPS = ("obj_select", "src_select", "fsrc_select", "sum_select", "store", "sim", "visit")
+#: The operations inside a store, shown when a backend has them.
+STORE_OPS = ("obj_insert", "obj_validity_update", "obj_last_delete", "obj_last_insert", "obj_last_upsert",
+             "src_insert", "fsrc_insert")
 COUNTS = ("obj_read", "src_read", "fsrc_read", "src_stored", "fsrc_stored")
 
 
@@ -58,6 +61,9 @@ def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
         row[column] = int(late[column].fillna(0).median())  # no record: nothing read or stored
     for op in OPS:
         row[op] = round(float(late[f"{op}_real"].median()), 3)
+    for op in STORE_OPS:
+        values = late[f"{op}_real"].dropna()
+        row[op] = round(float(values.median()), 3) if len(values) else "-"
     return row
 
 
