@@ -29,7 +29,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import os
 import random
 import signal
@@ -169,7 +171,9 @@ def inject(backend: str, url: str, catalog: Path, work: Path, args: argparse.Nam
     layout = "" if url.startswith("cassandra") else f"[l1db]\ndia_object_index = {args.strategy}\n"
     config.write_text(f"[database]\nurl = {url}\n\n{layout}\n[ap_proto]\nfalse_per_visit = {args.noise}\n"
                       f"retry_attempts = {args.retry_attempts}\nretry_wait = {args.retry_wait}\n")
-    if create_l1_schema(["-c", str(config), "--drop"]) != 0:
+    with contextlib.redirect_stdout(io.StringIO()):  # its table listing would mix with the report
+        created = create_l1_schema(["-c", str(config), "--drop"])
+    if created != 0:
         raise RuntimeError(f"create_l1_schema failed for {backend}")
     log = work / f"{backend}.jsonl"
     log.unlink(missing_ok=True)
