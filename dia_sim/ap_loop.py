@@ -149,7 +149,7 @@ def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 class VisitFailed(RuntimeError):
-    """A visit's work failed for good: its retries are exhausted, or the error is not worth one.
+    """A visit's work failed for good: its retries after connection-level errors are exhausted.
 
     The message is one line for a user; the run can be resumed later.
     """
@@ -191,8 +191,10 @@ def run_with_retries(
     Raises
     ------
     VisitFailed
-        When the retries are exhausted or the error is not worth a retry
-        (a `KeyboardInterrupt` is never caught).
+        When the retries are exhausted.
+    Exception
+        An error not worth a retry, as it was raised (after its failure
+        record); a `KeyboardInterrupt` is never caught.
     """
     failed = 0
     began = time.perf_counter()
@@ -215,7 +217,7 @@ def run_with_retries(
             where = f"visit {visit}" + (f" tile {tile}" if options.divide > 1 else "")
             if not retry:
                 if not retryable:
-                    raise VisitFailed(f"{where}: {op} failed: {error}: {reason}") from exc
+                    raise  # Not the database going away: as it is (a driver's error is one line, a bug a traceback).
                 raise VisitFailed(
                     f"{where}: {op} failed {failed + 1} times in {time.perf_counter() - began:.0f} s, the last "
                     f"time with {error}: {reason}; giving up (run again to resume)"

@@ -402,3 +402,29 @@ def test_first_visit_at_the_documented_start_time(tmp_path: Path, sources: Path)
     times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai")
     assert times.isot.tolist() == ["2026-01-01T20:00:00.000", "2026-01-01T20:00:45.000"]
     assert visits["visitTimeMjdTai"].iloc[0] == Time("2026-01-01T20:00:00", scale="tai").mjd
+
+
+def test_error_not_worth_a_retry_is_recorded_and_stops_at_once(tmp_path: Path, sources: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """A column gone is no connection problem: one failure record (no retry), one line, exit 1, at once."""
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3", retry_wait=30)
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "t.jsonl"
+    assert _run(config, sources, log, "-n", "1") == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/l1db.sqlite3")
+    with engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE "DiaSource" DROP COLUMN "apFlux"')
+    engine.dispose()
+    capsys.readouterr()
+    start = time.monotonic()
+    assert _run(config, sources, log, "-n", "2") == 1
+    assert time.monotonic() - start < 30  # no wait for a retry
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apFlux" in err and "Traceback" not in err, err
+    failures = parse_log(log).failures
+    assert failures[["visit", "error", "attempt", "retry"]].to_dict("records") == [
+        {"visit": 2, "error": "OperationalError", "attempt": 1, "retry": False}]
+    assert failures["op"].iloc[0] in ("src_select", "store")  # the history read, or the store, meets it first
+    assert _visits(config)["visitId"].tolist() == [1]
