@@ -61,22 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-try:  # the working tree's _common has the Cassandra helpers; fall back when it does not.
-    from _common import CASSANDRA_HOSTS, drop_keyspace
-except ImportError:  # pragma: no cover - depends on the checkout
-    CASSANDRA_HOSTS = "127.0.0.1"
-
-    def drop_keyspace(hosts: str, name: str) -> None:
-        """Drop Cassandra keyspace ``name`` if it exists."""
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import RoundRobinPolicy
-
-        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
-        cluster = Cluster(hosts.split(","), protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-        try:
-            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
-        finally:
-            cluster.shutdown()
+from _common import CASSANDRA_HOSTS, drop_keyspace
 
 from dia_sim.ap_loop import RunOptions, plan_visit
 from dia_sim.catalog import SourceCatalog, generate_catalog

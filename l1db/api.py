@@ -368,13 +368,17 @@ class L1db(abc.ABC):
     ) -> None:
         """Record that a visit (tile) was processed."""
 
-    @abc.abstractmethod
     def lastVisit(self) -> tuple[int, Time] | None:
         """The highest stored visit ID and its time, or `None` for an empty database."""
+        return self._end_visit(last=True)
 
-    @abc.abstractmethod
     def firstVisit(self) -> tuple[int, Time] | None:
         """The lowest stored visit ID and its time (as stored, to the bit), or `None` for an empty database."""
+        return self._end_visit(last=False)
+
+    @abc.abstractmethod
+    def _end_visit(self, last: bool) -> tuple[int, Time] | None:
+        """The last (or first) stored visit ID and its time, or `None` for an empty database."""
 
     @abc.abstractmethod
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:

@@ -50,12 +50,6 @@ class CassandraVisits:
             return None
         return int(rows["visitId"][0]), Time(float(rows["visitTimeMjdTai"][0]), format="mjd", scale="tai")
 
-    def lastVisit(self) -> tuple[int, Time] | None:
-        return self._end_visit(last=True)
-
-    def firstVisit(self) -> tuple[int, Time] | None:
-        return self._end_visit(last=False)
-
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()
         rows = self._rows(self._simple(

@@ -45,12 +45,6 @@ class SqlVisits:
             return None
         return int(row.visitId), Time(float(row.visitTimeMjdTai), format="mjd", scale="tai")
 
-    def lastVisit(self) -> tuple[int, Time] | None:
-        return self._end_visit(last=True)
-
-    def firstVisit(self) -> tuple[int, Time] | None:
-        return self._end_visit(last=False)
-
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()
         visits = self._table("L1dbVisit")
