@@ -47,6 +47,7 @@ import datetime
 import os
 import platform
 import pstats
+import signal
 import socket
 import sys
 import tempfile
@@ -171,7 +172,8 @@ class Recorder:
     """
 
     def __init__(self, server_cpu: ServerCpu, profiler: cProfile.Profile | None, retries: int = 2,
-                 pause: float = 5.0) -> None:
+                 pause: float = 5.0, csv: Path | None = None) -> None:
+        self.csv = csv
         self.requests = RequestCounter()
         self.records: list[dict[str, Any]] = []
         self.failures: list[str] = []
@@ -216,9 +218,14 @@ class Recorder:
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0
         server = self.server_cpu() - server0
-        self.records.append({"visit": visit, "client": client, "op": op, "first": first, "attempt": attempt + 1,
-                             "wall": wall, "cpu": cpu, "server_cpu": server, "rows": rows(result),
-                             "requests": self.requests.n - requests0})
+        record = {"visit": visit, "client": client, "op": op, "first": first, "attempt": attempt + 1,
+                  "wall": wall, "cpu": cpu, "server_cpu": server, "rows": rows(result),
+                  "requests": self.requests.n - requests0}
+        self.records.append(record)
+        if self.csv is not None:
+            # Appended as it goes, so that a run cut short leaves what it measured.
+            new = not self.records[:-1]
+            pd.DataFrame([record]).to_csv(self.csv, mode="w" if new else "a", header=new, index=False)
         return result
 
 
@@ -475,7 +482,8 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None,
                         help="cProfile the toolkit's calls into this file and print the top functions "
                              "(slows the toolkit: use a separate run for the timings)")
-    parser.add_argument("--csv", type=Path, default=None, help="also write every timing record to this CSV")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="also write every timing record to this CSV, as the run goes")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-visit progress lines on stderr")
     args = parser.parse_args()
     if args.visits < 2:
@@ -494,7 +502,13 @@ def main() -> int:
 
     server_pid = find_server_pid(args.server_pid, args.run_dir)
     profiler = cProfile.Profile() if args.profile else None
-    recorder = Recorder(ServerCpu(server_pid), profiler)
+    recorder = Recorder(ServerCpu(server_pid), profiler, csv=args.csv)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    # A SIGTERM (e.g. a job scheduler) ends the run with a report of the visits done.
+    signal.signal(signal.SIGTERM, on_sigterm)
     started = datetime.datetime.now().astimezone()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -508,17 +522,19 @@ def main() -> int:
         stopped = None
         try:
             run(args, catalog, work, recorder, notes)
-        except Exception as exc:  # noqa: BLE001 - reported below with what was measured
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reported below with what was measured
             traceback.print_exc()
             stopped = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         finally:
             if not args.keep:
                 for keyspace in (args.toolkit_keyspace, args.apdb_keyspace):
-                    drop_keyspace(args.hosts, keyspace)
+                    try:
+                        drop_keyspace(args.hosts, keyspace)
+                    except Exception as exc:  # noqa: BLE001 - the node may be gone
+                        print(f"bench_vs_apdb_cassandra: could not drop keyspace {keyspace}: {exc}",
+                              file=sys.stderr)
     load_end = os.getloadavg()
     records = pd.DataFrame(recorder.records)
-    if args.csv and len(records):
-        records.to_csv(args.csv, index=False)
     visits = notes["visits_done"]
     if visits < 2:
         print(f"bench_vs_apdb_cassandra: stopped after {visits} visit(s): {stopped}", file=sys.stderr)
