@@ -50,6 +50,7 @@ __all__ = [
     "error_reason",
     "serialized_column",
     "serialized_frame",
+    "wire_bytes",
     "is_connection_error",
     "CONNECTION_ERRORS",
 ]
@@ -193,6 +194,11 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, Any]]
 #: Big-endian wire format of each fixed-width column kind (`l1db.frames.column_kind`).
 _WIRE = {"bool": ">u1", "int8": ">i1", "int16": ">i2", "int32": ">i4", "int64": ">i8",
          "float32": ">f4", "float64": ">f8"}
+
+
+def wire_bytes(kind: str) -> int:
+    """Bytes a value of column ``kind`` takes on the wire, its 4-byte length included (text: a guess)."""
+    return 4 + (12 if kind == "str" else np.dtype(_WIRE[kind]).itemsize)
 
 
 def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -> np.ndarray:

@@ -41,7 +41,7 @@ from ..api import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
-from .session import columns_of, serialized_column, serialized_frame
+from .session import columns_of, serialized_column, serialized_frame, wire_bytes
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -55,9 +55,6 @@ RECOVERY_ROWS = 5000
 #: Largest number of statements in one batch (Cassandra refuses more than 65,535).
 MAX_BATCH_ROWS = 5000
 
-#: Bytes a value of each column kind takes on the wire (strings: a guess), for
-#: sizing batches.
-_KIND_BYTES = {"bool": 5, "int8": 5, "int16": 6, "int32": 8, "int64": 12, "float32": 8, "float64": 12, "str": 16}
 
 # Rows of DiaObjectLastToPartition (one partition each) sent in one request.
 _MAPPING_GROUP = 100
@@ -116,7 +113,7 @@ class CassandraWrites:
         return self._prepare(key, f"INSERT INTO {self._name(table)} ({names}) VALUES ({marks}){using}", write=True)
 
     def _rows_per_batch(self, frame: pd.DataFrame) -> int:
-        row_bytes = 32 + sum(_KIND_BYTES[self._column_kinds.get(n, "int64")] for n in frame.columns)
+        row_bytes = 32 + sum(wire_bytes(self._column_kinds.get(n, "int64")) for n in frame.columns)
         return int(max(1, min(MAX_BATCH_ROWS, self.options["batch_max_kib"] * 1024 // row_bytes)))
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
