@@ -194,6 +194,28 @@ class L1db(abc.ABC):
             raise L1dbInputError(f"diaObjectIds must be integers, not {ids.dtype}")
         return np.unique(ids.astype(np.int64))
 
+    @staticmethod
+    def _positions(table: str, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The ``ra``, ``dec`` columns of ``frame`` as float64; every backend places rows on the sky by them.
+
+        Raises
+        ------
+        L1dbInputError
+            If a column is missing, not numeric, or not finite (NULL included).
+        """
+        missing = [c for c in ("ra", "dec") if c not in frame]
+        if missing:
+            raise L1dbInputError(f"{table}: missing required columns {missing}")
+        try:
+            ra = frame["ra"].to_numpy(dtype=np.float64, na_value=np.nan)
+            dec = frame["dec"].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise L1dbInputError(f"{table}: columns ra, dec must be numbers") from None
+        if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
+            raise L1dbInputError(f"{table}: columns ra, dec must be finite (non-null): "
+                                 "they place each row in its sky pixel")
+        return ra, dec
+
     # -- life cycle ----------------------------------------------------------------
 
     @abc.abstractmethod

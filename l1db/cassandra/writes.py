@@ -71,20 +71,6 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
 class CassandraWrites:
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
-    def _positions(self, table: str, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        missing = [c for c in ("ra", "dec") if c not in frame]
-        if missing:
-            raise L1dbInputError(f"{table}: missing required columns {missing}")
-        try:
-            ra = frame["ra"].to_numpy(dtype=np.float64, na_value=np.nan)
-            dec = frame["dec"].to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            raise L1dbInputError(f"{table}: columns ra, dec must be numbers") from None
-        if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
-            raise L1dbInputError(f"{table}: columns ra, dec must be finite (non-null): "
-                                 "they place each row in its spatial partition")
-        return ra, dec
-
     def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
         if frame is None:
             return None

@@ -35,16 +35,7 @@ class SqlWrites:
     """The write half of the SQL L1 API (and the nightly merge)."""
 
     def _with_pixels(self, table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in ("ra", "dec") if c not in frame]
-        if missing:
-            raise L1dbInputError(f"{table_name}: missing required columns {missing}")
-        try:
-            ra = frame["ra"].to_numpy(dtype=np.float64)
-            dec = frame["dec"].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError):
-            raise L1dbInputError(f"{table_name}: columns ra, dec must be numbers") from None
-        if not (np.isfinite(ra).all() and np.isfinite(dec).all()):
-            raise L1dbInputError(f"{table_name}: columns ra, dec must be finite (non-null)")
+        ra, dec = self._positions(table_name, frame)
         return frame.assign(**{PIXEL_COLUMN: self.pixelization.pixel_index(ra, dec)})
 
     def _prepare_objects(self, objects: pd.DataFrame, visit_mjd: float) -> pd.DataFrame:
