@@ -66,6 +66,7 @@ from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
 from l1db.sql.database import server_version
 from l1db import AP_OBJECT_COLUMNS, L1db
+from l1db.sphere import radec_to_xyz
 
 _LOG = logging.getLogger(__name__)
 
@@ -81,17 +82,9 @@ START_MJD = 61000.0
 # -- sky ---------------------------------------------------------------------------
 
 
-def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """(n, 3) unit vectors of positions in degrees."""
-    ra_r, dec_r = np.radians(ra), np.radians(dec)
-    cd = np.cos(dec_r)
-    return np.column_stack((cd * np.cos(ra_r), cd * np.sin(ra_r), np.sin(dec_r)))
-
-
 def within(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float, radius_deg: float) -> np.ndarray:
     """Exact angular-distance selection: mask of the positions within the radius."""
-    centre = unit_vectors(np.array([ra0]), np.array([dec0]))[0]
-    return unit_vectors(ra, dec) @ centre >= np.cos(np.radians(radius_deg))
+    return radec_to_xyz(ra, dec) @ radec_to_xyz(ra0, dec0) >= np.cos(np.radians(radius_deg))
 
 
 def random_in_patch(rng: np.random.Generator, n: int, patch: tuple[float, float, float, float],

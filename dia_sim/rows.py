@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from l1db.schema_model import SchemaDef, TableDef, load_schema
+from l1db.sphere import radec_to_xyz, xyz_to_radec
 
 __all__ = [
     "NULL_COLUMNS",
@@ -552,14 +553,9 @@ def make_dia_objects(
     g = src["g"]
     count = np.bincount(g, minlength=n)
 
-    ra_r, dec_r = np.radians(src["ra"]), np.radians(src["dec"])
-    cd = np.cos(dec_r)
-    x = np.bincount(g, weights=cd * np.cos(ra_r), minlength=n)
-    y = np.bincount(g, weights=cd * np.sin(ra_r), minlength=n)
-    z = np.bincount(g, weights=np.sin(dec_r), minlength=n)
-    mean_ra = np.degrees(np.arctan2(y, x)) % 360.0
-    mean_ra[mean_ra >= 360.0] = 0.0
-    mean_dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    xyz = radec_to_xyz(src["ra"], src["dec"])
+    mean_ra, mean_dec = xyz_to_radec(np.stack([np.bincount(g, weights=xyz[:, k], minlength=n) for k in range(3)],
+                                              axis=-1))
 
     t = src["midpointMjdTai"]
     first = np.full(n, np.inf)

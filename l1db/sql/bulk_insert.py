@@ -37,7 +37,8 @@ import sqlalchemy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..frames import L1dbInputError, column_kind, column_dtype
-from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, ensure_transaction, pg_wire_type
+from .dbapi import driver_cursor, ensure_transaction
+from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, pg_wire_type
 
 __all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer"]
 
@@ -165,17 +166,9 @@ def _pg_copy(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequ
              frame: pd.DataFrame) -> None:
     buffer = pg_copy_buffer(conn, columns, frame)
     table_sql, columns_sql = _quoted(conn, table, columns)
-    ensure_transaction(conn)
     sql = f"COPY {table_sql} ({columns_sql}) FROM STDIN WITH (FORMAT binary)"
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
+    with driver_cursor(conn, sql) as cursor:
         cursor.copy_expert(sql, io.BytesIO(buffer.data), size=1 << 20)
-    except dbapi_error as exc:
-        # The same exception classes as conn.execute raises (IntegrityError, ...).
-        raise sqlalchemy.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-    finally:
-        cursor.close()
 
 
 def _pg_upsert(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
