@@ -28,7 +28,7 @@ from cassandra.query import UNSET_VALUE, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
-from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
+from ..frames import checked_values, column_kind, empty_frame, frame_of, string_array, typed_array
 
 # cassandra-driver 3.30.1's numpy result parser calls MaskedArray.newbyteorder(),
 # which NumPy 2 removed; the driver swallows the AttributeError and returns no
@@ -222,20 +222,7 @@ def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -
 
 def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str]) -> list[np.ndarray]:
     """Every column of ``frame`` (`check_frame` dtypes; ``kinds`` per column) by `serialized_column`."""
-    columns = []
-    for name, kind in zip(frame.columns, kinds):
-        series = frame[name]
-        if kind.startswith("float"):
-            values = series.to_numpy()
-            nulls = np.isnan(values)
-        elif kind == "str":
-            values = series.to_numpy(dtype=object, na_value=None)
-            nulls = np.equal(values, None)
-        else:
-            nulls = series.isna().to_numpy()
-            values = series.to_numpy(dtype=_WIRE[kind][1:] if kind != "bool" else bool, na_value=0)
-        columns.append(serialized_column(values, nulls, kind))
-    return columns
+    return [serialized_column(*checked_values(frame[name], kind), kind) for name, kind in zip(frame.columns, kinds)]
 
 
 def columns_of(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
