@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from dia_sim.rows import BANDS
 from l1db.frames import column_dtype, column_kind
 
 __all__ = [
@@ -103,7 +104,7 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
         elif kind.startswith("float"):
             values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
         else:
-            letters = np.array(list("ugrizy"), dtype=object)
+            letters = np.array(list(BANDS), dtype=object)  # band names: fit a CHAR(1) band column
             values = letters[rng.integers(0, len(letters), n)]
         if null_fraction and column.nullable:
             values = pd.Series(values, dtype=column_dtype(column))

@@ -61,7 +61,7 @@ import sqlalchemy as sa
 from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
 from astropy.time import Time
 
-from dia_sim.rows import make_dia_objects
+from dia_sim.rows import BANDS, make_dia_objects
 from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
 from l1db.sql.database import server_version
@@ -113,7 +113,7 @@ def object_rows(rng: np.random.Generator, ids: np.ndarray, ra: np.ndarray, dec: 
         "ra": ra,
         "dec": dec,
         "midpointMjdTai": np.full(n, mjd),
-        "band": np.array(list("ugrizy"), dtype=object)[rng.integers(0, 6, n)],
+        "band": np.array(list(BANDS), dtype=object)[rng.integers(0, len(BANDS), n)],
         "psfFlux": rng.normal(0.0, 5000.0, n).astype(np.float32),
         "psfFluxErr": rng.uniform(50.0, 500.0, n).astype(np.float32),
     })

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from dia_sim.field import FieldTile
-from dia_sim.rows import FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
+from dia_sim.rows import BANDS, FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
 from dia_sim.visit_sim import AssociationResult, SimConfig, VisitSimulator
 from l1db.sphere import radec_to_xyz
 
@@ -128,19 +128,19 @@ def make_inputs(rng: np.random.Generator, field: FieldTile, n_catalog: int, n_ob
     })
     k = n_objects * n_hist
     oid = np.repeat(ids, n_hist)
-    bands = np.array(list("ugrizy"), dtype=object)
+    bands = np.array(list(BANDS), dtype=object)
     src_hist = pd.DataFrame({
         "diaObjectId": oid,
         "ra": np.repeat(ra, n_hist) + rng.normal(0, 3e-5, k),
         "dec": np.repeat(dec, n_hist) + rng.normal(0, 3e-5, k),
         "midpointMjdTai": np.repeat(last, n_hist) - rng.uniform(0, 300, k),
-        "band": bands[rng.integers(0, 6, k)],
+        "band": bands[rng.integers(0, len(bands), k)],
         "psfFlux": rng.normal(1000, 300, k).astype(np.float32),
         "psfFluxErr": rng.uniform(50, 500, k).astype(np.float32),
     })[list(SOURCE_HISTORY_COLUMNS)]
     fsrc_hist = pd.DataFrame({
         "diaObjectId": oid,
-        "band": bands[rng.integers(0, 6, k)],
+        "band": bands[rng.integers(0, len(bands), k)],
         "psfFlux": rng.normal(0, 300, k).astype(np.float32),
         "psfFluxErr": rng.uniform(50, 500, k).astype(np.float32),
     })[list(FORCED_HISTORY_COLUMNS)]
