@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +16,16 @@ import sqlalchemy as sa
 
 from dia_sim.rows import BANDS
 from l1db.frames import column_dtype, column_kind
+from l1db.scratch import Servers, scratch_database
 
 __all__ = [
-    "PG_ADMIN_URL",
-    "MYSQL_ADMIN_URL",
     "BACKENDS",
     "add_backend_options",
     "parse_backends",
     "backend_database",
     "random_frame",
-    "server_database",
 ]
 
-#: Admin URLs of the local servers (override with each script's --*-admin-url).
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
-#: Contact points of the local Cassandra node(s) (``cassandra_nodes start``).
-CASSANDRA_HOSTS = "127.0.0.1"
 #: The backends a benchmark can run on.
 BACKENDS = ("sqlite", "postgresql", "mysql", "cassandra")
 #: The backends a benchmark runs on unless told otherwise.
@@ -44,10 +36,11 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """``--backends`` and the servers' admin URLs."""
     parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                         help=f"comma-separated backends of {', '.join(BACKENDS)} (default: {','.join(DEFAULT_BACKENDS)})")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
-    parser.add_argument("--cassandra-hosts", default=CASSANDRA_HOSTS,
-                        help=f"Cassandra contact points, comma-separated (default {CASSANDRA_HOSTS})")
+    local = Servers()
+    parser.add_argument("--pg-admin-url", default=local.pg_admin_url, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=local.mysql_admin_url, help="MySQL/MariaDB admin URL")
+    parser.add_argument("--cassandra-hosts", default=local.cassandra_hosts,
+                        help=f"Cassandra contact points, comma-separated (default {local.cassandra_hosts})")
 
 
 def parse_backends(text: str) -> list[str]:
@@ -59,33 +52,11 @@ def parse_backends(text: str) -> list[str]:
     return backends
 
 
-@contextlib.contextmanager
-def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Namespace) -> Iterator[str]:
-    """URL of a fresh database ``name`` on ``backend``, removed afterwards, even on failure.
-
-    SQLite: a file in ``tmp_dir``; the servers: a database made through the
-    admin URLs of `add_backend_options`.
-    """
-    if backend == "sqlite":
-        path = Path(tmp_dir) / f"{name}.sqlite3"
-        path.unlink(missing_ok=True)
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    if backend == "cassandra":
-        # create_l1_schema --drop makes the keyspace; it is dropped afterwards.
-        try:
-            yield f"cassandra://{args.cassandra_hosts}/{name}"
-        finally:
-            drop_keyspace(args.cassandra_hosts, name)
-        return
-    admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-    try:
-        yield server_database(admin, name, create=True)
-    finally:
-        server_database(admin, name, create=False)
+def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Namespace
+                     ) -> contextlib.AbstractContextManager[str]:
+    """`l1db.scratch.scratch_database` on the servers of `add_backend_options`."""
+    servers = Servers(args.pg_admin_url, args.mysql_admin_url, args.cassandra_hosts)
+    return scratch_database(backend, name, tmp_dir, servers)
 
 
 def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.0) -> pd.DataFrame:
@@ -113,31 +84,3 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
     # Unique keys: the first key column numbers the rows.
     data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
     return pd.DataFrame(data)
-
-
-def drop_keyspace(hosts: str, name: str) -> None:
-    """Drop Cassandra keyspace ``name`` if it exists."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
-
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
-    cluster = Cluster(hosts.split(","), protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
-    finally:
-        cluster.shutdown()
-
-
-def server_database(admin_url: str, name: str, create: bool) -> str:
-    """Drop database ``name`` on the server of ``admin_url`` and, with ``create``, make it anew.
-
-    Returns the URL of that database.
-    """
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        if create:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)

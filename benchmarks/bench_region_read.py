@@ -58,7 +58,6 @@ import lsst.sphgeom as sph
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
 from astropy.time import Time
 
 from dia_sim.rows import BANDS, make_dia_objects
@@ -66,6 +65,7 @@ from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
 from l1db.sql.database import server_version
 from l1db import AP_OBJECT_COLUMNS, L1db
+from l1db.scratch import Servers, server_database
 from l1db.sphere import radec_to_xyz
 
 _LOG = logging.getLogger(__name__)
@@ -458,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-scan-fields", type=int, default=5,
                         help="fields also timed with a full-table scan (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    parser.add_argument("--pg-admin-url", default=Servers.pg_admin_url, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=Servers.mysql_admin_url, help="MySQL/MariaDB admin URL")
     parser.add_argument("--random-ids", action="store_true",
                         help="number objects in random order instead of batch by batch (worst case for "
                              "tables clustered by diaObjectId, i.e. InnoDB)")
