@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,7 +28,11 @@ __all__ = [
     "parse_backends",
     "backend_database",
     "random_frame",
+    "timed",
+    "median_time",
 ]
+
+T = TypeVar("T")
 
 #: The backends a benchmark can run on.
 BACKENDS = ("sqlite", "postgresql", "mysql", "cassandra")
@@ -84,3 +92,19 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
     # Unique keys: the first key column numbers the rows.
     data[table.primary_key.columns[0].name] = np.arange(n, dtype=np.int64) + 1
     return pd.DataFrame(data)
+
+
+def timed(func: Callable[[], T]) -> tuple[float, T]:
+    """Wall-clock seconds of one call of ``func``, and what it returned."""
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def median_time(func: Callable[[], T], runs: int) -> tuple[float, T]:
+    """Median wall-clock seconds of ``runs`` calls of ``func``, and what the last one returned."""
+    times = []
+    for _ in range(runs):
+        seconds, result = timed(func)
+        times.append(seconds)
+    return statistics.median(times), result

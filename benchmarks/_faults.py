@@ -28,7 +28,7 @@ from l1db.scratch import read_table
 from l1db.tables import load_definitions
 from l1db.timing_log import parse_logs
 
-__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database", "read_columns"]
+__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database"]
 
 #: Backends whose server `restart_server` can restart.
 RESTARTABLE = ("postgresql", "mysql")

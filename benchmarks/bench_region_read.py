@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import lsst.sphgeom as sph
@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
+
+from _common import timed
 
 from dia_sim.rows import BANDS, make_dia_objects
 from l1db.sql.bulk_read import read_frame
@@ -272,12 +274,6 @@ def summarize_plan(plan: str, width: int = 140) -> str:
             keys.append(key)
             counts.append(1)
     return "\n".join(f"{line}  (x{n})" if n > 1 else line for line, n in zip(lines, counts))
-
-
-def timed(func: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    start = time.perf_counter()
-    ids = func()
-    return time.perf_counter() - start, ids
 
 
 def measure(db: L1db, args: argparse.Namespace, seed: int) -> dict[str, object]:
