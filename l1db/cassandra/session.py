@@ -24,7 +24,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.connection import ConnectionException
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import NumpyProtocolHandler
-from cassandra.query import UNSET_VALUE, tuple_factory
+from cassandra.query import UNSET_VALUE, PreparedStatement, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
@@ -46,6 +46,7 @@ __all__ = [
     "consistency",
     "execute_concurrently",
     "columns_of",
+    "log_partition_plan",
     "typed_frame",
     "error_reason",
     "serialized_column",
@@ -257,3 +258,8 @@ def typed_frame(columns: Sequence[sa.Column], pages: Mapping[str, list[np.ndarra
         return empty_frame(columns)
     arrays = [_typed_column(column_kind(c), pages[c.name]) for c in columns]
     return frame_of(columns, arrays)
+
+
+def log_partition_plan(statement: PreparedStatement, partitions: int, how: str) -> None:
+    """Log a statement's plan, as the SQL backends log EXPLAIN: CQL has none, the partitions it reads are its plan."""
+    _LOG.info("query plan for %s: reads %d partitions (%s)", statement.query_string, partitions, how)

@@ -117,14 +117,14 @@ class SqlWrites:
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
-    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaSources(self, sources: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
         with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
