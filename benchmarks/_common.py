@@ -42,7 +42,7 @@ DEFAULT_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """``--backends`` and the servers' admin URLs."""
-    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), type=parse_backends,
                         help=f"comma-separated backends of {', '.join(BACKENDS)} (default: {','.join(DEFAULT_BACKENDS)})")
     local = Servers()
     parser.add_argument("--pg-admin-url", default=local.pg_admin_url, help="PostgreSQL admin URL")
@@ -52,11 +52,11 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_backends(text: str) -> list[str]:
-    """The backends of a ``--backends`` value; `ValueError` for an unknown one."""
+    """The backends of a ``--backends`` value (argparse's ``type``: a bad one is a usage error, exit 2)."""
     backends = [b.strip() for b in text.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown or not backends:
-        raise ValueError(f"bad --backends {text!r}: choose from {', '.join(BACKENDS)}")
+        raise argparse.ArgumentTypeError(f"bad --backends {text!r}: choose from {', '.join(BACKENDS)}")
     return backends
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-__all__ = ["quiet_broken_pipe"]
+__all__ = ["quiet_broken_pipe", "input_file_problem"]
 
 
 def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
@@ -27,3 +28,16 @@ def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
             return 1
 
     return wrapper
+
+
+def input_file_problem(paths: Iterable[str | os.PathLike], what: str) -> str | None:
+    """The one-line problem with the first of ``paths`` that is not a readable file, or `None`.
+
+    ``what`` names the kind of file in the message (``"log file"``).
+    """
+    for path in paths:
+        if Path(path).is_dir():
+            return f"{path}: is a directory, not a {what}"
+        if not Path(path).is_file():
+            return f"no such {what}: {path}"
+    return None
