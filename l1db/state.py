@@ -162,13 +162,15 @@ def new_state_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     ------
     StateError
         If ``path`` exists (a saved state is never overwritten) or its parent
-        folder does not.
+        folder cannot be made.
     """
     final = Path(path)
     if final.exists():
         raise StateError(f"{final} exists: save into a new folder (a saved state is never overwritten)")
-    if not final.parent.is_dir():
-        raise StateError(f"{final.parent}: no such folder")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"{final.parent}: cannot make the folder: {exc.strerror}") from None
     partial = final.parent / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()

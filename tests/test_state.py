@@ -96,7 +96,7 @@ def _last_visit_records(log: Path) -> tuple[pd.DataFrame, dict]:
 
 
 def test_restored_database_makes_the_same_next_visit(backend: str, db_url: str, target_url: str, sources: Path,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     options = {"dia_object_index": "last_object_table"}
     original = write_config(tmp_path / "original.cfg", db_url, **options)
     restored = write_config(tmp_path / "restored.cfg", target_url, **options)
@@ -110,7 +110,8 @@ def test_restored_database_makes_the_same_next_visit(backend: str, db_url: str, 
     assert manifest["row_counts"]["DiaSource"] > 0 and manifest["tools"]
     assert not list(tmp_path.glob(".saved.partial*"))
 
-    assert l1db_state(["restore", "-c", str(restored), str(saved)]) == 0
+    monkeypatch.chdir(tmp_path)  # a folder given relative to the working directory
+    assert l1db_state(["restore", "-c", str(restored), saved.name]) == 0
     before = _tables(original)
     after_restore = _tables(restored)
     assert list(before) == list(after_restore)
@@ -186,3 +187,21 @@ def test_refusals(backend: str, db_url: str, target_url: str, sources: Path, tmp
     # The target is still usable: the intact state restores into it.
     assert l1db_state(["restore", "-c", str(target), str(saved)]) == 0
     assert {t: len(f) for t, f in _tables(target).items()} == counts
+
+
+def test_missing_tools_and_unknown_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any database is touched, naming what to install or where the nodes are."""
+    mysql = write_config(tmp_path / "mysql.cfg", "mysql://l1dbtest@127.0.0.1:3306/l1dbtest_no_such_db")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    with monkeypatch.context() as patch:
+        patch.setenv("PATH", str(empty))
+        assert l1db_state(["save", "-c", str(mysql), str(tmp_path / "saved")]) == 1
+    assert capsys.readouterr().err == "l1db_state: error: mariadb-dump not found: install mariadb-client\n"
+    cassandra = write_config(tmp_path / "cassandra.cfg", "cassandra://127.0.0.1/l1dbtest_no_such_keyspace")
+    assert l1db_state(["save", "-c", str(cassandra), "--run-dir", str(tmp_path), str(tmp_path / "saved")]) == 1
+    assert f"{tmp_path} holds no Cassandra nodes: give --run-dir" in capsys.readouterr().err
+    assert l1db_state(["save", "-c", str(mysql), "--run-dir", str(tmp_path), str(tmp_path / "saved")]) == 1
+    assert "--run-dir is for Cassandra configs only" in capsys.readouterr().err
+    assert not (tmp_path / "saved").exists()

@@ -132,7 +132,7 @@ class CassandraState:
                 source = folder / f"node{node.index}" / table
                 if not any(source.iterdir()):
                     continue  # nothing was ever stored in it on this node
-                node.nodetool("import", "--copy-data", "--", self.keyspace, table, str(source),
+                node.nodetool("import", "--copy-data", "--", self.keyspace, table, str(source.resolve()),
                               what=f"importing {table}")
 
     def clear(self) -> None:
