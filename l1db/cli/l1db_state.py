@@ -19,7 +19,7 @@ from ..config import ConfigError, L1dbConfig, default_config_path, load_config, 
 from ..errors import L1dbError, driver_error_reason
 from ..state import Manifest, StateError, check_matching, new_state_dir, read_manifest, schema_digest, write_manifest
 from ..tables import load_definitions
-from . import quiet_broken_pipe
+from . import quiet_broken_pipe, report_error
 
 __all__ = ["main"]
 
@@ -192,13 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was kept (no saved folder, an empty target)", file=sys.stderr)
         return 130
-    except (ConfigError, L1dbError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:
-        reason = driver_error_reason(exc)
-        if reason is None:
-            raise
-        print(f"{PROG}: database error: {reason}", file=sys.stderr)
-        return 1
+        return report_error(PROG, exc, (ConfigError, L1dbError))
     return 0
