@@ -141,9 +141,9 @@ class SqlState:
             _sqlite_backup(Path(self.url.database), target)
         elif self.backend == "postgresql":
             tables = [arg for name in self.schema.tables for arg in ("-t", f'"{name}"')]
-            with self._pg_env() as (args, env):
-                run_tool([self._tool("dump"), *args, "--format=custom", "--no-owner", "--no-privileges",
-                          f"--file={target}", *tables], "pg_dump", env=env)
+            args, env = self._pg_connection()
+            run_tool([self._tool("dump"), *args, "--format=custom", "--no-owner", "--no-privileges",
+                      f"--file={target}", *tables], "pg_dump", env=env)
         else:
             with self._mysql_options() as options:
                 run_tool([self._tool("dump"), options, "--single-transaction", "--skip-dump-date",
@@ -156,9 +156,9 @@ class SqlState:
         if self.backend == "sqlite":
             self._restore_sqlite(saved)
         elif self.backend == "postgresql":
-            with self._pg_env() as (args, env):
-                run_tool([self._tool("load"), *args, "--no-owner", "--no-privileges", "--exit-on-error",
-                          "--single-transaction", str(saved)], "pg_restore", env=env)
+            args, env = self._pg_connection()
+            run_tool([self._tool("load"), *args, "--no-owner", "--no-privileges", "--exit-on-error",
+                      "--single-transaction", str(saved)], "pg_restore", env=env)
         else:
             with self._mysql_options() as options, open(saved) as script:
                 run_tool([self._tool("load"), options, "--batch", self.url.database], "mariadb", stdin=script)
@@ -208,8 +208,8 @@ class SqlState:
     def _server_major(self) -> int:
         return int(self._engine_call("connect to", lambda conn: conn.dialect.server_version_info[0]))
 
-    @contextlib.contextmanager
-    def _pg_env(self) -> Iterator[tuple[list[str], dict[str, str]]]:
+    def _pg_connection(self) -> tuple[list[str], dict[str, str]]:
+        """Connection options of pg_dump and pg_restore, and their environment (the password)."""
         url = self.url
         args = [f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 5432}",
                 f"--dbname={url.database}"]
@@ -218,7 +218,7 @@ class SqlState:
         env = {"PGCONNECT_TIMEOUT": "10"}
         if url.password is not None:
             env["PGPASSWORD"] = str(url.password)
-        yield args, env
+        return args, env
 
     @contextlib.contextmanager
     def _mysql_options(self) -> Iterator[str]:
