@@ -35,9 +35,9 @@ from pathlib import Path
 import pandas as pd
 from _common import add_backend_options, backend_database
 
+from dia_sim import fits, plots
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
-from dia_sim import fits, plots
 from dia_sim.log2csv import logs_to_table, read_csv, write_csv, write_provenance
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import load_config

@@ -20,8 +20,9 @@ year: 288,000 visits at 800 a night):
   default the run's rows extrapolated linearly to that visit; for a
   time-compressed run, `survey_rows` scales the plateau's rows to the
   survey's history depth), through its fit against rows;
-- every other operation (stores, simulation) through its fit against the
-  visit number: the tables grow with the visits stored, as in the survey;
+- every other operation (stores, simulation) as it takes at the end of the
+  run (``growth="none"``: no growth with the tables' size), or through its
+  fit against the visit number (``growth="linear"``, an upper bound);
 - a fitted line that falls (noise around a flat series) projects its mean
   instead, and nothing projects below zero;
 - on a cluster of N nodes, under the stated assumption that reads scale as
@@ -59,6 +60,7 @@ __all__ = [
     "history_months",
     "window_fill_visit",
     "line_fit",
+    "numeric_column",
     "slopes_before_after",
     "fit_operations",
     "survey_rows",
@@ -66,6 +68,7 @@ __all__ = [
     "SURVEY_OBSERVATIONS_PER_YEAR",
     "compression_of",
     "project_run",
+    "GROWTH",
 ]
 
 #: One survey year: 800 visits a night, 360 nights.
@@ -171,7 +174,8 @@ def line_fit(x: np.ndarray, y: np.ndarray) -> LineFit | None:
     return LineFit(float(intercept), float(slope), int(x.size), r2, float(x.min()), float(x.max()), float(y.mean()))
 
 
-def _column(table: pd.DataFrame, name: str) -> np.ndarray:
+def numeric_column(table: pd.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (NaN where empty or absent)."""
     if name not in table.columns:
         return np.full(len(table), np.nan)
     return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -183,10 +187,10 @@ def slopes_before_after(table: pd.DataFrame, ops: Iterable[str], fill_visit: flo
 
     A side with fewer than two visits gives NaN.
     """
-    visits = _column(table, "visit")
+    visits = numeric_column(table, "visit")
     out = {}
     for op in ops:
-        values = _column(table, f"{op}_{metric}")
+        values = numeric_column(table, f"{op}_{metric}")
         before = line_fit(visits[visits < fill_visit], values[visits < fill_visit])
         after = line_fit(visits[visits >= fill_visit], values[visits >= fill_visit])
         out[op] = (before.slope if before else math.nan, after.slope if after else math.nan)
@@ -203,23 +207,28 @@ class OperationFit:
     by_rows: LineFit | None = None
     #: The rows against the visit number (to extrapolate them).
     rows_by_visit: LineFit | None = None
+    #: Median time over the last third of the run's visits (the time it takes now).
+    recent: float = math.nan
 
 
 def fit_operations(table: pd.DataFrame, ops: Sequence[str] = PROJECTED_OPERATIONS,
                    metric: str = "real") -> dict[str, OperationFit]:
     """`OperationFit` of each of ``ops`` present in ``table`` (a log2csv per-visit table)."""
-    visits = _column(table, "visit")
+    visits = numeric_column(table, "visit")
     fits = {}
     for op in ops:
-        values = _column(table, f"{op}_{metric}")
+        values = numeric_column(table, f"{op}_{metric}")
         if not np.isfinite(values).any():
             continue
         column = ROW_COLUMNS.get(op)
-        rows = _column(table, column) if column else None
+        rows = numeric_column(table, column) if column else None
+        known = np.isfinite(visits) & np.isfinite(values)
+        late = known & (visits >= np.nanmin(visits) + 2 * (np.nanmax(visits) - np.nanmin(visits)) / 3)
         fits[op] = OperationFit(
             op, line_fit(visits, values), column,
             line_fit(rows, values) if rows is not None else None,
             line_fit(visits, rows) if rows is not None else None,
+            float(np.median(values[late])) if late.any() else math.nan,
         )
     return fits
 
@@ -230,18 +239,23 @@ def survey_rows(table: pd.DataFrame, fill_visit: float, scale: float = 1.0) -> d
     ``scale`` turns a time-compressed run's history depth into the survey's:
     the survey's observations per point per year over the run's (80 / K).
     """
-    visits = _column(table, "visit")
+    visits = numeric_column(table, "visit")
     out = {}
     for op in READ_OPERATIONS:
-        rows = _column(table, ROW_COLUMNS[op])[visits >= fill_visit]
+        rows = numeric_column(table, ROW_COLUMNS[op])[visits >= fill_visit]
         rows = rows[np.isfinite(rows)]
         if rows.size:
             out[ROW_COLUMNS[op]] = float(np.median(rows)) * scale
     return out
 
 
+#: How `project` carries the operations without rows (stores, simulation) to the projected visit.
+GROWTH = ("none", "linear")
+
+
 def project(fits: Mapping[str, OperationFit], visits: int = SURVEY_YEAR_VISITS,
-            rows_at: Mapping[str, float] | None = None, nodes: Sequence[int] = (1,)) -> pd.DataFrame:
+            rows_at: Mapping[str, float] | None = None, nodes: Sequence[int] = (1,),
+            growth: str = "none") -> pd.DataFrame:
     """Projected per-visit time of each operation at visit ``visits``, on clusters of ``nodes`` nodes.
 
     Parameters
@@ -255,27 +269,37 @@ def project(fits: Mapping[str, OperationFit], visits: int = SURVEY_YEAR_VISITS,
         default: its rows against the visit number, extrapolated.
     nodes : sequence of `int`
         Cluster sizes. Reads scale as 1/N (the assumption), the rest does not.
+    growth : ``"none"`` or ``"linear"``
+        The operations without rows to fit against (stores, simulation), and
+        reads whose rows never changed: ``none`` = as they take at the end of
+        the run (median of its last third: no growth with the tables' size);
+        ``linear`` = their fit against the visit number extrapolated (an upper
+        bound: a slope measured over a few hundred visits, on a loaded machine,
+        multiplied a thousandfold).
 
     Returns
     -------
     frame : `pandas.DataFrame`
         One row per operation and a ``visit`` row (their sum), columns
-        ``op``, ``rows``, ``fit`` (``rows`` or ``visit``), and ``N=<n>`` (seconds).
+        ``op``, ``rows``, ``fit`` (``rows``, ``end of run`` or ``visit``), and
+        ``N=<n>`` (seconds).
     """
+    if growth not in GROWTH:
+        raise ValueError(f"growth must be one of {GROWTH}, not {growth!r}")
     rows_at = dict(rows_at or {})
     records = []
     for op, fit in fits.items():
         if op not in PROJECTED_OPERATIONS:
             continue
-        rows, how, seconds = math.nan, "visit", math.nan
+        rows, how, seconds = math.nan, "end of run", fit.recent
         if op in READ_OPERATIONS:
             rows = rows_at.get(fit.rows_column, math.nan)
             if not math.isfinite(rows) and fit.rows_by_visit is not None:
                 rows = fit.rows_by_visit.extrapolate(visits)
         if math.isfinite(rows) and fit.by_rows is not None:
             seconds, how = fit.by_rows.extrapolate(rows), "rows"
-        elif fit.by_visit is not None:  # no rows, or rows that never changed in the run
-            seconds = fit.by_visit.extrapolate(visits)
+        elif growth == "linear" and fit.by_visit is not None:  # no rows, or rows that never changed
+            seconds, how = fit.by_visit.extrapolate(visits), "visit"
         scale = [1.0 / n if op in READ_OPERATIONS else 1.0 for n in nodes]
         records.append({"op": op, "rows": rows, "fit": how, **{f"N={n}": seconds * s for n, s in zip(nodes, scale)}})
     frame = pd.DataFrame(records, columns=["op", "rows", "fit", *[f"N={n}" for n in nodes]])
@@ -297,7 +321,8 @@ def compression_of(provenance: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]
 
 def project_run(table: pd.DataFrame, provenance: Sequence[Mapping[str, Any]] = (), *,
                 visits: int = SURVEY_YEAR_VISITS, nodes: Sequence[int] = (1,),
-                survey_per_year: float = SURVEY_OBSERVATIONS_PER_YEAR) -> tuple[pd.DataFrame, str]:
+                survey_per_year: float = SURVEY_OBSERVATIONS_PER_YEAR,
+                growth: str = "none") -> tuple[pd.DataFrame, str]:
     """`project` a run to visit ``visits``, with the rows its reads would read then.
 
     A time-compressed run whose window filled reads, at one survey year, its
@@ -314,7 +339,7 @@ def project_run(table: pd.DataFrame, provenance: Sequence[Mapping[str, Any]] = (
     """
     fits = fit_operations(table)
     compression = compression_of(provenance)
-    fill = window_fill_visit(_column(table, "visit").astype(np.int64), provenance) if len(table) else math.nan
+    fill = window_fill_visit(numeric_column(table, "visit").astype(np.int64), provenance) if len(table) else math.nan
     rows_at = None
     how = "rows read extrapolated linearly against the visit number"
     if compression is not None and math.isfinite(fill):
@@ -322,4 +347,6 @@ def project_run(table: pd.DataFrame, provenance: Sequence[Mapping[str, Any]] = (
         rows_at = survey_rows(table, fill, survey_per_year / k)
         how = (f"rows read: the plateau's (visits >= {fill:.0f}, window full) x {survey_per_year:g} / {k:.3g} "
                f"observations per point per year")
-    return project(fits, visits, rows_at, nodes), how
+    how += "; store and simulation " + ("extrapolated linearly against the visit number" if growth == "linear"
+                                        else "as at the end of the run")
+    return project(fits, visits, rows_at, nodes, growth), how

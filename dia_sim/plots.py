@@ -31,6 +31,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .fits import (
+    READ_OPERATIONS,
+    ROW_COLUMNS,
+    SURVEY_OBSERVATIONS_PER_YEAR,
+    SURVEY_YEAR_VISITS,
+    history_months,
+    line_fit,
+    numeric_column,
+    project_run,
+    slopes_before_after,
+    window_fill_visit,
+)
 from .log2csv import read_csv, read_provenance, run_description
 
 __all__ = [
@@ -573,8 +585,6 @@ def plot_history(
     figure : `matplotlib.figure.Figure`
         With ``2 * len(ops)`` axes.
     """
-    from .fits import history_months, slopes_before_after, window_fill_visit
-
     if not (len(tables) == len(labels) == len(provenances)):
         raise ValueError(f"{len(tables)} tables, {len(labels)} labels, {len(provenances)} provenances")
     if metric not in _METRIC_LABELS:
@@ -588,11 +598,11 @@ def plot_history(
             months = history_months(visits.astype(np.int64), provenance)
             fill = window_fill_visit(visits.astype(np.int64), provenance)
             fill_month = float(np.interp(fill, visits, months)) if np.isfinite(fill) else math.nan
-            depth = (pd.to_numeric(table["src_read"], errors="coerce").fillna(0).to_numpy(dtype="float64")
-                     + pd.to_numeric(table["fsrc_read"], errors="coerce").fillna(0).to_numpy(dtype="float64"))
+            depth = np.nan_to_num(numeric_column(table, "src_read"))
+            depth += np.nan_to_num(numeric_column(table, "fsrc_read"))
             slopes = slopes_before_after(table, ops, fill, metric) if np.isfinite(fill) else {}
             for row, op in enumerate(ops):
-                values = _column_values(table, f"{op}_{metric}")
+                values = numeric_column(table, f"{op}_{metric}")
                 keep = np.isfinite(values)
                 left, right = axes[row]
                 left.scatter(months[keep], values[keep], s=6, color=color, alpha=0.3, linewidths=0)
@@ -629,15 +639,9 @@ def plot_history(
     return fig
 
 
-def _column_values(table: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in table.columns:
-        return np.full(len(table), np.nan)
-    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
 #: The assumption `plot_projection` states on the figure.
 SCALING_ASSUMPTION = ("assumption: reads (obj/src/fsrc_select) scale as 1/N with N nodes; "
-                      "store and simulation do not change")
+                      "store and simulation do not change with N")
 
 
 def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str | None = None,
@@ -660,16 +664,14 @@ def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str
     figure : `matplotlib.figure.Figure`
         With 4 axes.
     """
-    from .fits import READ_OPERATIONS, ROW_COLUMNS, line_fit
-
     node_columns = [c for c in projection.columns if c.startswith("N=")]
     nodes = [int(c[2:]) for c in node_columns]
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(13.0, 8.6), layout="constrained")
         axes = fig.subplots(2, 2).ravel()
         for ax, op in zip(axes[:3], READ_OPERATIONS):
-            rows = _column_values(table, ROW_COLUMNS[op])
-            values = _column_values(table, f"{op}_{metric}")
+            rows = numeric_column(table, ROW_COLUMNS[op])
+            values = numeric_column(table, f"{op}_{metric}")
             ax.scatter(rows, values, s=6, color="#8c8c8c", alpha=0.5, linewidths=0, label="each visit")
             fit = line_fit(rows, values)
             target = projection.loc[projection["op"] == op]
@@ -724,8 +726,6 @@ def write_history_plots(
     fills : `dict` [`str`, `float`]
         Each label's visit at which the history window is full (NaN: never).
     """
-    from .fits import window_fill_visit
-
     tables, names, provenances = [], [], []
     for k, path in enumerate(csv_paths):
         table, description = load_run(path)
@@ -751,6 +751,7 @@ def write_projection_plots(
     visits: int | None = None,
     nodes: Sequence[int] = (1, 3, 6, 12),
     survey_per_year: float | None = None,
+    growth: str = "none",
 ) -> tuple[dict[Path, Figure], dict[str, tuple[pd.DataFrame, str]]]:
     """Write ``projection.png`` (one CSV) or ``<label>_projection.png`` (several) into ``out_dir``.
 
@@ -761,8 +762,6 @@ def write_projection_plots(
     projections : `dict` [`str`, `tuple`]
         Each label's `dia_sim.fits.project_run` output (table and how its rows were projected).
     """
-    from .fits import SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS, project_run
-
     visits = visits or SURVEY_YEAR_VISITS
     out = Path(out_dir)
     runs = []
@@ -772,13 +771,13 @@ def write_projection_plots(
             raise ValueError(f"{os.fspath(path)}: no complete visit row; nothing to project")
         name = labels[k] if labels is not None else (description["label"] or Path(path).stem)
         projection = project_run(table, read_provenance(path), visits=visits, nodes=nodes,
-                                 survey_per_year=survey_per_year or SURVEY_OBSERVATIONS_PER_YEAR)
+                                 survey_per_year=survey_per_year or SURVEY_OBSERVATIONS_PER_YEAR, growth=growth)
         runs.append((name, table, projection))
     out.mkdir(parents=True, exist_ok=True)
     figures, projections = {}, {}
     for name, table, (projection, how) in runs:
         prefix = f"{_slug(name)}_" if len(runs) > 1 else ""
-        figure = plot_projection(table, projection, label=f"{name}; {how}", visits=visits)
+        figure = plot_projection(table, projection, label=f"{name}\n{how}", visits=visits)
         figures[out / f"{prefix}projection.png"] = figure
         figure.savefig(out / f"{prefix}projection.png")
         projections[name] = (projection, how)

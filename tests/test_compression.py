@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
-
 from conftest import read_table, write_config
+
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.compression import DAYS_PER_YEAR, derive_cadence, field_area_deg2

@@ -20,7 +20,13 @@ from dia_sim.fits import (
     slopes_before_after,
     window_fill_visit,
 )
-from dia_sim.log2csv import CSV_COLUMNS, provenance_path, read_csv, write_csv, write_provenance
+from dia_sim.log2csv import (
+    CSV_COLUMNS,
+    provenance_path,
+    read_csv,
+    write_csv,
+    write_provenance,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -115,7 +121,7 @@ def test_fits_recover_known_slopes_with_noise() -> None:
 def test_projection_to_a_survey_year() -> None:
     fits = fit_operations(synthetic_table())
     rows = 1_000_000.0
-    frame = project(fits, SURVEY_YEAR_VISITS, {"src_read": rows}, nodes=(1, 4)).set_index("op")
+    frame = project(fits, SURVEY_YEAR_VISITS, {"src_read": rows}, nodes=(1, 4), growth="linear").set_index("op")
     src = 0.1 + SRC_SECONDS_PER_ROW * rows
     store = 0.5 + STORE_SLOPE * SURVEY_YEAR_VISITS
     assert frame.loc["src_select", "N=1"] == pytest.approx(src, rel=1e-9)
@@ -125,6 +131,13 @@ def test_projection_to_a_survey_year() -> None:
     # fsrc_read is constant: its time against rows has no slope to fit, so the rows are extrapolated
     # against the visit number (flat) and the time is the mean.
     assert frame.loc["fsrc_select", "rows"] == pytest.approx(FSRC_ROWS)
+    # Without growth: the store as it takes over the last third of the run (visits 101-150 of 150).
+    frame = project(fits, SURVEY_YEAR_VISITS, {"src_read": rows}, nodes=(1,)).set_index("op")
+    assert frame.loc["store", "N=1"] == pytest.approx(0.5 + STORE_SLOPE * 125.5)
+    assert frame.loc["store", "fit"] == "end of run"
+    assert frame.loc["src_select", "N=1"] == pytest.approx(src, rel=1e-9)
+    with pytest.raises(ValueError, match="growth"):
+        project(fits, growth="cubic")
 
 
 def test_project_run_scales_a_compressed_plateau() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from l1db.cli import quiet_broken_pipe
 
-from ..fits import SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
+from ..fits import GROWTH, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
 from ..plots import (DEFAULT_THRESHOLD, SCALING_ASSUMPTION, describe_figures, write_history_plots,
                      write_plots, write_projection_plots)
 
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--survey-per-year", type=float, default=SURVEY_OBSERVATIONS_PER_YEAR, metavar="K",
                         help="observations of a point per survey year, to scale a time-compressed run's plateau "
                         "rows to (default %(default)g)")
+    parser.add_argument("--growth", choices=GROWTH, default="none",
+                        help="store and simulation in the projection: none = as at the end of the run (default); "
+                        "linear = their fit against the visit number extrapolated (an upper bound)")
     return parser
 
 
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.project:
             projection, tables = write_projection_plots(
                 args.csv, args.output_dir, labels=args.label, visits=args.project_visits, nodes=args.nodes,
-                survey_per_year=args.survey_per_year)
+                survey_per_year=args.survey_per_year, growth=args.growth)
             figures.update(projection)
     except (OSError, ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.
