@@ -82,9 +82,11 @@ def run_config(config_path: Path, label: str, args: argparse.Namespace, out: Pat
         ])
         if code != 0:
             raise RuntimeError(f"ap_proto failed for {label} (exit {code})")
-        print(f"{label}: {args.visits} visits in {time.monotonic() - started:.0f} s; load average "
-              f"{load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end", flush=True)
+        elapsed, load_end = time.monotonic() - started, os.getloadavg()[0]
         table, parsed = logs_to_table([log])
+        # A run stopped early (SIGTERM or Ctrl-C: ap_proto finishes the visit) keeps what it measured.
+        print(f"{label}: {len(table)} visits in {elapsed:.0f} s; load average {load:.2f} at the start, "
+              f"{load_end:.2f} at the end", flush=True)
         csv = out / f"{label}.csv"
         write_csv(table, csv)
         write_provenance(f"{csv}.provenance.json", parsed.provenance, [str(log)])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -703,7 +704,7 @@ def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str
         ax.set_xlabel("nodes in the cluster (N)")
         ax.set_ylabel("projected time per visit (s)")
         where = f"visit {visits:,}" if visits else "the projected visit"
-        ax.set_title(f"per-visit time at {where}\n{SCALING_ASSUMPTION}", fontsize=9)
+        ax.set_title(f"per-visit time at {where}\n" + textwrap.fill(SCALING_ASSUMPTION, 75), fontsize=9)
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         fig.suptitle(_title("Projection from one machine's run", label))
