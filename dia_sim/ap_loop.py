@@ -59,7 +59,8 @@ from .field import FieldTile
 from .ids import MAX_VISIT
 from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
-from .visit_sim import SimConfig, VisitSimulator
+from .options import RunOptions
+from .visit_sim import VisitSimulator
 
 __all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
            "run_with_retries"]
@@ -70,34 +71,6 @@ T = TypeVar("T")
 
 #: Filter bands; each visit takes one at random.
 BANDS = "ugrizy"
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """Options of one ap_proto run (see ``ap_proto --help`` for each)."""
-
-    num_visits: int
-    interval: float = 45.0
-    divide: int = 1
-    fov: float = 3.5
-    sky: str = "south"
-    pointing_area: tuple[float, float, float, float] | None = None
-    seed: int = 1
-    start_time: Time = dataclasses.field(default_factory=lambda: Time("2026-01-01T20:00:00", scale="tai"))
-    start_visit_id: int = 1
-    row_count_every: int = 100
-    daily_job_every: int = 0
-    retry_attempts: int = 5
-    retry_wait: float = 2.0
-    explain: bool = False
-    no_update: bool = False
-    sim: SimConfig = dataclasses.field(default_factory=SimConfig)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Effective options, for the provenance record."""
-        out = dataclasses.asdict(self)
-        out["start_time"] = self.start_time.tai.isot
-        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ import sqlalchemy
 
 from . import _htm_kernel, _q3c_kernel
 
-__all__ = ["Pixelization", "PIXELIZATION_KINDS", "region_contains", "check_region"]
+__all__ = ["Pixelization", "PIXELIZATION_KINDS", "LEVEL_LIMITS", "region_contains", "check_region"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,12 +37,13 @@ PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
 
 # Modified-Q3C indices are (face + 10) * 4**level + ..., which at sphgeom's
 # MAX_LEVEL 30 reach 2**64: only levels up to 29 fit an int64 (a BIGINT column).
-_LEVEL_LIMITS = {
+LEVEL_LIMITS = {
     "htm": (1, lsst.sphgeom.HtmPixelization.MAX_LEVEL),
     "healpix": (0, 29),
     "q3c": (1, lsst.sphgeom.Q3cPixelization.MAX_LEVEL),
     "mq3c": (1, lsst.sphgeom.Mq3cPixelization.MAX_LEVEL - 1),
 }
+"""Lowest and highest level (HEALPix: order) of each kind, both included."""
 
 # The kinds computed by lsst-sphgeom (envelope) and its class for each.
 _SPHGEOM_CLASSES = {
@@ -184,7 +185,7 @@ class Pixelization:
     def __init__(self, kind: str, level: int, max_ranges: int = 64):
         if kind not in PIXELIZATION_KINDS:
             raise ValueError(f"unknown pixelization {kind!r}; expected one of {', '.join(PIXELIZATION_KINDS)}")
-        low, high = _LEVEL_LIMITS[kind]
+        low, high = LEVEL_LIMITS[kind]
         if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= level <= high:
             raise ValueError(f"{kind} level must be an integer from {low} to {high}, got {level!r}")
         if isinstance(max_ranges, bool) or not isinstance(max_ranges, (int, np.integer)) or max_ranges < 1:

@@ -1,0 +1,305 @@
+"""Declaring configuration options: a pydantic model per config section.
+
+A section is a subclass of `Section` with one field per option, each declared
+with `option` (default, one-line documentation, bounds, backend tag). From
+that one declaration follow: validation of an INI file (`validate_section`,
+used by `l1db.config.load_config`), the one-line `ConfigError` naming the
+file, section and key (or the command-line flag), the command-line arguments
+of a tool (`add_arguments`), and the README's option table
+(`markdown_table`). See `l1db.config` for how to add an option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+import annotated_types
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError, PydanticUndefined
+
+__all__ = [
+    "ConfigError",
+    "Section",
+    "option",
+    "Switch",
+    "aliased",
+    "bad_value",
+    "option_error",
+    "option_fields",
+    "option_backend",
+    "allowed_text",
+    "default_text",
+    "validate_section",
+    "flag",
+    "add_arguments",
+    "markdown_table",
+]
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file or option that cannot be used, with a message naming where."""
+
+
+def _int_text(value: Any) -> Any:
+    # A choice among integers (0 | 1) read from text: pydantic compares literals without converting.
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+#: An on/off option written 0 or 1 (kept an int: the code and the files say 0 and 1).
+Switch = Annotated[Literal[0, 1], BeforeValidator(_int_text)]
+
+
+def aliased(aliases: Mapping[str, str]) -> BeforeValidator:
+    """A validator accepting old spellings of a value (``Annotated[Literal[...], aliased({...})]``)."""
+
+    def translate(value: Any) -> Any:
+        return aliases.get(value.strip(), value) if isinstance(value, str) else value
+
+    return BeforeValidator(translate)
+
+
+def option(
+    default: Any = PydanticUndefined,
+    doc: str = "",
+    *,
+    backend: str | None = None,
+    allowed: str | None = None,
+    metavar: str | None = None,
+    short: str | None = None,
+    alias: str | None = None,
+    internal: bool = False,
+    **constraints: Any,
+) -> Any:
+    """Declare one option: a pydantic field with the option's documentation.
+
+    Parameters
+    ----------
+    default
+        The default (validated like a given value); leave out for a required option.
+    doc : `str`
+        One line for ``--help``, the README and the config files.
+    backend : `str`, optional
+        ``sql`` or ``cassandra``: the backend the option means something for;
+        giving it in a config of the other backend is an error.
+    allowed : `str`, optional
+        Description of the allowed values, where the type and bounds do not
+        say it (e.g. a format); by default generated from them.
+    metavar, short : `str`, optional
+        Command-line presentation: the value's placeholder, a short flag (``-i``).
+    alias : `str`, optional
+        The key in a file and on the command line, when the attribute is named otherwise.
+    internal : `bool`
+        A model field that is not a user option (no key, no flag, not documented).
+    **constraints
+        Bounds for `pydantic.Field` (``ge``, ``gt``, ``le``, ``lt``).
+    """
+    extra = {"backend": backend, "allowed": allowed, "metavar": metavar, "short": short, "internal": internal}
+    return Field(default, description=doc, alias=alias, json_schema_extra={k: v for k, v in extra.items() if v},
+                 **constraints)
+
+
+def _extra(field: FieldInfo) -> Mapping[str, Any]:
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, Mapping) else {}
+
+
+def option_error(key: str, text: str) -> PydanticCustomError:
+    """The error a model validator raises for option ``key`` (reported as ``WHERE-OF-KEY: text``)."""
+    return PydanticCustomError("bad_option", "{text}", {"key": key, "text": text})
+
+
+def bad_value(key: str, value: Any, allowed: str, detail: str = "") -> PydanticCustomError:
+    """A cross-field validator's error for ``key``: ``bad value V [detail]; allowed: ...``."""
+    return option_error(key, f"bad value {value!r}{' ' + detail if detail else ''}; allowed: {allowed}")
+
+
+class Section(BaseModel):
+    """Base of a config section's model: one field per option, declared with `option`.
+
+    Values are validated when a model is made (from a file, the command line
+    or code), defaults included; models are immutable.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        str_strip_whitespace=True,
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        arbitrary_types_allowed=True,
+    )
+
+    def _backend(self, info: ValidationInfo) -> str | None:
+        """The backend the options are for (from the validation context), if known."""
+        context = info.context if isinstance(info.context, Mapping) else {}
+        return context.get("backend")
+
+    @model_validator(mode="after")
+    def _check_backend(self, info: ValidationInfo) -> Section:
+        backend = self._backend(info)
+        if backend is None:
+            return self
+        for name in self.model_fields_set:
+            tag = option_backend(type(self).model_fields[name])
+            if tag is not None and tag != backend:
+                key = type(self).model_fields[name].alias or name
+                raise option_error(key, f"means nothing for the {backend} backend; remove it")
+        return self
+
+
+def option_backend(field: FieldInfo) -> str | None:
+    """The backend an option means something for (``sql``, ``cassandra``), `None` for every backend."""
+    return _extra(field).get("backend")
+
+
+def option_fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The user options of a section model, by key (alias or name), in declaration order."""
+    return {(f.alias or name): f for name, f in model.model_fields.items() if not _extra(f).get("internal")}
+
+
+def _choices(annotation: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    return None
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def allowed_text(field: FieldInfo) -> str:
+    """Human-readable allowed values of an option (``0 | 1``, ``an integer >= 1``, ...)."""
+    extra = _extra(field)
+    if "allowed" in extra:
+        return str(extra["allowed"])
+    choices = _choices(field.annotation)
+    if choices is not None:
+        return " | ".join(str(c) for c in choices)
+    kind = {int: "an integer", float: "a number"}.get(field.annotation, "a string")  # type: ignore[call-overload]
+    low = high = None  # (operator, bound)
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = (">=", bound.ge)
+        elif isinstance(bound, annotated_types.Gt):
+            low = (">", bound.gt)
+        elif isinstance(bound, annotated_types.Le):
+            high = ("<=", bound.le)
+        elif isinstance(bound, annotated_types.Lt):
+            high = ("<", bound.lt)
+    if low and high and low[0] == ">=" and high[0] == "<=":
+        return f"{kind} from {_number(low[1])} to {_number(high[1])}"
+    parts = [f"{op} {_number(value)}" for op, value in filter(None, (low, high))]
+    return " ".join([kind, " and ".join(parts)]) if parts else kind
+
+
+def default_text(field: FieldInfo) -> str:
+    """The default of an option as a user writes it (``(required)`` if it has none)."""
+    if field.is_required():
+        return "(required)"
+    return '""' if field.default in ("", None) else str(field.default)
+
+
+def _message(error: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tuple[str | None, str]:
+    """(key, message) of one pydantic error."""
+    ctx = error.get("ctx") or {}
+    loc = error.get("loc") or ()
+    key = ctx.get("key") or (str(loc[0]) if loc else None)
+    kind = error["type"]
+    if kind == "bad_option":
+        return key, ctx["text"]
+    if kind == "value_error":
+        return key, str(ctx.get("error", error["msg"]))
+    if kind == "missing":
+        return key, "missing (required)" + (f"; allowed: {allowed_text(fields[key])}" if key in fields else "")
+    if kind == "extra_forbidden":
+        return None, f"unknown key {key!r}; allowed: {', '.join(fields)}"
+    allowed = allowed_text(fields[key]) if key in fields else error["msg"]
+    return key, f"bad value {error.get('input')!r}; allowed: {allowed}"
+
+
+def validate_section(
+    model: type[_M],
+    values: Mapping[str, Any],
+    where: Callable[[str | None], str],
+    context: Mapping[str, Any] | None = None,
+) -> _M:
+    """Make a section model from ``values`` (text or values), or raise a one-line `ConfigError`.
+
+    Parameters
+    ----------
+    model : `type`
+        The section's model.
+    values : mapping
+        Option values by key (alias or attribute name).
+    where : callable
+        The place of a key for the message (``FILE: [section] key``, ``--flag``),
+        or of the whole section when called with `None`.
+    context : mapping, optional
+        Validation context (``backend``: the URL's backend).
+
+    Raises
+    ------
+    ConfigError
+        ``WHERE: bad value 'x'; allowed: ...`` for the first bad value.
+    """
+    try:
+        return model.model_validate(dict(values), context=dict(context or {}))
+    except ValidationError as exc:
+        key, message = _message(exc.errors(include_url=False)[0], option_fields(model))
+        raise ConfigError(f"{where(key)}: {message}") from None
+
+
+def flag(key: str) -> str:
+    """The long command-line flag of an option key (``--start-visit-id``)."""
+    return "--" + key.replace("_", "-")
+
+
+def _metavar(field: FieldInfo) -> str:
+    extra = _extra(field)
+    if "metavar" in extra:
+        return str(extra["metavar"])
+    choices = _choices(field.annotation)
+    if choices is not None:
+        return "{" + ",".join(str(c) for c in choices) + "}"
+    return "N" if field.annotation is int else "X"
+
+
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, model: type[BaseModel]) -> None:
+    """Add a command-line option for every option of ``model``, its help from the declaration.
+
+    Every argument's value is the text given (`None` if not given, so that a
+    config file's value applies); validate with `validate_section`.
+    """
+    for key, field in option_fields(model).items():
+        flags = [f for f in (_extra(field).get("short"), flag(key)) if f]
+        default = default_text(field).replace('""', "none")
+        text = f"{field.description} (default {default}; allowed: {allowed_text(field)})"
+        parser.add_argument(*flags, dest=key, default=None, metavar=_metavar(field), help=text.replace("%", "%%"))
+
+
+def markdown_table(sections: Iterable[tuple[str, type[BaseModel]]]) -> str:
+    """The README's option table: one row per option of every section, in declaration order."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| section | key | default | allowed | meaning |", "|---|---|---|---|---|"]
+    for section, model in sections:
+        for key, field in option_fields(model).items():
+            lines.append(f"| [{section}] | `{key}` | `{default_text(field)}` | {cell(allowed_text(field))} | "
+                         f"{cell(field.description or '')} |")
+    return "\n".join(lines) + "\n"
