@@ -9,13 +9,15 @@ Bounds, defaults and documentation are those of the fields below (see
 `l1db.config` for adding an option); `load_config` validates the section
 with the rest of the file, so a bad value names the file, section and key.
 
-``python -m dia_sim.options README.md`` writes the README's option table
-(every section, l1db's and ``[ap_proto]``) from the declarations.
+``python -m dia_sim.options README.md cfg/*.cfg`` writes the README's option
+table (every section, l1db's and ``[ap_proto]``) and the option comments of
+the example configs from the declarations (tests check both are current).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +27,14 @@ from astropy.time import Time
 from pydantic import BeforeValidator, model_validator
 
 from l1db.config import L1DB_SECTIONS, L1dbConfig, load_config
-from l1db.config_model import Section, markdown_table, option, option_error, validate_section
+from l1db.config_model import Section, comment, markdown_table, option, option_error, option_fields, validate_section
 
 from .ids import MAX_TILES, MAX_VISIT
 from .pointing import PointingArea, check_area_in_sky, parse_pointing_area
 from .schedule import parse_time
 
 __all__ = ["SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
-           "run_options", "readme_table"]
+           "run_options", "readme_table", "config_file_text"]
 
 
 class SimConfig(Section):
@@ -141,20 +143,52 @@ def run_options(section: ApProtoSection, where: Callable[[str | None], str] = st
     return validate_section(RunOptions, {**values, "sim": sim, **cli}, where)
 
 
+def _all_sections() -> list[tuple[str, type[Section]]]:
+    return [*L1DB_SECTIONS.items(), *SECTIONS.items()]
+
+
 def readme_table() -> str:
     """The README's option table: every option of l1db's sections and dia_sim's."""
-    return markdown_table([*L1DB_SECTIONS.items(), *SECTIONS.items()])
+    return markdown_table(_all_sections())
 
 
-def _write_readme_table(path: Path) -> None:
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+def config_file_text(text: str) -> str:
+    """A config file's ``text`` with the comment above each option's line written from its declaration.
+
+    The example configs of ``cfg/`` show every option of their backend with
+    its documentation; other lines (the header, ``url``'s comment) are kept.
+    """
+    fields = {(section, key): field for section, model in _all_sections()
+              for key, field in option_fields(model).items() if not field.is_required()}
+    out: list[str] = []
+    section = None
+    for line in text.splitlines():
+        header = re.fullmatch(r"\[(\w+)\]\s*", line)
+        section = header.group(1) if header else section
+        key = re.match(r"(\w+)\s*=", line)
+        if key and (section, key.group(1)) in fields:
+            while out and out[-1].startswith("#"):
+                out.pop()
+            out.extend(comment(fields[section, key.group(1)]))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _write(path: Path) -> None:
+    """Rewrite the generated parts of the README (its option table) or of an example config."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".cfg":
+        path.write_text(config_file_text(text), encoding="utf-8")
+        return
+    lines = text.splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.startswith("| section | key | default |"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     path.write_text("".join(lines[:start]) + readme_table() + "".join(lines[end:]), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        _write_readme_table(Path(sys.argv[1]))
-    else:
+    # python -m dia_sim.options README.md cfg/*.cfg: write the generated parts; no argument: print the table.
+    for name in sys.argv[1:]:
+        _write(Path(name))
+    if len(sys.argv) == 1:
         print(readme_table(), end="")

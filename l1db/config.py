@@ -33,9 +33,10 @@ To add an option, add one field to its section's model, e.g. in `L1dbSection`::
 (an ``[ap_proto]`` option: a field of `dia_sim.options.RunSettings`, or of
 `dia_sim.options.SimConfig` for the simulation). The field is then an
 attribute of `L1dbConfig` (or `RunOptions` / ``RunOptions.sim``), a key of
-the file, a flag of ``ap_proto`` and a row of the README table. Then
-regenerate that table (``python -m dia_sim.options README.md``) and show the
-key in the example configs of ``cfg/`` (tests check both). A check that
+the file, a flag of ``ap_proto`` and a row of the README table. Then show
+the key in the example configs of ``cfg/`` (``key = default``) and write
+the generated docs (``python -m dia_sim.options README.md cfg/*.cfg``: the
+README table and the comment above each key; tests check both). A check that
 involves several options is a ``model_validator`` of the section raising
 `bad_value`.
 """
@@ -246,8 +247,8 @@ class L1dbConfig(L1dbSection, DatabaseSection):
     path: str | None = _internal(default=None)
     sections: dict[str, dict[str, Any]] = _internal(default_factory=dict)
 
-    def _backend(self, info: ValidationInfo) -> str | None:
-        return self.backend
+    def _backend(self, info: ValidationInfo) -> tuple[str | None, str]:
+        return self.backend, safe_url(self.url)
 
     @field_validator("cassandra")
     @classmethod
@@ -415,7 +416,7 @@ def load_config(path: str | Path, sections: Mapping[str, type[Section]] | None =
         return lambda key: f"{path}: [{section}] {key}" if key else f"{path}: [{section}]"
 
     database = validate_section(DatabaseSection, given("database"), where("database"))
-    context = {"backend": database.backend}
+    context = {"backend": database.backend, "url": safe_url(database.url)}
     l1db = validate_section(L1dbSection, given("l1db"), where("l1db"), context)
     cassandra = validate_section(CassandraSection, given("cassandra"), where("cassandra"), context)
     validated = {name: validate_section(model, given(name), where(name), context).model_dump(by_alias=True)

@@ -12,6 +12,8 @@ of a tool (`add_arguments`), and the README's option table
 from __future__ import annotations
 
 import argparse
+import contextvars
+import textwrap
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
@@ -36,11 +38,15 @@ __all__ = [
     "validate_section",
     "flag",
     "add_arguments",
+    "comment",
     "markdown_table",
 ]
 
 
 _M = TypeVar("_M", bound=BaseModel)
+
+
+_IN_VALIDATE_SECTION: contextvars.ContextVar[bool] = contextvars.ContextVar("_IN_VALIDATE_SECTION", default=False)
 
 
 class ConfigError(ValueError):
@@ -143,21 +149,32 @@ class Section(BaseModel):
         arbitrary_types_allowed=True,
     )
 
-    def _backend(self, info: ValidationInfo) -> str | None:
-        """The backend the options are for (from the validation context), if known."""
+    def __init__(self, /, **data: Any) -> None:
+        # Made in code (SimConfig(detection_fraction=2)): the same one-line error, naming the class.
+        # (pydantic calls a custom __init__ from model_validate too: there validate_section names the place.)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if _IN_VALIDATE_SECTION.get():
+                raise
+            name = type(self).__name__
+            raise _config_error(exc, type(self), lambda key: f"{name} {key}" if key else name) from None
+
+    def _backend(self, info: ValidationInfo) -> tuple[str | None, str]:
+        """The backend the options are for and its URL (password hidden), from the validation context."""
         context = info.context if isinstance(info.context, Mapping) else {}
-        return context.get("backend")
+        return context.get("backend"), context.get("url", "")
 
     @model_validator(mode="after")
     def _check_backend(self, info: ValidationInfo) -> Section:
-        backend = self._backend(info)
+        backend, url = self._backend(info)
         if backend is None:
             return self
         for name in self.model_fields_set:
-            tag = option_backend(type(self).model_fields[name])
-            if tag is not None and tag != backend:
-                key = type(self).model_fields[name].alias or name
-                raise option_error(key, f"means nothing for the {backend} backend; remove it")
+            field = type(self).model_fields[name]
+            if option_backend(field) not in (None, backend):
+                raise option_error(field.alias or name, f"means nothing for the {backend} backend"
+                                   + (f" of url {url}" if url else "") + "; remove it")
         return self
 
 
@@ -213,8 +230,9 @@ def default_text(field: FieldInfo) -> str:
     return '""' if field.default in ("", None) else str(field.default)
 
 
-def _message(error: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tuple[str | None, str]:
+def _message(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str | None, str]:
     """(key, message) of one pydantic error."""
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
     ctx = error.get("ctx") or {}
     loc = error.get("loc") or ()
     key = ctx.get("key") or (str(loc[0]) if loc else None)
@@ -226,7 +244,7 @@ def _message(error: Mapping[str, Any], fields: Mapping[str, FieldInfo]) -> tuple
     if kind == "missing":
         return key, "missing (required)" + (f"; allowed: {allowed_text(fields[key])}" if key in fields else "")
     if kind == "extra_forbidden":
-        return None, f"unknown key {key!r}; allowed: {', '.join(fields)}"
+        return None, f"unknown key {key!r}; allowed: {', '.join(option_fields(model))}"
     allowed = allowed_text(fields[key]) if key in fields else error["msg"]
     return key, f"bad value {error.get('input')!r}; allowed: {allowed}"
 
@@ -256,11 +274,18 @@ def validate_section(
     ConfigError
         ``WHERE: bad value 'x'; allowed: ...`` for the first bad value.
     """
+    token = _IN_VALIDATE_SECTION.set(True)
     try:
         return model.model_validate(dict(values), context=dict(context or {}))
     except ValidationError as exc:
-        key, message = _message(exc.errors(include_url=False)[0], option_fields(model))
-        raise ConfigError(f"{where(key)}: {message}") from None
+        raise _config_error(exc, model, where) from None
+    finally:
+        _IN_VALIDATE_SECTION.reset(token)
+
+
+def _config_error(exc: ValidationError, model: type[BaseModel], where: Callable[[str | None], str]) -> ConfigError:
+    key, message = _message(exc.errors(include_url=False)[0], model)
+    return ConfigError(f"{where(key)}: {message}")
 
 
 def flag(key: str) -> str:
@@ -289,6 +314,12 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, mod
         default = default_text(field).replace('""', "none")
         text = f"{field.description} (default {default}; allowed: {allowed_text(field)})"
         parser.add_argument(*flags, dest=key, default=None, metavar=_metavar(field), help=text.replace("%", "%%"))
+
+
+def comment(field: FieldInfo, width: int = 88) -> list[str]:
+    """The comment lines above an option in an example config file (doc, allowed values, default)."""
+    text = f"{field.description}. Allowed: {allowed_text(field)}. Default: {field.default!r}."
+    return textwrap.wrap(text, width, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
 
 
 def markdown_table(sections: Iterable[tuple[str, type[BaseModel]]]) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dia_sim.options import SECTIONS, load_ap_config
+from dia_sim.options import SECTIONS, config_file_text, load_ap_config
 from l1db.config import (L1DB_SECTIONS, TOOL_SECTIONS, ConfigError, L1dbConfig, L1dbSection, default_config_path,
                          load_config, normalize_url, safe_url)
 from l1db.config_model import option_backend, option_fields
@@ -29,6 +29,12 @@ def test_example_configs_load_with_every_option_documented(name: str) -> None:
         for key, field in option_fields(model).items():
             if option_backend(field) in (None, config.backend):
                 assert f"\n{key} =" in text, f"{name} does not show {key}"
+    # The comments are the declarations' (python -m dia_sim.options README.md cfg/*.cfg) and the values the defaults.
+    assert config_file_text(text) == text
+    for model in L1DB_SECTIONS.values():
+        for key, field in option_fields(model).items():
+            if key != "url" and option_backend(field) in (None, config.backend):
+                assert getattr(config, key, config.cassandra.get(key)) == field.default, key
     assert config.read_sources_months == 12
     if config.backend == "cassandra":
         assert config.cassandra["part_pixelization"] == "mq3c"
