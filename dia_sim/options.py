@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from astropy.time import Time
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, PlainSerializer, model_validator
 
 from l1db.config import L1DB_SECTIONS, L1dbConfig, load_config
 from l1db.config_model import Section, comment, markdown_table, option, option_error, option_fields, validate_section
@@ -55,6 +55,10 @@ def _time(value: Any) -> Time:
     return value if isinstance(value, Time) else parse_time(value)
 
 
+def _isot(value: Time) -> str:
+    return value.tai.isot
+
+
 def _area(value: Any) -> Any:
     if isinstance(value, str):
         return parse_pointing_area(value) if value.strip() else None
@@ -76,7 +80,7 @@ class RunSettings(Section):
         metavar="RA_MIN,RA_MAX,DEC_MIN,DEC_MAX",
         allowed="RA_MIN,RA_MAX,DEC_MIN,DEC_MAX (degrees, RA 0-360, Dec -90-90), or empty")
     seed: int = option(1, "random seed of pointings and simulation (a run is reproducible)", ge=0)
-    start_time: Annotated[Time, BeforeValidator(_time)] = option(
+    start_time: Annotated[Time, BeforeValidator(_time), PlainSerializer(_isot, when_used="json")] = option(
         "2026-01-01T20:00:00",
         "time of the first visit of a new database; later runs resume after the last visit",
         metavar="ISO_TAI", allowed="an ISO 8601 time in TAI")
@@ -115,10 +119,8 @@ class RunOptions(RunSettings):
     sim: SimConfig = option(SimConfig(), internal=True)
 
     def as_dict(self) -> dict[str, Any]:
-        """Effective options, for the provenance record."""
-        out = self.model_dump()
-        out["start_time"] = self.start_time.tai.isot
-        return out
+        """Effective options, for the provenance record (JSON values)."""
+        return self.model_dump(mode="json")
 
 
 #: The sections dia_sim owns, for ``load_config(path, sections=SECTIONS)``.

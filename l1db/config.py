@@ -238,8 +238,8 @@ class L1dbConfig(L1dbSection, DatabaseSection):
 
     ``cassandra`` holds the `CassandraSection` options (a dict; empty for an
     SQL URL), ``path`` the file the config was read from (if any) and
-    ``sections`` the tools' sections (``{"ap_proto": {key: value}}``) that
-    were validated at loading. Made directly (``L1dbConfig(url=...)``) it is
+    ``sections`` the tools' sections that were validated at loading
+    (``{"ap_proto": {key: value}}``, JSON values: they go to provenance records). Made directly (``L1dbConfig(url=...)``) it is
     validated like a file.
     """
 
@@ -419,8 +419,12 @@ def load_config(path: str | Path, sections: Mapping[str, type[Section]] | None =
     context = {"backend": database.backend, "url": safe_url(database.url)}
     l1db = validate_section(L1dbSection, given("l1db"), where("l1db"), context)
     cassandra = validate_section(CassandraSection, given("cassandra"), where("cassandra"), context)
-    validated = {name: validate_section(model, given(name), where(name), context).model_dump(by_alias=True)
-                 for name, model in tools.items()}
+    validated = {}
+    for name, model in tools.items():
+        keys = option_fields(model)
+        internal = {attr for attr, field in model.model_fields.items() if (field.alias or attr) not in keys}
+        section = validate_section(model, given(name), where(name), context)
+        validated[name] = section.model_dump(mode="json", by_alias=True, exclude=internal)
     l1db_given = {name: getattr(l1db, name) for name in l1db.model_fields_set}
     return validate_section(
         L1dbConfig,
