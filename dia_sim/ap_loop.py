@@ -57,9 +57,9 @@ from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
 from .ids import MAX_VISIT
+from .options import RunOptions
 from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
-from .options import RunOptions
 from .visit_sim import VisitSimulator
 
 __all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",

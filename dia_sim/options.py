@@ -163,15 +163,16 @@ def config_file_text(text: str) -> str:
     fields = {(section, key): field for section, model in _all_sections()
               for key, field in option_fields(model).items() if not field.is_required()}
     out: list[str] = []
-    section = None
+    section = ""
     for line in text.splitlines():
         header = re.fullmatch(r"\[(\w+)\]\s*", line)
         section = header.group(1) if header else section
         key = re.match(r"(\w+)\s*=", line)
-        if key and (section, key.group(1)) in fields:
+        field = fields.get((section, key.group(1))) if key else None
+        if field is not None:
             while out and out[-1].startswith("#"):
                 out.pop()
-            out.extend(comment(fields[section, key.group(1)]))
+            out.extend(comment(field))
         out.append(line)
     return "\n".join(out) + "\n"
 

@@ -53,8 +53,17 @@ from typing import Annotated, Any, Literal
 import sqlalchemy
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .config_model import (ConfigError, Section, Switch, aliased, bad_value, option, option_backend, option_fields,
-                           validate_section)
+from .config_model import (
+    ConfigError,
+    Section,
+    Switch,
+    aliased,
+    bad_value,
+    option,
+    option_backend,
+    option_fields,
+    validate_section,
+)
 from .pixelization import LEVEL_LIMITS
 
 __all__ = [
@@ -239,8 +248,9 @@ class L1dbConfig(L1dbSection, DatabaseSection):
     ``cassandra`` holds the `CassandraSection` options (a dict; empty for an
     SQL URL), ``path`` the file the config was read from (if any) and
     ``sections`` the tools' sections that were validated at loading
-    (``{"ap_proto": {key: value}}``, JSON values: they go to provenance records). Made directly (``L1dbConfig(url=...)``) it is
-    validated like a file.
+    (``{"ap_proto": {key: value}}``, JSON values: they go to provenance
+    records). Made directly (``L1dbConfig(url=...)``) it is validated like a
+    file.
     """
 
     cassandra: dict[str, Any] = _internal(default_factory=dict)
@@ -419,12 +429,12 @@ def load_config(path: str | Path, sections: Mapping[str, type[Section]] | None =
     context = {"backend": database.backend, "url": safe_url(database.url)}
     l1db = validate_section(L1dbSection, given("l1db"), where("l1db"), context)
     cassandra = validate_section(CassandraSection, given("cassandra"), where("cassandra"), context)
-    validated = {}
+    validated: dict[str, dict[str, Any]] = {}
     for name, model in tools.items():
         keys = option_fields(model)
         internal = {attr for attr, field in model.model_fields.items() if (field.alias or attr) not in keys}
-        section = validate_section(model, given(name), where(name), context)
-        validated[name] = section.model_dump(mode="json", by_alias=True, exclude=internal)
+        tool = validate_section(model, given(name), where(name), context)
+        validated[name] = tool.model_dump(mode="json", by_alias=True, exclude=internal)
     l1db_given = {name: getattr(l1db, name) for name in l1db.model_fields_set}
     return validate_section(
         L1dbConfig,

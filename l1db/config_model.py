@@ -194,7 +194,7 @@ def _choices(annotation: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def _number(value: float) -> str:
+def _number(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
@@ -206,8 +206,9 @@ def allowed_text(field: FieldInfo) -> str:
     choices = _choices(field.annotation)
     if choices is not None:
         return " | ".join(str(c) for c in choices)
-    kind = {int: "an integer", float: "a number"}.get(field.annotation, "a string")  # type: ignore[call-overload]
-    low = high = None  # (operator, bound)
+    kind = "an integer" if field.annotation is int else "a number" if field.annotation is float else "a string"
+    low: tuple[str, Any] | None = None  # (operator, bound)
+    high: tuple[str, Any] | None = None
     for bound in field.metadata:
         if isinstance(bound, annotated_types.Ge):
             low = (">=", bound.ge)

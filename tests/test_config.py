@@ -7,8 +7,17 @@ from pathlib import Path
 import pytest
 
 from dia_sim.options import SECTIONS, config_file_text, load_ap_config
-from l1db.config import (L1DB_SECTIONS, TOOL_SECTIONS, ConfigError, L1dbConfig, L1dbSection, default_config_path,
-                         load_config, normalize_url, safe_url)
+from l1db.config import (
+    L1DB_SECTIONS,
+    TOOL_SECTIONS,
+    ConfigError,
+    L1dbConfig,
+    L1dbSection,
+    default_config_path,
+    load_config,
+    normalize_url,
+    safe_url,
+)
 from l1db.config_model import option_backend, option_fields
 
 REPO = Path(__file__).resolve().parent.parent

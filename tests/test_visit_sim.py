@@ -69,8 +69,9 @@ def test_forced_cutoff_and_missing_last_detection_column():
 
 def test_sim_config_checked_by_its_declaration() -> None:
     # The bounds are the [ap_proto] option's: one declaration, one message.
-    with pytest.raises(ConfigError, match=r"^SimConfig detection_fraction: bad value 2; allowed: a number from 0 to 1$"):
+    with pytest.raises(ConfigError) as err:
         SimConfig(detection_fraction=2)
+    assert str(err.value) == "SimConfig detection_fraction: bad value 2; allowed: a number from 0 to 1"
     with pytest.raises(ConfigError, match="match_radius"):
         SimConfig(match_radius_arcsec=0)
     assert SimConfig(match_radius=2.5).match_radius_arcsec == 2.5

@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import time
-from typing import Any
 
 from l1db.cli import quiet_broken_pipe
 from l1db.config import ConfigError, L1dbConfig, default_config_path
