@@ -36,9 +36,16 @@ attribute of `L1dbConfig` (or `RunOptions` / ``RunOptions.sim``), a key of
 the file, a flag of ``ap_proto`` and a row of the README table. Then show
 the key in the example configs of ``cfg/`` (``key = default``) and write
 the generated docs (``python -m dia_sim.options README.md cfg/*.cfg``: the
-README table and the comment above each key; tests check both). A check that
-involves several options is a ``model_validator`` of the section raising
-`bad_value`.
+README table and the comment above each key; tests check both).
+
+- choices: annotate ``Literal["a", "b"]`` (``Switch`` for 0 | 1); bounds: ``ge=``,
+  ``gt=``, ``le=``, ``lt=``; the allowed values are described from them;
+- a value with a form of its own (``N or camera``, a time, a list): annotate
+  ``Annotated[T, BeforeValidator(parse)]`` with ``parse`` raising `ValueError`,
+  and say the form in ``allowed=`` (and ``metavar=`` for the flag);
+- an option for one backend only: ``backend="sql"`` or ``"cassandra"``;
+- a check involving several options: a ``model_validator(mode="after")`` of the
+  section raising `bad_value` (or `option_error`) for the key to blame.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from .config_model import (
     bad_value,
     option,
     option_backend,
+    option_error,
     option_fields,
     validate_section,
 )
@@ -70,6 +78,9 @@ __all__ = [
     "ConfigError",
     "Section",
     "option",
+    "Switch",
+    "bad_value",
+    "option_error",
     "DatabaseSection",
     "L1dbSection",
     "CassandraSection",
