@@ -165,13 +165,13 @@ class Pixelization:
     Parameters
     ----------
     kind : `str`
-        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`, level 1 to 24),
-        ``"q3c"`` (`~lsst.sphgeom.Q3cPixelization`, level 1 to 30), ``"mq3c"``
-        (`~lsst.sphgeom.Mq3cPixelization`, level 1 to 29: at level 30 its
-        indices do not fit int64) or ``"healpix"`` (healpy, nested ordering,
-        order 0 to 29, nside = 2**level).
+        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`), ``"q3c"``
+        (`~lsst.sphgeom.Q3cPixelization`), ``"mq3c"``
+        (`~lsst.sphgeom.Mq3cPixelization`) or ``"healpix"`` (healpy, nested
+        ordering, nside = 2**level).
     level : `int`
-        HTM, Q3C or modified-Q3C level, or HEALPix order.
+        HTM, Q3C or modified-Q3C level, or HEALPix order, within the kind's
+        `LEVEL_LIMITS`.
     max_ranges : `int`, optional
         Largest number of pixel ranges `envelope` returns (at least 1). More
         ranges give a tighter superset of the region and a longer SQL predicate.
