@@ -24,6 +24,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6.0.3",
     "sqlglot>=30.30",
     "tqdm>=4.70",
+    "pydantic>=2.14.4,<3",
 ]
 
 TEST_REQUIRES = [

@@ -55,13 +55,13 @@ from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
-from .compression import Cadence
 from .field import FieldTile
 from .ids import MAX_VISIT
+from .options import RunOptions
 from .pointing import random_pointings
 from .rows import BANDS
 from .schedule import SECONDS_PER_DAY, VisitSchedule
-from .visit_sim import SimConfig, VisitSimulator
+from .visit_sim import VisitSimulator
 
 __all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
            "run_with_retries"]
@@ -69,42 +69,6 @@ __all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """Options of one ap_proto run (see ``ap_proto --help`` for each)."""
-
-    num_visits: int
-    interval: float = 45.0
-    days_between_nights: int = 1
-    divide: int = 1
-    fov: float = 3.5
-    sky: str = "south"
-    pointing_area: tuple[float, float, float, float] | None = None
-    seed: int = 1
-    start_time: Time = dataclasses.field(default_factory=lambda: Time("2026-01-01T20:00:00", scale="tai"))
-    start_visit_id: int = 1
-    row_count_every: int = 100
-    daily_job_every: int = 0
-    retry_attempts: int = 5
-    retry_wait: float = 2.0
-    explain: bool = False
-    no_update: bool = False
-    sim: SimConfig = dataclasses.field(default_factory=SimConfig)
-    #: The time-compressed cadence that ``interval`` and ``days_between_nights`` were derived from, if any.
-    compression: Cadence | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Effective options, for the provenance record."""
-        out = dataclasses.asdict(self)
-        out["start_time"] = self.start_time.tai.isot
-        out.pop("compression")  # a record of its own (`ApLoop.provenance`)
-        return out
-
-    def schedule(self, first_visit: int, start_mjd: float) -> VisitSchedule:
-        """The visit schedule of these options from ``first_visit`` at ``start_mjd``."""
-        return VisitSchedule(first_visit, start_mjd, self.interval, night_step=self.days_between_nights)
-
 
 @dataclasses.dataclass(frozen=True)
 class VisitPlan:

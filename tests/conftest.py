@@ -116,15 +116,19 @@ def write_config(path: Path, url: str, **options: object) -> Path:
     Options of the other kind of backend than ``url``'s are left out (see the
     module docstring).
     """
-    from l1db.config import OPTIONS
+    from dia_sim.options import SECTIONS
+    from l1db.config import L1DB_SECTIONS
+    from l1db.config_model import option_backend, option_fields
 
     backend = "cassandra" if url.startswith("cassandra:") else "sql"
+    fields = {key: (section, field) for section, model in {**L1DB_SECTIONS, **SECTIONS}.items()
+              for key, field in option_fields(model).items()}
     sections: dict[str, list[str]] = {}
     for name, value in options.items():
-        opt = next((o for o in OPTIONS if o.name == name), None)
-        assert opt is not None, f"unknown option {name}"
-        if opt.backend in (None, backend):
-            sections.setdefault(opt.section, []).append(f"{name} = {value}")
+        assert name in fields, f"unknown option {name}"
+        section, field = fields[name]
+        if option_backend(field) in (None, backend):
+            sections.setdefault(section, []).append(f"{name} = {value}")
     lines = ["[database]", f"url = {url}"]
     for section, entries in sections.items():
         lines += ["", f"[{section}]", *entries]

@@ -96,6 +96,10 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
     (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\nfov = nan\n")
     assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
     _one_line(capsys, "ap_proto", "ap.cfg", "fov", "nan")
+    # A value out of its bounds fails at loading, before the simulator sees it.
+    (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\ndetection_fraction = 2\n")
+    assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
+    _one_line(capsys, "ap_proto", "ap.cfg: [ap_proto] detection_fraction: bad value '2'; allowed: a number from 0 to 1")
     assert not (tmp_path / "l1db.sqlite3").exists()
     assert not (tmp_path / "timing.jsonl").exists()
 
