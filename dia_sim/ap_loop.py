@@ -25,21 +25,29 @@ the attempt that succeeded. When the retries are exhausted the run stops
 (`VisitFailed`) and can be resumed later. A store whose commit was cut off is
 looked up before the retry: if it was stored after all, it is not stored twice.
 
-Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
-each processed by its own process with its own database connection. An
-object near a tile edge belongs to exactly one tile, so a source detected
-across the edge from its object starts a new object, as at a detector edge.
+Tiles: the field is split into tiles (`dia_sim.field.field_tiles`). The
+tiles of a visit are tasks of a pool of workers (`dia_sim.tile_pool`: a Dask
+cluster, local or distributed, of ``workers`` processes however many tiles
+there are); each worker keeps its catalogue, database connection and warmed
+simulator from tile to tile (`process_tile`). A visit ends when all its tiles
+are stored. A task returns its tile's timing and failure records with its
+result, once its data is stored, and the driver writes them to the run's one
+timing log. An object near a tile edge belongs to exactly one tile, so a
+source detected across the edge from its object starts a new object, as at a
+detector edge.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
-import multiprocessing
+import pickle
 import signal
+import socket
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,19 +58,20 @@ from astropy.time import Time
 
 from l1db.api import L1db
 from l1db.config import L1dbConfig
-from l1db.errors import describe_error, is_retryable
+from l1db.errors import L1dbError, describe_error, driver_error_reason, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
-from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
+from l1db.timing_log import HeldRecords, TimingLogWriter, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
 from .ids import MAX_VISIT
 from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
+from .tile_pool import TilePool
 from .visit_sim import SimConfig, VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
-           "run_with_retries"]
+__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "TileJob", "TileOutcome", "ApLoop",
+           "VisitFailed", "plan_visit", "process_tile", "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,9 +98,18 @@ class RunOptions:
     daily_job_every: int = 0
     retry_attempts: int = 5
     retry_wait: float = 2.0
+    #: Worker processes of the local pool (0: the machine's cores); with a scheduler, the workers to wait for.
+    workers: int = 0
+    #: Address of a Dask scheduler (tcp://HOST:PORT); empty: a local pool.
+    scheduler: str = ""
     explain: bool = False
     no_update: bool = False
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles of a visit."""
+        return self.divide**2
 
     def as_dict(self) -> dict[str, Any]:
         """Effective options, for the provenance record."""
@@ -139,7 +157,7 @@ def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
-        tiles = tuple(range(options.divide**2))
+        tiles = tuple(range(options.n_tiles))
     mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
     return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
 
@@ -159,7 +177,7 @@ def run_with_retries(
     attempt: Callable[[int], T],
     *,
     options: RunOptions,
-    writer: TimingLogWriter,
+    writer: TimingLogWriter | HeldRecords,
     visit: int,
     tile: int,
     current_op: Callable[[], str],
@@ -179,7 +197,7 @@ def run_with_retries(
         The work; called with the number of attempts that failed before.
     options : `RunOptions`
         ``retry_attempts`` and ``retry_wait``.
-    writer : `TimingLogWriter`
+    writer : `TimingLogWriter` or `HeldRecords`
         Where the failure records go.
     visit, tile : `int`
         The visit (and tile) the work belongs to.
@@ -229,7 +247,7 @@ def run_with_retries(
 
 
 class TileProcessor:
-    """One process's share of the loop: an L1db connection, the catalogue, a simulator.
+    """One worker's share of the loop: an L1db connection, the catalogue, a simulator.
 
     Parameters
     ----------
@@ -239,12 +257,9 @@ class TileProcessor:
         The variable-source catalogue.
     options : `RunOptions`
         Run options.
-    writer : `TimingLogWriter`
-        Where the timing records go.
     """
 
-    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions,
-                 writer: TimingLogWriter) -> None:
+    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions) -> None:
         self.config = config
         self.options = options
         self._l1db: L1db | None = None  # connected at the first visit, within its retries
@@ -252,7 +267,6 @@ class TileProcessor:
         self.sim = VisitSimulator(options.sim)
         # Compile the numba kernels now, so that no visit's timing includes it.
         self.sim.warm_up()
-        self.writer = writer
         self._op = "connect"
 
     @property
@@ -269,14 +283,27 @@ class TileProcessor:
             self._l1db.close()
             self._l1db = None
 
-    def process(self, plan: VisitPlan, tile: int) -> TileResult:
+    def process(self, plan: VisitPlan, tile: int, writer: TimingLogWriter | HeldRecords) -> TileResult:
         """Simulate, read and store one tile of a visit, timing every step.
 
         A connection-level database error ends the attempt: the connections
         are closed, and the tile is tried again (`run_with_retries`). The
         timing records of an attempt are held until it succeeds, so that a
         failed attempt's reads never add to the retried visit's; its cost is
-        in the failure record.
+        in the failure record. Before every attempt, the first one included,
+        the tile is looked up in L1dbVisit: a store whose commit was cut off,
+        or a task that Dask runs again because the worker running it was lost
+        after its commit, is not stored twice.
+
+        Parameters
+        ----------
+        plan : `VisitPlan`
+            The visit.
+        tile : `int`
+            The tile to process.
+        writer : `TimingLogWriter` or `HeldRecords`
+            Where the tile's timing and failure records go; timing records
+            only once the tile is stored.
 
         Raises
         ------
@@ -290,12 +317,12 @@ class TileProcessor:
 
         def attempt(failed: int) -> TileResult:
             records: list[TimingRecord] = []
-            if failed and not opts.no_update:
+            if not opts.no_update:
                 self._op = "connect"
                 done, _ = self.l1db.storedTiles(plan.visit_id)
                 if tile in done:
-                    # The store committed although the connection was lost: keep what it did.
-                    self._write(failed_records, plan.visit_id, tile)
+                    # The store committed although the connection (or the worker) was lost: keep what it did.
+                    _write(writer, failed_records, plan.visit_id, tile)
                     return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
             try:
                 with self.l1db.timing(records.append):
@@ -303,16 +330,11 @@ class TileProcessor:
             except BaseException:
                 failed_records[:] = records + (self._l1db.unconfirmed_records if self._l1db is not None else [])
                 raise
-            self._write(records, plan.visit_id, tile)
+            _write(writer, records, plan.visit_id, tile)
             return result
 
-        return run_with_retries(attempt, options=opts, writer=self.writer, visit=plan.visit_id, tile=tile,
+        return run_with_retries(attempt, options=opts, writer=writer, visit=plan.visit_id, tile=tile,
                                 current_op=lambda: self._op, reset=self.close)
-
-    def _write(self, records: list[TimingRecord], visit: int, tile: int) -> None:
-        sink = self.writer.sink(visit, tile)
-        for record in records:
-            sink(record)
 
     def _timer(self, op: str, sink: TimingSink) -> Timer:
         """A `Timer` of ``op``, which is from now on the operation in progress."""
@@ -336,6 +358,7 @@ class TileProcessor:
                 objects = objects.reset_index(drop=True)
                 timer.rows = len(objects)
             with self._timer("sim_associate", _both(sink, sim_records)) as timer:
+                objects = _canonical(objects)
                 association = self.sim.associate(detections, objects)
                 timer.rows = association.n_matched
             with self._timer("src_select", sink) as timer:
@@ -345,6 +368,7 @@ class TileProcessor:
                 fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(fsrc_history)
             with self._timer("sim_rows", _both(sink, sim_records)) as timer:
+                src_history, fsrc_history = _canonical(src_history), _canonical(fsrc_history)
                 new_objects, sources, forced = self.sim.build_rows(
                     rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
                     src_history, fsrc_history,
@@ -360,8 +384,28 @@ class TileProcessor:
             if not opts.no_update:
                 self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
+
+
+def _canonical(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``frame`` sorted by all its columns: the simulation then never depends on the order a database returns rows.
+
+    IDs and random draws follow the row order (a forced source per object, in
+    order), and float sums depend on it; without this, two databases holding
+    the same rows (or one database's two query plans) would make different rows.
+    """
+    if frame is None or len(frame) < 2:
+        return frame
+    # diaObjectId alone orders the DiaObjects (one version each); history rows need every column.
+    keys = ["diaObjectId"] if frame["diaObjectId"].is_unique else list(frame.columns)
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
+def _write(writer: TimingLogWriter | HeldRecords, records: list[TimingRecord], visit: int, tile: int) -> None:
+    sink = writer.sink(visit, tile)
+    for record in records:
+        sink(record)
 
 
 def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
@@ -372,23 +416,103 @@ def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
     return both
 
 
-# -- worker processes (--divide) ------------------------------------------------
-
-_WORKER: TileProcessor | None = None
+# -- the tasks of the pool's workers ------------------------------------------------
 
 
-def _init_worker(config: L1dbConfig, catalog_path: str, options: RunOptions, log_path: str, run: str) -> None:
-    # The parent decides what Ctrl-C and SIGTERM do (finish the visit, or stop hard).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING)
-    global _WORKER
-    _WORKER = TileProcessor(config, catalog_path, options, TimingLogWriter(log_path, run=run))
+@dataclasses.dataclass(frozen=True)
+class TileJob:
+    """What a worker needs to process the tiles of a run; sent with every task (it is small)."""
+
+    #: Run id: a worker keeps its `TileProcessor` for the tasks of one run.
+    run: str
+    config: L1dbConfig
+    #: Absolute path of the catalogue: the same on every worker host.
+    catalog_path: str
+    options: RunOptions
 
 
-def _worker_process(plan: VisitPlan, tile: int) -> TileResult:
-    assert _WORKER is not None
-    return _WORKER.process(plan, tile)
+@dataclasses.dataclass
+class TileOutcome:
+    """What a tile's task returns to the driver: its result or error, and its records to write."""
+
+    visit_id: int
+    tile: int
+    result: TileResult | None
+    records: HeldRecords
+    #: The error that ended the tile (picklable: the driver raises it), `None` if it was stored.
+    error: BaseException | None = None
+    #: The worker's traceback of ``error``.
+    traceback: str = ""
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of a worker's error, shown as its cause (as `concurrent.futures` does)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+#: Catalogues loaded in this process, by path: shared by the worker threads of a process (read only).
+_CATALOGS: dict[str, SourceCatalog] = {}
+_CATALOGS_LOCK = threading.Lock()
+#: The worker thread's `TileProcessor` and the run it belongs to.
+_WORKER = threading.local()
+
+
+def share_catalog(path: str, catalog: SourceCatalog) -> None:
+    """Let this process's workers use ``catalog``, already loaded from ``path``, instead of loading it again."""
+    with _CATALOGS_LOCK:
+        _CATALOGS[path] = catalog
+
+
+def _catalog(path: str) -> SourceCatalog:
+    with _CATALOGS_LOCK:
+        if path not in _CATALOGS:
+            try:
+                _CATALOGS[path] = SourceCatalog.load(path)
+            except CatalogError as exc:
+                raise CatalogError(f"on worker host {socket.gethostname()}: {exc}") from None
+        return _CATALOGS[path]
+
+
+def _processor(job: TileJob) -> TileProcessor:
+    """The worker's `TileProcessor` for ``job``'s run: made at its first tile, reused for every next one."""
+    if getattr(_WORKER, "run", None) != job.run:
+        previous = getattr(_WORKER, "processor", None)
+        if previous is not None:
+            previous.close()
+        _WORKER.processor = None
+        _WORKER.processor = TileProcessor(job.config, _catalog(job.catalog_path), job.options)
+        _WORKER.run = job.run
+    return _WORKER.processor
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (to reach the driver); else an error saying the same in one line."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any failure to pickle means: send a description
+        pass
+    reason = driver_error_reason(exc)
+    if reason is not None:
+        return L1dbError(reason)
+    error, reason = describe_error(exc)
+    return RuntimeError(f"{error}: {reason}")
+
+
+def process_tile(job: TileJob, plan: VisitPlan, tile: int) -> TileOutcome:
+    """The task of one tile, run by a pool worker: process it and return its outcome and records.
+
+    Never raises for the tile's own failure: the error and the failure
+    records come back in the `TileOutcome`, for the driver to write and raise.
+    """
+    held = HeldRecords()
+    try:
+        result = _processor(job).process(plan, tile, held)
+    except Exception as exc:
+        return TileOutcome(plan.visit_id, tile, None, held, _portable(exc), traceback.format_exc())
+    return TileOutcome(plan.visit_id, tile, result, held)
 
 
 class ApLoop:
@@ -411,7 +535,8 @@ class ApLoop:
     def __init__(self, config: L1dbConfig, catalog_path: str | Path, options: RunOptions, log_path: str | Path,
                  argv: list[str] | None = None) -> None:
         self.config = config
-        self.catalog_path = str(catalog_path)
+        # Absolute: the pool's workers may run elsewhere (another directory, another host with the same path).
+        self.catalog_path = str(Path(catalog_path).resolve())
         self.options = options
         self.log_path = str(log_path)
         self.argv = argv or []
@@ -490,7 +615,7 @@ class ApLoop:
         # A visit is finished with the tiling it was started with.
         missing = tuple(t for t in range(n_tiles) if t not in done)
         if missing:
-            if n_tiles != opts.divide**2:
+            if n_tiles != opts.n_tiles:
                 raise ValueError(
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
                     f"resume it with --divide {int(round(n_tiles ** 0.5))}"
@@ -498,8 +623,8 @@ class ApLoop:
             return visit_id, missing
         return visit_id + 1, None
 
-    def provenance(self) -> dict[str, Any]:
-        """The run's provenance record (without the fields the writer adds)."""
+    def provenance(self, pool: TilePool | None = None) -> dict[str, Any]:
+        """The run's provenance record (without the fields the writer adds); ``pool`` adds its workers."""
         backend, version = self.l1db.serverVersion()
         config = self.config.as_dict()
         config["ap_proto"] = self.options.as_dict()
@@ -514,6 +639,7 @@ class ApLoop:
             "catalog": {"path": self.catalog_path, "sources": len(self.catalog)},
             "per_visit": round(self.catalog.per_visit(self.options.fov), 1),
             "python": sys.version.split()[0],
+            **({"pool": pool.describe()} if pool is not None else {}),
         }
 
     # -- running -------------------------------------------------------------------
@@ -521,52 +647,86 @@ class ApLoop:
     def run(self, progress: Callable[[VisitPlan, list[TileResult]], None] | None = None) -> int:
         """Run ``num_visits`` visits; return how many were completed.
 
-        A first Ctrl-C (SIGINT) or SIGTERM (what schedulers and container
-        platforms send) lets the current visit finish and then stops
-        (`stop_signal` says which); a second one interrupts the visit, whose
-        transaction rolls back (`KeyboardInterrupt`).
+        The tiles of each visit are tasks of the pool (`TilePool`); the
+        visit ends when all of them are stored, and their records are
+        written to the timing log as each tile comes back. A first Ctrl-C
+        (SIGINT) or SIGTERM (what schedulers and container platforms send)
+        lets the current visit finish and then stops (`stop_signal` says
+        which); a second one abandons the visit (`KeyboardInterrupt`): the
+        local pool's workers are stopped and their transactions roll back.
+
+        Raises
+        ------
+        dia_sim.tile_pool.PoolError
+            The pool cannot be made (no scheduler at the address, no worker),
+            or loses every worker or a tile's task too many times.
         """
         opts = self.options
-        info = self.provenance()
-        self.writer = TimingLogWriter(self.log_path)
-        self.writer.provenance(info)
-        visit_id, tiles = self.start
-        previous_mjd: float | None = None
-        done = 0
-        executor = self._executor() if opts.divide > 1 else None
-        local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
-        old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Before anything is written: a scheduler that cannot be reached leaves no log record.
+        pool = TilePool(opts.workers, opts.scheduler, n_tasks=opts.n_tiles,
+                        lost_after=max(30.0, opts.retry_wait * (2**opts.retry_attempts - 1)))
+        share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
+        abandoned = False
         try:
-            for i in range(opts.num_visits):
-                if self.stop_signal is not None:
-                    break
-                plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
-                if self._daily_job_due(i, plan.mjd, previous_mjd):
-                    self._daily_job(plan)
-                if executor is not None:
-                    futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
-                    results = [f.result() for f in futures]
-                else:
-                    results = [local.process(plan, t) for t in plan.tiles]
-                done += 1
-                if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                    counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
-                    self.writer.counts(visit_id, counts)
-                if progress is not None:
-                    progress(plan, results)
-                previous_mjd = plan.mjd
-                visit_id += 1
-                tiles = None
+            info = self.provenance(pool)
+            self.writer = TimingLogWriter(self.log_path)
+            self.writer.provenance(info)
+            job = TileJob(self.writer.run, self.config, self.catalog_path, opts)
+            visit_id, tiles = self.start
+            previous_mjd: float | None = None
+            done = 0
+            old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                for i in range(opts.num_visits):
+                    if self.stop_signal is not None:
+                        break
+                    plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                    if self._daily_job_due(i, plan.mjd, previous_mjd):
+                        self._daily_job(plan)
+                    results = self._run_visit(pool, job, plan)
+                    done += 1
+                    if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
+                        counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
+                        self.writer.counts(visit_id, counts)
+                    if progress is not None:
+                        progress(plan, results)
+                    previous_mjd = plan.mjd
+                    visit_id += 1
+                    tiles = None
+            except KeyboardInterrupt:
+                abandoned = True
+                raise
+            finally:
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
         finally:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
-            if local is not None:
-                local.close()
+            pool.close(abandon=abandoned)
             self._reset()
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
         return done
+
+    def _run_visit(self, pool: TilePool, job: TileJob, plan: VisitPlan) -> list[TileResult]:
+        """Run the tiles of a visit on the pool; write each tile's records as it comes back.
+
+        Raises the first tile's error once every tile has come back (the
+        others' stores, and their records, are kept).
+        """
+        tasks = [(f"tile-{job.run}-{plan.visit_id}-{tile}", process_tile, (job, plan, tile)) for tile in plan.tiles]
+        results: list[TileResult] = []
+        failed: TileOutcome | None = None
+        for outcome in pool.run(tasks):
+            outcome.records.write_to(self.writer)
+            if outcome.error is not None:
+                failed = failed or outcome
+            else:
+                results.append(outcome.result)
+        if failed is not None:
+            error = failed.error
+            if failed.traceback:
+                error.__cause__ = _RemoteTraceback(failed.traceback)
+            raise error
+        return sorted(results, key=lambda r: r.tile)
 
     def _daily_job_due(self, i: int, visit_mjd: float, previous_mjd: float | None) -> bool:
         """Every ``daily_job_every`` visits, or (0) when a new night starts."""
@@ -599,13 +759,3 @@ class ApLoop:
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
             print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
-
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        n = self.options.divide**2
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=n,
-            # spawn: a fresh interpreter per worker, sharing no connection or lock with the parent.
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.config, self.catalog_path, self.options, self.log_path, self.writer.run),
-        )

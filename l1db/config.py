@@ -174,7 +174,7 @@ OPTIONS: tuple[Option, ...] = (
     # ap_proto: the simulated AP loop. Command-line options override these.
     Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
     Option("ap_proto", "divide", int, 1,
-           "split the field into N x N tiles processed concurrently, one process and connection each",
+           "split the field into N x N tiles, run concurrently by the worker pool (`workers`)",
            minimum=1, maximum=64),
     Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01, maximum=90.0),
     Option("ap_proto", "sky", str, "south", "where pointings fall: south (Dec <= 0) or full sky",
@@ -208,6 +208,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "retry_wait", float, 2.0,
            "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
            "in all)", minimum=0.0),
+    # ap_proto's worker pool (issue 9: clients as a pool, local or on a Dask cluster).
+    Option("ap_proto", "workers", int, 0,
+           "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
+           "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "
+           "wait for before starting (0 = at least one)", minimum=0),
+    Option("ap_proto", "scheduler", str, "",
+           "address of a Dask scheduler, tcp://HOST:PORT, whose workers (dask worker) run the tiles; "
+           "empty = a local pool of `workers` processes"),
 )
 
 #: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).

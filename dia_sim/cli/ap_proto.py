@@ -15,6 +15,7 @@ from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
 from ..ap_loop import ApLoop, RunOptions, TileResult, VisitFailed, VisitPlan
+from ..tile_pool import PoolError, check_scheduler_address
 from ..catalog import CatalogError
 from ..ids import MAX_VISIT
 from ..pointing import check_area_in_sky, parse_pointing_area
@@ -29,7 +30,9 @@ EPILOG = """\
 examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
-  ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
+  ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles on the machine's cores
+  ap_proto -n 100 --divide 4 --workers 3 sources.npy       # 16 tiles a visit in 3 worker processes
+  ap_proto -n 100 --divide 4 --scheduler tcp://10.0.0.1:8786 sources.npy   # on a Dask cluster
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
@@ -40,7 +43,8 @@ command line come from the config's [ap_proto] section, then the defaults.
 #: Short flags of the [ap_proto] options that have one.
 _SHORT_FLAGS = {"interval": "-i"}
 #: Metavars of the options whose values have a form.
-_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI"}
+_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI",
+             "scheduler": "tcp://HOST:PORT"}
 
 
 def _flag(name: str) -> str:
@@ -125,6 +129,11 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
             check_area_in_sky(area, values["sky"])
         except ValueError as exc:
             raise ConfigError(f"{where['pointing_area']}: {exc}") from None
+    if values["scheduler"]:
+        try:
+            check_scheduler_address(values["scheduler"])
+        except ValueError as exc:
+            raise ConfigError(f"{where['scheduler']}: {exc}") from None
     sim = SimConfig(
         detection_fraction=values["detection_fraction"],
         false_per_visit=values["false_per_visit"],
@@ -146,6 +155,8 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
         daily_job_every=values["daily_job_every"],
         retry_attempts=values["retry_attempts"],
         retry_wait=values["retry_wait"],
+        workers=values["workers"],
+        scheduler=values["scheduler"],
         explain=args.explain,
         no_update=args.no_update,
         sim=sim,
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.explain:
         level = min(level, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Dask's own chatter (workers starting and stopping) only with -vv: the run's output is ap_proto's.
+    logging.getLogger("distributed").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     try:
         config = load_config(args.config or default_config_path())
         options = _options(args, config)
@@ -203,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         # A second Ctrl-C or SIGTERM.
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
-    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, ValueError) as exc:
+    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, PoolError, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

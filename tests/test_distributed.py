@@ -1,0 +1,197 @@
+"""ap_proto across hosts: a driver with the Dask scheduler, two worker hosts and a database host.
+
+The hosts are network namespaces on a bridge (`netns_hosts`), each reaching
+the others only through their addresses; the database host runs a
+PostgreSQL of the test's own. Distribution must change nothing in the data,
+and losing a worker host mid-run must lose or duplicate nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from dia_sim.catalog import generate_catalog
+from l1db.config import normalize_url
+from l1db.timing_log import parse_log
+from netns_hosts import Hosts, PostgresHost
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DASK = str(Path(sys.executable).parent / "dask")
+PATCH = "0,6,-20,-14"
+PORT = 8786
+#: Options of every run here: a small field population on a small patch (fields overlap), 2 x 2 tiles.
+RUN = ["--pointing-area", PATCH, "--false-per-visit", "100", "--transients-per-visit", "10", "--divide", "2",
+       "--retry-wait", "0.5", "--no-progress"]
+#: Columns that hold wall-clock times (none in the published L1 tables nor in the toolkit's).
+WALL_CLOCK: dict[str, set[str]] = {}
+
+
+def _env() -> dict[str, str]:
+    # The code under test, on every host (they share this machine's files).
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, PostgresHost, Path]]:
+    """The hosts, the database host's PostgreSQL, the scheduler on the driver host, and a catalogue."""
+    work = tmp_path_factory.mktemp("distributed")
+    catalog = work / "sources.npy"
+    generate_catalog(catalog, per_visit=400, sky="south", seed=3)
+    hosts = Hosts(["driver", "worker1", "worker2", "db"])
+    pg = None
+    try:
+        pg = PostgresHost(hosts, "db")
+        hosts.start("driver", [DASK, "scheduler", "--host", hosts.addresses["driver"], "--port", PORT,
+                               "--no-dashboard"], work / "scheduler.log", env=_env())
+        yield hosts, pg, catalog
+    finally:
+        if pg is not None:
+            pg.stop()
+        hosts.remove()
+
+
+def _scheduler(hosts: Hosts) -> str:
+    return f"tcp://{hosts.addresses['driver']}:{PORT}"
+
+
+def _start_worker(hosts: Hosts, host: str, log: Path) -> subprocess.Popen:
+    # No nanny: killing this one process is losing the host's worker.
+    return hosts.start(host, [DASK, "worker", _scheduler(hosts), "--host", hosts.addresses[host], "--nthreads", "1",
+                              "--no-nanny", "--no-dashboard", "--name", host], log, env=_env())
+
+
+def _database(pg: PostgresHost, name: str, work: Path) -> Path:
+    url = pg.create_database(name)
+    config = work / f"{name}.cfg"
+    config.write_text(f"[database]\nurl = {url}\n\n[l1db]\ndia_object_index = last_object_table\n")
+    create = subprocess.run([PYTHON, ROOT / "bin" / "create_l1_schema", "-c", config], capture_output=True, text=True,
+                            env=_env())
+    assert create.returncode == 0, create.stderr
+    return config
+
+
+def _ap_proto(hosts: Hosts, config: Path, log: Path, catalog: Path, n: int, *extra: str) -> list[str]:
+    return hosts.command("driver", [PYTHON, ROOT / "bin" / "ap_proto", "-c", config, "-l", log, "-n", n, *RUN,
+                                    *extra, catalog])
+
+
+def _engine(config: Path) -> sa.Engine:
+    url = config.read_text().split("url = ", 1)[1].split("\n", 1)[0]
+    return sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+
+
+def _tables(config: Path) -> dict[str, pd.DataFrame]:
+    """Every row of every table, in key order (read from outside, through the bridge)."""
+    engine = _engine(config)
+    try:
+        inspector = sa.inspect(engine)
+        out = {}
+        for table in inspector.get_table_names():
+            keys = inspector.get_pk_constraint(table)["constrained_columns"]
+            columns = [c["name"] for c in inspector.get_columns(table) if c["name"] not in WALL_CLOCK.get(table, ())]
+            query = (f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in columns)} FROM "{table}" '
+                     f'ORDER BY {", ".join(f"{chr(34)}{c}{chr(34)}" for c in keys or columns)}')
+            with engine.connect() as conn:
+                out[table] = pd.read_sql_query(sa.text(query), conn)
+        return out
+    finally:
+        engine.dispose()
+
+
+def test_a_run_across_hosts_stores_the_rows_of_a_local_run(cluster, tmp_path: Path) -> None:
+    hosts, pg, catalog = cluster
+    for host in ("worker1", "worker2"):
+        _start_worker(hosts, host, tmp_path / f"{host}.log")
+    distributed, local = _database(pg, "dist", tmp_path), _database(pg, "local", tmp_path)
+    log = tmp_path / "dist.jsonl"
+    run = subprocess.run(_ap_proto(hosts, distributed, log, catalog, 4, "--scheduler", _scheduler(hosts),
+                                   "--workers", "2"), capture_output=True, text=True, env=_env(), timeout=900)
+    assert run.returncode == 0, run.stderr
+    run = subprocess.run(_ap_proto(hosts, local, tmp_path / "local.jsonl", catalog, 4, "--workers", "2"),
+                         capture_output=True, text=True, env=_env(), timeout=900)
+    assert run.returncode == 0, run.stderr
+    # The run was distributed: both worker hosts, from the driver's one log.
+    parsed = parse_log(log)
+    assert parsed.malformed == 0
+    pool = parsed.provenance[0]["pool"]
+    assert pool["scheduler"] == _scheduler(hosts) and pool["workers"] == 2
+    assert pool["hosts"] == sorted([hosts.addresses["worker1"], hosts.addresses["worker2"]])
+    visits = parsed.timings[parsed.timings["op"] == "visit"]
+    assert sorted(map(tuple, visits[["visit", "tile"]].to_numpy().tolist())) == [
+        (v, t) for v in range(1, 5) for t in range(4)]
+    # Distribution changes nothing in the data: every row of every table is the same.
+    rows = {name: _tables(config) for name, config in (("distributed", distributed), ("local", local))}
+    assert set(rows["distributed"]) == set(rows["local"]) and "DiaSource" in rows["local"]
+    for table, frame in rows["local"].items():
+        pd.testing.assert_frame_equal(rows["distributed"][table], frame, check_exact=True, obj=table)
+    assert len(rows["local"]["L1dbVisit"]) == 16 and len(rows["local"]["DiaSource"]) > 0
+    src = parsed.timings.query("op == 'src_insert'")["rows"].sum()
+    assert src == len(rows["distributed"]["DiaSource"])
+
+
+def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, tmp_path: Path) -> None:
+    hosts, pg, catalog = cluster
+    workers = {host: _start_worker(hosts, host, tmp_path / f"{host}.log") for host in ("worker1", "worker2")}
+    config = _database(pg, "lost", tmp_path)
+    log = tmp_path / "lost.jsonl"
+    total = 10
+    proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
+                                      "--workers", "2"), stderr=subprocess.PIPE, text=True, env=_env())
+    # Once two visits are in (their 8 tiles logged), the first worker host goes away.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count('"op": "visit"') >= 8:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before a worker could be killed"
+    workers["worker1"].send_signal(signal.SIGKILL)  # `ip netns exec` execs the worker: this is its pid
+    _, err = proc.communicate(timeout=900)
+    # Either it finished with the remaining worker, or it stopped with one clear line.
+    assert proc.returncode in (0, 1), err
+    lines = [line for line in err.splitlines() if line.startswith("ap_proto:")]
+    assert "Traceback" not in err and lines, err
+    if proc.returncode == 1:
+        assert len(lines) == 1 and lines[0].startswith("ap_proto: error:"), err
+    # Resume on the remaining worker: it finishes any visit left partial, then goes on.
+    engine = _engine(config)
+    with engine.connect() as conn:
+        stored = pd.read_sql_query(sa.text('SELECT "visitId", tile FROM "L1dbVisit"'), conn)
+    engine.dispose()
+    complete = int((stored.groupby("visitId").size() == 4).sum())
+    more = max(total - complete, 1)
+    resume = subprocess.run(_ap_proto(hosts, config, log, catalog, more, "--scheduler", _scheduler(hosts)),
+                            capture_output=True, text=True, env=_env(), timeout=900)
+    assert resume.returncode == 0, resume.stderr
+    expected = complete + more
+    tables = _tables(config)
+    visits = tables["L1dbVisit"]
+    assert sorted(map(tuple, visits[["visitId", "tile"]].to_numpy().tolist())) == [
+        (v, t) for v in range(1, expected + 1) for t in range(4)]
+    # Nothing stored twice (the keys are also the tables' primary keys: a second store would have failed).
+    sources = tables["DiaSource"]
+    assert sources["diaSourceId"].is_unique and tables["DiaForcedSource"][["diaObjectId", "visit", "detector"]].value_counts().max() == 1
+    assert not tables["DiaObject"].duplicated(["diaObjectId", "validityStartMjdTai"]).any()
+    # The log counts each stored row once; a tile whose worker died after its commit is not stored again and
+    # its records died with the worker: at most the one tile that was running on the lost host.
+    parsed = parse_log(log)
+    timings = parsed.timings
+    logged = timings[timings["op"] == "visit"].groupby(["visit", "tile"]).size()
+    assert (logged == 1).all()
+    assert len(visits) - len(logged) <= 1
+    per_visit = sources.groupby("visit").size()
+    inserted = timings[timings["op"] == "src_insert"].groupby("visit")["rows"].sum()
+    unequal = [v for v in per_visit.index if inserted.get(v, 0) != per_visit[v]]
+    assert len(unequal) <= 1 and all(inserted.get(v, 0) < per_visit[v] for v in unequal), unequal
+    assert len(tables["DiaObjectLast"]) == tables["DiaObject"]["diaObjectId"].nunique()
