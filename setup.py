@@ -24,6 +24,8 @@ INSTALL_REQUIRES = [
     "PyYAML>=6.0.3",
     "sqlglot>=30.30",
     "tqdm>=4.70",
+    # The tiles' worker pool, local (LocalCluster) or on a cluster (dask scheduler / dask worker).
+    "dask[distributed]>=2026.8.0",
 ]
 
 TEST_REQUIRES = [

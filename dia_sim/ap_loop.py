@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pickle
 import signal
 import socket
@@ -71,7 +72,7 @@ from .tile_pool import TilePool
 from .visit_sim import SimConfig, VisitSimulator
 
 __all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "TileJob", "TileOutcome", "ApLoop",
-           "VisitFailed", "plan_visit", "process_tile", "run_with_retries"]
+           "VisitFailed", "plan_visit", "process_tile", "release_worker_state", "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -452,39 +453,67 @@ class _RemoteTraceback(Exception):
         return self.args[0]
 
 
-#: Catalogues loaded in this process, by path: shared by the worker threads of a process (read only).
-_CATALOGS: dict[str, SourceCatalog] = {}
+#: Catalogues loaded in this process, by file (`_file_key`): shared by its worker threads (read only).
+_CATALOGS: dict[tuple[str, int, int], SourceCatalog] = {}
 _CATALOGS_LOCK = threading.Lock()
-#: The worker thread's `TileProcessor` and the run it belongs to.
-_WORKER = threading.local()
+#: Each worker thread's run and `TileProcessor`, by thread: the worker's state from tile to tile.
+_PROCESSORS: dict[int, tuple[str, TileProcessor]] = {}
+_PROCESSORS_LOCK = threading.Lock()
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    """The file at ``path`` as it is now: a catalogue written again (gen_sources --force) is another one."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path, -1, -1
+    return path, stat.st_mtime_ns, stat.st_size
 
 
 def share_catalog(path: str, catalog: SourceCatalog) -> None:
     """Let this process's workers use ``catalog``, already loaded from ``path``, instead of loading it again."""
     with _CATALOGS_LOCK:
-        _CATALOGS[path] = catalog
+        _CATALOGS[_file_key(path)] = catalog
 
 
 def _catalog(path: str) -> SourceCatalog:
+    key = _file_key(path)
     with _CATALOGS_LOCK:
-        if path not in _CATALOGS:
+        if key not in _CATALOGS:
             try:
-                _CATALOGS[path] = SourceCatalog.load(path)
+                catalog = SourceCatalog.load(path)
             except CatalogError as exc:
                 raise CatalogError(f"on worker host {socket.gethostname()}: {exc}") from None
-        return _CATALOGS[path]
+            # Keep one version of a file: a long-lived worker sees many runs.
+            for old in [k for k in _CATALOGS if k[0] == path]:
+                del _CATALOGS[old]
+            _CATALOGS[key] = catalog
+        return _CATALOGS[key]
 
 
 def _processor(job: TileJob) -> TileProcessor:
     """The worker's `TileProcessor` for ``job``'s run: made at its first tile, reused for every next one."""
-    if getattr(_WORKER, "run", None) != job.run:
-        previous = getattr(_WORKER, "processor", None)
-        if previous is not None:
-            previous.close()
-        _WORKER.processor = None
-        _WORKER.processor = TileProcessor(job.config, _catalog(job.catalog_path), job.options)
-        _WORKER.run = job.run
-    return _WORKER.processor
+    thread = threading.get_ident()
+    with _PROCESSORS_LOCK:
+        run, processor = _PROCESSORS.get(thread, (None, None))
+        if run == job.run:
+            return processor
+        _PROCESSORS.pop(thread, None)
+    if processor is not None:
+        processor.close()  # a previous run's: its options and database may not be this one's
+    processor = TileProcessor(job.config, _catalog(job.catalog_path), job.options)
+    with _PROCESSORS_LOCK:
+        _PROCESSORS[thread] = (job.run, processor)
+    return processor
+
+
+def release_worker_state(run: str) -> None:
+    """Close the database connections this process's workers keep for ``run`` (its tiles are done)."""
+    with _PROCESSORS_LOCK:
+        ended = [thread for thread, (owner, _) in _PROCESSORS.items() if owner == run]
+        processors = [_PROCESSORS.pop(thread)[1] for thread in ended]
+    for processor in processors:
+        processor.close()
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -700,7 +729,10 @@ class ApLoop:
                 for sig, handler in old_handlers.items():
                     signal.signal(sig, handler)
         finally:
-            pool.close(abandon=abandoned)
+            run = self.writer.run if self.writer is not None else None
+            pool.close(abandon=abandoned, teardown=(release_worker_state, run) if run else None)
+            if run:
+                release_worker_state(run)  # the tiles run in this process by a pool of one
             self._reset()
             if self.writer is not None:
                 self.writer.close()

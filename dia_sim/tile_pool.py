@@ -2,9 +2,10 @@
 
 Without a scheduler address the pool is a `distributed.LocalCluster` made by
 ap_proto and stopped at its end: ``workers`` processes of one thread each (at
-most one per tile of a visit), or, for a single worker, a worker thread of
-ap_proto's own process (nothing to start, the catalogue already loaded is
-shared). With a scheduler address (``tcp://HOST:PORT``) it is the workers of
+most one per tile of a visit). A pool of one local worker is ap_proto's own
+process: the same task runs in it, with nothing to start, sharing the
+catalogue already loaded, and a second Ctrl-C interrupts the tile's store
+itself (its transaction rolls back at once). With a scheduler address (``tcp://HOST:PORT``) it is the workers of
 a running Dask cluster, started with Dask's own commands (``dask scheduler``,
 ``dask worker``) on any hosts. Either way a tile is one Dask task, and each
 worker keeps its state from task to task (`dia_sim.ap_loop.process_tile`).
@@ -122,6 +123,10 @@ class TilePool:
         self.scheduler = scheduler
         self.lost_after = lost_after
         self._cluster = None
+        self.client: distributed.Client | None = None
+        n = min(workers or default_workers(), max(n_tasks, 1))
+        if not scheduler and n == 1:
+            return  # the tasks run here, one after the other (`run`)
         if scheduler:
             try:
                 self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -137,11 +142,13 @@ class TilePool:
                 raise PoolError(f"{have} Dask worker(s) at {scheduler} after {CONNECT_TIMEOUT:g} s, {wanted} wanted "
                                 f"(start them with: dask worker {scheduler} --nthreads 1)") from None
         else:
-            n = min(workers or default_workers(), max(n_tasks, 1))
             with dask.config.set({"distributed.worker.profile.enabled": False}):
                 self._cluster = distributed.LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=n > 1, dashboard_address=None,
+                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", scheduler_port=0,
                     silence_logs=logging.CRITICAL,
+                    # No dashboard; its HTTP server (health checks) on any free local port, not on a
+                    # fixed 8787 that another run may hold.
+                    dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
             self.client = distributed.Client(self._cluster, set_as_default=False)
         self.client.register_plugin(_WorkerSetup(ignore_stop_signals=self._cluster is not None))
@@ -153,6 +160,8 @@ class TilePool:
 
     def describe(self) -> dict[str, Any]:
         """The pool for the provenance record: scheduler, number of workers, their hosts."""
+        if self.client is None:
+            return {"scheduler": "local", "workers": 1, "threads": 1, "hosts": [socket.gethostname()]}
         workers = self._workers()
         if self._cluster is not None:
             hosts = [socket.gethostname()]
@@ -171,6 +180,10 @@ class TilePool:
             running it kept dying, or the cluster has had no worker for
             ``lost_after`` seconds (then without waiting for the rest).
         """
+        if self.client is None:
+            for _, fn, args in tasks:
+                yield fn(*args)
+            return
         futures = {self._executor.submit(fn, *args, key=key): key for key, fn, args in tasks}
         pending = set(futures)
         lost: str | None = None
@@ -199,8 +212,20 @@ class TilePool:
         if lost is not None:
             raise PoolError(lost)
 
-    def close(self, abandon: bool = False) -> None:
-        """Disconnect; a local pool's workers are stopped (``abandon``: at once, their work rolled back)."""
+    def close(self, abandon: bool = False,
+              teardown: tuple[Callable[..., Any], Any] | None = None) -> None:
+        """Disconnect; a local pool's workers are stopped (``abandon``: at once, their work rolled back).
+
+        ``teardown`` (a function and its argument) runs first on every
+        worker, unless abandoning: a remote worker lives on after the run.
+        """
+        if self.client is None:
+            return
+        if teardown is not None and not abandon:
+            try:
+                self.client.run(teardown[0], teardown[1], wait=True)
+            except Exception:  # noqa: BLE001 - a worker gone has nothing left to release
+                _LOG.debug("the workers' teardown failed", exc_info=True)
         try:
             self.client.close(timeout=5 if abandon else 30)
         except Exception:  # noqa: BLE001 - closing what is broken may fail too

@@ -9,8 +9,7 @@ parser. A record may be preceded on its line by a prefix (a logging
 formatter's time stamp, say): the record is the JSON object starting at the
 first ``{"record"`` of the line.
 
-``provenance``, written once at the start of every run (and by every process
-of a tiled run)::
+``provenance``, written once at the start of every run::
 
     {"record": "provenance", "format": 1, "run": "20261121T101500Z-5f3a9c01",
      "time": "2026-11-21T10:15:00.123456+00:00", "toolkit_version": "0.1.0",
@@ -83,9 +82,10 @@ know are skipped and counted separately, so that newer logs still parse.
 
 Writing: `TimingLogWriter` writes each record with a single ``write()`` call
 on a file opened with ``O_APPEND`` and no user-space buffering, so several
-processes (the tiles of a run) may append to the same file without
-interleaving within lines, and a killed process loses at most the line it
-was writing. A writer that opens a file whose last line is unfinished (torn
+processes may append to the same file without interleaving within lines, and
+a killed process loses at most the line it was writing. Work done elsewhere
+(a tile on a Dask worker, maybe on another host) holds its records in
+`HeldRecords` and hands them to the one process that writes the log. A writer that opens a file whose last line is unfinished (torn
 by a kill) ends that line first, so that every record starts on a fresh
 line and the torn one stays one malformed line.
 """

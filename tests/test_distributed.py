@@ -195,3 +195,68 @@ def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, tmp_pa
     unequal = [v for v in per_visit.index if inserted.get(v, 0) != per_visit[v]]
     assert len(unequal) <= 1 and all(inserted.get(v, 0) < per_visit[v] for v in unequal), unequal
     assert len(tables["DiaObjectLast"]) == tables["DiaObject"]["diaObjectId"].nunique()
+
+
+# -- the pool on one machine ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+    generate_catalog(path, per_visit=400, sky="south", seed=3)
+    return path
+
+
+def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -> None:
+    """9 tiles a visit in 2 worker processes; one log written by the driver, every tile once, all stored."""
+    from conftest import read_table, write_config
+    from dia_sim.cli.ap_proto import main
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "t.jsonl"
+    assert main(["-c", str(config), "-l", str(log), "-n", "2", *[a for a in RUN if a not in ("--divide", "2")],
+                 "--divide", "3", "--workers", "2", str(small_catalog)]) == 0
+    parsed = parse_log(log)
+    assert len(parsed.provenance) == 1 and parsed.malformed == 0
+    assert parsed.provenance[0]["pool"]["workers"] == 2 and parsed.provenance[0]["pool"]["scheduler"] == "local"
+    per_tile = parsed.timings[parsed.timings["op"] == "visit"].groupby(["visit", "tile"]).size()
+    assert per_tile.to_dict() == {(v, t): 1 for v in (1, 2) for t in range(9)}
+    stored = read_table(config, "L1dbVisit", ["visitId", "tile"])
+    assert len(stored) == 18
+    sources = read_table(config, "DiaSource", ["diaSourceId"])
+    assert parsed.timings.query("op == 'src_insert'")["rows"].sum() == len(sources) > 0
+
+
+def test_a_worker_keeps_its_catalogue_and_connection_for_every_tile(small_catalog: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+    from dia_sim.ap_loop import RunOptions, TileJob, _processor, release_worker_state
+    from l1db.config import load_config
+
+    config = load_config(write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3"))
+    job = TileJob("run-a", config, str(small_catalog), RunOptions(num_visits=1))
+    first = _processor(job)
+    assert _processor(job) is first
+    other = _processor(TileJob("run-b", config, str(small_catalog), RunOptions(num_visits=1)))
+    assert other is not first and other.catalog is first.catalog  # a new run: a new connection, the same catalogue
+    release_worker_state("run-b")
+    assert _processor(job) is not first
+
+
+@pytest.mark.parametrize(("address", "words"), [("localhost:8786", "bad scheduler address"),
+                                                ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")])
+def test_a_bad_or_unreachable_scheduler_is_one_line(address: str, words: str, small_catalog: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    from conftest import write_config
+    from dia_sim.cli.ap_proto import main
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create(["-c", str(config)]) == 0
+    capsys.readouterr()
+    log = tmp_path / "t.jsonl"
+    assert main(["-c", str(config), "-l", str(log), "--scheduler", address, "--no-progress", str(small_catalog)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+    assert not log.exists()  # refused before anything was written
