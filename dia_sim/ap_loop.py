@@ -29,7 +29,7 @@ Tiles: the field is split into tiles (`dia_sim.field.field_tiles`). The
 tiles of a visit are tasks of a pool of workers (`dia_sim.tile_pool`: a Dask
 cluster, local or distributed, of ``workers`` processes however many tiles
 there are); each worker keeps its catalogue, database connection and warmed
-simulator from tile to tile (`process_tile`). A visit ends when all its tiles
+simulator from tile to tile (`dia_sim.tile_task`). A visit ends when all its tiles
 are stored. A task returns its tile's timing and failure records with its
 result, once its data is stored, and the driver writes them to the run's one
 timing log. An object near a tile edge belongs to exactly one tile, so a
@@ -41,14 +41,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import pickle
 import signal
-import socket
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,7 +54,7 @@ from astropy.time import Time
 
 from l1db.api import L1db
 from l1db.config import L1dbConfig
-from l1db.errors import L1dbError, describe_error, driver_error_reason, is_retryable
+from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
 from l1db.timing_log import HeldRecords, TimingLogWriter, machine_info, toolkit_info
 
@@ -69,10 +64,11 @@ from .ids import MAX_VISIT
 from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .tile_pool import TilePool
+from .tile_task import RemoteTraceback, TileJob, TileOutcome, process_tile, release_worker_state, share_catalog
 from .visit_sim import SimConfig, VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "TileJob", "TileOutcome", "ApLoop",
-           "VisitFailed", "plan_visit", "process_tile", "release_worker_state", "run_with_retries"]
+__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
+           "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -417,133 +413,6 @@ def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
     return both
 
 
-# -- the tasks of the pool's workers ------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class TileJob:
-    """What a worker needs to process the tiles of a run; sent with every task (it is small)."""
-
-    #: Run id: a worker keeps its `TileProcessor` for the tasks of one run.
-    run: str
-    config: L1dbConfig
-    #: Absolute path of the catalogue: the same on every worker host.
-    catalog_path: str
-    options: RunOptions
-
-
-@dataclasses.dataclass
-class TileOutcome:
-    """What a tile's task returns to the driver: its result or error, and its records to write."""
-
-    visit_id: int
-    tile: int
-    result: TileResult | None
-    records: HeldRecords
-    #: The error that ended the tile (picklable: the driver raises it), `None` if it was stored.
-    error: BaseException | None = None
-    #: The worker's traceback of ``error``.
-    traceback: str = ""
-
-
-class _RemoteTraceback(Exception):
-    """The traceback of a worker's error, shown as its cause (as `concurrent.futures` does)."""
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-#: Catalogues loaded in this process, by file (`_file_key`): shared by its worker threads (read only).
-_CATALOGS: dict[tuple[str, int, int], SourceCatalog] = {}
-_CATALOGS_LOCK = threading.Lock()
-#: Each worker thread's run and `TileProcessor`, by thread: the worker's state from tile to tile.
-_PROCESSORS: dict[int, tuple[str, TileProcessor]] = {}
-_PROCESSORS_LOCK = threading.Lock()
-
-
-def _file_key(path: str) -> tuple[str, int, int]:
-    """The file at ``path`` as it is now: a catalogue written again (gen_sources --force) is another one."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return path, -1, -1
-    return path, stat.st_mtime_ns, stat.st_size
-
-
-def share_catalog(path: str, catalog: SourceCatalog) -> None:
-    """Let this process's workers use ``catalog``, already loaded from ``path``, instead of loading it again."""
-    with _CATALOGS_LOCK:
-        _CATALOGS[_file_key(path)] = catalog
-
-
-def _catalog(path: str) -> SourceCatalog:
-    key = _file_key(path)
-    with _CATALOGS_LOCK:
-        if key not in _CATALOGS:
-            try:
-                catalog = SourceCatalog.load(path)
-            except CatalogError as exc:
-                raise CatalogError(f"on worker host {socket.gethostname()}: {exc}") from None
-            # Keep one version of a file: a long-lived worker sees many runs.
-            for old in [k for k in _CATALOGS if k[0] == path]:
-                del _CATALOGS[old]
-            _CATALOGS[key] = catalog
-        return _CATALOGS[key]
-
-
-def _processor(job: TileJob) -> TileProcessor:
-    """The worker's `TileProcessor` for ``job``'s run: made at its first tile, reused for every next one."""
-    thread = threading.get_ident()
-    with _PROCESSORS_LOCK:
-        run, processor = _PROCESSORS.get(thread, (None, None))
-        if run == job.run:
-            return processor
-        _PROCESSORS.pop(thread, None)
-    if processor is not None:
-        processor.close()  # a previous run's: its options and database may not be this one's
-    processor = TileProcessor(job.config, _catalog(job.catalog_path), job.options)
-    with _PROCESSORS_LOCK:
-        _PROCESSORS[thread] = (job.run, processor)
-    return processor
-
-
-def release_worker_state(run: str) -> None:
-    """Close the database connections this process's workers keep for ``run`` (its tiles are done)."""
-    with _PROCESSORS_LOCK:
-        ended = [thread for thread, (owner, _) in _PROCESSORS.items() if owner == run]
-        processors = [_PROCESSORS.pop(thread)[1] for thread in ended]
-    for processor in processors:
-        processor.close()
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling (to reach the driver); else an error saying the same in one line."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 - any failure to pickle means: send a description
-        pass
-    reason = driver_error_reason(exc)
-    if reason is not None:
-        return L1dbError(reason)
-    error, reason = describe_error(exc)
-    return RuntimeError(f"{error}: {reason}")
-
-
-def process_tile(job: TileJob, plan: VisitPlan, tile: int) -> TileOutcome:
-    """The task of one tile, run by a pool worker: process it and return its outcome and records.
-
-    Never raises for the tile's own failure: the error and the failure
-    records come back in the `TileOutcome`, for the driver to write and raise.
-    """
-    held = HeldRecords()
-    try:
-        result = _processor(job).process(plan, tile, held)
-    except Exception as exc:
-        return TileOutcome(plan.visit_id, tile, None, held, _portable(exc), traceback.format_exc())
-    return TileOutcome(plan.visit_id, tile, result, held)
-
-
 class ApLoop:
     """The AP loop over visits, resuming after the last stored visit.
 
@@ -756,7 +625,7 @@ class ApLoop:
         if failed is not None:
             error = failed.error
             if failed.traceback:
-                error.__cause__ = _RemoteTraceback(failed.traceback)
+                error.__cause__ = RemoteTraceback(failed.traceback)
             raise error
         return sorted(results, key=lambda r: r.tile)
 

@@ -8,7 +8,7 @@ catalogue already loaded, and a second Ctrl-C interrupts the tile's store
 itself (its transaction rolls back at once). With a scheduler address (``tcp://HOST:PORT``) it is the workers of
 a running Dask cluster, started with Dask's own commands (``dask scheduler``,
 ``dask worker``) on any hosts. Either way a tile is one Dask task, and each
-worker keeps its state from task to task (`dia_sim.ap_loop.process_tile`).
+worker keeps its state from task to task (`dia_sim.tile_task`).
 
 Worker loss: Dask runs the task of a worker that died again on another one
 (at most ``distributed.scheduler.allowed-failures`` times, then the task
