@@ -197,6 +197,10 @@ class TilePool:
                 except distributed.KilledWorker as exc:
                     lost = lost or (f"task {futures[future]}: the Dask workers running it died "
                                     f"({_one_line(exc)}); run again to resume")
+                except ImportError as exc:
+                    # A worker host without the toolkit (or another version of it) cannot unpickle the task.
+                    raise PoolError(f"a Dask worker cannot run task {futures[future]}: {_one_line(exc)}; install "
+                                    f"this version of l1dbproto on every worker host") from None
                 except concurrent.futures.CancelledError:
                     lost = lost or f"task {futures[future]} was cancelled by the Dask scheduler; run again to resume"
             if pending and self._cluster is None:

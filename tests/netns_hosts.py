@@ -136,22 +136,32 @@ class PostgresHost:
             pytest.fail(f"initdb of the database host failed: {' '.join(init.stderr.split())}", pytrace=False)
         with open(data / "pg_hba.conf", "a") as hba:
             hba.write(f"host all all 10.77.{hosts.subnet}.0/24 trust\n")
-        self.proc = hosts.start(host, [*as_postgres, PG_BIN / "postgres", "-D", data, "-p", port,
-                                       "-c", f"listen_addresses={self.address}",
-                                       "-c", f"unix_socket_directories={self.dir}", "-c", "fsync=off",
-                                       "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-                                self.dir / "postgres.log")
+        self.host = host
+        self._argv = [*as_postgres, PG_BIN / "postgres", "-D", data, "-p", port,
+                      "-c", f"listen_addresses={self.address}", "-c", f"unix_socket_directories={self.dir}",
+                      "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.admin_url = f"postgresql+psycopg2://postgres@{self.address}:{port}/postgres"
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = self.hosts.start(self.host, self._argv, self.dir / "postgres.log")
         deadline = time.monotonic() + 60
         while True:
-            ready = hosts.run(host, [PG_BIN / "pg_isready", "-q", "-h", self.address, "-p", port])
+            ready = self.hosts.run(self.host, [PG_BIN / "pg_isready", "-q", "-h", self.address, "-p", self.port])
             if ready.returncode == 0:
-                break
+                return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = (self.dir / "postgres.log").read_text(errors="replace")[-2000:]
                 self.stop()
                 pytest.fail(f"the database host's PostgreSQL did not start: {log}", pytrace=False)
             time.sleep(0.3)
+
+    def restart(self, down: float) -> None:
+        """Stop the server (fast shutdown: every connection is cut), wait ``down`` seconds, start it again."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(timeout=60)
+        time.sleep(down)
+        self._start()
 
     def create_database(self, name: str) -> str:
         """Create database ``name``; return its URL."""

@@ -25,6 +25,9 @@ from l1db.config import normalize_url
 from l1db.timing_log import parse_log
 from netns_hosts import Hosts, PostgresHost
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from _faults import check_database  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DASK = str(Path(sys.executable).parent / "dask")
@@ -72,6 +75,27 @@ def _start_worker(hosts: Hosts, host: str, log: Path) -> subprocess.Popen:
                               "--no-nanny", "--no-dashboard", "--name", host], log, env=_env())
 
 
+@pytest.fixture
+def workers(cluster, tmp_path: Path) -> Iterator[dict[str, subprocess.Popen]]:
+    """A Dask worker on each worker host, for one test (a lost one is not carried into the next test)."""
+    hosts = cluster[0]
+    logs = {host: tmp_path / f"{host}.log" for host in ("worker1", "worker2")}
+    procs = {host: _start_worker(hosts, host, log) for host, log in logs.items()}
+    try:
+        # Both registered with the scheduler before a run asks for them (starting is slow on a busy machine).
+        deadline = time.monotonic() + 300
+        while not all("Registered to:" in log.read_text(errors="replace") for log in logs.values()):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs.values()), \
+                "the Dask workers did not start: " + " | ".join(log.read_text()[-500:] for log in logs.values())
+            time.sleep(0.2)
+        yield procs
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def _database(pg: PostgresHost, name: str, work: Path) -> Path:
     url = pg.create_database(name)
     config = work / f"{name}.cfg"
@@ -110,10 +134,8 @@ def _tables(config: Path) -> dict[str, pd.DataFrame]:
         engine.dispose()
 
 
-def test_a_run_across_hosts_stores_the_rows_of_a_local_run(cluster, tmp_path: Path) -> None:
+def test_a_run_across_hosts_stores_the_rows_of_a_local_run(cluster, workers, tmp_path: Path) -> None:
     hosts, pg, catalog = cluster
-    for host in ("worker1", "worker2"):
-        _start_worker(hosts, host, tmp_path / f"{host}.log")
     distributed, local = _database(pg, "dist", tmp_path), _database(pg, "local", tmp_path)
     log = tmp_path / "dist.jsonl"
     run = subprocess.run(_ap_proto(hosts, distributed, log, catalog, 4, "--scheduler", _scheduler(hosts),
@@ -141,9 +163,8 @@ def test_a_run_across_hosts_stores_the_rows_of_a_local_run(cluster, tmp_path: Pa
     assert src == len(rows["distributed"]["DiaSource"])
 
 
-def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, tmp_path: Path) -> None:
+def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, workers, tmp_path: Path) -> None:
     hosts, pg, catalog = cluster
-    workers = {host: _start_worker(hosts, host, tmp_path / f"{host}.log") for host in ("worker1", "worker2")}
     config = _database(pg, "lost", tmp_path)
     log = tmp_path / "lost.jsonl"
     total = 10
@@ -156,6 +177,7 @@ def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, tmp_pa
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before a worker could be killed"
+    assert workers["worker1"].poll() is None, "the first worker host's worker is not running"
     workers["worker1"].send_signal(signal.SIGKILL)  # `ip netns exec` execs the worker: this is its pid
     _, err = proc.communicate(timeout=900)
     # Either it finished with the remaining worker, or it stopped with one clear line.
@@ -179,22 +201,43 @@ def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, tmp_pa
     visits = tables["L1dbVisit"]
     assert sorted(map(tuple, visits[["visitId", "tile"]].to_numpy().tolist())) == [
         (v, t) for v in range(1, expected + 1) for t in range(4)]
-    # Nothing stored twice (the keys are also the tables' primary keys: a second store would have failed).
-    sources = tables["DiaSource"]
-    assert sources["diaSourceId"].is_unique and tables["DiaForcedSource"][["diaObjectId", "visit", "detector"]].value_counts().max() == 1
-    assert not tables["DiaObject"].duplicated(["diaObjectId", "validityStartMjdTai"]).any()
-    # The log counts each stored row once; a tile whose worker died after its commit is not stored again and
-    # its records died with the worker: at most the one tile that was running on the lost host.
+    # Nothing lost or stored twice; the rows stored per visit are the rows logged. A tile whose worker died
+    # after its commit is not stored again, and its records died with the worker: at most that one tile.
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == expected and len(check.unlogged) <= 1, check
+    logged = parse_log(log).timings.query("op == 'visit'").groupby(["visit", "tile"]).size()
+    assert (logged == 1).all() and len(visits) - len(logged) <= 1
+
+
+def test_a_database_restart_is_retried_on_the_workers_and_logged_by_the_driver(cluster, workers,
+                                                                              tmp_path: Path) -> None:
+    """The database host's server restarts mid-run: the workers retry, their failure records reach the log."""
+    hosts, pg, catalog = cluster
+    config = _database(pg, "restart", tmp_path)
+    log = tmp_path / "restart.jsonl"
+    total = 8
+    proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
+                                      "--workers", "2", "--retry-attempts", "8"),
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count('"op": "visit"') >= 8:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the database could be restarted"
+    pg.restart(down=2.0)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
     parsed = parse_log(log)
-    timings = parsed.timings
-    logged = timings[timings["op"] == "visit"].groupby(["visit", "tile"]).size()
-    assert (logged == 1).all()
-    assert len(visits) - len(logged) <= 1
-    per_visit = sources.groupby("visit").size()
-    inserted = timings[timings["op"] == "src_insert"].groupby("visit")["rows"].sum()
-    unequal = [v for v in per_visit.index if inserted.get(v, 0) != per_visit[v]]
-    assert len(unequal) <= 1 and all(inserted.get(v, 0) < per_visit[v] for v in unequal), unequal
-    assert len(tables["DiaObjectLast"]) == tables["DiaObject"]["diaObjectId"].nunique()
+    failures = parsed.failures
+    assert len(failures) >= 1 and failures["retry"].all() and (failures["wait"] > 0).all(), failures
+    # Every tile done once, its failed attempts' reads not added; the database equals the log.
+    per_tile = parsed.timings.groupby(["visit", "tile", "op"]).size()
+    for op in ("obj_select", "src_select", "store", "visit"):
+        assert (per_tile.xs(op, level="op") == 1).all(), op
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == total and check.unlogged == [], check
 
 
 # -- the pool on one machine ---------------------------------------------------------
