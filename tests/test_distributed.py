@@ -111,6 +111,16 @@ def _ap_proto(hosts: Hosts, config: Path, log: Path, catalog: Path, n: int, *ext
                                     *extra, catalog])
 
 
+def _wait_for_tiles(proc: subprocess.Popen, log: Path, n: int, what: str) -> None:
+    """Wait until ``n`` tiles are logged (their ``visit`` records), the run still going."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_text().count('"op": "visit"') >= n:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended (exit {proc.returncode}) {what}"
+
+
 def _engine(config: Path) -> sa.Engine:
     url = config.read_text().split("url = ", 1)[1].split("\n", 1)[0]
     return sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
@@ -170,13 +180,8 @@ def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, worker
     total = 6
     proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
                                       "--workers", "2"), stderr=subprocess.PIPE, text=True, env=_env())
-    # Once two visits are in (their 8 tiles logged), the first worker host goes away.
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count('"op": "visit"') >= 8:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before a worker could be killed"
+    # Once two visits are in, the first worker host goes away.
+    _wait_for_tiles(proc, log, 8, "before a worker could be killed")
     assert workers["worker1"].poll() is None, "the first worker host's worker is not running"
     workers["worker1"].send_signal(signal.SIGKILL)  # `ip netns exec` execs the worker: this is its pid
     _, err = proc.communicate(timeout=900)
@@ -220,12 +225,7 @@ def test_a_database_restart_is_retried_on_the_workers_and_logged_by_the_driver(c
     proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
                                       "--workers", "2", "--retry-attempts", "8"),
                             stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count('"op": "visit"') >= 8:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before the database could be restarted"
+    _wait_for_tiles(proc, log, 8, "before the database could be restarted")
     pg.restart(down=2.0)
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
