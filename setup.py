@@ -25,6 +25,8 @@ INSTALL_REQUIRES = [
     "sqlglot>=30.30",
     "tqdm>=4.70",
     "pydantic>=2.14.4,<3",
+    # The tiles' worker pool, local (LocalCluster) or on a cluster (dask scheduler / dask worker).
+    "dask[distributed]>=2026.8.0",
 ]
 
 TEST_REQUIRES = [

@@ -25,18 +25,22 @@ the attempt that succeeded. When the retries are exhausted the run stops
 (`VisitFailed`) and can be resumed later. A store whose commit was cut off is
 looked up before the retry: if it was stored after all, it is not stored twice.
 
-Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
-each processed by its own process with its own database connection. An
-object near a tile edge belongs to exactly one tile, so a source detected
-across the edge from its object starts a new object, as at a detector edge.
+Tiles: the field is split into tiles (`dia_sim.field.field_tiles`). The
+tiles of a visit are tasks of a pool of workers (`dia_sim.tile_pool`: a Dask
+cluster, local or distributed, of ``workers`` processes however many tiles
+there are); each worker keeps its catalogue, database connection and warmed
+simulator from tile to tile (`dia_sim.tile_task`). A visit ends when all its tiles
+are stored. A task returns its tile's timing and failure records with its
+result, once its data is stored, and the driver writes them to the run's one
+timing log. An object near a tile edge belongs to exactly one tile, so a
+source detected across the edge from its object starts a new object, as at a
+detector edge.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
-import multiprocessing
 import signal
 import sys
 import time
@@ -52,7 +56,7 @@ from l1db.api import MONTH_DAYS, L1db
 from l1db.config import L1dbConfig
 from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
-from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
+from l1db.timing_log import HeldRecords, TimingLogWriter, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
@@ -61,6 +65,8 @@ from .options import RunOptions
 from .pointing import random_pointings
 from .rows import BANDS
 from .schedule import SECONDS_PER_DAY, VisitSchedule
+from .tile_pool import TilePool
+from .tile_task import RemoteTraceback, TileJob, TileOutcome, process_tile, release_worker_state, share_catalog
 from .visit_sim import VisitSimulator
 
 __all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
@@ -109,7 +115,7 @@ def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
-        tiles = tuple(range(options.divide**2))
+        tiles = tuple(range(options.n_tiles))
     mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
     return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
 
@@ -129,7 +135,7 @@ def run_with_retries(
     attempt: Callable[[int], T],
     *,
     options: RunOptions,
-    writer: TimingLogWriter,
+    writer: TimingLogWriter | HeldRecords,
     visit: int,
     tile: int,
     current_op: Callable[[], str],
@@ -149,7 +155,7 @@ def run_with_retries(
         The work; called with the number of attempts that failed before.
     options : `RunOptions`
         ``retry_attempts`` and ``retry_wait``.
-    writer : `TimingLogWriter`
+    writer : `TimingLogWriter` or `HeldRecords`
         Where the failure records go.
     visit, tile : `int`
         The visit (and tile) the work belongs to.
@@ -199,7 +205,7 @@ def run_with_retries(
 
 
 class TileProcessor:
-    """One process's share of the loop: an L1db connection, the catalogue, a simulator.
+    """One worker's share of the loop: an L1db connection, the catalogue, a simulator.
 
     Parameters
     ----------
@@ -209,12 +215,9 @@ class TileProcessor:
         The variable-source catalogue.
     options : `RunOptions`
         Run options.
-    writer : `TimingLogWriter`
-        Where the timing records go.
     """
 
-    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions,
-                 writer: TimingLogWriter) -> None:
+    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions) -> None:
         self.config = config
         self.options = options
         self._l1db: L1db | None = None  # connected at the first visit, within its retries
@@ -222,7 +225,6 @@ class TileProcessor:
         self.sim = VisitSimulator(options.sim)
         # Compile the numba kernels now, so that no visit's timing includes it.
         self.sim.warm_up()
-        self.writer = writer
         self._op = "connect"
 
     @property
@@ -239,14 +241,27 @@ class TileProcessor:
             self._l1db.close()
             self._l1db = None
 
-    def process(self, plan: VisitPlan, tile: int) -> TileResult:
+    def process(self, plan: VisitPlan, tile: int, writer: TimingLogWriter | HeldRecords) -> TileResult:
         """Simulate, read and store one tile of a visit, timing every step.
 
         A connection-level database error ends the attempt: the connections
         are closed, and the tile is tried again (`run_with_retries`). The
         timing records of an attempt are held until it succeeds, so that a
         failed attempt's reads never add to the retried visit's; its cost is
-        in the failure record.
+        in the failure record. Before every attempt, the first one included,
+        the tile is looked up in L1dbVisit: a store whose commit was cut off,
+        or a task that Dask runs again because the worker running it was lost
+        after its commit, is not stored twice.
+
+        Parameters
+        ----------
+        plan : `VisitPlan`
+            The visit.
+        tile : `int`
+            The tile to process.
+        writer : `TimingLogWriter` or `HeldRecords`
+            Where the tile's timing and failure records go; timing records
+            only once the tile is stored.
 
         Raises
         ------
@@ -260,12 +275,12 @@ class TileProcessor:
 
         def attempt(failed: int) -> TileResult:
             records: list[TimingRecord] = []
-            if failed and not opts.no_update:
+            if not opts.no_update:
                 self._op = "connect"
                 done, _ = self.l1db.storedTiles(plan.visit_id)
                 if tile in done:
-                    # The store committed although the connection was lost: keep what it did.
-                    self._write(failed_records, plan.visit_id, tile)
+                    # The store committed although the connection (or the worker) was lost: keep what it did.
+                    _write(writer, failed_records, plan.visit_id, tile)
                     return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
             try:
                 with self.l1db.timing(records.append):
@@ -273,16 +288,11 @@ class TileProcessor:
             except BaseException:
                 failed_records[:] = records + (self._l1db.unconfirmed_records if self._l1db is not None else [])
                 raise
-            self._write(records, plan.visit_id, tile)
+            _write(writer, records, plan.visit_id, tile)
             return result
 
-        return run_with_retries(attempt, options=opts, writer=self.writer, visit=plan.visit_id, tile=tile,
+        return run_with_retries(attempt, options=opts, writer=writer, visit=plan.visit_id, tile=tile,
                                 current_op=lambda: self._op, reset=self.close)
-
-    def _write(self, records: list[TimingRecord], visit: int, tile: int) -> None:
-        sink = self.writer.sink(visit, tile)
-        for record in records:
-            sink(record)
 
     def _timer(self, op: str, sink: TimingSink) -> Timer:
         """A `Timer` of ``op``, which is from now on the operation in progress."""
@@ -306,6 +316,7 @@ class TileProcessor:
                 objects = objects.reset_index(drop=True)
                 timer.rows = len(objects)
             with self._timer("sim_associate", _both(sink, sim_records)) as timer:
+                objects = _canonical(objects)
                 association = self.sim.associate(detections, objects)
                 timer.rows = association.n_matched
             with self._timer("src_select", sink) as timer:
@@ -315,6 +326,7 @@ class TileProcessor:
                 fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
                 timer.rows = len(fsrc_history)
             with self._timer("sim_rows", _both(sink, sim_records)) as timer:
+                src_history, fsrc_history = _canonical(src_history), _canonical(fsrc_history)
                 new_objects, sources, forced = self.sim.build_rows(
                     rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
                     src_history, fsrc_history,
@@ -330,8 +342,28 @@ class TileProcessor:
             if not opts.no_update:
                 self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
+
+
+def _canonical(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``frame`` sorted by all its columns: the simulation then never depends on the order a database returns rows.
+
+    IDs and random draws follow the row order (a forced source per object, in
+    order), and float sums depend on it; without this, two databases holding
+    the same rows (or one database's two query plans) would make different rows.
+    """
+    if frame is None or len(frame) < 2:
+        return frame
+    # diaObjectId alone orders the DiaObjects (one version each); history rows need every column.
+    keys = ["diaObjectId"] if frame["diaObjectId"].is_unique else list(frame.columns)
+    return frame.sort_values(keys, kind="stable", ignore_index=True)
+
+
+def _write(writer: TimingLogWriter | HeldRecords, records: list[TimingRecord], visit: int, tile: int) -> None:
+    sink = writer.sink(visit, tile)
+    for record in records:
+        sink(record)
 
 
 def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
@@ -340,25 +372,6 @@ def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
         sink(record)
 
     return both
-
-
-# -- worker processes (--divide) ------------------------------------------------
-
-_WORKER: TileProcessor | None = None
-
-
-def _init_worker(config: L1dbConfig, catalog_path: str, options: RunOptions, log_path: str, run: str) -> None:
-    # The parent decides what Ctrl-C and SIGTERM do (finish the visit, or stop hard).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING)
-    global _WORKER
-    _WORKER = TileProcessor(config, catalog_path, options, TimingLogWriter(log_path, run=run))
-
-
-def _worker_process(plan: VisitPlan, tile: int) -> TileResult:
-    assert _WORKER is not None
-    return _WORKER.process(plan, tile)
 
 
 class ApLoop:
@@ -381,7 +394,8 @@ class ApLoop:
     def __init__(self, config: L1dbConfig, catalog_path: str | Path, options: RunOptions, log_path: str | Path,
                  argv: list[str] | None = None) -> None:
         self.config = config
-        self.catalog_path = str(catalog_path)
+        # Absolute: the pool's workers may run elsewhere (another directory, another host with the same path).
+        self.catalog_path = str(Path(catalog_path).resolve())
         self.options = options
         self.log_path = str(log_path)
         self.argv = argv or []
@@ -461,7 +475,7 @@ class ApLoop:
         # A visit is finished with the tiling it was started with.
         missing = tuple(t for t in range(n_tiles) if t not in done)
         if missing:
-            if n_tiles != opts.divide**2:
+            if n_tiles != opts.n_tiles:
                 raise ValueError(
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
                     f"resume it with --divide {int(round(n_tiles ** 0.5))}"
@@ -469,8 +483,8 @@ class ApLoop:
             return visit_id, missing
         return visit_id + 1, None
 
-    def provenance(self) -> dict[str, Any]:
-        """The run's provenance record (without the fields the writer adds)."""
+    def provenance(self, pool: TilePool | None = None) -> dict[str, Any]:
+        """The run's provenance record (without the fields the writer adds); ``pool`` adds its workers."""
         backend, version = self.l1db.serverVersion()
         config = self.config.as_dict()
         config["ap_proto"] = self.options.as_dict()
@@ -486,6 +500,7 @@ class ApLoop:
             "per_visit": round(self.catalog.per_visit(self.options.fov), 1),
             "python": sys.version.split()[0],
             "time_compression": self.compression_info(),
+            **({"pool": pool.describe()} if pool is not None else {}),
         }
 
     def compression_info(self) -> dict[str, Any] | None:
@@ -505,52 +520,89 @@ class ApLoop:
     def run(self, progress: Callable[[VisitPlan, list[TileResult]], None] | None = None) -> int:
         """Run ``num_visits`` visits; return how many were completed.
 
-        A first Ctrl-C (SIGINT) or SIGTERM (what schedulers and container
-        platforms send) lets the current visit finish and then stops
-        (`stop_signal` says which); a second one interrupts the visit, whose
-        transaction rolls back (`KeyboardInterrupt`).
+        The tiles of each visit are tasks of the pool (`TilePool`); the
+        visit ends when all of them are stored, and their records are
+        written to the timing log as each tile comes back. A first Ctrl-C
+        (SIGINT) or SIGTERM (what schedulers and container platforms send)
+        lets the current visit finish and then stops (`stop_signal` says
+        which); a second one abandons the visit (`KeyboardInterrupt`): the
+        local pool's workers are stopped and their transactions roll back.
+
+        Raises
+        ------
+        dia_sim.tile_pool.PoolError
+            The pool cannot be made (no scheduler at the address, no worker),
+            or loses every worker or a tile's task too many times.
         """
         opts = self.options
-        info = self.provenance()
-        self.writer = TimingLogWriter(self.log_path)
-        self.writer.provenance(info)
-        visit_id, tiles = self.start
-        previous_mjd: float | None = None
-        done = 0
-        executor = self._executor() if opts.divide > 1 else None
-        local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
-        old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Before anything is written: a scheduler that cannot be reached leaves no log record.
+        pool = TilePool(opts.workers, opts.scheduler, n_tasks=opts.n_tiles,
+                        lost_after=max(30.0, opts.retry_wait * (2**opts.retry_attempts - 1)))
+        share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
+        abandoned = False
         try:
-            for i in range(opts.num_visits):
-                if self.stop_signal is not None:
-                    break
-                plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
-                if self._daily_job_due(i, plan.mjd, previous_mjd):
-                    self._daily_job(plan)
-                if executor is not None:
-                    futures = [executor.submit(_worker_process, plan, t) for t in plan.tiles]
-                    results = [f.result() for f in futures]
-                else:
-                    results = [local.process(plan, t) for t in plan.tiles]
-                done += 1
-                if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                    counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
-                    self.writer.counts(visit_id, counts)
-                if progress is not None:
-                    progress(plan, results)
-                previous_mjd = plan.mjd
-                visit_id += 1
-                tiles = None
+            info = self.provenance(pool)
+            self.writer = TimingLogWriter(self.log_path)
+            self.writer.provenance(info)
+            job = TileJob(self.writer.run, self.config, self.catalog_path, opts)
+            visit_id, tiles = self.start
+            previous_mjd: float | None = None
+            done = 0
+            old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                for i in range(opts.num_visits):
+                    if self.stop_signal is not None:
+                        break
+                    plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                    if self._daily_job_due(i, plan.mjd, previous_mjd):
+                        self._daily_job(plan)
+                    results = self._run_visit(pool, job, plan)
+                    done += 1
+                    if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
+                        counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
+                        self.writer.counts(visit_id, counts)
+                    if progress is not None:
+                        progress(plan, results)
+                    previous_mjd = plan.mjd
+                    visit_id += 1
+                    tiles = None
+            except KeyboardInterrupt:
+                abandoned = True
+                raise
+            finally:
+                for sig, handler in old_handlers.items():
+                    signal.signal(sig, handler)
         finally:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
-            if local is not None:
-                local.close()
+            run = self.writer.run if self.writer is not None else None
+            pool.close(abandon=abandoned, teardown=(release_worker_state, run) if run else None)
+            if run:
+                release_worker_state(run)  # the tiles run in this process by a pool of one
             self._reset()
-            self.writer.close()
+            if self.writer is not None:
+                self.writer.close()
         return done
+
+    def _run_visit(self, pool: TilePool, job: TileJob, plan: VisitPlan) -> list[TileResult]:
+        """Run the tiles of a visit on the pool; write each tile's records as it comes back.
+
+        Raises the first tile's error once every tile has come back (the
+        others' stores, and their records, are kept).
+        """
+        tasks = [(f"tile-{job.run}-{plan.visit_id}-{tile}", process_tile, (job, plan, tile)) for tile in plan.tiles]
+        results: list[TileResult] = []
+        failed: TileOutcome | None = None
+        for outcome in pool.run(tasks):
+            outcome.records.write_to(self.writer)
+            if outcome.error is not None:
+                failed = failed or outcome
+            else:
+                results.append(outcome.result)
+        if failed is not None:
+            error = failed.error
+            if failed.traceback:
+                error.__cause__ = RemoteTraceback(failed.traceback)
+            raise error
+        return sorted(results, key=lambda r: r.tile)
 
     def _daily_job_due(self, i: int, visit_mjd: float, previous_mjd: float | None) -> bool:
         """Every ``daily_job_every`` visits, or (0) when a new night starts."""
@@ -584,13 +636,3 @@ class ApLoop:
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
             print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
-
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        n = self.options.divide**2
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=n,
-            # spawn: a fresh interpreter per worker, sharing no connection or lock with the parent.
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self.config, self.catalog_path, self.options, self.log_path, self.writer.run),
-        )

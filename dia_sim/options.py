@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from astropy.time import Time
-from pydantic import BeforeValidator, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, model_validator
 
 from l1db.config import L1DB_SECTIONS, ConfigError, L1dbConfig, load_config
 from l1db.config_model import Section, comment, markdown_table, option, option_error, option_fields, validate_section
@@ -66,6 +66,18 @@ def _area(value: Any) -> Any:
     return value
 
 
+def _scheduler_address(address: str) -> str:
+    """Refuse what is not a Dask scheduler address, ``tcp://HOST:PORT`` (or ``tls://``); empty is no scheduler."""
+    if not address:
+        return address
+    scheme, sep, rest = address.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or scheme not in ("tcp", "tls") or not colon or not host or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ValueError(f"bad scheduler address {address!r}; allowed: tcp://HOST:PORT (as dask scheduler prints)")
+    return address
+
+
 class RunSettings(Section):
     """The run's settings in ``[ap_proto]``: pace, tiling, pointings, start, upkeep and retries."""
 
@@ -78,7 +90,7 @@ class RunSettings(Section):
         "visits a night, the interval and the days between nights are derived (printed, and kept in the "
         "provenance record); 0 = no compression (interval, every night)", ge=0.0)
     divide: int = option(
-        1, "split the field into N x N tiles processed concurrently, one process and connection each",
+        1, "split the field into N x N tiles, run concurrently by the worker pool (`workers`)",
         ge=1, le=math.isqrt(MAX_TILES))
     fov: float = option(3.5, "field of view diameter, degrees", ge=0.01, le=90.0)
     sky: Literal["south", "full"] = option("south", "where pointings fall: south (Dec <= 0) or full sky")
@@ -102,6 +114,14 @@ class RunSettings(Section):
     retry_wait: float = option(
         2.0, "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
         "in all)", ge=0.0)
+    workers: int = option(
+        0, "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
+        "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "
+        "wait for before starting (0 = at least one)", ge=0)
+    scheduler: Annotated[str, AfterValidator(_scheduler_address)] = option(
+        "", "address of a Dask scheduler, tcp://HOST:PORT, whose workers (dask worker) run the tiles; "
+        "empty = a local pool of `workers` processes", metavar="tcp://HOST:PORT",
+        allowed="tcp://HOST:PORT (or tls://), or empty")
 
     @model_validator(mode="after")
     def _check_area_in_sky(self) -> RunSettings:
@@ -131,6 +151,11 @@ class RunOptions(RunSettings):
     def as_dict(self) -> dict[str, Any]:
         """Effective options, for the provenance record (JSON values; the compression is a record of its own)."""
         return self.model_dump(mode="json", exclude={"compression"})
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles of a visit."""
+        return self.divide**2
 
     def schedule(self, first_visit: int, start_mjd: float) -> VisitSchedule:
         """The visit schedule of these options from ``first_visit`` at ``start_mjd``."""

@@ -9,8 +9,7 @@ parser. A record may be preceded on its line by a prefix (a logging
 formatter's time stamp, say): the record is the JSON object starting at the
 first ``{"record"`` of the line.
 
-``provenance``, written once at the start of every run (and by every process
-of a tiled run)::
+``provenance``, written once at the start of every run::
 
     {"record": "provenance", "format": 1, "run": "20261121T101500Z-5f3a9c01",
      "time": "2026-11-21T10:15:00.123456+00:00", "toolkit_version": "0.1.0",
@@ -83,9 +82,10 @@ know are skipped and counted separately, so that newer logs still parse.
 
 Writing: `TimingLogWriter` writes each record with a single ``write()`` call
 on a file opened with ``O_APPEND`` and no user-space buffering, so several
-processes (the tiles of a run) may append to the same file without
-interleaving within lines, and a killed process loses at most the line it
-was writing. A writer that opens a file whose last line is unfinished (torn
+processes may append to the same file without interleaving within lines, and
+a killed process loses at most the line it was writing. Work done elsewhere
+(a tile on a Dask worker, maybe on another host) holds its records in
+`HeldRecords` and hands them to the one process that writes the log. A writer that opens a file whose last line is unfinished (torn
 by a kill) ends that line first, so that every record starts on a fresh
 line and the torn one stays one malformed line.
 """
@@ -117,6 +117,7 @@ __all__ = [
     "TIMING_COLUMNS",
     "FAILURE_COLUMNS",
     "TimingLogWriter",
+    "HeldRecords",
     "ParsedLog",
     "new_run_id",
     "parse_log",
@@ -346,6 +347,47 @@ class TimingLogWriter:
             self.timing(record, visit, tile)
 
         return sink
+
+
+class HeldRecords:
+    """Timing and failure records held for a `TimingLogWriter` elsewhere.
+
+    A tile processed on a Dask worker (another process or host) cannot write
+    to the driver's log: it collects its records here, with the same calls
+    as on a writer (`sink`, `failure`), and returns them with its result; the
+    driver then writes them in order with `write_to`. The object pickles, so
+    it travels with a task's result.
+    """
+
+    def __init__(self) -> None:
+        #: ``("timing", (record, visit, tile))`` and ``("failure", {field: value})`` in the order made.
+        self.items: list[tuple[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sink(self, visit: int, tile: int = 0) -> TimingSink:
+        """Return a `TimingSink` holding records for ``visit`` and ``tile``."""
+        visit, tile = int(visit), int(tile)
+
+        def sink(record: TimingRecord) -> None:
+            self.items.append(("timing", (record, visit, tile)))
+
+        return sink
+
+    def failure(self, visit: int, tile: int, op: str, error: str, reason: str, attempt: int, lost: float,
+                wait: float, retry: bool) -> None:
+        """Hold a failure record (the arguments of `TimingLogWriter.failure`)."""
+        self.items.append(("failure", {"visit": visit, "tile": tile, "op": op, "error": error, "reason": reason,
+                                       "attempt": attempt, "lost": lost, "wait": wait, "retry": retry}))
+
+    def write_to(self, writer: TimingLogWriter) -> None:
+        """Write every held record through ``writer``, in the order held."""
+        for kind, args in self.items:
+            if kind == "timing":
+                writer.timing(*args)
+            else:
+                writer.failure(**args)
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from l1db.timing_log import (
     FORMAT_VERSION,
     OPERATIONS,
     TIMING_COLUMNS,
+    HeldRecords,
     TimingLogWriter,
     machine_info,
     new_run_id,
@@ -308,3 +309,24 @@ def test_failure_records_round_trip(tmp_path: Path) -> None:
     both = parse_logs([path, path])
     assert len(both.failures) == 4 and both.failures["attempt"].dtype == "int64"
     assert parse_log([]).failures.empty
+
+
+def test_held_records_travel_and_are_written_as_the_writer_would() -> None:
+    """A tile on another host holds its records; after pickling, the driver writes the very same lines."""
+    import pickle
+
+    def work(writer) -> None:
+        writer.failure(7, 2, "store", "AdminShutdown", "terminating\nconnection", attempt=1, lost=1.5, wait=2.0,
+                       retry=True)
+        for visit, tile, record in RECORDS:
+            writer.sink(visit, tile)(record)
+
+    direct, relayed = io.StringIO(), io.StringIO()
+    work(TimingLogWriter(direct, run="r1"))
+    held = HeldRecords()
+    work(held)
+    assert len(held) == 1 + len(RECORDS)
+    pickle.loads(pickle.dumps(held)).write_to(TimingLogWriter(relayed, run="r1"))
+    assert relayed.getvalue() == direct.getvalue()
+    parsed = parse_log(io.StringIO(relayed.getvalue()))
+    assert parsed.malformed == 0 and len(parsed.timings) == len(RECORDS) and len(parsed.failures) == 1

@@ -15,6 +15,7 @@ from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
 from ..ap_loop import ApLoop, TileResult, VisitFailed, VisitPlan
+from ..tile_pool import PoolError
 from ..catalog import CatalogError
 from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
 
@@ -26,7 +27,9 @@ EPILOG = """\
 examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
-  ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
+  ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles on the machine's cores
+  ap_proto -n 100 --divide 4 --workers 3 sources.npy       # 16 tiles a visit in 3 worker processes
+  ap_proto -n 100 --divide 4 --scheduler tcp://10.0.0.1:8786 sources.npy   # on a Dask cluster
   ap_proto -n 600 --pointing-area 0,12,-34,-20 --observations-per-year 20 sources.npy
                                        # time-compressed: the 12-month window fills in ~200 visits
 
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.explain:
         level = min(level, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Dask's own chatter (workers starting and stopping) only with -vv: the run's output is ap_proto's.
+    logging.getLogger("distributed").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     try:
         config = load_ap_config(args.config or default_config_path())
         options = _options(args, config)
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         # A second Ctrl-C or SIGTERM.
         print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
         return 130
-    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, ValueError) as exc:
+    except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, PoolError, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

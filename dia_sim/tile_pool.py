@@ -1,0 +1,231 @@
+"""The pool of workers that runs the tiles of a visit: a Dask cluster, local or distributed.
+
+Without a scheduler address the pool is a `distributed.LocalCluster` made by
+ap_proto and stopped at its end: ``workers`` processes of one thread each (at
+most one per tile of a visit). A pool of one local worker is ap_proto's own
+process: the same task runs in it, with nothing to start, sharing the
+catalogue already loaded, and a second Ctrl-C interrupts the tile's store
+itself (its transaction rolls back at once). With a scheduler address (``tcp://HOST:PORT``) it is the workers of
+a running Dask cluster, started with Dask's own commands (``dask scheduler``,
+``dask worker``) on any hosts. Either way a tile is one Dask task, and each
+worker keeps its state from task to task (`dia_sim.tile_task`).
+
+Worker loss: Dask runs the task of a worker that died again on another one
+(at most ``distributed.scheduler.allowed-failures`` times, then the task
+fails with `distributed.KilledWorker`: a `PoolError` here). A local worker
+that dies is restarted by its nanny. When a remote cluster has no worker
+left for ``lost_after`` seconds the pool gives up with a `PoolError`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dask
+import distributed
+from distributed.diagnostics.plugin import WorkerPlugin
+
+__all__ = ["PoolError", "TilePool", "default_workers"]
+
+_LOG = logging.getLogger(__name__)
+
+#: Seconds to wait for the scheduler to answer, and for the first workers to join.
+CONNECT_TIMEOUT = 30.0
+#: Seconds between checks of the cluster's workers while tasks run.
+POLL = 2.0
+
+
+class PoolError(RuntimeError):
+    """The worker pool cannot go on (no scheduler, no worker, a task whose workers keep dying); one line."""
+
+
+def default_workers() -> int:
+    """The machine's cores available to this process: the local pool's size by default."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _WorkerSetup(WorkerPlugin):
+    """What every worker of the pool needs before its first tile.
+
+    Dask's statistical profiler samples every thread's stack every 10 ms in
+    the worker's process: its CPU time would be counted in every operation's
+    ``user`` time (process CPU time), so it is stopped. The local pool's
+    worker processes also leave Ctrl-C and SIGTERM (sent to the whole
+    process group) to ap_proto, which decides whether the visit finishes.
+    """
+
+    name = "l1dbproto-worker-setup"
+    idempotent = True
+
+    def __init__(self, ignore_stop_signals: bool) -> None:
+        self.ignore_stop_signals = ignore_stop_signals
+
+    def setup(self, worker: Any) -> None:
+        for name in ("profile", "profile-cycle"):
+            callback = worker.periodic_callbacks.get(name)
+            if callback is not None:
+                callback.stop()
+        # A worker process runs its event loop, and so this, in its main thread; a worker thread never does.
+        if self.ignore_stop_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class TilePool:
+    """The workers of a run, local or on a Dask cluster.
+
+    Parameters
+    ----------
+    workers : `int`
+        Local pool: number of worker processes (0: `default_workers`), at
+        most ``n_tasks``. Remote cluster: the number of workers to wait for
+        before starting (0: at least one).
+    scheduler : `str`
+        Address of a Dask scheduler (``tcp://HOST:PORT``); empty for a local pool.
+    n_tasks : `int`
+        Tasks of a visit (its tiles): a local pool has no more workers than that.
+    lost_after : `float`
+        Seconds a remote cluster may be without any worker while tasks wait.
+
+    Raises
+    ------
+    PoolError
+        If the scheduler cannot be reached or no worker joins in time.
+    """
+
+    def __init__(self, workers: int, scheduler: str = "", n_tasks: int = 1, lost_after: float = 60.0) -> None:
+        self.scheduler = scheduler
+        self.lost_after = lost_after
+        self._cluster = None
+        self.client: distributed.Client | None = None
+        n = min(workers or default_workers(), max(n_tasks, 1))
+        if not scheduler and n == 1:
+            return  # the tasks run here, one after the other (`run`)
+        if scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise PoolError(f"cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)} "
+                                f"(start one with: dask scheduler --port PORT)") from None
+            wanted = max(workers, 1)
+            try:
+                self.client.wait_for_workers(wanted, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError):
+                have = len(self._workers())
+                self.client.close()
+                raise PoolError(f"{have} Dask worker(s) at {scheduler} after {CONNECT_TIMEOUT:g} s, {wanted} wanted "
+                                f"(start them with: dask worker {scheduler} --nthreads 1)") from None
+        else:
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", scheduler_port=0,
+                    silence_logs=logging.CRITICAL,
+                    # No dashboard; its HTTP server (health checks) on any free local port, not on a
+                    # fixed 8787 that another run may hold.
+                    dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                )
+            self.client = distributed.Client(self._cluster, set_as_default=False)
+        self.client.register_plugin(_WorkerSetup(ignore_stop_signals=self._cluster is not None))
+        # Futures of the standard library: waited on with a timeout, interrupted by Ctrl-C.
+        self._executor = self.client.get_executor(pure=False)
+
+    def _workers(self) -> dict[str, Any]:
+        return self.client.scheduler_info(n_workers=-1)["workers"]
+
+    def describe(self) -> dict[str, Any]:
+        """The pool for the provenance record: scheduler, number of workers, their hosts."""
+        if self.client is None:
+            return {"scheduler": "local", "workers": 1, "threads": 1, "hosts": [socket.gethostname()]}
+        workers = self._workers()
+        if self._cluster is not None:
+            hosts = [socket.gethostname()]
+        else:
+            hosts = sorted({w["host"] for w in workers.values()})
+        return {"scheduler": self.scheduler or "local", "workers": len(workers),
+                "threads": sum(w.get("nthreads", 1) for w in workers.values()), "hosts": hosts}
+
+    def run(self, tasks: Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]]) -> Iterator[Any]:
+        """Run ``tasks`` (key, function, arguments); yield their results as they finish.
+
+        Raises
+        ------
+        PoolError
+            After every other task finished: a task failed because the workers
+            running it kept dying, or the cluster has had no worker for
+            ``lost_after`` seconds (then without waiting for the rest).
+        """
+        if self.client is None:
+            for _, fn, args in tasks:
+                yield fn(*args)
+            return
+        futures = {self._executor.submit(fn, *args, key=key): key for key, fn, args in tasks}
+        pending = set(futures)
+        lost: str | None = None
+        no_worker_since: float | None = None
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=POLL,
+                                                    return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                try:
+                    yield future.result()
+                except distributed.KilledWorker as exc:
+                    lost = lost or (f"task {futures[future]}: the Dask workers running it died "
+                                    f"({_one_line(exc)}); run again to resume")
+                except ImportError as exc:
+                    # A worker host without the toolkit (or another version of it) cannot unpickle the task.
+                    raise PoolError(f"a Dask worker cannot run task {futures[future]}: {_one_line(exc)}; install "
+                                    f"this version of l1dbproto on every worker host") from None
+                except concurrent.futures.CancelledError:
+                    lost = lost or f"task {futures[future]} was cancelled by the Dask scheduler; run again to resume"
+            if pending and self._cluster is None:
+                if self._workers():
+                    no_worker_since = None
+                elif no_worker_since is None:
+                    no_worker_since = time.monotonic()
+                elif time.monotonic() - no_worker_since > self.lost_after:
+                    for future in pending:
+                        future.cancel()
+                    raise PoolError(f"no Dask worker left at {self.scheduler} for {self.lost_after:g} s; "
+                                    f"start workers and run again to resume")
+        if lost is not None:
+            raise PoolError(lost)
+
+    def close(self, abandon: bool = False,
+              teardown: tuple[Callable[..., Any], Any] | None = None) -> None:
+        """Disconnect; a local pool's workers are stopped (``abandon``: at once, their work rolled back).
+
+        ``teardown`` (a function and its argument) runs first on every
+        worker, unless abandoning: a remote worker lives on after the run.
+        """
+        if self.client is None:
+            return
+        if teardown is not None and not abandon:
+            try:
+                self.client.run(teardown[0], teardown[1], wait=True)
+            except Exception:  # noqa: BLE001 - a worker gone has nothing left to release
+                _LOG.debug("the workers' teardown failed", exc_info=True)
+        try:
+            self.client.close(timeout=5 if abandon else 30)
+        except Exception:  # noqa: BLE001 - closing what is broken may fail too
+            _LOG.debug("closing the Dask client failed", exc_info=True)
+        if self._cluster is not None:
+            try:
+                self._cluster.close(timeout=5 if abandon else 30)
+            except Exception:  # noqa: BLE001
+                _LOG.debug("closing the local Dask cluster failed", exc_info=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
