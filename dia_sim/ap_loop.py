@@ -25,8 +25,9 @@ the attempt that succeeded. When the retries are exhausted the run stops
 (`VisitFailed`) and can be resumed later. A store whose commit was cut off is
 looked up before the retry: if it was stored after all, it is not stored twice.
 
-Tiles: the field is split into N x N squares (`dia_sim.field.field_tiles`),
-each processed by its own process with its own database connection. An
+Tiles: the field is split into N x N squares or the camera's 189 detectors
+(``divide``: `dia_sim.tiling`, `dia_sim.field.field_tiles`), each processed by
+its own process with its own database connection. An
 object near a tile edge belongs to exactly one tile, so a source detected
 across the edge from its object starts a new object, as at a detector edge.
 """
@@ -59,6 +60,7 @@ from .field import FieldTile
 from .ids import MAX_VISIT
 from .pointing import random_pointings
 from .schedule import SECONDS_PER_DAY, VisitSchedule
+from .tiling import divide_of, tiling
 from .visit_sim import SimConfig, VisitSimulator
 
 __all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
@@ -78,7 +80,8 @@ class RunOptions:
 
     num_visits: int
     interval: float = 45.0
-    divide: int = 1
+    #: N (N x N squares) or "camera" (189 detectors): see `dia_sim.tiling`.
+    divide: int | str = 1
     fov: float = 3.5
     sky: str = "south"
     pointing_area: tuple[float, float, float, float] | None = None
@@ -92,6 +95,11 @@ class RunOptions:
     explain: bool = False
     no_update: bool = False
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles of a visit: ``divide`` squared, or 189 for the camera."""
+        return tiling(self.divide).n_tiles
 
     def as_dict(self) -> dict[str, Any]:
         """Effective options, for the provenance record."""
@@ -139,7 +147,7 @@ def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
-        tiles = tuple(range(options.divide**2))
+        tiles = tuple(range(options.n_tiles))
     mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
     return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
 
@@ -214,7 +222,7 @@ def run_with_retries(
                 reset()
             except Exception:  # noqa: BLE001 - closing what is broken may fail too
                 _LOG.debug("closing the connections after a failure failed too", exc_info=True)
-            where = f"visit {visit}" + (f" tile {tile}" if options.divide > 1 else "")
+            where = f"visit {visit}" + (f" tile {tile}" if options.n_tiles > 1 else "")
             if not retry:
                 if not retryable:
                     raise  # Not the database going away: as it is (a driver's error is one line, a bug a traceback).
@@ -360,7 +368,7 @@ class TileProcessor:
             if not opts.no_update:
                 self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.divide**2, explain=explain)
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
 
 
@@ -490,10 +498,10 @@ class ApLoop:
         # A visit is finished with the tiling it was started with.
         missing = tuple(t for t in range(n_tiles) if t not in done)
         if missing:
-            if n_tiles != opts.divide**2:
+            if n_tiles != opts.n_tiles:
                 raise ValueError(
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
-                    f"resume it with --divide {int(round(n_tiles ** 0.5))}"
+                    f"resume it with --divide {divide_of(n_tiles)}"
                 )
             return visit_id, missing
         return visit_id + 1, None
@@ -533,7 +541,7 @@ class ApLoop:
         visit_id, tiles = self.start
         previous_mjd: float | None = None
         done = 0
-        executor = self._executor() if opts.divide > 1 else None
+        executor = self._executor() if opts.n_tiles > 1 else None
         local = None if executor else TileProcessor(self.config, self.catalog, opts, self.writer)
         old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -601,7 +609,7 @@ class ApLoop:
             print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        n = self.options.divide**2
+        n = self.options.n_tiles
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=n,
             # spawn: a fresh interpreter per worker, sharing no connection or lock with the parent.

@@ -41,6 +41,7 @@ __all__ = [
     "CONSISTENCY_LEVELS",
     "URL_SCHEMES",
     "check_driver",
+    "parse_divide",
 ]
 
 
@@ -67,6 +68,8 @@ class Option:
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
+        if self.type not in (int, float, str):
+            return self.type.allowed  # a parser of its own, e.g. parse_divide
         if self.choices is not None:
             return " | ".join(str(c) for c in self.choices)
         kind = {int: "an integer", float: "a number", str: "a string"}[self.type]
@@ -96,6 +99,24 @@ class Option:
             raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
         return value
 
+
+# -- [ap_proto] divide (issue 9, the camera): an integer N (N x N squares) or "camera" (its 189 detectors).
+def parse_divide(text: str) -> int | str:
+    """Value of the ``divide`` option: an integer from 1 to 64, or ``"camera"``; `ValueError` otherwise.
+
+    `dia_sim.tiling.tiling` turns the value into the tiles of a field.
+    """
+    text = str(text).strip()
+    if text.lower() == "camera":
+        return "camera"
+    n = int(text)
+    if not 1 <= n <= 64:
+        raise ValueError(f"divide {n} is outside 1..64")
+    return n
+
+
+parse_divide.allowed = "an integer from 1 to 64, or camera"  # type: ignore[attr-defined]
+# -- end of the divide block.
 
 #: Cassandra consistency levels a config may name.
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
@@ -173,9 +194,9 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0.1, backend="cassandra"),
     # ap_proto: the simulated AP loop. Command-line options override these.
     Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
-    Option("ap_proto", "divide", int, 1,
-           "split the field into N x N tiles processed concurrently, one process and connection each",
-           minimum=1, maximum=64),
+    Option("ap_proto", "divide", parse_divide, 1,
+           "split the field into N x N tiles, or into the camera's 189 detectors (camera), processed "
+           "concurrently, one process and connection each"),
     Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01, maximum=90.0),
     Option("ap_proto", "sky", str, "south", "where pointings fall: south (Dec <= 0) or full sky",
            choices=("south", "full")),

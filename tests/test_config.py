@@ -123,3 +123,14 @@ def test_replace_validates() -> None:
     assert config.replace(dia_object_index="last_object_table").dia_object_index == "last_object_table"
     with pytest.raises(ConfigError):
         config.replace(dia_object_index="nope")
+
+
+def test_divide_is_an_integer_or_camera(tmp_path: Path) -> None:
+    """``divide`` takes N (1 to 64) or camera, in the file as on the command line; anything else names the values."""
+    for text, value in (("camera", "camera"), (" Camera ", "camera"), ("1", 1), ("64", 64)):
+        config = load_config(_write(tmp_path, f"[database]\nurl = sqlite:///x.db\n[ap_proto]\ndivide = {text}\n"))
+        assert config.sections["ap_proto"]["divide"] == value
+    for text in ("0", "65", "2.5", "cam", "3x3"):
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(tmp_path, f"[database]\nurl = sqlite:///x.db\n[ap_proto]\ndivide = {text}\n"))
+        assert "[ap_proto]" in str(info.value) and "an integer from 1 to 64, or camera" in str(info.value)

@@ -30,6 +30,7 @@ examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
   ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
+  ap_proto -n 10 --divide camera sources.npy              # the camera's 189 detectors
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
@@ -40,7 +41,7 @@ command line come from the config's [ap_proto] section, then the defaults.
 #: Short flags of the [ap_proto] options that have one.
 _SHORT_FLAGS = {"interval": "-i"}
 #: Metavars of the options whose values have a form.
-_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI"}
+_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI", "divide": "N|camera"}
 
 
 def _flag(name: str) -> str:
