@@ -17,7 +17,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg", "l1db-cassandra.cfg"])
+@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg", "l1db-cassandra.cfg",
+                                  "l1db-cassandra-3node.cfg"])
 def test_example_configs_load_with_every_option_documented(name: str) -> None:
     path = REPO / "cfg" / name
     config = load_config(path)
