@@ -93,11 +93,15 @@ def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0) -> fl
 def read_columns(config: L1dbConfig, table: str, columns: Sequence[str]) -> pd.DataFrame:
     """Every row of ``columns`` of ``table``, read with the backend's own driver (not through L1db)."""
     if config.backend == "cassandra":
+        from cassandra import ConsistencyLevel
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import RoundRobinPolicy
 
         url = parse_cassandra_url(config.url)
-        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
+        # QUORUM: on a cluster, a node back from a loss lacks the rows written while it was
+        # down until its hints are replayed; a quorum always includes a replica that has them.
+        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300,
+                                   consistency_level=ConsistencyLevel.QUORUM)
         cluster = Cluster(list(url.hosts), port=url.port, protocol_version=5,
                           execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         try:

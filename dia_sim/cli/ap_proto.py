@@ -30,7 +30,7 @@ examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
   ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
-  ap_proto -n 10 --divide camera sources.npy              # the camera's 189 detectors
+  ap_proto -n 10 --divide camera sources.npy              # the camera's 189 detectors (189 processes)
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
