@@ -25,7 +25,8 @@ the attempt that succeeded. When the retries are exhausted the run stops
 (`VisitFailed`) and can be resumed later. A store whose commit was cut off is
 looked up before the retry: if it was stored after all, it is not stored twice.
 
-Tiles: the field is split into tiles (`dia_sim.field.field_tiles`). The
+Tiles: the field is split into N x N squares or the camera's 189 detectors
+(``divide``: `dia_sim.tiling`, `dia_sim.field.field_tiles`). The
 tiles of a visit are tasks of a pool of workers (`dia_sim.tile_pool`: a Dask
 cluster, local or distributed, of ``workers`` processes however many tiles
 there are); each worker keeps its catalogue, database connection and warmed
@@ -67,6 +68,7 @@ from .rows import BANDS
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .tile_pool import TilePool
 from .tile_task import RemoteTraceback, TileJob, TileOutcome, process_tile, release_worker_state, share_catalog
+from .tiling import divide_of
 from .visit_sim import VisitSimulator
 
 __all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
@@ -190,7 +192,7 @@ def run_with_retries(
                 reset()
             except Exception:  # noqa: BLE001 - closing what is broken may fail too
                 _LOG.debug("closing the connections after a failure failed too", exc_info=True)
-            where = f"visit {visit}" + (f" tile {tile}" if options.divide > 1 else "")
+            where = f"visit {visit}" + (f" tile {tile}" if options.n_tiles > 1 else "")
             if not retry:
                 if not retryable:
                     raise  # Not the database going away: as it is (a driver's error is one line, a bug a traceback).
@@ -478,7 +480,7 @@ class ApLoop:
             if n_tiles != opts.n_tiles:
                 raise ValueError(
                     f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
-                    f"resume it with --divide {int(round(n_tiles ** 0.5))}"
+                    f"resume it with --divide {divide_of(n_tiles)}"
                 )
             return visit_id, missing
         return visit_id + 1, None

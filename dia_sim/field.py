@@ -1,21 +1,19 @@
-"""A visit's field of view and its division into N x N square tiles.
+"""A visit's field of view and its division into tiles: N x N squares or the camera's detectors.
 
 The field is a circle (a spherical cap) of diameter ``fov_deg`` centred on the
-pointing. For ``--divide N`` the field is cut into N x N squares in the
-gnomonic (tangent-plane) projection centred on the pointing: the squares of
-side ``2 tan(r) / N`` tile the square ``[-tan r, tan r]^2`` that holds the
-projection of the circle (radius ``tan r``). Straight lines of the gnomonic
-projection are great circles, so each square is exactly a spherical convex
-polygon, which is what the database region query gets.
-
-Tile numbering: ``tile = iy * N + ix`` with ``ix`` growing to the east
-(increasing RA) and ``iy`` to the north, both from 0. A point belongs to the
-tile ``floor((xi + tan r) / side)`` (clipped to N - 1 on the far edge), so
-every point of the circle lies in exactly one tile, boundaries included.
+pointing. It is cut into tiles in the gnomonic (tangent-plane) projection
+centred on the pointing, where the circle has radius ``tan r``: for
+``--divide N`` into N x N squares of side ``2 tan(r) / N`` covering the
+square ``[-tan r, tan r]^2``, for ``--divide camera`` into the survey camera's
+189 detectors (`dia_sim.tiling` has the layouts, their numbering and the
+detector size). Straight lines of the gnomonic projection are great circles,
+so each tile is exactly a spherical convex polygon, which is what the
+database region query gets. Every point of the circle lies in exactly one
+tile, boundaries included.
 
 Example::
 
-    tiles = field_tiles(ra, dec, 3.5, n_divide=5)
+    tiles = field_tiles(ra, dec, 3.5, n_divide=5)      # or n_divide="camera"
     inside = tiles[7].contains(src_ra, src_dec)
 """
 
@@ -30,6 +28,7 @@ from lsst import sphgeom
 from l1db.sphere import radec_to_xyz, xyz_to_radec
 
 from ._sphere import cap_solid_angle, sample_cap, tangent_basis
+from .tiling import tiling
 
 __all__ = ["FieldTile", "field_tiles"]
 
@@ -54,34 +53,29 @@ class FieldTile:
         Pointing, degrees.
     fov_deg : `float`
         Diameter of the field circle, degrees (0 < fov_deg < 180).
-    n_divide : `int`, optional
-        The field is split into ``n_divide x n_divide`` tiles.
+    n_divide : `int` or `str`, optional
+        The ``divide`` option: the field is split into ``n_divide x
+        n_divide`` tiles, or into the camera's 189 detectors for ``"camera"``.
     tile : `int`, optional
-        Tile number, ``0 .. n_divide**2 - 1``.
+        Tile (detector) number, ``0 .. n_tiles - 1``.
     """
 
     def __init__(
-        self, center_ra: float, center_dec: float, fov_deg: float, n_divide: int = 1, tile: int = 0
+        self, center_ra: float, center_dec: float, fov_deg: float, n_divide: int | str = 1, tile: int = 0
     ) -> None:
         if not (0.0 < fov_deg < 180.0):
             raise ValueError(f"field of view must be between 0 and 180 degrees, got {fov_deg}")
         if not -90.0 <= center_dec <= 90.0:
             raise ValueError(f"pointing Dec must be within [-90, 90], got {center_dec}")
-        if int(n_divide) != n_divide or n_divide < 1:
-            raise ValueError(f"n_divide must be a positive integer, got {n_divide}")
-        if int(tile) != tile or not 0 <= tile < n_divide * n_divide:
-            raise ValueError(f"tile must be in 0..{n_divide * n_divide - 1}, got {tile}")
+        self._tiling = tiling(n_divide)
+        self.tile = self._tiling.check_tile(tile)
         self.center_ra = float(center_ra) % 360.0
         self.center_dec = float(center_dec)
         self.fov_deg = float(fov_deg)
-        self.n_divide = int(n_divide)
-        self.tile = int(tile)
+        self.n_divide = self._tiling.divide
         self._radius = math.radians(self.fov_deg) / 2.0
         self._cos_radius = math.cos(self._radius)
         self._half = math.tan(self._radius)  # circle radius in the tangent plane
-        self._side = 2.0 * self._half / self.n_divide
-        self._ix = self.tile % self.n_divide
-        self._iy = self.tile // self.n_divide
         self._center, self._east, self._north = tangent_basis(self.center_ra, self.center_dec)
         self._region: sphgeom.Region | None = None
         self._area_fraction: float | None = None
@@ -89,7 +83,7 @@ class FieldTile:
     def __repr__(self) -> str:
         return (
             f"FieldTile(center_ra={self.center_ra!r}, center_dec={self.center_dec!r}, "
-            f"fov_deg={self.fov_deg!r}, n_divide={self.n_divide}, tile={self.tile})"
+            f"fov_deg={self.fov_deg!r}, n_divide={self.n_divide!r}, tile={self.tile})"
         )
 
     @property
@@ -98,17 +92,22 @@ class FieldTile:
         return self.fov_deg / 2.0
 
     @property
+    def n_tiles(self) -> int:
+        """Number of tiles of the field."""
+        return self._tiling.n_tiles
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """Tile square in the tangent plane: ``(xi_min, xi_max, eta_min, eta_max)``."""
-        xi0 = -self._half + self._ix * self._side
-        eta0 = -self._half + self._iy * self._side
-        return xi0, xi0 + self._side, eta0, eta0 + self._side
+        x0, x1, y0, y1 = self._tiling.bounds(self.tile)
+        h = self._half
+        return x0 * h, x1 * h, y0 * h, y1 * h
 
     @property
     def region(self) -> sphgeom.Region:
         """Region for database queries: a superset of the points in the tile.
 
-        The field `~lsst.sphgeom.Circle` for ``n_divide=1``, otherwise the tile
+        The field `~lsst.sphgeom.Circle` for a single tile, otherwise the tile
         square as a `~lsst.sphgeom.ConvexPolygon`; both padded outwards by
         ~0.02 mas so that rounding never puts a tile point outside.
         """
@@ -118,7 +117,7 @@ class FieldTile:
 
     def _make_region(self) -> sphgeom.Region:
         center = sphgeom.UnitVector3d(*self._center)
-        if self.n_divide == 1:
+        if self.n_tiles == 1:
             return sphgeom.Circle(center, sphgeom.Angle(self._radius + _REGION_PAD))
         xi0, xi1, eta0, eta1 = self.bounds
         xi0, eta0 = xi0 - _REGION_PAD, eta0 - _REGION_PAD
@@ -156,12 +155,7 @@ class FieldTile:
     def _tile_of_xyz(self, xyz: np.ndarray) -> np.ndarray:
         xi, eta, cos_dist = self._tangent_xyz(xyz)
         inside = cos_dist >= self._cos_radius
-        n = self.n_divide
-        with np.errstate(invalid="ignore"):
-            ix = np.clip(np.floor((xi + self._half) / self._side), 0, n - 1)
-            iy = np.clip(np.floor((eta + self._half) / self._side), 0, n - 1)
-        tiles = np.where(inside, iy * n + ix, -1)
-        return np.nan_to_num(tiles, nan=-1).astype(np.int64)
+        return np.where(inside, self._tiling.tile_of(xi / self._half, eta / self._half), -1)
 
     def contains(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
         """Whether points (degrees) are inside the field circle and in this tile."""
@@ -205,7 +199,7 @@ class FieldTile:
         return xyz_to_radec(xyz)
 
     def _sampling_cap(self) -> tuple[np.ndarray, float]:
-        if self.n_divide > 1:
+        if self.n_tiles > 1:
             bound = self.region.getBoundingCircle()
             radius = bound.getOpeningAngle().asRadians()
             if radius < self._radius:
@@ -217,7 +211,8 @@ class FieldTile:
     def area_fraction(self) -> float:
         """Share of the field's solid angle in this tile (the tiles sum to 1).
 
-        Exactly 0 for corner tiles of a fine grid that lie outside the circle.
+        Exactly 0 for tiles that lie outside the circle (corners of a fine
+        grid, the camera's outer detectors).
         """
         if self._area_fraction is None:
             field_area = cap_solid_angle(self._radius)
@@ -259,6 +254,6 @@ def _tile_solid_angle(half: float, xi0: float, xi1: float, eta0: float, eta1: fl
     return total
 
 
-def field_tiles(center_ra: float, center_dec: float, fov_deg: float, n_divide: int = 1) -> list[FieldTile]:
-    """All ``n_divide**2`` tiles of a field, in tile-number order."""
-    return [FieldTile(center_ra, center_dec, fov_deg, n_divide, tile) for tile in range(n_divide * n_divide)]
+def field_tiles(center_ra: float, center_dec: float, fov_deg: float, n_divide: int | str = 1) -> list[FieldTile]:
+    """All tiles of a field (``n_divide**2``, or 189 for ``"camera"``), in tile-number order."""
+    return [FieldTile(center_ra, center_dec, fov_deg, n_divide, tile) for tile in range(tiling(n_divide).n_tiles)]

@@ -20,8 +20,8 @@ of the visit ran to its end in that run (its ``visit`` record, written once
 the tile's store, or its read-only pass, finished), 0 otherwise: a visit
 abandoned by a kill or a failure, or the remaining tiles of a tiled visit
 that a resumed run finished. The number of tiles is the run's ``divide``
-squared (from its provenance record; without one, the tiles that have
-records). Plots and fits leave incomplete rows out by default.
+squared, or 189 for ``divide = camera`` (from its provenance record; without
+one, the tiles that have records). Plots and fits leave incomplete rows out by default.
 
 ``failures`` counts the visit's failure records (failed attempts, over all
 tiles) and ``lost_real`` is the time they cost: per tile the failed
@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 
 from l1db.timing_log import ParsedLog, parse_logs
+
+from .tiling import tiling
 
 __all__ = [
     "COMPLETE_OPERATION",
@@ -115,14 +117,21 @@ def _empty_table() -> pd.DataFrame:
 
 
 def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Tiles of a visit of each run: ``divide`` squared, from the runs' provenance records."""
+    """Tiles of a visit of each run (``divide`` squared, 189 for the camera), from the runs' provenance records.
+
+    A run whose record has no valid ``divide`` is left out.
+    """
     tiles = {}
     for record in provenance:
         config = record.get("config")
         ap_proto = config.get("ap_proto") if isinstance(config, Mapping) else None
         divide = ap_proto.get("divide") if isinstance(ap_proto, Mapping) else None
-        if isinstance(divide, int) and not isinstance(divide, bool) and divide >= 1 and "run" in record:
-            tiles[str(record["run"])] = divide * divide
+        try:
+            count = tiling(divide).n_tiles
+        except ValueError:
+            continue
+        if "run" in record:
+            tiles[str(record["run"])] = count
     return tiles
 
 

@@ -16,7 +16,6 @@ the example configs from the declarations (tests check both are current).
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -30,9 +29,10 @@ from l1db.config import L1DB_SECTIONS, ConfigError, L1dbConfig, load_config
 from l1db.config_model import Section, comment, markdown_table, option, option_error, option_fields, validate_section
 
 from .compression import Cadence, derive_cadence
-from .ids import MAX_TILES, MAX_VISIT
+from .ids import MAX_VISIT
 from .pointing import PointingArea, centre_area_deg2, check_area_in_sky, parse_pointing_area
 from .schedule import VisitSchedule, parse_time
+from .tiling import DIVIDE_ALLOWED, parse_divide, tiling
 
 __all__ = ["SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
            "run_options", "readme_table", "config_file_text"]
@@ -89,9 +89,9 @@ class RunSettings(Section):
         0.0, "time compression: observe each point of the pointing area about K times per simulated year; the "
         "visits a night, the interval and the days between nights are derived (printed, and kept in the "
         "provenance record); 0 = no compression (interval, every night)", ge=0.0)
-    divide: int = option(
-        1, "split the field into N x N tiles, run concurrently by the worker pool (`workers`)",
-        ge=1, le=math.isqrt(MAX_TILES))
+    divide: Annotated[int | Literal["camera"], BeforeValidator(parse_divide)] = option(
+        1, "split the field into N x N tiles, or into the camera's 189 detectors (camera), run concurrently by "
+        "the worker pool (`workers`)", metavar="N|camera", allowed=DIVIDE_ALLOWED)
     fov: float = option(3.5, "field of view diameter, degrees", ge=0.01, le=90.0)
     sky: Literal["south", "full"] = option("south", "where pointings fall: south (Dec <= 0) or full sky")
     pointing_area: Annotated[PointingArea | None, BeforeValidator(_area)] = option(
@@ -155,7 +155,7 @@ class RunOptions(RunSettings):
     @property
     def n_tiles(self) -> int:
         """Number of tiles of a visit."""
-        return self.divide**2
+        return tiling(self.divide).n_tiles
 
     def schedule(self, first_visit: int, start_mjd: float) -> VisitSchedule:
         """The visit schedule of these options from ``first_visit`` at ``start_mjd``."""

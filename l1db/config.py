@@ -96,6 +96,7 @@ __all__ = [
     "CONSISTENCY_LEVELS",
     "URL_SCHEMES",
     "check_driver",
+    "parse_divide",
 ]
 
 #: Cassandra consistency levels a config may name.

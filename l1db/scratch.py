@@ -132,8 +132,14 @@ def read_table(config: L1dbConfig | str | os.PathLike, table: str, columns: Sequ
         url = parse_cassandra_url(config.url)
         cluster, session = cassandra_session(url.hosts, url.port)
         try:
+            from cassandra import ConsistencyLevel
+            from cassandra.query import SimpleStatement
+
             quoted = ", ".join(f'"{c}"' for c in names)
-            rows = session.execute(f'SELECT {quoted} FROM "{url.keyspace}"."{table}"')
+            # QUORUM: on a cluster, a node back from a loss lacks the rows written while it was
+            # down until its hints are replayed; a quorum always includes a replica that has them.
+            rows = session.execute(SimpleStatement(f'SELECT {quoted} FROM "{url.keyspace}"."{table}"',
+                                                   consistency_level=ConsistencyLevel.QUORUM))
             return pd.DataFrame(list(rows), columns=names)
         finally:
             cluster.shutdown()

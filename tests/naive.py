@@ -170,25 +170,58 @@ def naive_in_ranges(index, ranges):
 # ---------------------------------------------------------------------------
 
 
-def naive_field_tile(ra, dec, center_ra, center_dec, fov_deg, n_divide):
-    """Tile number of each point (-1 outside the field), from the textbook gnomonic formulas.
+def _naive_gnomonic(ra, dec, center_ra, center_dec, fov_deg):
+    """``(xi, eta)`` of each point, or `None` outside the field, from the textbook formulas.
 
     Uses the spherical-trigonometry form of the projection (no unit vectors) and
     one point at a time, so it shares no code path with `dia_sim.field`.
     """
     a0, d0 = math.radians(center_ra), math.radians(center_dec)
     radius = math.radians(fov_deg) / 2.0
-    half = math.tan(radius)
-    side = 2.0 * half / n_divide
-    tiles = []
     for a, d in zip(np.radians(ra), np.radians(dec)):
         cos_c = math.sin(d0) * math.sin(d) + math.cos(d0) * math.cos(d) * math.cos(a - a0)
         if math.acos(max(-1.0, min(1.0, cos_c))) > radius:
-            tiles.append(-1)
+            yield None
             continue
         xi = math.cos(d) * math.sin(a - a0) / cos_c
         eta = (math.cos(d0) * math.sin(d) - math.sin(d0) * math.cos(d) * math.cos(a - a0)) / cos_c
+        yield xi, eta
+
+
+def naive_field_tile(ra, dec, center_ra, center_dec, fov_deg, n_divide):
+    """Tile number of each point (-1 outside the field) of an N x N division."""
+    half = math.tan(math.radians(fov_deg) / 2.0)
+    side = 2.0 * half / n_divide
+    tiles = []
+    for point in _naive_gnomonic(ra, dec, center_ra, center_dec, fov_deg):
+        if point is None:
+            tiles.append(-1)
+            continue
+        xi, eta = point
         ix = min(n_divide - 1, max(0, math.floor((xi + half) / side)))
         iy = min(n_divide - 1, max(0, math.floor((eta + half) / side)))
         tiles.append(iy * n_divide + ix)
     return np.array(tiles, dtype=np.int64)
+
+
+#: LSSTCam's science rafts in detector-number order: Rab is row a (north), column b (east).
+NAIVE_RAFTS = [f"R{a}{b}" for a in range(5) for b in range(5) if not (a in (0, 4) and b in (0, 4))]
+
+
+def naive_camera_detector(ra, dec, center_ra, center_dec, fov_deg):
+    """Detector of each point (-1 outside the field, -2 in a missing corner raft) by the raft and sensor names.
+
+    A detector's side is the field radius in the tangent plane over 4.5 sqrt(2);
+    the grid of 15 x 15 detectors is centred on the pointing; the detector is
+    ``9 * (index of the raft's name) + 3 * sensor row + sensor column``.
+    """
+    side = math.tan(math.radians(fov_deg) / 2.0) / (4.5 * math.sqrt(2.0))
+    detectors = []
+    for point in _naive_gnomonic(ra, dec, center_ra, center_dec, fov_deg):
+        if point is None:
+            detectors.append(-1)
+            continue
+        col, row = (math.floor(v / side + 7.5) for v in point)
+        raft = f"R{row // 3}{col // 3}"
+        detectors.append(9 * NAIVE_RAFTS.index(raft) + 3 * (row % 3) + col % 3 if raft in NAIVE_RAFTS else -2)
+    return np.array(detectors, dtype=np.int64)

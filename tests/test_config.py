@@ -29,7 +29,15 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg", "l1db-cassandra.cfg"])
+#: What each variant example config exists to set; every other value must be the default.
+VARIANTS: dict[str, dict[str, object]] = {
+    "l1db-cassandra-3node.cfg": {"replication_factor": 3, "read_consistency": "QUORUM",
+                                 "write_consistency": "QUORUM"},
+}
+
+
+@pytest.mark.parametrize("name", ["l1db-sqlite.cfg", "l1db-pg.cfg", "l1db-mysql.cfg", "l1db-cassandra.cfg",
+                                  *VARIANTS])
 def test_example_configs_load_with_every_option_documented(name: str) -> None:
     path = REPO / "cfg" / name
     config = load_config(path)
@@ -43,7 +51,8 @@ def test_example_configs_load_with_every_option_documented(name: str) -> None:
     for model in L1DB_SECTIONS.values():
         for key, field in option_fields(model).items():
             if key != "url" and option_backend(field) in (None, config.backend):
-                assert getattr(config, key, config.cassandra.get(key)) == field.default, key
+                expected = VARIANTS.get(name, {}).get(key, field.default)
+                assert getattr(config, key, config.cassandra.get(key)) == expected, key
     assert config.read_sources_months == 12
     if config.backend == "cassandra":
         assert config.cassandra["part_pixelization"] == "mq3c"
@@ -170,3 +179,14 @@ def test_backend_tag_and_cross_checks_on_direct_construction() -> None:
     assert L1dbConfig(url="cassandra://127.0.0.1/ks").cassandra["part_pixelization"] == "mq3c"
     with pytest.raises(ConfigError, match="pixel_level: bad value 25 with pixelization htm; allowed: 1-24"):
         L1dbConfig(url="sqlite://").replace(pixel_level=25)
+
+
+def test_divide_is_an_integer_or_camera(tmp_path: Path) -> None:
+    """``divide`` takes N (1 to 64) or camera, in the file as on the command line; anything else names the values."""
+    for text, value in (("camera", "camera"), (" Camera ", "camera"), ("1", 1), ("64", 64)):
+        config = load_ap_config(_write(tmp_path, f"[database]\nurl = sqlite:///x.db\n[ap_proto]\ndivide = {text}\n"))
+        assert config.sections["ap_proto"]["divide"] == value
+    for text in ("0", "65", "2.5", "cam", "3x3"):
+        with pytest.raises(ConfigError) as info:
+            load_ap_config(_write(tmp_path, f"[database]\nurl = sqlite:///x.db\n[ap_proto]\ndivide = {text}\n"))
+        assert "[ap_proto]" in str(info.value) and "an integer from 1 to 64, or camera" in str(info.value)

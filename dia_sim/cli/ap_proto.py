@@ -15,9 +15,9 @@ from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
 from ..ap_loop import ApLoop, TileResult, VisitFailed, VisitPlan
-from ..tile_pool import PoolError
 from ..catalog import CatalogError
 from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
+from ..tile_pool import PoolError
 
 __all__ = ["main"]
 
@@ -32,6 +32,7 @@ examples:
   ap_proto -n 100 --divide 4 --scheduler tcp://10.0.0.1:8786 sources.npy   # on a Dask cluster
   ap_proto -n 600 --pointing-area 0,12,-34,-20 --observations-per-year 20 sources.npy
                                        # time-compressed: the 12-month window fills in ~200 visits
+  ap_proto -n 10 --divide camera sources.npy              # the camera's 189 detectors, one tile each
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the

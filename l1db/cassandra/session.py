@@ -108,6 +108,28 @@ class _GroupedWritesWarning(logging.Filter):
 logging.getLogger("cassandra.protocol").addFilter(_GroupedWritesWarning())
 
 
+class _OneLineDriverErrors(logging.Filter):
+    """Say the driver's logged errors in one line, without their tracebacks (unless debug logging is on).
+
+    While a node is down, the driver's background threads log e.g.
+    ``[control connection] Error connecting to HOST:`` with the failed
+    connection's traceback: nothing a user can act on, and it buries the
+    one line that says what happened. The message and the error's reason stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None \
+                and not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            record.msg = f"{record.getMessage()} {error_reason(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+for _name in ("cassandra.cluster", "cassandra.pool", "cassandra.connection"):
+    logging.getLogger(_name).addFilter(_OneLineDriverErrors())
+
+
 @contextlib.contextmanager
 def _quiet_driver() -> Iterator[None]:
     """Keep the driver from logging tracebacks of a failed connection: the caller says it in one line."""

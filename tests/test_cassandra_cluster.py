@@ -1,0 +1,230 @@
+"""A 3-node Cassandra cluster (replication factor 3, QUORUM) that loses nodes while ap_proto runs.
+
+Real nodes, started by ``cassandra_nodes start -n 3`` in a temporary run dir on
+127.0.0.21 .. 127.0.0.23 (never the shared node on 127.0.0.1) and stopped at
+the end of the module, whatever happened. Each test makes its own keyspace.
+
+- One node killed (``kill -9``) mid-run: QUORUM (2 of 3) still holds, so the
+  run goes on (a request that was in flight on the dead node is retried) and
+  ends with exit 0; the node is started again and rejoins: a resumed run at
+  consistency ALL, which needs every replica, works. The database holds
+  exactly the rows the timing logs say were stored.
+- Two nodes killed mid-run: no quorum; once its retries are spent ap_proto
+  stops with one error line and exit 1. The nodes come back, the run
+  resumes, and the database again holds exactly what the logs say.
+
+Small catalogue and few visits: about 6 minutes on a loaded 2-core machine,
+most of it the nodes starting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dia_sim.catalog import generate_catalog
+from l1db import L1db
+from l1db.cassandra import server
+from l1db.cli.create_l1_schema import main as create
+from l1db.timing_log import parse_logs
+from conftest import write_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from _faults import check_database  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+#: Node 1's address; nodes 2 and 3 follow. Away from the shared node (127.0.0.1) and test_cassandra_server's.
+BASE_ADDRESS = "127.0.0.21"
+HOSTS = [server.node_address(BASE_ADDRESS, i) for i in (1, 2, 3)]
+PATCH = "0,6,-20,-14"
+
+
+def nodes_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "l1db.cli.cassandra_nodes", *args], check=False, cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Run dir of a 3-node cluster started by cassandra_nodes; stopped afterwards even on failure.
+
+    The cluster is the module's own and is thrown away (its data removed, its
+    logs kept), so the tests' keyspaces are not dropped one by one.
+    """
+    path = tmp_path_factory.mktemp("cassandra-3node")
+    try:
+        proc = nodes_cli("start", "-n", "3", "--run-dir", str(path), "--base-address", BASE_ADDRESS)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"3 of 3 nodes up ({', '.join(HOSTS)}" in proc.stdout
+        yield path
+    finally:
+        server.stop(path, timeout=30)
+        for data in path.glob("node*/data"):
+            shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+    generate_catalog(path, per_visit=400, sky="south", seed=3)
+    return path
+
+
+@pytest.fixture
+def keyspace(cluster: Path) -> str:
+    """A fresh keyspace name on the cluster, every node of which is up (started again if a test left one down)."""
+    if not all(node.cql for node in server.status(cluster)):
+        proc = nodes_cli("start", "--run-dir", str(cluster))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return f"l1dbtest_{uuid.uuid4().hex[:12]}"
+
+
+def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", **options: object) -> Path:
+    return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
+                        replication_factor=3, read_consistency=consistency, write_consistency=consistency,
+                        row_count_every=0, **options)
+
+
+def ap_proto(config: Path, sources: Path, log: Path, n: int) -> list[str]:
+    return [sys.executable, str(REPO / "bin" / "ap_proto"), "-c", str(config), "-l", str(log), "--pointing-area",
+            PATCH, "--false-per-visit", "100", "--transients-per-visit", "10", "--no-progress", "-n", str(n),
+            str(sources)]
+
+
+def visits_logged(log: Path) -> int:
+    return log.read_text().count('"op": "visit"') if log.exists() else 0
+
+
+def wait_for_visits(proc: subprocess.Popen, log: Path, n: int, timeout: float = 300) -> int:
+    deadline = time.monotonic() + timeout
+    while visits_logged(log) < n:
+        assert proc.poll() is None, f"ap_proto ended (exit {proc.returncode}) before visit {n}"
+        assert time.monotonic() < deadline, f"fewer than {n} visits within {timeout} s"
+        time.sleep(0.1)
+    return visits_logged(log)
+
+
+def kill_node(cluster: Path, index: int) -> None:
+    node = server.status(cluster, check_cql=False)[index - 1]
+    assert node.pid is not None, f"node {index} is not running"
+    os.kill(node.pid, signal.SIGKILL)
+
+
+def start_node(cluster: Path, index: int) -> None:
+    proc = nodes_cli("start", "--node", str(index), "--run-dir", str(cluster))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"node {index} ({HOSTS[index - 1]}) is up" in proc.stdout
+
+
+def check_database_equals_logs(config: Path, logs: list[Path], visits: int) -> None:
+    """Visits 1..visits stored whole, no key twice, each visit's rows what the logs say (`_faults.check_database`)."""
+    check = check_database(config, logs)
+    assert check.problems == [] and check.unlogged == [] and check.visits == visits
+    db = L1db(config)
+    try:
+        assert db.lastVisit()[0] == visits
+    finally:
+        db.close()
+
+
+def test_driver_errors_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The driver's background threads log a node's connection errors with tracebacks: they come out as one line."""
+    import logging
+
+    import l1db.cassandra.session  # noqa: F401 - installs the filter
+
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError:
+        with caplog.at_level(logging.WARNING, logger="cassandra.cluster"):
+            logging.getLogger("cassandra.cluster").warning("[control connection] Error connecting to %s:",
+                                                           "127.0.0.22:9042", exc_info=True)
+    (record,) = caplog.records
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    assert record.getMessage() == ("[control connection] Error connecting to 127.0.0.22:9042: "
+                                   "ConnectionRefusedError: [Errno 111] Connection refused")
+
+
+@pytest.mark.slow
+def test_one_node_lost_and_back_loses_and_duplicates_nothing(cluster: Path, keyspace: str, sources: Path,
+                                                             tmp_path: Path) -> None:
+    config = cluster_config(tmp_path, keyspace, retry_attempts=5, retry_wait=1)
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "quorum.jsonl"
+    total = 8
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(ap_proto(config, sources, log, total), stderr=err, text=True)
+    try:
+        at_kill = wait_for_visits(proc, log, 2)
+        kill_node(cluster, 3)
+        # Visits are stored with one replica of three gone.
+        wait_for_visits(proc, log, at_kill + 2)
+        start_node(cluster, 3)
+        assert proc.wait(timeout=600) == 0, (tmp_path / "stderr").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in (tmp_path / "stderr").read_text()
+    failures = parse_logs([log]).failures
+    assert failures.empty or failures["retry"].all()  # a request caught on the dead node was retried
+    # Node 3 is back in the ring: visits at consistency ALL need its answers.
+    assert set(server.cql_peers(HOSTS[0])) >= {HOSTS[1], HOSTS[2]}
+    all_config = cluster_config(tmp_path, keyspace, "ALL", retry_attempts=5, retry_wait=1)
+    all_log = tmp_path / "all.jsonl"
+    proc = subprocess.run(ap_proto(all_config, sources, all_log, 2), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    check_database_equals_logs(all_config, [log, all_log], total + 2)
+
+
+@pytest.mark.slow
+def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: Path, keyspace: str,
+                                                                      sources: Path, tmp_path: Path) -> None:
+    config = cluster_config(tmp_path, keyspace, retry_attempts=2, retry_wait=1)
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "quorum.jsonl"
+    total = 20
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen(ap_proto(config, sources, log, total), stderr=stderr, text=True)
+    try:
+        wait_for_visits(proc, log, 2)
+        kill_node(cluster, 2)
+        kill_node(cluster, 3)
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = (tmp_path / "stderr").read_text()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    # One line of ours; the rest is the driver's logged warnings (hosts marked down, reconnects).
+    ours = [line for line in err.splitlines()
+            if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING ", line)
+            and not re.match(r"ap_proto: visit \d+ done", line)]
+    assert len(ours) == 1 and ours[0].startswith("ap_proto: error: visit "), err
+    assert "giving up (run again to resume)" in ours[0]
+    failures = parse_logs([log]).failures
+    assert not failures.empty and not failures["retry"].iloc[-1]
+    done = visits_logged(log)
+    assert 2 <= done < total
+    # The nodes return; the same command resumes after the last stored visit.
+    start_node(cluster, 2)
+    start_node(cluster, 3)
+    db = L1db(config)
+    try:
+        resume_at = db.lastVisit()[0] + 1
+    finally:
+        db.close()
+    proc = subprocess.run(ap_proto(config, sources, log, total - resume_at + 1), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    check_database_equals_logs(config, [log], total)
