@@ -41,6 +41,7 @@ __all__ = [
     "CONSISTENCY_LEVELS",
     "URL_SCHEMES",
     "check_driver",
+    "check_time_partitions",
 ]
 
 
@@ -138,6 +139,15 @@ OPTIONS: tuple[Option, ...] = (
            "region's pixel ranges", choices=("by-oid", "by-fov"), backend="sql"),
     Option("l1db", "schema_file", str, "",
            "schema description (schema/ format); empty = the packaged APDB schema"),
+    # Time partitions (PostgreSQL declarative partitioning; issue 12, part 2).
+    Option("l1db", "history_partition_days", int, 0,
+           "PostgreSQL only: partition DiaSource, DiaForcedSource (and DiaObject where it is the history "
+           "table, with last_object_table) by time, in partitions of N days counted from MJD 0; 0 = off",
+           minimum=0, backend="sql"),
+    Option("l1db", "retention_days", int, 0,
+           "with history_partition_days: dailyJob() drops the time partitions that end more than N days "
+           "before the last stored visit (at least the history windows); 0 = keep everything",
+           minimum=0, backend="sql"),
     # cassandra: only with a cassandra:// URL.
     Option("cassandra", "replication_factor", int, 1,
            "replicas of every row (the keyspace's SimpleStrategy replication_factor, set by create_l1_schema)",
@@ -268,6 +278,9 @@ class L1dbConfig:
     read_forced_sources_months: int = 12
     source_select: str = "by-oid"
     schema_file: str = ""
+    # Time partitions (issue 12, part 2).
+    history_partition_days: int = 0
+    retention_days: int = 0
     cassandra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     path: str | None = None
     sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
@@ -342,6 +355,49 @@ def _check_part_level(values: Mapping[str, Any], where: str) -> None:
             f"{where}: bad value {level!r} for 'part_pixel_level' with part_pixelization {kind}; "
             f"allowed: {low}-{high}"
         )
+
+
+def check_time_partitions(values: Mapping[str, Any], url: str, where: str) -> None:
+    """Check the time-partition options against the URL's backend and the history windows.
+
+    ``values`` maps [l1db] option names to values (missing ones take their
+    defaults). Time partitions are PostgreSQL's declarative partitioning:
+    SQLite has none; MariaDB/MySQL RANGE partitioning needs an integer or
+    date partition expression that every unique key includes, and the time
+    columns are DOUBLE; Cassandra has its own (``[cassandra] time_partition_days``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` (file and section) and the key.
+    """
+    from .api import MONTH_DAYS  # the history windows' month; api imports this module
+
+    days = values.get("history_partition_days", 0)
+    retention = values.get("retention_days", 0)
+    if not days and not retention:
+        return
+    key = "history_partition_days" if days else "retention_days"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "cassandra":
+        raise ConfigError(f"{where} {key!r}: the SQL time partitions mean nothing for Cassandra, which has "
+                          "its own ([cassandra] time_partition_days); remove it")
+    if scheme == "sqlite":
+        raise ConfigError(f"{where} {key!r}: SQLite has no table partitioning; time partitions need a "
+                          "postgresql:// URL (set it to 0)")
+    if scheme in ("mysql", "mariadb"):
+        raise ConfigError(f"{where} {key!r}: not supported on MariaDB/MySQL (RANGE partitioning there needs an "
+                          "integer or date partition expression in every unique key, and the time columns are "
+                          "DOUBLE); time partitions need a postgresql:// URL (set it to 0)")
+    if retention and not days:
+        raise ConfigError(f"{where} 'retention_days': needs history_partition_days > 0 (retention drops whole "
+                          "time partitions)")
+    months = max(values.get("read_sources_months", 12), values.get("read_forced_sources_months", 12))
+    window = months * MONTH_DAYS
+    if retention and retention < window:
+        raise ConfigError(f"{where} 'retention_days': {retention} is shorter than the history window "
+                          f"({window:g} days of read_sources_months/read_forced_sources_months), so reads "
+                          f"would miss rows; allowed: 0 or >= {window:g}")
 
 
 _CQL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
@@ -450,6 +506,7 @@ def load_config(path: str | Path) -> L1dbConfig:
     if not url:
         raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL or cassandra://...)")
     backend = _check_url(url, f"{path}: [database]: 'url'")
+    check_time_partitions(values, url, f"{path}: [l1db]")
     for section, opts in given.items():
         for opt in opts:
             if opt.backend is not None and opt.backend != backend:

@@ -14,13 +14,14 @@ module adds the connection, the schema administration and the row counts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from ..api import L1db
-from ..config import L1dbConfig
+from ..config import L1dbConfig, check_time_partitions
 from ..errors import SchemaError
 from ..pixelization import Pixelization
 from ..timer import TimingSink
@@ -40,7 +41,11 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits, L1db):
     def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:
         super().__init__(config, monitor)
         config = self.config
+        # A config from a file was checked when loaded; one made by replace() is checked here.
+        check_time_partitions(dataclasses.asdict(config), config.url,
+                              f"{config.path}: [l1db]" if config.path else "[l1db]")
         self.schema = L1Schema(config, self.schema_def)
+        self.partitions = self.schema.partitions
         self.pixelization = Pixelization(config.pixelization, config.effective_pixel_level, config.pixel_max_ranges)
         self.engine = make_engine(config.url)
         self._schema_checked = False
@@ -74,6 +79,9 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits, L1db):
             indexes = [ix["name"] for ix in inspector.get_indexes(name)]
             lines.append(f"{name}: {len(columns)} columns, key ({', '.join(key)})"
                          + (f", indexes {', '.join(indexes)}" if indexes else ""))
+        if self.partitions is not None:
+            with self.engine.connect() as conn:
+                lines += self.partitions.describe(conn)
         return lines
 
     def close(self) -> None:
