@@ -19,6 +19,7 @@ body serves every backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -121,6 +122,16 @@ def create_test_database(backend: str, tmp_path: Path) -> tuple[str, callable]:
     return url, drop
 
 
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a new empty database on ``backend``, dropped when the block ends."""
+    url, drop = create_test_database(backend, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
 def cassandra_session():
     """A driver session on the test cluster (the caller shuts its cluster down)."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -156,11 +167,8 @@ def sql_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a new empty database on ``backend``, dropped after the test."""
-    url, drop = create_test_database(backend, tmp_path)
-    try:
+    with fresh_database(backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 def write_config(path: Path, url: str, **options: object) -> Path:
@@ -209,21 +217,22 @@ def make_config(db_url: str, tmp_path: Path, base_layout: dict):
 @pytest.fixture
 def sql_db_url(sql_backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a new empty database on an SQL backend, dropped after the test."""
-    url, drop = create_test_database(sql_backend, tmp_path)
-    try:
+    with fresh_database(sql_backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
+
+
+@pytest.fixture
+def pg_db_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a new empty PostgreSQL database, for what only PostgreSQL has (time partitions)."""
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def cassandra_db_url(tmp_path: Path) -> Iterator[str]:
     """URL of a new keyspace on the Cassandra test cluster, dropped after the test."""
-    url, drop = create_test_database("cassandra", tmp_path)
-    try:
+    with fresh_database("cassandra", tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import astropy.units as u
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.time import Time
 
-from conftest import create_test_database, write_config
+from conftest import write_config
 from l1db import MONTH_DAYS, L1db
 from l1db.config import ConfigError, L1dbConfig, load_config
 from l1db.errors import SchemaError
@@ -29,15 +28,6 @@ from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def pg_url(tmp_path: Path) -> Iterator[str]:
-    url, drop = create_test_database("postgresql", tmp_path)
-    try:
-        yield url
-    finally:
-        drop()
 
 
 def _circle(ra: float, dec: float, radius: float) -> sg.Circle:
@@ -75,10 +65,10 @@ def _history(db: L1db, n: int, first_mjd: float, object_id: int = 5) -> np.ndarr
 
 @pytest.mark.parametrize("source_select", ["by-oid", "by-fov"])
 def test_history_read_touches_only_the_partitions_of_its_window(
-    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, source_select: str
+    pg_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, source_select: str
 ) -> None:
     days, months = 10, 1
-    db = L1db(write_config(tmp_path / "l1db.cfg", pg_url, dia_object_index="last_object_table",
+    db = L1db(write_config(tmp_path / "l1db.cfg", pg_db_url, dia_object_index="last_object_table",
                            history_partition_days=days, read_sources_months=months,
                            read_forced_sources_months=months, source_select=source_select))
     db.makeSchema()
@@ -103,9 +93,9 @@ def test_history_read_touches_only_the_partitions_of_its_window(
     db.close()
 
 
-def test_partitions_made_ahead_and_old_ones_dropped_by_retention(pg_url: str, tmp_path: Path) -> None:
+def test_partitions_made_ahead_and_old_ones_dropped_by_retention(pg_db_url: str, tmp_path: Path) -> None:
     days, retention = 10, 40
-    config = write_config(tmp_path / "l1db.cfg", pg_url, dia_object_index="last_object_table",
+    config = write_config(tmp_path / "l1db.cfg", pg_db_url, dia_object_index="last_object_table",
                           history_partition_days=days, retention_days=retention, read_sources_months=1,
                           read_forced_sources_months=1, start_time=T0.isot)
     records: list[TimingRecord] = []
@@ -153,11 +143,11 @@ def test_partitions_made_ahead_and_old_ones_dropped_by_retention(pg_url: str, tm
     db.close()
 
 
-def test_create_l1_schema_prints_the_partitions(pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_create_l1_schema_prints_the_partitions(pg_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from l1db.cli.create_l1_schema import main
 
     days, start = 7, "2026-03-01T20:00:00"
-    config = write_config(tmp_path / "l1db.cfg", pg_url, history_partition_days=days, start_time=start)
+    config = write_config(tmp_path / "l1db.cfg", pg_db_url, history_partition_days=days, start_time=start)
     assert main(["-c", str(config)]) == 0
     out = capsys.readouterr().out
     mjd = Time(start, scale="tai").mjd
@@ -174,19 +164,19 @@ def test_create_l1_schema_prints_the_partitions(pg_url: str, tmp_path: Path, cap
     assert "DiaObject: partitioned" not in out
 
 
-def test_a_client_with_other_partitions_is_refused(pg_url: str, tmp_path: Path) -> None:
-    db = L1db(write_config(tmp_path / "a.cfg", pg_url, history_partition_days=10))
+def test_a_client_with_other_partitions_is_refused(pg_db_url: str, tmp_path: Path) -> None:
+    db = L1db(write_config(tmp_path / "a.cfg", pg_db_url, history_partition_days=10))
     db.makeSchema()
     db.close()
     for days in (0, 20):
-        other = L1db(write_config(tmp_path / f"b{days}.cfg", pg_url, history_partition_days=days))
+        other = L1db(write_config(tmp_path / f"b{days}.cfg", pg_db_url, history_partition_days=days))
         with pytest.raises(SchemaError, match="history_partition_days: database '10', config '%d'" % days):
             other.lastVisit()
         other.close()
 
 
-def test_concurrent_clients_make_each_partition_once(pg_url: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "l1db.cfg", pg_url, history_partition_days=1, start_time=T0.isot)
+def test_concurrent_clients_make_each_partition_once(pg_db_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "l1db.cfg", pg_db_url, history_partition_days=1, start_time=T0.isot)
     L1db(config).makeSchema()
     clients = [L1db(config) for _ in range(4)]
     barrier = threading.Barrier(len(clients))
