@@ -11,10 +11,11 @@ layout) pair: the SQL backends with each indexing strategy, PostgreSQL also
 with time partitions (`PG_LAYOUTS`), Cassandra with each partitioning. A test
 that makes its configs with ``make_config`` or ``make_sql_config`` but takes
 no ``layout`` also runs on ``postgresql-partitioned``: the factory then starts
-from `PG_PARTITIONED` (``base_layout``), which the test's own options override. ``make_config(**options)`` writes each option into its own
-section and leaves out those that belong to the other kind of backend (the
-Cassandra layout is fixed: it always has a latest-version table), so one test
-body serves every backend.
+from `PG_PARTITIONED` (``base_layout``), which the test's own options override.
+``make_config(**options)`` writes each option into its own section and leaves
+out those that belong to the other kind of backend (the Cassandra layout is
+fixed: it always has a latest-version table), so one test body serves every
+backend.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             continue
         if "base_layout" in names:
             # Configs made by the factory: also on PostgreSQL with time partitions.
-            metafunc.parametrize((param, "base_layout"), [(b, {}) for b in backends] + [("postgresql", PG_PARTITIONED)],
+            metafunc.parametrize((param, "base_layout"),
+                                 [(b, {}) for b in backends] + [("postgresql", PG_PARTITIONED)],
                                  ids=[*backends, "postgresql-partitioned"])
         else:
             metafunc.parametrize(param, backends)

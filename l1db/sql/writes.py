@@ -175,20 +175,22 @@ class SqlWrites:
             "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
         }
         self.checkSchema()
-        # Also with the nightly table: DiaObject's partitions are then ready for dailyJob's merge.
-        self._ensure_partitions(prepared, visit_mjd)
-        with self._records_after_store(), self._timed("store"), self.engine.begin() as conn:
-            if prepared["DiaObject"] is not None:
-                self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
-            if prepared["DiaSource"] is not None:
-                with self._timed("src_insert", len(prepared["DiaSource"])):
-                    bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
-            if prepared["DiaForcedSource"] is not None:
-                with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
-                    bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
-            if visit_id is not None:
-                with self._timed("visit_insert", 1):
-                    self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
+        with self._records_after_store(), self._timed("store"):
+            # Before the store's transaction (and in the store's time); also with the nightly
+            # table, so that DiaObject's partitions are ready for dailyJob's merge.
+            self._ensure_partitions(prepared, visit_mjd)
+            with self.engine.begin() as conn:
+                if prepared["DiaObject"] is not None:
+                    self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
+                if prepared["DiaSource"] is not None:
+                    with self._timed("src_insert", len(prepared["DiaSource"])):
+                        bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
+                if prepared["DiaForcedSource"] is not None:
+                    with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
+                        bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
+                if visit_id is not None:
+                    with self._timed("visit_insert", 1):
+                        self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
 
     def dailyJob(self) -> int:
         """Merge DiaObjectNightly into the DiaObject tables, then maintain the time partitions; return rows merged.
