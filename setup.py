@@ -47,6 +47,7 @@ CONSOLE_SCRIPTS = [
     "log2csv = dia_sim.cli.log2csv:main",
     "plot_timing = dia_sim.cli.plot_timing:main",
     "cassandra_nodes = l1db.cli.cassandra_nodes:main",
+    "l1db_state = l1db.cli.l1db_state:main",
 ]
 
 setup(

@@ -218,6 +218,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("ap_proto", "retry_wait", float, 2.0,
            "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
            "in all)", minimum=0.0),
+    # ap_proto time compression (issue 12): K observations of each point a simulated year.
+    Option("ap_proto", "observations_per_year", float, 0.0,
+           "time compression: observe each point of the pointing area about K times per simulated year; the "
+           "visits a night, the interval and the days between nights are derived (printed, and kept in the "
+           "provenance record); 0 = no compression (interval, every night)", minimum=0.0),
+    Option("ap_proto", "days_between_nights", int, 1,
+           "days from one observing night to the next (1 = every night); derived when observations_per_year "
+           "is set", minimum=1, maximum=3650),
 )
 
 #: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -182,6 +183,10 @@ def test_status_of_a_running_node(run_dir: Path) -> None:
     assert node.running and node.cql and node.rss_mib and node.rss_mib > 100
     assert (node.log_dir / "system.log").stat().st_size > 0
     assert server.hosts(run_dir) == [ADDRESS]
+    # nodetool's way in: the node's JMX port, recorded in its folder, answers on 127.0.0.1.
+    port = server.jmx_port(node.node_dir)
+    assert port is not None
+    socket.create_connection(("127.0.0.1", port), timeout=10).close()
     proc = cli("status", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"node 1  {ADDRESS}" in proc.stdout

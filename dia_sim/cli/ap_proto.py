@@ -16,8 +16,9 @@ from l1db.frames import L1dbInputError
 
 from ..ap_loop import ApLoop, RunOptions, TileResult, VisitFailed, VisitPlan
 from ..catalog import CatalogError
+from ..compression import Cadence, derive_cadence
 from ..ids import MAX_VISIT
-from ..pointing import check_area_in_sky, parse_pointing_area
+from ..pointing import centre_area_deg2, check_area_in_sky, parse_pointing_area
 from ..schedule import parse_time
 from ..visit_sim import SimConfig
 
@@ -30,6 +31,8 @@ examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
   ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
+  ap_proto -n 600 --pointing-area 0,12,-34,-20 --observations-per-year 20 sources.npy
+                                       # time-compressed: the 12-month window fills in ~200 visits
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
@@ -125,6 +128,7 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
             check_area_in_sky(area, values["sky"])
         except ValueError as exc:
             raise ConfigError(f"{where['pointing_area']}: {exc}") from None
+    cadence = _compression(args, values, where, area)
     sim = SimConfig(
         detection_fraction=values["detection_fraction"],
         false_per_visit=values["false_per_visit"],
@@ -134,7 +138,8 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
     )
     return RunOptions(
         num_visits=num,
-        interval=values["interval"],
+        interval=cadence.interval if cadence else values["interval"],
+        days_between_nights=cadence.days_between_nights if cadence else values["days_between_nights"],
         divide=values["divide"],
         fov=values["fov"],
         sky=values["sky"],
@@ -149,7 +154,24 @@ def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
         explain=args.explain,
         no_update=args.no_update,
         sim=sim,
+        compression=cadence,
     )
+
+
+def _compression(args: argparse.Namespace, values: dict[str, Any], where: dict[str, str],
+                 area: tuple[float, float, float, float] | None) -> Cadence | None:
+    """The cadence of ``observations_per_year`` (None when 0); it replaces the interval and days between nights."""
+    if not values["observations_per_year"]:
+        return None
+    for name in ("interval", "days_between_nights"):
+        if getattr(args, name) is not None:
+            raise ConfigError(f"{_flag(name)} and {where['observations_per_year']} exclude each other: the "
+                              f"cadence is derived from the observations per year (give one or the other)")
+    try:
+        return derive_cadence(values["observations_per_year"], centre_area_deg2(values["sky"], area, values["fov"]),
+                              fov_deg=values["fov"])
+    except ValueError as exc:
+        raise ConfigError(f"{where['observations_per_year']}: {exc}") from None
 
 
 class _Progress:
@@ -194,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config or default_config_path())
         options = _options(args, config)
         loop = ApLoop(config, args.sources, options, args.log, argv=sys.argv if argv is None else ["ap_proto", *argv])
+        if options.compression is not None:
+            print(f"ap_proto: {options.compression.describe(loop.window_days)}", file=sys.stderr)
         progress = _Progress(options.num_visits, enabled=sys.stderr.isatty() and not args.no_progress)
         try:
             done = loop.run(progress)

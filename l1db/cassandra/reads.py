@@ -21,6 +21,7 @@ from cassandra.query import PreparedStatement
 from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
 from ..frames import empty_frame
 from ..pixelization import check_region, region_contains
+from .client import CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
 from .session import columns_of, typed_frame
@@ -28,7 +29,7 @@ from .session import columns_of, typed_frame
 __all__ = ["CassandraReads"]
 
 
-class CassandraReads:
+class CassandraReads(CassandraClient):
     """The read half of the Cassandra L1 API."""
 
     def _select(self, table: str, columns: Sequence[sa.Column], by_time: bool) -> PreparedStatement:

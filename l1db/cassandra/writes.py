@@ -39,6 +39,7 @@ from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedS
 
 from ..api import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
+from .client import CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
 from .session import columns_of, serialized_column, serialized_frame, wire_bytes
@@ -68,7 +69,7 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(mjd, dtype=np.float64) * _US_PER_DAY).astype(np.int64)
 
 
-class CassandraWrites:
+class CassandraWrites(CassandraClient):
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
     def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -7,7 +7,9 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["quiet_broken_pipe"]
+from ..errors import driver_error_reason
+
+__all__ = ["quiet_broken_pipe", "report_error"]
 
 
 def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
@@ -27,3 +29,18 @@ def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
             return 1
 
     return wrapper
+
+
+def report_error(prog: str, exc: Exception, expected: tuple[type[Exception], ...]) -> int:
+    """Say an expected error, or a database driver's, in one line on stderr; return exit code 1.
+
+    Anything else is raised again: a bug keeps its traceback.
+    """
+    if isinstance(exc, expected):
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    reason = driver_error_reason(exc)
+    if reason is None:
+        raise exc
+    print(f"{prog}: database error: {reason}", file=sys.stderr)
+    return 1

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..api import L1db
 from ..config import L1dbConfig, check_time_partitions
 from ..errors import SchemaError
 from ..pixelization import Pixelization
@@ -35,7 +34,7 @@ __all__ = ["L1dbSql"]
 
 _LOG = logging.getLogger(__name__)
 
-class L1dbSql(SqlReads, SqlWrites, SqlVisits, L1db):
+class L1dbSql(SqlReads, SqlWrites, SqlVisits):
     """Client of one L1 database on an SQL backend (parameters as for `L1db`)."""
 
     def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:

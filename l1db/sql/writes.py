@@ -31,6 +31,7 @@ from ..api import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
 from . import bulk_insert
 from .chunks import id_chunks
+from .client import SqlClient
 from .partitions import PARTITION_COLUMNS
 from .schema import PIXEL_COLUMN
 
@@ -39,7 +40,7 @@ __all__ = ["SqlWrites"]
 _LOG = logging.getLogger(__name__)
 
 
-class SqlWrites:
+class SqlWrites(SqlClient):
     """The write half of the SQL L1 API (and the nightly merge)."""
 
     def _with_pixels(self, table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
