@@ -59,19 +59,16 @@ from .compression import Cadence
 from .field import FieldTile
 from .ids import MAX_VISIT
 from .pointing import random_pointings
+from .rows import BANDS
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .visit_sim import SimConfig, VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
+__all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
            "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Filter bands; each visit takes one at random.
-BANDS = "ugrizy"
-
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:

@@ -27,6 +27,7 @@ import numpy as np
 import sqlalchemy
 
 from . import _htm_kernel, _q3c_kernel
+from .sphere import RAD_PER_DEG
 
 __all__ = ["Pixelization", "PIXELIZATION_KINDS", "region_contains", "check_region"]
 
@@ -50,10 +51,6 @@ _SPHGEOM_CLASSES = {
     "q3c": lsst.sphgeom.Q3cPixelization,
     "mq3c": lsst.sphgeom.Mq3cPixelization,
 }
-
-# sphgeom's RAD_PER_DEG: degrees times this give exactly the radians that
-# LonLat.fromDegrees uses.
-_RAD_PER_DEG = 0.0174532925199432957692369076849
 
 # HEALPix envelopes are computed at an order where the region's bounding circle
 # spans about this many pixels per allowed range, then refined while they fit.
@@ -126,7 +123,7 @@ def region_contains(region: lsst.sphgeom.Region, ra: np.ndarray, dec: np.ndarray
     ra_arr, dec_arr = _coordinates(ra, dec)
     # sphgeom's vectorized contains(lon, lat) runs LonLat.fromRadians per point;
     # multiplying by sphgeom's RAD_PER_DEG reproduces fromDegrees bit for bit.
-    inside = region.contains(ra_arr * _RAD_PER_DEG, dec_arr * _RAD_PER_DEG)
+    inside = region.contains(ra_arr * RAD_PER_DEG, dec_arr * RAD_PER_DEG)
     return np.asarray(inside, dtype=bool).reshape(shape)
 
 

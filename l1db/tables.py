@@ -74,8 +74,6 @@ def sql_type(col: ColumnDef) -> sa.types.TypeEngine:
             return sa.VARCHAR(col.length)
         case "TEXT":
             return sa.Text()
-        case "TIMESTAMP":
-            return sa.TIMESTAMP()
     raise SchemaError(f"column {col.name}: no SQL type for {col.type}")
 
 

@@ -22,9 +22,10 @@ from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import field_tiles
 from l1db.config import load_config
+from l1db.scratch import read_table
 from l1db import L1db
 from l1db.timing_log import parse_log
-from conftest import read_table, write_config
+from conftest import write_config
 
 PER_VISIT = 400
 PATCH = "0,6,-20,-14"

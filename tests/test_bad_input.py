@@ -67,6 +67,11 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
     # A schema_file pointing at a config that holds a password: never echoed.
     secret = tmp_path / "secret.cfg"
     secret.write_text("[database]\nurl = postgresql://user:s3cretpw@127.0.0.1/x\n")
+    # No backend stores a time type: the format has none, and says so naming the column.
+    timestamp = tmp_path / "timestamp.yaml"
+    timestamp.write_text("tables:\n- name: DiaObject\n  primary_key: [diaObjectId]\n  columns:\n"
+                         "  - {name: diaObjectId, type: BIGINT, nullable: false}\n"
+                         "  - {name: lastSeen, type: TIMESTAMP}\n")
     cases = {
         "missing": (tmp_path / "nope.yaml", "file not found"),
         "directory": (tmp_path, "directory"),
@@ -74,6 +79,7 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
         "not a schema": (not_schema, "not a schema file"),
         "binary": (binary, "not a text file"),
         "a config": (secret, "not"),
+        "a time column": (timestamp, "column 'lastSeen': unknown type 'TIMESTAMP' (no backend stores a time type"),
     }
     for name, (schema_file, words) in cases.items():
         config = write_config(tmp_path / "bad.cfg", url, schema_file=schema_file)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
-from conftest import read_table, write_config
+from conftest import write_config
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main
@@ -17,6 +17,7 @@ from dia_sim.compression import DAYS_PER_YEAR, derive_cadence, field_area_deg2
 from dia_sim.pointing import centre_area_deg2, random_pointings
 from dia_sim.schedule import VisitSchedule, night_number, visit_mjd
 from l1db.cli.create_l1_schema import main as create_l1_schema
+from l1db.scratch import read_table
 from l1db.timing_log import parse_log
 
 PATCH = (0.0, 7.0, -30.0, -20.0)

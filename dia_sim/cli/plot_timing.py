@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from l1db.cli import quiet_broken_pipe
+from l1db.cli import input_file_problem, quiet_broken_pipe
 
 from ..fits import GROWTH, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
 from ..plots import (DEFAULT_THRESHOLD, SCALING_ASSUMPTION, describe_figures, write_history_plots,
@@ -96,13 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    for path in args.csv:
-        if Path(path).is_dir():
-            print(f"plot_timing: {path}: is a directory, not a CSV file", file=sys.stderr)
-            return 1
-        if not Path(path).is_file():
-            print(f"plot_timing: no such CSV file: {path}", file=sys.stderr)
-            return 1
+    problem = input_file_problem(args.csv, "CSV file")
+    if problem:
+        print(f"plot_timing: {problem}", file=sys.stderr)
+        return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from ..errors import driver_error_reason
 
-__all__ = ["quiet_broken_pipe", "report_error"]
+__all__ = ["quiet_broken_pipe", "report_error", "input_file_problem"]
 
 
 def quiet_broken_pipe(main: Callable[..., int]) -> Callable[..., int]:
@@ -44,3 +45,16 @@ def report_error(prog: str, exc: Exception, expected: tuple[type[Exception], ...
         raise exc
     print(f"{prog}: database error: {reason}", file=sys.stderr)
     return 1
+
+
+def input_file_problem(paths: Iterable[str | os.PathLike], what: str) -> str | None:
+    """The one-line problem with the first of ``paths`` that is not a readable file, or `None`.
+
+    ``what`` names the kind of file in the message (``"log file"``).
+    """
+    for path in paths:
+        if Path(path).is_dir():
+            return f"{path}: is a directory, not a {what}"
+        if not Path(path).is_file():
+            return f"no such {what}: {path}"
+    return None

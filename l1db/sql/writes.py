@@ -141,7 +141,7 @@ class SqlWrites(SqlClient):
                 times[table] = np.concatenate(parts)
         self.partitions.ensure(self.engine, times)
 
-    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaSources(self, sources: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
@@ -149,7 +149,7 @@ class SqlWrites(SqlClient):
         with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
