@@ -88,7 +88,7 @@ CSV_OPERATIONS: tuple[str, ...] = (
     "obj_select", "src_select", "fsrc_select", "sum_select",
     "obj_insert", "obj_nightly_insert", "obj_last_insert", "obj_last_upsert", "obj_last_delete",
     "obj_validity_update", "src_insert", "fsrc_insert", "visit_insert", "store",
-    "sim", "visit", "daily_merge",
+    "sim", "visit", "daily_merge", "daily_partitions",
 )
 
 #: The operation whose record ends a tile: its presence makes the tile complete.

@@ -96,7 +96,6 @@ __all__ = [
     "CONSISTENCY_LEVELS",
     "URL_SCHEMES",
     "check_driver",
-    "parse_divide",
 ]
 
 #: Cassandra consistency levels a config may name.
@@ -176,6 +175,47 @@ class L1dbSection(Section):
         "by-oid", "how DiaSource history is selected: by-oid = by diaObjectId (chunked); by-fov = by the "
         "region's pixel ranges", backend="sql")
     schema_file: str = option("", "schema description (schema/ format); empty = the packaged APDB schema")
+    history_partition_days: int = option(
+        0, "PostgreSQL only: partition DiaSource, DiaForcedSource (and DiaObject where it is the history "
+        "table, with last_object_table) by time, in partitions of N days counted from MJD 0; 0 = off",
+        ge=0, backend="sql")
+    retention_days: int = option(
+        0, "with history_partition_days: dailyJob() drops the time partitions that end more than N days "
+        "before the last stored visit (at least the history windows); 0 = keep everything", ge=0, backend="sql")
+
+    @model_validator(mode="after")
+    def _check_time_partitions(self, info: ValidationInfo) -> L1dbSection:
+        """Time partitions are PostgreSQL's declarative partitioning, and retention keeps the history windows.
+
+        SQLite has none; MariaDB/MySQL RANGE partitioning needs an integer or
+        date partition expression that every unique key includes, and the
+        time columns are DOUBLE; Cassandra has its own (``[cassandra] time_partition_days``).
+        """
+        days, retention = self.history_partition_days, self.retention_days
+        if not days and not retention:
+            return self
+        key = "history_partition_days" if days else "retention_days"
+        _, url = self._backend(info)
+        if not url:
+            return self  # checked again where the URL is known (`L1dbConfig`)
+        scheme = str(url).split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme == "sqlite":
+            raise option_error(key, "SQLite has no table partitioning; time partitions need a postgresql:// URL "
+                                    "(set it to 0)")
+        if scheme in ("mysql", "mariadb"):
+            raise option_error(key, "not supported on MariaDB/MySQL (RANGE partitioning there needs an integer or "
+                                    "date partition expression in every unique key, and the time columns are "
+                                    "DOUBLE); time partitions need a postgresql:// URL (set it to 0)")
+        if retention and not days:
+            raise option_error("retention_days", "needs history_partition_days > 0 (retention drops whole time "
+                                                 "partitions)")
+        from .api import MONTH_DAYS  # the history windows' month; api imports this module
+
+        window = max(self.read_sources_months, self.read_forced_sources_months) * MONTH_DAYS
+        if retention and retention < window:
+            raise bad_value("retention_days", retention, f"0 or >= {window:g}",
+                            f"(shorter than the history window of {window:g} days, so reads would miss rows)")
+        return self
 
     @model_validator(mode="after")
     def _check_pixel_level(self) -> L1dbSection:

@@ -154,6 +154,8 @@ OPERATIONS: dict[str, str] = {
     "store": "the whole store of the visit (all the operations above): SQL's transaction with its commit; "
              "Cassandra's writes until every row is acknowledged and the visit applied",
     "daily_merge": "the nightly job merging DiaObjectNightly into DiaObject (rows: merged)",
+    "daily_partitions": "the nightly job's time-partition maintenance: create the next partitions, drop those "
+                        "past retention_days (rows: partitions created and dropped)",
     "visit": "the whole visit: simulation, reads and store",
 }
 

@@ -7,11 +7,15 @@ tests that need it; it is never silently skipped. Override the admin URLs with
 with ``L1DB_TEST_CASSANDRA_HOSTS`` (comma-separated).
 
 Layouts: a test that takes the ``layout`` fixture runs once per (backend,
-layout) pair: the SQL backends with each indexing strategy, Cassandra with
-each partitioning. ``make_config(**options)`` writes each option into its own
-section and leaves out those that belong to the other kind of backend (the
-Cassandra layout is fixed: it always has a latest-version table), so one test
-body serves every backend.
+layout) pair: the SQL backends with each indexing strategy, PostgreSQL also
+with time partitions (`PG_LAYOUTS`), Cassandra with each partitioning. A test
+that makes its configs with ``make_config`` or ``make_sql_config`` but takes
+no ``layout`` also runs on ``postgresql-partitioned``: the factory then starts
+from `PG_PARTITIONED` (``base_layout``), which the test's own options override.
+``make_config(**options)`` writes each option into its own section and leaves
+out those that belong to the other kind of backend (the Cassandra layout is
+fixed: it always has a latest-version table), so one test body serves every
+backend.
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ SQL_LAYOUTS = {
     "last_upsert": {"dia_object_index": "last_object_table", "object_last_replace": 1},
     "nightly": {"dia_object_index": "baseline", "dia_object_nightly": 1},
 }
+#: Layouts of PostgreSQL only: time partitions (10-day partitions, so that the tests' histories span several).
+PG_LAYOUTS = {
+    "part_baseline": {"dia_object_index": "baseline", "history_partition_days": 10},
+    "part_last": {"dia_object_index": "last_object_table", "history_partition_days": 10},
+    "part_last_nightly": {"dia_object_index": "last_object_table", "dia_object_nightly": 1,
+                          "history_partition_days": 10},
+}
+#: What ``make_config`` starts from on ``postgresql-partitioned`` (DiaObject partitioned too).
+PG_PARTITIONED = PG_LAYOUTS["part_last"]
 #: Partitionings of the Cassandra backend (MQ3C as in production, and coarse HTM pixels).
 CASSANDRA_LAYOUTS = {
     "mq3c8": {"part_pixelization": "mq3c", "part_pixel_level": 8},
@@ -57,22 +70,32 @@ SERVERS = Servers(**{
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tests on each backend; those that take ``layout`` once per (backend, layout) pair."""
-    if "sql_backend" in metafunc.fixturenames:
-        metafunc.parametrize("sql_backend", SQL_BACKENDS)
-    if "backend" not in metafunc.fixturenames:
-        return
-    if "layout" not in metafunc.fixturenames:
-        metafunc.parametrize("backend", BACKENDS)
+    names = metafunc.fixturenames
+    for param, backends in (("sql_backend", SQL_BACKENDS), ("backend", BACKENDS)):
+        if param not in names or (param == "backend" and "layout" in names):
+            continue
+        if "base_layout" in names:
+            # Configs made by the factory: also on PostgreSQL with time partitions.
+            metafunc.parametrize((param, "base_layout"),
+                                 [(b, {}) for b in backends] + [("postgresql", PG_PARTITIONED)],
+                                 ids=[*backends, "postgresql-partitioned"])
+        else:
+            metafunc.parametrize(param, backends)
+    if "backend" not in names or "layout" not in names:
         return
     pairs, ids = [], []
     for backend in SQL_BACKENDS:
-        for name, options in SQL_LAYOUTS.items():
+        layouts = {**SQL_LAYOUTS, **PG_LAYOUTS} if backend == "postgresql" else SQL_LAYOUTS
+        for name, options in layouts.items():
             pairs.append((backend, options))
             ids.append(f"{backend}-{name}")
     for name, options in CASSANDRA_LAYOUTS.items():
         pairs.append(("cassandra", options))
         ids.append(f"cassandra-{name}")
-    metafunc.parametrize(("backend", "layout"), pairs, ids=ids)
+    if "base_layout" in names:
+        metafunc.parametrize(("backend", "layout", "base_layout"), [(b, o, {}) for b, o in pairs], ids=ids)
+    else:
+        metafunc.parametrize(("backend", "layout"), pairs, ids=ids)
 
 
 def _test_database(backend: str, tmp_path: Path) -> contextlib.AbstractContextManager[str]:
@@ -136,25 +159,38 @@ def write_config(path: Path, url: str, **options: object) -> Path:
     return path
 
 
-def _config_factory(url: str, tmp_path: Path):
+def _config_factory(url: str, tmp_path: Path, base: dict | None = None):
     counter = iter(range(1_000_000))
 
     def make(**options: object) -> Path:
-        return write_config(tmp_path / f"l1db-{next(counter)}.cfg", url, **options)
+        return write_config(tmp_path / f"l1db-{next(counter)}.cfg", url, **{**(base or {}), **options})
 
     return make
 
 
 @pytest.fixture
-def make_config(db_url: str, tmp_path: Path):
+def base_layout(request: pytest.FixtureRequest) -> dict:
+    """Options every config of ``make_config`` / ``make_sql_config`` starts from (see `pytest_generate_tests`)."""
+    return request.param
+
+
+@pytest.fixture
+def make_config(db_url: str, tmp_path: Path, base_layout: dict):
     """Factory: ``make_config(**options)`` writes a config for ``db_url`` (any backend)."""
-    return _config_factory(db_url, tmp_path)
+    return _config_factory(db_url, tmp_path, base_layout)
 
 
 @pytest.fixture
 def sql_db_url(sql_backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a new empty database on an SQL backend, dropped after the test."""
     with _test_database(sql_backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_db_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a new empty PostgreSQL database, for what only PostgreSQL has (time partitions)."""
+    with _test_database("postgresql", tmp_path) as url:
         yield url
 
 
@@ -172,9 +208,9 @@ def make_cassandra_config(cassandra_db_url: str, tmp_path: Path):
 
 
 @pytest.fixture
-def make_sql_config(sql_db_url: str, tmp_path: Path):
+def make_sql_config(sql_db_url: str, tmp_path: Path, base_layout: dict):
     """Factory: ``make_sql_config(**options)`` writes a config for an SQL backend's ``sql_db_url``."""
-    return _config_factory(sql_db_url, tmp_path)
+    return _config_factory(sql_db_url, tmp_path, base_layout)
 
 
 @pytest.fixture

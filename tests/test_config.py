@@ -106,6 +106,22 @@ source_select = by-fov
         ("[database]\nurl = sqlite://\n[l1db]\nobject_last_replace = yes\n", ["object_last_replace", "0 | 1"]),
         ("[database]\nurl = not a url\n", ["[database] url: unsupported URL scheme"]),
         ("this is not an ini file\n", ["not a valid INI file"]),
+        # Time partitions: PostgreSQL only, and a retention that keeps the history windows.
+        ("[database]\nurl = sqlite://\n[l1db]\nhistory_partition_days = 10\n",
+         ["[l1db] history_partition_days:", "SQLite has no table partitioning", "postgresql://"]),
+        ("[database]\nurl = mysql://u@127.0.0.1/db\n[l1db]\nhistory_partition_days = 10\n",
+         ["[l1db] history_partition_days:", "MariaDB/MySQL", "postgresql://"]),
+        ("[database]\nurl = cassandra://127.0.0.1/ks\n[l1db]\nhistory_partition_days = 10\n",
+         ["[l1db] history_partition_days:", "means nothing for the cassandra backend"]),
+        ("[database]\nurl = sqlite://\n[l1db]\nretention_days = 400\n",
+         ["[l1db] retention_days:", "SQLite"]),
+        ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\nretention_days = 400\n",
+         ["[l1db] retention_days:", "needs history_partition_days > 0"]),
+        ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\nhistory_partition_days = 30\n"
+         "retention_days = 200\nread_forced_sources_months = 6\n",
+         ["[l1db] retention_days:", "shorter than the history window of 360 days", "allowed: 0 or >= 360"]),
+        ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\nhistory_partition_days = -1\n",
+         ["[l1db]", "history_partition_days", "an integer >= 0"]),
     ],
 )
 def test_errors_name_file_section_key_and_allowed(tmp_path: Path, text: str, expected: list[str]) -> None:

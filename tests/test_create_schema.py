@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,14 +41,20 @@ def _inspect(url: str) -> sa.Inspector:
     ids=["baseline", "pix_id_iov", "last_object_table", "nightly"],
 )
 def test_schema_has_every_published_column(
-    sql_db_url: str, make_sql_config, options: dict, extra_tables: set[str], capsys: pytest.CaptureFixture
+    sql_db_url: str, make_sql_config, options: dict, extra_tables: set[str], capsys: pytest.CaptureFixture,
+    base_layout: dict,
 ) -> None:
+    partitioned = bool(base_layout.get("history_partition_days"))
     config = make_sql_config(**options)
     assert main(["-c", str(config)]) == 0
     out = capsys.readouterr().out
     assert "created L1 schema" in out and "DiaObject:" in out
     inspector = _inspect(sql_db_url)
     tables = set(inspector.get_table_names())
+    # Time partitions are tables too (named <table>_mjd<start>).
+    partitions = {t for t in tables if re.fullmatch(r"(DiaObject|DiaSource|DiaForcedSource)_mjd-?\d+", t)}
+    assert bool(partitions) == partitioned
+    tables -= partitions
     assert tables == {"DiaObject", "DiaSource", "DiaForcedSource", "L1dbVisit", "L1dbMetadata"} | extra_tables
     felis = _felis_columns()
     assert (len(felis["DiaObject"]), len(felis["DiaSource"]), len(felis["DiaForcedSource"])) == (83, 103, 14)
@@ -67,8 +74,11 @@ def test_schema_has_every_published_column(
     if "DiaObjectNightly" in extra_tables:
         assert inspector.get_pk_constraint("DiaObjectNightly")["constrained_columns"] == []
         assert inspector.get_indexes("DiaObjectNightly") == []
+    # A partitioned table's key holds its partition column.
     assert inspector.get_pk_constraint("DiaForcedSource")["constrained_columns"] == [
-        "diaObjectId", "visit", "detector"]
+        "diaObjectId", "visit", "detector"] + (["midpointMjdTai"] if partitioned else [])
+    assert inspector.get_pk_constraint("DiaSource")["constrained_columns"] == [
+        "diaSourceId"] + (["midpointMjdTai"] if partitioned else [])
     nullable = {c["name"]: c["nullable"] for c in inspector.get_columns("DiaSource")}
     assert nullable["diaSourceId"] is False and nullable["ra"] is False and nullable["raErr"] is True
 

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 how = (f"dia_object_index={config.dia_object_index}, "
                        f"pixelization={config.pixelization} level {config.effective_pixel_level}")
+                if config.history_partition_days:
+                    how += f", time partitions of {config.history_partition_days} days"
+                if config.retention_days:
+                    how += f", retention {config.retention_days} days"
             print(f"created L1 schema in {safe_url(config.url)} ({how})")
             for line in l1db.describeSchema():
                 print(f"  {line}")

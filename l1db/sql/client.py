@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ..api import L1db
 from ..pixelization import Pixelization
 from .bulk_read import read_frame
+from .partitions import TimePartitions
 from .schema import L1Schema
 
 __all__ = ["SqlClient"]
@@ -29,6 +30,7 @@ class SqlClient(L1db):
     engine: sa.Engine
     schema: L1Schema
     pixelization: Pixelization
+    partitions: TimePartitions | None
 
     def _table(self, name: str) -> sa.Table:
         return self.schema.tables[name]

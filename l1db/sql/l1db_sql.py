@@ -40,6 +40,7 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
         super().__init__(config, monitor)
         config = self.config
         self.schema = L1Schema(config, self.schema_def)
+        self.partitions = self.schema.partitions
         self.pixelization = Pixelization(config.pixelization, config.effective_pixel_level, config.pixel_max_ranges)
         self.engine = make_engine(config.url)
         self._schema_checked = False
@@ -73,6 +74,9 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             indexes = [ix["name"] for ix in inspector.get_indexes(name)]
             lines.append(f"{name}: {len(columns)} columns, key ({', '.join(key)})"
                          + (f", indexes {', '.join(indexes)}" if indexes else ""))
+        if self.partitions is not None:
+            with self.engine.connect() as conn:
+                lines += self.partitions.describe(conn)
         return lines
 
     def close(self) -> None:

@@ -18,24 +18,34 @@ query code in `l1db.sql.l1db_sql`). From the published table definitions in
 - ``L1dbVisit``: one row per stored visit and tile, for resuming runs.
 - ``L1dbMetadata``: the options the schema was made with, checked when a client
   connects so that a config cannot silently disagree with the database.
+- time partitions (``history_partition_days``, PostgreSQL): DiaSource,
+  DiaForcedSource and, with ``last_object_table``, DiaObject are partitioned
+  by RANGE on their time column (`l1db.sql.partitions`); a primary key of a
+  partitioned table must hold the partition column, so DiaSource's key becomes
+  (diaSourceId, midpointMjdTai) and DiaForcedSource's (diaObjectId, visit,
+  detector, midpointMjdTai) (DiaObject's already holds validityStartMjdTai).
 """
 
 from __future__ import annotations
 
+import configparser
 import logging
 
 import sqlalchemy as sa
+from astropy.time import Time
 
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..schema_model import SchemaDef, TableDef
 from ..tables import PIXEL_COLUMN, load_definitions, table_columns
+from .partitions import PARTITION_COLUMNS, TimePartitions
 
 __all__ = [
     "L1Schema",
     "PIXEL_COLUMN",
     "TOOLKIT_TABLES",
     "ALL_TABLES",
+    "first_visit_mjd",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -47,12 +57,34 @@ ALL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", *TOOLKIT_TABLES)
 
 #: Options recorded in L1dbMetadata: they change the schema, so a client whose
 #: config disagrees with them would read or write the wrong thing.
-SCHEMA_OPTIONS = ("dia_object_index", "dia_object_nightly", "pixelization", "effective_pixel_level")
+SCHEMA_OPTIONS = ("dia_object_index", "dia_object_nightly", "pixelization", "effective_pixel_level",
+                  "history_partition_days")
+#: What a database made before an option was recorded holds for it.
+_UNRECORDED = {"history_partition_days": "0"}
 
 
 
 def _key(name: str, keys: tuple[str, ...]) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*keys, name=f"PK_{name}")
+
+
+def first_visit_mjd(config: L1dbConfig) -> float:
+    """MJD (TAI) where the initial time partitions of a new database start.
+
+    The ``[ap_proto] start_time`` of the config (validated by the tool,
+    ``dia_sim.options.load_ap_config``, or as written in the file), else now:
+    l1db does not know the tools' defaults. Stores make any other partition
+    they need.
+    """
+    start = config.sections.get("ap_proto", {}).get("start_time")
+    if start is None and config.path:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(config.path, encoding="utf-8")
+        start = parser.get("ap_proto", "start_time", fallback=None)
+    try:
+        return float(Time(start, scale="tai").tai.mjd) if start else float(Time.now().tai.mjd)
+    except ValueError:
+        return float(Time.now().tai.mjd)  # the tool reports a bad start_time when it runs
 
 
 class L1Schema:
@@ -69,6 +101,8 @@ class L1Schema:
     ----------
     tables : `dict` [`str`, `sqlalchemy.Table`]
         The tables this configuration uses, by name.
+    partitions : `TimePartitions` or `None`
+        The time partitions (``history_partition_days``), `None` without.
     definitions : `dict` [`str`, `TableDef`]
         The published definitions of DiaObject, DiaSource and DiaForcedSource.
     """
@@ -81,6 +115,12 @@ class L1Schema:
         self.definitions = {n: schema_def.tables[n] for n in ("DiaObject", "DiaSource", "DiaForcedSource")}
         self.metadata = sa.MetaData()
         self.tables: dict[str, sa.Table] = {}
+        self.partitions: TimePartitions | None = None
+        if config.history_partition_days:
+            # DiaObject only where it is the history table: elsewhere it is also the read path of the
+            # latest versions, which time partitions would scatter (and retention would drop).
+            history = ("DiaObject",) if config.dia_object_index == "last_object_table" else ()
+            self.partitions = TimePartitions(config.history_partition_days, (*history, "DiaSource", "DiaForcedSource"))
         self._build()
 
     # -- construction -------------------------------------------------------
@@ -93,10 +133,17 @@ class L1Schema:
         indexes: list[tuple[str, tuple[str, ...]]],
         with_pixel: bool,
     ) -> sa.Table:
+        kwargs = {}
+        if self.partitions is not None and name in self.partitions.tables:
+            # The key of a partitioned table must hold the partition column (the toolkit's
+            # indexes are not unique, so they need not).
+            column = PARTITION_COLUMNS[name]
+            keys = keys if column in keys else (*keys, column)
+            kwargs["postgresql_partition_by"] = f'RANGE ("{column}")'
         args: list[sa.SchemaItem] = table_columns(tdef, with_pixel, keys)
         if keys:
             args.append(_key(name, keys))
-        table = sa.Table(name, self.metadata, *args, comment=tdef.description or None)
+        table = sa.Table(name, self.metadata, *args, comment=tdef.description or None, **kwargs)
         for index_name, columns in indexes:
             sa.Index(index_name, *(table.c[c] for c in columns))
         self.tables[name] = table
@@ -179,7 +226,9 @@ class L1Schema:
         """Create the tables; with ``drop``, first drop every toolkit table.
 
         Without ``drop``, existing toolkit tables are an error and nothing is
-        touched. Returns the names of the tables created.
+        touched. Returns the names of the tables created. With time
+        partitions, also the initial span of partitions: those of the first
+        visit's time (`first_visit_mjd`) and of the next ``history_partition_days``.
 
         Raises
         ------
@@ -202,6 +251,9 @@ class L1Schema:
                 self.tables["L1dbMetadata"].insert(),
                 [{"name": k, "value": v} for k, v in self.schema_options().items()],
             )
+        if self.partitions is not None:
+            horizon = self.partitions.horizon(first_visit_mjd(self.config))
+            self.partitions.ensure(engine, {t: horizon for t in self.partitions.tables})
         return list(self.tables)
 
     def check(self, conn: sa.Connection) -> None:
@@ -218,7 +270,8 @@ class L1Schema:
         meta = self.tables["L1dbMetadata"]
         stored = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).all())
         wanted = self.schema_options()
-        diffs = [f"{k}: database {stored.get(k)!r}, config {v!r}" for k, v in wanted.items() if stored.get(k) != v]
+        stored = {k: stored.get(k, _UNRECORDED.get(k)) for k in wanted}
+        diffs = [f"{k}: database {stored[k]!r}, config {v!r}" for k, v in wanted.items() if stored[k] != v]
         if diffs:
             raise SchemaError(
                 "the schema was created with other options (" + "; ".join(diffs)

@@ -140,7 +140,12 @@ class SqlState:
         if self.backend == "sqlite":
             _sqlite_backup(Path(self.url.database), target)
         elif self.backend == "postgresql":
-            tables = [arg for name in self.schema.tables for arg in ("-t", f'"{name}"')]
+            names = list(self.schema.tables)
+            if self.schema.partitions is not None:
+                # pg_dump -t of a partitioned table dumps no rows: they are in its partitions.
+                names += self._engine_call("list the time partitions of", lambda conn: [
+                    p.name for p in self.schema.partitions.existing(conn)])
+            tables = [arg for name in names for arg in ("-t", f'"{name}"')]
             args, env = self._pg_connection()
             run_tool([self._tool("dump"), *args, "--format=custom", "--no-owner", "--no-privileges",
                       f"--file={target}", *tables], "pg_dump", env=env)

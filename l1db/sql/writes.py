@@ -8,6 +8,13 @@ versions live in ``DiaObjectLast`` (replaced by delete + insert, or by the
 native upsert) and DiaObject keeps the history without closing validity.
 With ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are
 applied to the other tables by `SqlWrites.dailyJob`.
+
+With time partitions (`l1db.sql.partitions`) every store first makes sure,
+in a short transaction of its own, that the partitions of its rows and of
+the next ``history_partition_days`` exist (no statement at all once they are
+known to), so that the store's own transaction never meets a missing
+partition; `SqlWrites.dailyJob` does the same ahead of the last visit and
+drops the partitions past ``retention_days``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from ..frames import L1dbInputError, check_frame
 from . import bulk_insert
 from .chunks import id_chunks
 from .client import SqlClient
+from .partitions import PARTITION_COLUMNS
 from .schema import PIXEL_COLUMN
 
 __all__ = ["SqlWrites"]
@@ -118,10 +126,26 @@ class SqlWrites(SqlClient):
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
+    def _ensure_partitions(self, prepared: dict[str, pd.DataFrame | None], visit_mjd: float | None = None) -> None:
+        """Create the time partitions the rows of ``prepared`` (and the days after the visit) fall in."""
+        if self.partitions is None:
+            return
+        times = {}
+        for table in self.partitions.tables:
+            frame = prepared.get(table)
+            column = PARTITION_COLUMNS[table]
+            parts = [] if frame is None else [frame[column].to_numpy(dtype=np.float64, na_value=np.nan)]
+            if visit_mjd is not None:
+                parts.append(self.partitions.horizon(visit_mjd))
+            if parts:
+                times[table] = np.concatenate(parts)
+        self.partitions.ensure(self.engine, times)
+
     def storeDiaSources(self, sources: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
+        self._ensure_partitions({"DiaSource": prepared})
         with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
@@ -129,6 +153,7 @@ class SqlWrites(SqlClient):
         """One transaction."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()
+        self._ensure_partitions({"DiaForcedSource": prepared})
         with self._records_after_store(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared)
 
@@ -151,29 +176,54 @@ class SqlWrites(SqlClient):
             "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
         }
         self.checkSchema()
-        with self._records_after_store(), self._timed("store"), self.engine.begin() as conn:
-            if prepared["DiaObject"] is not None:
-                self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
-            if prepared["DiaSource"] is not None:
-                with self._timed("src_insert", len(prepared["DiaSource"])):
-                    bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
-            if prepared["DiaForcedSource"] is not None:
-                with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
-                    bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
-            if visit_id is not None:
-                with self._timed("visit_insert", 1):
-                    self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
+        with self._records_after_store(), self._timed("store"):
+            # Before the store's transaction (and in the store's time); also with the nightly
+            # table, so that DiaObject's partitions are ready for dailyJob's merge.
+            self._ensure_partitions(prepared, visit_mjd)
+            with self.engine.begin() as conn:
+                if prepared["DiaObject"] is not None:
+                    self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
+                if prepared["DiaSource"] is not None:
+                    with self._timed("src_insert", len(prepared["DiaSource"])):
+                        bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
+                if prepared["DiaForcedSource"] is not None:
+                    with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
+                        bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
+                if visit_id is not None:
+                    with self._timed("visit_insert", 1):
+                        self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
 
     def dailyJob(self) -> int:
-        """Merge DiaObjectNightly into the DiaObject tables; return rows merged.
+        """Merge DiaObjectNightly into the DiaObject tables, then maintain the time partitions; return rows merged.
 
-        Does nothing (returns 0) unless ``dia_object_nightly = 1``. One
-        transaction: versions are ordered per object, each closed by the next,
-        earlier versions in DiaObject closed by the first new one.
+        The merge (``dia_object_nightly = 1``) is one transaction: versions are
+        ordered per object, each closed by the next, earlier versions in
+        DiaObject closed by the first new one. With time partitions, the
+        partitions of the next ``history_partition_days`` after the last stored
+        visit are created, and with ``retention_days`` those that end more than
+        that many days before it are dropped whole.
         """
-        if "DiaObjectNightly" not in self.schema.tables:
-            return 0
         self.checkSchema()
+        merged = self._merge_nightly() if "DiaObjectNightly" in self.schema.tables else 0
+        if self.partitions is not None:
+            self._maintain_partitions()
+        return merged
+
+    def _maintain_partitions(self) -> None:
+        last = self.lastVisit()
+        if last is None:
+            return
+        last_mjd = float(last[1].tai.mjd)
+        with self._records_after_store(), self._timed("daily_partitions") as timer:
+            horizon = self.partitions.horizon(last_mjd)
+            created = self.partitions.ensure(self.engine, {t: horizon for t in self.partitions.tables})
+            dropped = []
+            if self.config.retention_days:
+                dropped = self.partitions.drop_before(self.engine, last_mjd - self.config.retention_days)
+            timer.rows = len(created) + len(dropped)
+
+    def _merge_nightly(self) -> int:
+        # DiaObject's partitions for these versions were made when they were stored.
         nightly = self._table("DiaObjectNightly")
         with self._records_after_store(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
             rows = self._read(conn, sa.select(*nightly.columns), explain=False)
