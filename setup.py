@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "healpy>=1.20",
     "lsst-sphgeom>=30.2026.4000",
     "lsst-sdm-schemas>=30.2026.4300",
+    # The schema language's own library: parse_cat reads and validates Felis YAML with it.
+    "lsst-felis>=30.2026.4300",
     "astropy>=8.0",
     "pandas>=3.1",
     "matplotlib>=3.11",
