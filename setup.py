@@ -35,6 +35,12 @@ TEST_REQUIRES = [
     "ipykernel>=7.4",
 ]
 
+# Opening notebooks/timing_analysis.ipynb: scripts/quickstart.sh (and scripts/test.sh) install it.
+NOTEBOOK_REQUIRES = [
+    "jupyterlab>=4.6.6",
+    "ipykernel>=7.4",
+]
+
 # The production APDB client, only for benchmarks/bench_vs_apdb_cassandra.py (the version
 # the side-by-side in BENCHMARKS.md was run with).
 APDB_REQUIRES = [
@@ -73,6 +79,6 @@ setup(
     package_dir={"l1dbproto_schema": "schema", "l1dbproto_cfg": "cfg"},
     package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"], "l1db.cassandra": ["conf/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES, "apdb": APDB_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "notebook": NOTEBOOK_REQUIRES, "apdb": APDB_REQUIRES},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )
