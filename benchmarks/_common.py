@@ -26,6 +26,7 @@ __all__ = [
     "backend_database",
     "random_frame",
     "server_database",
+    "markdown_table",
 ]
 
 #: Admin URLs of the local servers (override with each script's --*-admin-url).
@@ -140,3 +141,10 @@ def server_database(admin_url: str, name: str, create: bool) -> str:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
     engine.dispose()
     return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table (for BENCHMARKS.md), one line per row."""
+    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in record) + " |" for record in frame.itertuples(index=False)]
+    return "\n".join(lines)

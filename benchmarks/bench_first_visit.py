@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import add_backend_options, backend_database, parse_backends
+from _common import add_backend_options, backend_database, markdown_table, parse_backends
 
 from dia_sim.catalog import generate_catalog
 from l1db.timing_log import parse_log
@@ -135,10 +135,7 @@ def main() -> int:
           f"other visits' times in seconds; load average {load_start[0]:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end\n")
     table = pd.DataFrame(rows)
-    print("| " + " | ".join(table.columns) + " |")
-    print("|" + "---|" * len(table.columns))
-    for record in table.itertuples(index=False):
-        print("| " + " | ".join(str(v) for v in record) + " |")
+    print(markdown_table(table))
     return 0
 
 
