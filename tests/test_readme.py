@@ -150,7 +150,7 @@ def test_readme_block_runs(block: Block, scratch: Path) -> None:
             argv = [sys.executable, "-c", block.code]
         else:
             argv = ["bash", "-euo", "pipefail", "-c", f"{block.setup}\n{block.code}"]
-        done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=1800)
     finally:
         for drop in drops:
             drop()
