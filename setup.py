@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6.0.3",
     "sqlglot>=30.30",
     "tqdm>=4.70",
+    "pydantic>=2.14.4,<3",
 ]
 
 TEST_REQUIRES = [
@@ -55,6 +56,7 @@ CONSOLE_SCRIPTS = [
     "log2csv = dia_sim.cli.log2csv:main",
     "plot_timing = dia_sim.cli.plot_timing:main",
     "cassandra_nodes = l1db.cli.cassandra_nodes:main",
+    "l1db_state = l1db.cli.l1db_state:main",
 ]
 
 setup(

@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from dia_sim.rows import BANDS
 from l1db.frames import column_dtype, column_kind
+from l1db.scratch import Servers, scratch_database
 
 __all__ = [
-    "PG_ADMIN_URL",
-    "MYSQL_ADMIN_URL",
     "BACKENDS",
     "add_backend_options",
     "parse_backends",
     "backend_database",
     "random_frame",
-    "server_database",
+    "timed",
+    "median_time",
     "markdown_table",
 ]
 
-#: Admin URLs of the local servers (override with each script's --*-admin-url).
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+mysqldb://root@127.0.0.1:3306/"
-#: Contact points of the local Cassandra node(s) (``cassandra_nodes start``).
-CASSANDRA_HOSTS = "127.0.0.1"
+T = TypeVar("T")
+
 #: The backends a benchmark can run on.
 BACKENDS = ("sqlite", "postgresql", "mysql", "cassandra")
 #: The backends a benchmark runs on unless told otherwise.
@@ -42,50 +43,29 @@ DEFAULT_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """``--backends`` and the servers' admin URLs."""
-    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), type=parse_backends,
                         help=f"comma-separated backends of {', '.join(BACKENDS)} (default: {','.join(DEFAULT_BACKENDS)})")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
-    parser.add_argument("--cassandra-hosts", default=CASSANDRA_HOSTS,
-                        help=f"Cassandra contact points, comma-separated (default {CASSANDRA_HOSTS})")
+    local = Servers()
+    parser.add_argument("--pg-admin-url", default=local.pg_admin_url, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=local.mysql_admin_url, help="MySQL/MariaDB admin URL")
+    parser.add_argument("--cassandra-hosts", default=local.cassandra_hosts,
+                        help=f"Cassandra contact points, comma-separated (default {local.cassandra_hosts})")
 
 
 def parse_backends(text: str) -> list[str]:
-    """The backends of a ``--backends`` value; `ValueError` for an unknown one."""
+    """The backends of a ``--backends`` value (argparse's ``type``: a bad one is a usage error, exit 2)."""
     backends = [b.strip() for b in text.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown or not backends:
-        raise ValueError(f"bad --backends {text!r}: choose from {', '.join(BACKENDS)}")
+        raise argparse.ArgumentTypeError(f"bad --backends {text!r}: choose from {', '.join(BACKENDS)}")
     return backends
 
 
-@contextlib.contextmanager
-def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Namespace) -> Iterator[str]:
-    """URL of a fresh database ``name`` on ``backend``, removed afterwards, even on failure.
-
-    SQLite: a file in ``tmp_dir``; the servers: a database made through the
-    admin URLs of `add_backend_options`.
-    """
-    if backend == "sqlite":
-        path = Path(tmp_dir) / f"{name}.sqlite3"
-        path.unlink(missing_ok=True)
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    if backend == "cassandra":
-        # create_l1_schema --drop makes the keyspace; it is dropped afterwards.
-        try:
-            yield f"cassandra://{args.cassandra_hosts}/{name}"
-        finally:
-            drop_keyspace(args.cassandra_hosts, name)
-        return
-    admin = args.pg_admin_url if backend == "postgresql" else args.mysql_admin_url
-    try:
-        yield server_database(admin, name, create=True)
-    finally:
-        server_database(admin, name, create=False)
+def backend_database(backend: str, name: str, tmp_dir: Path, args: argparse.Namespace
+                     ) -> contextlib.AbstractContextManager[str]:
+    """`l1db.scratch.scratch_database` on the servers of `add_backend_options`."""
+    servers = Servers(args.pg_admin_url, args.mysql_admin_url, args.cassandra_hosts)
+    return scratch_database(backend, name, tmp_dir, servers)
 
 
 def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fraction: float = 0.0) -> pd.DataFrame:
@@ -104,7 +84,7 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
         elif kind.startswith("float"):
             values = (rng.standard_normal(n) * 10.0 ** rng.integers(-5, 6, n)).astype(kind)
         else:
-            letters = np.array(list("ugrizy"), dtype=object)
+            letters = np.array(list(BANDS), dtype=object)  # band names: fit a CHAR(1) band column
             values = letters[rng.integers(0, len(letters), n)]
         if null_fraction and column.nullable:
             values = pd.Series(values, dtype=column_dtype(column))
@@ -115,32 +95,11 @@ def random_frame(table: sa.Table, n: int, rng: np.random.Generator, null_fractio
     return pd.DataFrame(data)
 
 
-def drop_keyspace(hosts: str, name: str) -> None:
-    """Drop Cassandra keyspace ``name`` if it exists."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
-
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
-    cluster = Cluster(hosts.split(","), protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}")
-    finally:
-        cluster.shutdown()
-
-
-def server_database(admin_url: str, name: str, create: bool) -> str:
-    """Drop database ``name`` on the server of ``admin_url`` and, with ``create``, make it anew.
-
-    Returns the URL of that database.
-    """
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
-        if create:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+def timed(func: Callable[[], T]) -> tuple[float, T]:
+    """Wall-clock seconds of one call of ``func``, and what it returned."""
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -148,3 +107,12 @@ def markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(str(v) for v in record) + " |" for record in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def median_time(func: Callable[[], T], runs: int) -> tuple[float, T]:
+    """Median wall-clock seconds of ``runs`` calls of ``func``, and what the last one returned."""
+    times = []
+    for _ in range(runs):
+        seconds, result = timed(func)
+        times.append(seconds)
+    return statistics.median(times), result

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from l1db.config import L1dbConfig, load_config, normalize_url, parse_cassandra_url
+from l1db.config import load_config
+from l1db.scratch import read_table
 from l1db.tables import load_definitions
 from l1db.timing_log import parse_logs
 
-__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database", "read_columns"]
+__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database"]
 
 #: Backends whose server `restart_server` can restart.
 RESTARTABLE = ("postgresql", "mysql")
@@ -90,33 +90,6 @@ def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0) -> fl
     return time.monotonic() - start
 
 
-def read_columns(config: L1dbConfig, table: str, columns: Sequence[str]) -> pd.DataFrame:
-    """Every row of ``columns`` of ``table``, read with the backend's own driver (not through L1db)."""
-    if config.backend == "cassandra":
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import RoundRobinPolicy
-
-        url = parse_cassandra_url(config.url)
-        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=300)
-        cluster = Cluster(list(url.hosts), port=url.port, protocol_version=5,
-                          execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-        try:
-            session = cluster.connect()
-            names = ", ".join(f'"{c}"' for c in columns)
-            rows = session.execute(f'SELECT {names} FROM "{url.keyspace}"."{table}"')
-            return pd.DataFrame(list(rows), columns=list(columns))
-        finally:
-            cluster.shutdown()
-    engine = sa.create_engine(normalize_url(config.url), poolclass=sa.pool.NullPool)
-    try:
-        reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(*(reflected.c[c] for c in columns))).all()
-        return pd.DataFrame(rows, columns=list(columns))
-    finally:
-        engine.dispose()
-
-
 @dataclasses.dataclass
 class Check:
     """Outcome of `check_database`.
@@ -163,7 +136,7 @@ def check_database(config_path: str | os.PathLike, logs: Iterable[str | os.PathL
     problems = result.problems
     definitions = load_definitions(config).tables
 
-    visits = read_columns(config, "L1dbVisit", ["visitId", "tile", "visitTimeMjdTai", "nTiles"])
+    visits = read_table(config, "L1dbVisit", ["visitId", "tile", "visitTimeMjdTai", "nTiles"])
     ids = np.sort(visits["visitId"].unique())
     result.visits = len(ids)
     if len(ids) and not np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
@@ -188,17 +161,17 @@ def check_database(config_path: str | os.PathLike, logs: Iterable[str | os.PathL
     stored_tiles = visits.groupby("visitId").size()
     result.unlogged = [int(v) for v in ids if logged_tiles.get(v, 0) < stored_tiles[v]]
     time_to_visit = dict(zip(visits["visitTimeMjdTai"], visits["visitId"]))
-    objects = read_columns(config, "DiaObject", ["diaObjectId", "validityStartMjdTai"])
+    objects = read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai"])
     object_visits = objects["validityStartMjdTai"].map(time_to_visit)
     if object_visits.isna().any():
         problems.append(f"DiaObject: {int(object_visits.isna().sum())} versions of no stored visit")
     nightly = pd.DataFrame(columns=["diaObjectId", "validityStartMjdTai"])
     if config.backend == "sql" and config.dia_object_nightly:
-        nightly = read_columns(config, "DiaObjectNightly", ["diaObjectId", "validityStartMjdTai"])
+        nightly = read_table(config, "DiaObjectNightly", ["diaObjectId", "validityStartMjdTai"])
     all_versions = pd.concat([objects, nightly], ignore_index=True)
     stored = {
-        "DiaSource": read_columns(config, "DiaSource", list(definitions["DiaSource"].primary_key) + ["visit"]),
-        "DiaForcedSource": read_columns(config, "DiaForcedSource",
+        "DiaSource": read_table(config, "DiaSource", list(definitions["DiaSource"].primary_key) + ["visit"]),
+        "DiaForcedSource": read_table(config, "DiaForcedSource",
                                         list(dict.fromkeys([*definitions["DiaForcedSource"].primary_key, "visit"]))),
     }
     for name, frame in stored.items():
@@ -225,13 +198,13 @@ def check_database(config_path: str | os.PathLike, logs: Iterable[str | os.PathL
     # The latest-version table holds the newest version of every object.
     newest = all_versions.groupby("diaObjectId")["validityStartMjdTai"].max()
     if config.backend == "cassandra" or config.dia_object_index == "last_object_table":
-        last = read_columns(config, "DiaObjectLast", ["diaObjectId", "validityStartMjdTai"])
+        last = read_table(config, "DiaObjectLast", ["diaObjectId", "validityStartMjdTai"])
         if config.backend == "sql" and config.dia_object_nightly:
             newest = objects.groupby("diaObjectId")["validityStartMjdTai"].max()  # the nightly ones wait
         latest = last.set_index("diaObjectId")["validityStartMjdTai"]
         label = "DiaObjectLast"
     else:
-        versions = read_columns(config, "DiaObject", ["diaObjectId", "validityStartMjdTai", "validityEndMjdTai"])
+        versions = read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai", "validityEndMjdTai"])
         open_ = versions[versions["validityEndMjdTai"].isna()]
         if open_["diaObjectId"].duplicated().any():
             problems.append("DiaObject: an object with two open versions")

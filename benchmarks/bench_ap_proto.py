@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import add_backend_options, backend_database, markdown_table, parse_backends
+from _common import add_backend_options, backend_database, markdown_table
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -77,11 +77,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     add_backend_options(parser)
     args = parser.parse_args()
-    try:
-        backends = parse_backends(args.backends)
-    except ValueError as exc:
-        print(f"bench_ap_proto: {exc}", file=sys.stderr)
-        return 2
+    backends = args.backends
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         catalog = args.catalog or work / "sources.npy"

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import add_backend_options, backend_database, markdown_table, parse_backends
+from _common import add_backend_options, backend_database, markdown_table
 
 from dia_sim.catalog import generate_catalog
 from l1db.timing_log import parse_log
@@ -100,7 +100,7 @@ def main() -> int:
     args = parser.parse_args()
     # SIGTERM unwinds like an error, so the temporary worktree and databases are removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    backends = parse_backends(args.backends)
+    backends = args.backends
     caches = [c.strip() for c in args.caches.split(",") if c.strip()]
     versions = [("before", args.before), ("after", None)] if args.before else [("after", None)]
     rows = []

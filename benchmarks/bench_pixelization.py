@@ -23,27 +23,17 @@ import os
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import healpy
 import lsst.sphgeom as sph
 import numba
 import numpy as np
 
+from _common import median_time
+
 from l1db.pixelization import Pixelization
 
 FIELD_RADIUS_DEG = 1.75
-
-
-def median_time(func: Callable[[], object], runs: int) -> float:
-    """Median wall-clock seconds of ``runs`` calls."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def random_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +59,8 @@ def bench_pixel_index(n: int, runs: int, loop_runs: int, rng: np.random.Generato
     ):
         pix = Pixelization(kind, 20)
         pix.pixel_index(ra[:10], dec[:10])  # warm-up: numba compilation or cache load
-        t_vec = median_time(lambda: pix.pixel_index(ra, dec), runs)
-        t_loop = median_time(lambda: sphgeom_loop(reference, ra, dec), loop_runs)
+        t_vec, _ = median_time(lambda: pix.pixel_index(ra, dec), runs)
+        t_loop, _ = median_time(lambda: sphgeom_loop(reference, ra, dec), loop_runs)
         if not np.array_equal(pix.pixel_index(ra, dec), sphgeom_loop(reference, ra, dec)):
             raise AssertionError(f"{label} indices differ from sphgeom")
         rows.append(
@@ -79,8 +69,8 @@ def bench_pixel_index(n: int, runs: int, loop_runs: int, rng: np.random.Generato
         )
 
     hpx = Pixelization("healpix", 16)
-    t_vec = median_time(lambda: hpx.pixel_index(ra, dec), runs)
-    t_ref = median_time(lambda: healpy.ang2pix(2**16, ra, dec, nest=True, lonlat=True), runs)
+    t_vec, _ = median_time(lambda: hpx.pixel_index(ra, dec), runs)
+    t_ref, _ = median_time(lambda: healpy.ang2pix(2**16, ra, dec, nest=True, lonlat=True), runs)
     rows.append(
         f"| HEALPix 16 | {n:,} | {t_vec * 1e3:.1f} ms | healpy.ang2pix direct {t_ref * 1e3:.1f} ms "
         f"| {t_vec / t_ref:.2f}x the direct call |"
@@ -99,7 +89,7 @@ def bench_envelope(runs: int, rng: np.random.Generator) -> list[str]:
     for kind, level in (("htm", 20), ("healpix", 16), ("q3c", 20), ("mq3c", 20)):
         pix = Pixelization(kind, level, 64)
         pix.envelope(fields[0])
-        per_field = [median_time(lambda f=f: pix.envelope(f), runs) for f in fields]
+        per_field = [median_time(lambda f=f: pix.envelope(f), runs)[0] for f in fields]
         n_ranges = [len(pix.envelope(f)) for f in fields]
         # Tightness: points in the ranges over points in the field, near the field.
         ratios = []

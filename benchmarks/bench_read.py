@@ -31,14 +31,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from _common import add_backend_options, backend_database, parse_backends, random_frame
+from _common import add_backend_options, backend_database, random_frame, timed
 
 from l1db.sql.bulk_insert import insert_frame
 from l1db.sql.bulk_read import read_frame
@@ -96,9 +95,7 @@ def bench_backend(url: str, sizes: dict[str, int], repeats: int, seed: int) -> d
         for _ in range(repeats):
             for method, func in methods.items():
                 with engine.connect() as conn:
-                    start = time.perf_counter()
-                    func(conn)
-                    samples[method].append(time.perf_counter() - start)
+                    samples[method].append(timed(lambda: func(conn))[0])
         results[name] = samples
     engine.dispose()
     return results
@@ -113,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     add_backend_options(parser)
     args = parser.parse_args(argv)
-    try:
-        backends = parse_backends(args.backends)
-    except ValueError as exc:
-        print(f"bench_read: {exc}", file=sys.stderr)
-        return 2
+    backends = args.backends
     if args.repeats < 1 or args.sources < 1 or args.objects < 1:
         print("bench_read: --repeats and the row counts must be >= 1", file=sys.stderr)
         return 2

@@ -51,21 +51,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import lsst.sphgeom as sph
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from _common import MYSQL_ADMIN_URL, PG_ADMIN_URL, server_database
 from astropy.time import Time
 
-from dia_sim.rows import make_dia_objects
+from _common import timed
+
+from dia_sim.rows import BANDS, make_dia_objects
 from l1db.sql.bulk_read import read_frame
 from l1db.config import L1dbConfig
 from l1db.sql.database import server_version
 from l1db import AP_OBJECT_COLUMNS, L1db
+from l1db.scratch import Servers, server_database
+from l1db.sphere import radec_to_xyz
 
 _LOG = logging.getLogger(__name__)
 
@@ -81,17 +84,9 @@ START_MJD = 61000.0
 # -- sky ---------------------------------------------------------------------------
 
 
-def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """(n, 3) unit vectors of positions in degrees."""
-    ra_r, dec_r = np.radians(ra), np.radians(dec)
-    cd = np.cos(dec_r)
-    return np.column_stack((cd * np.cos(ra_r), cd * np.sin(ra_r), np.sin(dec_r)))
-
-
 def within(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float, radius_deg: float) -> np.ndarray:
     """Exact angular-distance selection: mask of the positions within the radius."""
-    centre = unit_vectors(np.array([ra0]), np.array([dec0]))[0]
-    return unit_vectors(ra, dec) @ centre >= np.cos(np.radians(radius_deg))
+    return radec_to_xyz(ra, dec) @ radec_to_xyz(ra0, dec0) >= np.cos(np.radians(radius_deg))
 
 
 def random_in_patch(rng: np.random.Generator, n: int, patch: tuple[float, float, float, float],
@@ -120,7 +115,7 @@ def object_rows(rng: np.random.Generator, ids: np.ndarray, ra: np.ndarray, dec: 
         "ra": ra,
         "dec": dec,
         "midpointMjdTai": np.full(n, mjd),
-        "band": np.array(list("ugrizy"), dtype=object)[rng.integers(0, 6, n)],
+        "band": np.array(list(BANDS), dtype=object)[rng.integers(0, len(BANDS), n)],
         "psfFlux": rng.normal(0.0, 5000.0, n).astype(np.float32),
         "psfFluxErr": rng.uniform(50.0, 500.0, n).astype(np.float32),
     })
@@ -279,12 +274,6 @@ def summarize_plan(plan: str, width: int = 140) -> str:
             keys.append(key)
             counts.append(1)
     return "\n".join(f"{line}  (x{n})" if n > 1 else line for line, n in zip(lines, counts))
-
-
-def timed(func: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    start = time.perf_counter()
-    ids = func()
-    return time.perf_counter() - start, ids
 
 
 def measure(db: L1db, args: argparse.Namespace, seed: int) -> dict[str, object]:
@@ -465,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-scan-fields", type=int, default=5,
                         help="fields also timed with a full-table scan (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="PostgreSQL admin URL")
-    parser.add_argument("--mysql-admin-url", default=MYSQL_ADMIN_URL, help="MySQL/MariaDB admin URL")
+    parser.add_argument("--pg-admin-url", default=Servers.pg_admin_url, help="PostgreSQL admin URL")
+    parser.add_argument("--mysql-admin-url", default=Servers.mysql_admin_url, help="MySQL/MariaDB admin URL")
     parser.add_argument("--random-ids", action="store_true",
                         help="number objects in random order instead of batch by batch (worst case for "
                              "tables clustered by diaObjectId, i.e. InnoDB)")

@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 from dia_sim.field import FieldTile
-from dia_sim.rows import FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
+from dia_sim.rows import BANDS, FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
 from dia_sim.visit_sim import AssociationResult, SimConfig, VisitSimulator
+from l1db.sphere import radec_to_xyz
 
 _LOG = logging.getLogger(__name__)
 
@@ -52,14 +53,10 @@ def numpy_associate(src_ra, src_dec, obj_ra, obj_dec, radius_arcsec=1.0) -> np.n
     chord = 2.0 * np.sin(min(radius_arcsec * _ARCSEC, np.pi) / 2.0)
     inv_cell = 1.0 / max(chord * (1.0 + 1e-9), 2.0 / (_AXIS_CELLS - 2))
 
-    def unit(ra, dec):
-        ra_r, dec_r = np.radians(ra), np.radians(dec)
-        return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], axis=1)
-
     def key(c):
         return (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]
 
-    ov, sv = unit(obj_ra, obj_dec), unit(src_ra, src_dec)
+    ov, sv = radec_to_xyz(obj_ra, obj_dec), radec_to_xyz(src_ra, src_dec)
     ocell = ((ov + 1.0) * inv_cell).astype(np.int64)
     scell = ((sv + 1.0) * inv_cell).astype(np.int64)
     okey = key(ocell)
@@ -131,19 +128,19 @@ def make_inputs(rng: np.random.Generator, field: FieldTile, n_catalog: int, n_ob
     })
     k = n_objects * n_hist
     oid = np.repeat(ids, n_hist)
-    bands = np.array(list("ugrizy"), dtype=object)
+    bands = np.array(list(BANDS), dtype=object)
     src_hist = pd.DataFrame({
         "diaObjectId": oid,
         "ra": np.repeat(ra, n_hist) + rng.normal(0, 3e-5, k),
         "dec": np.repeat(dec, n_hist) + rng.normal(0, 3e-5, k),
         "midpointMjdTai": np.repeat(last, n_hist) - rng.uniform(0, 300, k),
-        "band": bands[rng.integers(0, 6, k)],
+        "band": bands[rng.integers(0, len(bands), k)],
         "psfFlux": rng.normal(1000, 300, k).astype(np.float32),
         "psfFluxErr": rng.uniform(50, 500, k).astype(np.float32),
     })[list(SOURCE_HISTORY_COLUMNS)]
     fsrc_hist = pd.DataFrame({
         "diaObjectId": oid,
-        "band": bands[rng.integers(0, 6, k)],
+        "band": bands[rng.integers(0, len(bands), k)],
         "psfFlux": rng.normal(0, 300, k).astype(np.float32),
         "psfFluxErr": rng.uniform(50, 500, k).astype(np.float32),
     })[list(FORCED_HISTORY_COLUMNS)]

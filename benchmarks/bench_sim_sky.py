@@ -26,24 +26,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import median_time, timed
+
 from dia_sim.catalog import SourceCatalog, expected_count, generate_catalog
 from dia_sim.field import FieldTile, field_tiles
 from dia_sim.pointing import random_pointings
-
-
-def _median_time(func, repeats: int) -> tuple[float, object]:
-    times = []
-    result = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "sources.npy"
-        gen_time, count = _median_time(lambda: generate_catalog(path, per_visit=args.per_visit, seed=1), args.repeats)
+        gen_time, count = median_time(lambda: generate_catalog(path, per_visit=args.per_visit, seed=1), args.repeats)
         size = path.stat().st_size
         print(f"## generate_catalog (south, per_visit={args.per_visit:g}, expected {expected_count(args.per_visit):,.0f})\n")
         print("| sources | file size | time (median) | rate |")
@@ -68,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|")
         catalogs = {}
         for level in (6, 7, 8):
-            load_time, catalogs[level] = _median_time(lambda: SourceCatalog.load(path, bucket_level=level), args.repeats)
+            load_time, catalogs[level] = median_time(lambda: SourceCatalog.load(path, bucket_level=level), args.repeats)
             print(f"| {level} | {12 * 4**level:,} | {load_time:.2f} s |")
         print()
 
@@ -84,12 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                 tiles = field_tiles(ra, dec, 3.5, 5)
                 for t in tiles:
                     t.region  # build the sphgeom polygons outside the clock, as a visit does once
-                start = time.perf_counter()
-                n = len(catalog.sources_in_region(field)[2])
-                field_times.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                n_tiles = sum(len(catalog.sources_in_region(t)[2]) for t in tiles)
-                tile_times.append(time.perf_counter() - start)
+                seconds, n = timed(lambda: len(catalog.sources_in_region(field)[2]))
+                field_times.append(seconds)
+                seconds, n_tiles = timed(lambda: sum(len(catalog.sources_in_region(t)[2]) for t in tiles))
+                tile_times.append(seconds)
                 assert n_tiles == n
                 found.append(n)
             print(
@@ -102,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         def scan() -> int:
             return int(field.contains(rows["ra"], rows["dec"]).sum())
 
-        scan_time, n_scan = _median_time(scan, args.repeats)
+        scan_time, n_scan = median_time(scan, args.repeats)
         assert n_scan == len(catalogs[7].sources_in_region(field)[2])
         print(f"\nBrute-force scan of the whole catalogue for one field (what the buckets avoid): {scan_time:.2f} s\n")
     return 0

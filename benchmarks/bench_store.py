@@ -26,14 +26,13 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from _common import add_backend_options, backend_database, parse_backends, random_frame
+from _common import add_backend_options, backend_database, random_frame, timed
 
 from l1db.sql.bulk_insert import insert_frame
 from l1db.config import L1dbConfig
@@ -71,12 +70,6 @@ def _empty(engine: sa.Engine, tables: dict[str, sa.Table]) -> None:
             conn.exec_driver_sql("VACUUM")
 
 
-def _timed(func: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
-
-
 def bench_backend(backend: str, url: str, sizes: dict[str, int], repeats: int, seed: int) -> dict[str, list[float]]:
     """Run the alternating measurements on one database; return samples by method."""
     schema = L1Schema(L1dbConfig(url=url))
@@ -97,11 +90,10 @@ def bench_backend(backend: str, url: str, sizes: dict[str, int], repeats: int, s
         methods["bulk-insert"] = lambda: _store_bulk(plain_engine, tables, frames)
 
     def core() -> None:
-        start = time.perf_counter()
-        rows = {name: frame.to_dict("records") for name, frame in frames.items()}
-        samples["to_dicts"].append(time.perf_counter() - start)
+        seconds, rows = timed(lambda: {name: frame.to_dict("records") for name, frame in frames.items()})
+        samples["to_dicts"].append(seconds)
         _empty(engine, tables)
-        samples["core"].append(_timed(lambda: _store_core(engine, tables, rows)))
+        samples["core"].append(timed(lambda: _store_core(engine, tables, rows))[0])
 
     # Warm-up (numba kernel load, connection pool, statement caches): not timed.
     for func in methods.values():
@@ -110,9 +102,9 @@ def bench_backend(backend: str, url: str, sizes: dict[str, int], repeats: int, s
     for _ in range(repeats):
         for name, func in methods.items():
             _empty(engine, tables)
-            samples[name].append(_timed(func))
+            samples[name].append(timed(func)[0])
         core()
-        samples["check"].append(_timed(lambda: [check_frame(tables[n], f) for n, f in frames.items()]))
+        samples["check"].append(timed(lambda: [check_frame(tables[n], f) for n, f in frames.items()])[0])
     with engine.connect() as conn:
         counts = {n: conn.execute(sa.select(sa.func.count()).select_from(tables[n])).scalar_one() for n in TABLES}
     if counts != sizes:
@@ -133,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     add_backend_options(parser)
     args = parser.parse_args(argv)
-    try:
-        backends = parse_backends(args.backends)
-    except ValueError as exc:
-        print(f"bench_store: {exc}", file=sys.stderr)
-        return 2
+    backends = args.backends
     if args.repeats < 1:
         print("bench_store: --repeats must be >= 1", file=sys.stderr)
         return 2

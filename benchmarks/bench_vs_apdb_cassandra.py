@@ -62,8 +62,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from _common import CASSANDRA_HOSTS, drop_keyspace
-
 from dia_sim.ap_loop import RunOptions, plan_visit
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.field import FieldTile
@@ -71,6 +69,7 @@ from dia_sim.schedule import VisitSchedule
 from dia_sim.visit_sim import VisitSimulator
 from l1db.api import L1db
 from l1db.config import load_config
+from l1db.scratch import Servers, drop_keyspace
 from l1db.timing_log import toolkit_info
 
 CLIENTS = ("toolkit", "apdb")
@@ -458,8 +457,8 @@ def main() -> int:
     parser.add_argument("--patch", default="0,20,-30,-10",
                         help="pointing area RA_MIN,RA_MAX,DEC_MIN,DEC_MAX, degrees (default 0,20,-30,-10)")
     parser.add_argument("--seed", type=int, default=1, help="seed of pointings and simulation (default 1)")
-    parser.add_argument("--hosts", default=CASSANDRA_HOSTS,
-                        help=f"Cassandra contact points, comma-separated (default {CASSANDRA_HOSTS})")
+    parser.add_argument("--hosts", default=Servers.cassandra_hosts,
+                        help=f"Cassandra contact points, comma-separated (default {Servers.cassandra_hosts})")
     parser.add_argument("--consistency", default="QUORUM", choices=("ONE", "QUORUM", "ALL"),
                         help="read and write consistency of both clients (default QUORUM)")
     parser.add_argument("--replication-factor", type=int, default=1, help="replication factor of both keyspaces")

@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_backend_options, backend_database, parse_backends
+from _common import add_backend_options, backend_database
 from _faults import RESTARTABLE, check_database, restart_server
 
 from dia_sim.catalog import generate_catalog
@@ -245,11 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the configs and timing logs in this folder (default: a temporary one)")
     add_backend_options(parser)
     args = parser.parse_args(argv)
-    try:
-        backends = parse_backends(args.backends)
-    except ValueError as exc:
-        print(f"fault_injection: {exc}", file=sys.stderr)
-        return 2
+    backends = args.backends
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

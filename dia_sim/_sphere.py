@@ -1,17 +1,17 @@
-"""Small vector helpers for points on the unit sphere (private to dia_sim).
+"""Caps and tangent planes on the unit sphere (private to dia_sim).
 
 All angles at the interfaces are degrees (RA, Dec); unit vectors are
-``(..., 3)`` float64 arrays in the ICRS-like frame x = (RA 0, Dec 0),
-z = north pole.
+``(..., 3)`` float64 arrays in the frame of `l1db.sphere`, which owns the
+RA/Dec <-> unit vector conversions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "cap_solid_angle",
-    "radec_to_xyz", "xyz_to_radec", "tangent_basis", "orthonormal_basis", "sample_cap"]
+from l1db.sphere import radec_to_xyz
+
+__all__ = ["cap_solid_angle", "tangent_basis", "orthonormal_basis", "sample_cap"]
 
 
 def cap_solid_angle(radius_rad: float) -> float:
@@ -23,24 +23,6 @@ def cap_solid_angle(radius_rad: float) -> float:
     return 4.0 * np.pi * np.sin(0.5 * radius_rad) ** 2
 
 
-def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Unit vectors, shape ``(n, 3)``, of RA/Dec in degrees."""
-    ra_r = np.radians(np.asarray(ra, dtype=np.float64))
-    dec_r = np.radians(np.asarray(dec, dtype=np.float64))
-    cos_dec = np.cos(dec_r)
-    return np.stack([cos_dec * np.cos(ra_r), cos_dec * np.sin(ra_r), np.sin(dec_r)], axis=-1)
-
-
-def xyz_to_radec(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RA in [0, 360) and Dec in [-90, 90] degrees of (not necessarily unit) vectors."""
-    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
-    ra = np.degrees(np.arctan2(y, x)) % 360.0
-    # A tiny negative angle gives exactly 360.0 after the modulo; fold it back.
-    ra = np.where(ra >= 360.0, 0.0, ra)
-    dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
-    return ra, dec
-
-
 def tangent_basis(ra: float, dec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre, east and north unit vectors of the tangent plane at (ra, dec).
 
@@ -48,7 +30,7 @@ def tangent_basis(ra: float, dec: float) -> tuple[np.ndarray, np.ndarray, np.nda
     RA of the pointing fixes the orientation, so the basis stays well defined.
     """
     a, d = np.radians(ra), np.radians(dec)
-    center = np.array([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)])
+    center = radec_to_xyz(ra, dec)
     east = np.array([-np.sin(a), np.cos(a), 0.0])
     north = np.array([-np.sin(d) * np.cos(a), -np.sin(d) * np.sin(a), np.cos(d)])
     return center, east, north

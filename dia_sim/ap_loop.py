@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from astropy.time import Time
 
-from l1db.api import L1db
+from l1db.api import MONTH_DAYS, L1db
 from l1db.config import L1dbConfig
 from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
@@ -57,48 +57,18 @@ from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 from .catalog import CatalogError, SourceCatalog
 from .field import FieldTile
 from .ids import MAX_VISIT
+from .options import RunOptions
 from .pointing import random_pointings
+from .rows import BANDS
 from .schedule import SECONDS_PER_DAY, VisitSchedule
-from .visit_sim import SimConfig, VisitSimulator
+from .visit_sim import VisitSimulator
 
-__all__ = ["BANDS", "RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
+__all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
            "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Filter bands; each visit takes one at random.
-BANDS = "ugrizy"
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    """Options of one ap_proto run (see ``ap_proto --help`` for each)."""
-
-    num_visits: int
-    interval: float = 45.0
-    divide: int = 1
-    fov: float = 3.5
-    sky: str = "south"
-    pointing_area: tuple[float, float, float, float] | None = None
-    seed: int = 1
-    start_time: Time = dataclasses.field(default_factory=lambda: Time("2026-01-01T20:00:00", scale="tai"))
-    start_visit_id: int = 1
-    row_count_every: int = 100
-    daily_job_every: int = 0
-    retry_attempts: int = 5
-    retry_wait: float = 2.0
-    explain: bool = False
-    no_update: bool = False
-    sim: SimConfig = dataclasses.field(default_factory=SimConfig)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Effective options, for the provenance record."""
-        out = dataclasses.asdict(self)
-        out["start_time"] = self.start_time.tai.isot
-        return out
-
 
 @dataclasses.dataclass(frozen=True)
 class VisitPlan:
@@ -477,18 +447,19 @@ class ApLoop:
         opts = self.options
         last = self.l1db.lastVisit()
         if last is None:
-            self.schedule = VisitSchedule(opts.start_visit_id, float(opts.start_time.tai.mjd), opts.interval)
+            self.schedule = opts.schedule(opts.start_visit_id, float(opts.start_time.tai.mjd))
             return opts.start_visit_id, None
         first_id, first_time = self.l1db.firstVisit()
-        self.schedule = VisitSchedule(first_id, float(first_time.tai.mjd), opts.interval)
+        self.schedule = opts.schedule(first_id, float(first_time.tai.mjd))
         visit_id, visit_time = last
         expected = self.schedule.mjd(visit_id)
         if abs(expected - visit_time.tai.mjd) * SECONDS_PER_DAY > 1e-3:
             raise ValueError(
                 f"visit {visit_id} is stored at {visit_time.tai.isot} TAI but a schedule of one visit every "
-                f"{opts.interval:g} s from visit {first_id} at {first_time.tai.isot} puts it at "
-                f"{Time(expected, format='mjd', scale='tai').isot}; resume with the --interval the "
-                f"database was made with"
+                f"{opts.interval:g} s, a night every {opts.days_between_nights} day(s), from visit {first_id} at "
+                f"{first_time.tai.isot} puts it at {Time(expected, format='mjd', scale='tai').isot}; resume with "
+                f"the cadence the database was made with (--interval and --days-between-nights, or the same "
+                f"--observations-per-year and --pointing-area)"
             )
         done, n_tiles = self.l1db.storedTiles(visit_id)
         # A visit is finished with the tiling it was started with.
@@ -518,7 +489,20 @@ class ApLoop:
             "catalog": {"path": self.catalog_path, "sources": len(self.catalog)},
             "per_visit": round(self.catalog.per_visit(self.options.fov), 1),
             "python": sys.version.split()[0],
+            "time_compression": self.compression_info(),
         }
+
+    def compression_info(self) -> dict[str, Any] | None:
+        """The time compression of the run (`Cadence.as_dict` with the history window), None without."""
+        cadence = self.options.compression
+        if cadence is None:
+            return None
+        return cadence.as_dict(window_days=self.window_days)
+
+    @property
+    def window_days(self) -> float:
+        """The longer of the DiaSource and DiaForcedSource history windows, days."""
+        return MONTH_DAYS * max(self.config.read_sources_months, self.config.read_forced_sources_months)
 
     # -- running -------------------------------------------------------------------
 
@@ -577,8 +561,9 @@ class ApLoop:
         every = self.options.daily_job_every
         if every:
             return i > 0 and i % every == 0
-        # Visits are an interval apart within a night; a longer gap is the day.
-        return previous_mjd is not None and (visit_mjd - previous_mjd) * SECONDS_PER_DAY > 2 * self.options.interval
+        # By night, not by the gap between visits: with an interval of hours
+        # (time compression) a gap says nothing about a day having passed.
+        return previous_mjd is not None and self.schedule.night(visit_mjd) != self.schedule.night(previous_mjd)
 
     def _daily_job(self, plan: VisitPlan) -> None:
         """Between nights: merge the nightly table (when configured)."""

@@ -21,6 +21,8 @@ import logging
 import numba
 import numpy as np
 
+from l1db.sphere import radec_to_xyz
+
 __all__ = ["associate", "nearest_objects"]
 
 _LOG = logging.getLogger(__name__)
@@ -29,12 +31,6 @@ _ARCSEC = np.pi / (180.0 * 3600.0)
 # Cube indices per axis fit in 21 bits, so that a 3-d key fits in an int64.
 _AXIS_BITS = 21
 _AXIS_CELLS = 1 << _AXIS_BITS
-
-
-def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ra_r, dec_r = np.radians(ra), np.radians(dec)
-    cd = np.cos(dec_r)
-    return cd * np.cos(ra_r), cd * np.sin(ra_r), np.sin(dec_r)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -149,8 +145,9 @@ def nearest_objects(
     # indices fit in their bits.
     cell = max(chord * (1.0 + 1e-9), 2.0 / (_AXIS_CELLS - 2))
     inv_cell = 1.0 / cell
-    ox, oy, oz = _unit_vectors(obj_ra, obj_dec)
-    sx, sy, sz = _unit_vectors(src_ra, src_dec)
+    # Contiguous components: the kernels take 1-d C arrays.
+    ox, oy, oz = np.ascontiguousarray(radec_to_xyz(obj_ra, obj_dec).T)
+    sx, sy, sz = np.ascontiguousarray(radec_to_xyz(src_ra, src_dec).T)
     okeys = _cell_keys(ox, oy, oz, inv_cell)
     skeys = _cell_keys(sx, sy, sz, inv_cell)
     oorder = np.argsort(okeys)

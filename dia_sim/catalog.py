@@ -41,7 +41,9 @@ import healpy
 import numpy as np
 from lsst import sphgeom
 
-from ._sphere import cap_solid_angle, radec_to_xyz
+from l1db.sphere import radec_to_xyz
+
+from ._sphere import cap_solid_angle
 from .field import FieldTile
 
 __all__ = [

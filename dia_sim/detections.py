@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from l1db.sphere import radec_to_xyz, xyz_to_radec
+
 __all__ = ["KIND_CATALOG", "KIND_NOISE", "KIND_TRANSIENT", "simulate_detections", "scatter_positions"]
 
 _LOG = logging.getLogger(__name__)
@@ -25,21 +27,6 @@ KIND_NOISE = 1
 KIND_TRANSIENT = 2
 
 _ARCSEC = np.pi / (180.0 * 3600.0)
-
-
-def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    ra_r, dec_r = np.radians(ra), np.radians(dec)
-    cd = np.cos(dec_r)
-    return np.stack((cd * np.cos(ra_r), cd * np.sin(ra_r), np.sin(dec_r)))
-
-
-def _ra_dec(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y, z = xyz
-    ra = np.degrees(np.arctan2(y, x)) % 360.0
-    # A tiny negative angle becomes exactly 360.0 after the modulo: fold it back.
-    ra[ra >= 360.0] = 0.0
-    dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
-    return ra, dec
 
 
 def scatter_positions(
@@ -69,10 +56,11 @@ def scatter_positions(
     dec = np.asarray(dec, dtype=np.float64)
     if sigma_arcsec <= 0 or ra.size == 0:
         return ra.copy(), dec.copy()
-    xyz = _unit_vectors(ra, dec)
-    xyz += rng.normal(scale=sigma_arcsec * _ARCSEC, size=xyz.shape)
-    xyz /= np.sqrt(np.einsum("ij,ij->j", xyz, xyz))
-    return _ra_dec(xyz)
+    xyz = radec_to_xyz(ra, dec)
+    # Drawn as (3, n), axis by axis, as the seeded runs always have.
+    xyz += rng.normal(scale=sigma_arcsec * _ARCSEC, size=(3, ra.size)).T
+    xyz /= np.sqrt(np.einsum("ij,ij->i", xyz, xyz))[:, None]
+    return xyz_to_radec(xyz)
 
 
 def simulate_detections(

@@ -27,7 +27,9 @@ import math
 import numpy as np
 from lsst import sphgeom
 
-from ._sphere import cap_solid_angle, radec_to_xyz, sample_cap, tangent_basis, xyz_to_radec
+from l1db.sphere import radec_to_xyz, xyz_to_radec
+
+from ._sphere import cap_solid_angle, sample_cap, tangent_basis
 
 __all__ = ["FieldTile", "field_tiles"]
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .fits import (
+    READ_OPERATIONS,
+    ROW_COLUMNS,
+    SURVEY_OBSERVATIONS_PER_YEAR,
+    SURVEY_YEAR_VISITS,
+    history_months,
+    line_fit,
+    numeric_column,
+    project_run,
+    slopes_before_after,
+    window_fill_visit,
+)
 from .log2csv import read_csv, read_provenance, run_description
 
 __all__ = [
@@ -48,6 +61,12 @@ __all__ = [
     "load_run",
     "write_plots",
     "describe_figures",
+    "HISTORY_PANELS",
+    "SCALING_ASSUMPTION",
+    "plot_history",
+    "plot_projection",
+    "write_history_plots",
+    "write_projection_plots",
 ]
 
 #: Panels of the selects figure, in order.
@@ -522,3 +541,245 @@ def write_plots(
 def describe_figures(figures: Mapping[Path, Figure]) -> list[str]:
     """One line per written figure, for the command line."""
     return [f"{path} ({len(fig.axes)} panel{'s' if len(fig.axes) != 1 else ''})" for path, fig in figures.items()]
+
+
+# -- history depth and the plateau (time-compressed steady-state runs) ------------
+
+#: Operations of the history figure, one row of panels each.
+HISTORY_PANELS: tuple[str, ...] = ("obj_select", "src_select", "fsrc_select", "store")
+
+_RUN_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
+
+
+def _binned_means(x: np.ndarray, y: np.ndarray, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``y`` in ``bins`` equal bins of ``x`` (empty bins left out)."""
+    if x.size == 0:
+        return np.empty(0), np.empty(0)
+    edges = np.linspace(x.min(), x.max() + 1e-12, bins + 1)
+    index = np.clip(np.digitize(x, edges) - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    sums = np.bincount(index, weights=y, minlength=bins)
+    keep = counts > 0
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    return centres[keep], sums[keep] / counts[keep]
+
+
+def plot_history(
+    tables: Sequence[pd.DataFrame],
+    labels: Sequence[str],
+    provenances: Sequence[Sequence[Mapping[str, Any]]],
+    *,
+    ops: Sequence[str] = HISTORY_PANELS,
+    metric: str = "real",
+) -> Figure:
+    """Each operation's time against the history depth, one row per operation, runs overlaid.
+
+    Left: against the months of history in the database (`dia_sim.fits.history_months`),
+    with the visit at which the history window is full marked and a
+    least-squares line on each side of it (slopes per 1,000 visits in the
+    legend): a plateau shows as a flat line after the mark. Right: against
+    the history rows the visit read (DiaSource + DiaForcedSource), which
+    stop growing once the window is full.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With ``2 * len(ops)`` axes.
+    """
+    if not (len(tables) == len(labels) == len(provenances)):
+        raise ValueError(f"{len(tables)} tables, {len(labels)} labels, {len(provenances)} provenances")
+    if metric not in _METRIC_LABELS:
+        raise ValueError(f"metric must be one of {sorted(_METRIC_LABELS)}, not {metric!r}")
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(13.0, 3.9 * len(ops)), layout="constrained")
+        axes = fig.subplots(len(ops), 2, squeeze=False)
+        for k, (table, label, provenance) in enumerate(zip(tables, labels, provenances)):
+            color = _RUN_COLORS[k % len(_RUN_COLORS)]
+            visits = _visits(table)
+            months = history_months(visits.astype(np.int64), provenance)
+            fill = window_fill_visit(visits.astype(np.int64), provenance)
+            fill_month = float(np.interp(fill, visits, months)) if np.isfinite(fill) else math.nan
+            depth = np.nan_to_num(numeric_column(table, "src_read"))
+            depth += np.nan_to_num(numeric_column(table, "fsrc_read"))
+            slopes = slopes_before_after(table, ops, fill, metric) if np.isfinite(fill) else {}
+            for row, op in enumerate(ops):
+                values = numeric_column(table, f"{op}_{metric}")
+                keep = np.isfinite(values)
+                left, right = axes[row]
+                left.scatter(months[keep], values[keep], s=6, color=color, alpha=0.3, linewidths=0)
+                right.scatter(depth[keep], values[keep], s=6, color=color, alpha=0.3, linewidths=0)
+                xs, means = _binned_means(months[keep], values[keep])
+                left.plot(xs, means, color=color, linewidth=1.2, marker="o", markersize=3,
+                          label=f"{label}: bin means")
+                xs, means = _binned_means(depth[keep], values[keep])
+                right.plot(xs, means, color=color, linewidth=1.2, marker="o", markersize=3, label=label)
+                if np.isfinite(fill_month):
+                    left.axvline(fill_month, color=color, linestyle=":", linewidth=1)
+                    before, after = slopes.get(op, (math.nan, math.nan))
+                    for side, slope, word in ((months < fill_month, before, "before"),
+                                              (months >= fill_month, after, "after")):
+                        sel = side & keep
+                        if sel.sum() >= 2 and np.isfinite(slope):
+                            fit = np.polyfit(months[sel], values[sel], 1)
+                            xs = np.array([months[sel].min(), months[sel].max()])
+                            left.plot(xs, np.polyval(fit, xs), color=color, linewidth=2.2,
+                                      linestyle="--" if word == "before" else "-",
+                                      label=f"{label}, {word} the window fills: {slope * 1000:+.3g} s / 1,000 visits")
+                left.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+                left.set_xlabel("months of history in the database (dotted: 12-month window full)")
+                right.set_title(f"{op} against the history read")
+                right.set_xlabel("history rows read by the visit (DiaSource + DiaForcedSource)")
+                for ax in (left, right):
+                    ax.set_ylabel(_METRIC_LABELS[metric])
+                    ax.grid(True, alpha=0.3)
+                    ax.set_ylim(bottom=0)
+        for left, right in axes:
+            left.legend(loc="upper left", fontsize=7.5, framealpha=0.9)
+            right.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        fig.suptitle("Time per visit against history depth (time-compressed runs)")
+    return fig
+
+
+#: The assumption `plot_projection` states on the figure.
+SCALING_ASSUMPTION = ("assumption: reads (obj/src/fsrc_select) scale as 1/N with N nodes; "
+                      "store and simulation do not change with N")
+
+
+def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str | None = None,
+                    visits: int | None = None, metric: str = "real") -> Figure:
+    """Reads against the rows they read with their fits, and the projected per-visit time against cluster size.
+
+    Parameters
+    ----------
+    table : `pandas.DataFrame`
+        The per-visit table the fits were made from.
+    projection : `pandas.DataFrame`
+        `dia_sim.fits.project` output (its ``N=<n>`` columns are the cluster sizes).
+    label : `str`, optional
+        Run label for the title.
+    visits : `int`, optional
+        The visit number projected to, for the title.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With 4 axes.
+    """
+    node_columns = [c for c in projection.columns if c.startswith("N=")]
+    nodes = [int(c[2:]) for c in node_columns]
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(13.0, 8.6), layout="constrained")
+        axes = fig.subplots(2, 2).ravel()
+        for ax, op in zip(axes[:3], READ_OPERATIONS):
+            rows = numeric_column(table, ROW_COLUMNS[op])
+            values = numeric_column(table, f"{op}_{metric}")
+            ax.scatter(rows, values, s=6, color="#8c8c8c", alpha=0.5, linewidths=0, label="each visit")
+            fit = line_fit(rows, values)
+            target = projection.loc[projection["op"] == op]
+            if fit is not None:
+                end = max(fit.x_max, float(target["rows"].iloc[0]) if len(target) else 0.0)
+                xs = np.array([0.0, end if np.isfinite(end) else fit.x_max])
+                ax.plot(xs, fit(xs), color=_FIT_COLOR, linewidth=1.5,
+                        label=f"fit: {fit.intercept:.3g} s + {fit.slope * 1e6:.3g} s per million rows "
+                        f"(R² {fit.r2:.2f})")
+            if len(target) and np.isfinite(target["rows"].iloc[0]):
+                ax.plot([target["rows"].iloc[0]], [target[node_columns[0]].iloc[0]], marker="*", markersize=12,
+                        color=_MEAN_COLOR, linestyle="", label=f"projected: {target['rows'].iloc[0]:,.0f} rows")
+            ax.set_xlabel(f"rows read ({ROW_COLUMNS[op]})")
+            ax.set_ylabel(_METRIC_LABELS[metric])
+            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.legend(loc="upper left", fontsize=8)
+            ax.grid(True, alpha=0.3)
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+        ax = axes[3]
+        bottom = np.zeros(len(nodes))
+        for k, (_, row) in enumerate(projection[projection["op"] != "visit"].iterrows()):
+            heights = row[node_columns].to_numpy(dtype="float64")
+            ax.bar([str(n) for n in nodes], heights, bottom=bottom, label=row["op"],
+                   color=_RUN_COLORS[k % len(_RUN_COLORS)])
+            bottom += heights
+        for x, total in enumerate(bottom):
+            ax.text(x, total, f"{total:.2f} s", ha="center", va="bottom", fontsize=9)
+        ax.set_xlabel("nodes in the cluster (N)")
+        ax.set_ylabel("projected time per visit (s)")
+        where = f"visit {visits:,}" if visits else "the projected visit"
+        ax.set_title(f"per-visit time at {where}\n" + textwrap.fill(SCALING_ASSUMPTION, 75), fontsize=9)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+        fig.suptitle(_title("Projection from one machine's run", label))
+    return fig
+
+
+def write_history_plots(
+    csv_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    metric: str = "real",
+) -> tuple[dict[Path, Figure], dict[str, float]]:
+    """Write ``history.png`` (`plot_history` of every CSV, overlaid) into ``out_dir``.
+
+    Returns
+    -------
+    figures : `dict` [`pathlib.Path`, `matplotlib.figure.Figure`]
+        The file written and its figure.
+    fills : `dict` [`str`, `float`]
+        Each label's visit at which the history window is full (NaN: never).
+    """
+    tables, names, provenances = [], [], []
+    for k, path in enumerate(csv_paths):
+        table, description = load_run(path)
+        if table.empty:
+            raise ValueError(f"{os.fspath(path)}: no complete visit row; nothing to plot")
+        tables.append(table)
+        names.append(labels[k] if labels is not None else (description["label"] or Path(path).stem))
+        provenances.append(read_provenance(path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = plot_history(tables, names, provenances, metric=metric)
+    path = out / "history.png"
+    figure.savefig(path)
+    fills = {name: window_fill_visit(_visits(t).astype(np.int64), p) for name, t, p in zip(names, tables, provenances)}
+    return {path: figure}, fills
+
+
+def write_projection_plots(
+    csv_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    visits: int | None = None,
+    nodes: Sequence[int] = (1, 3, 6, 12),
+    survey_per_year: float | None = None,
+    growth: str = "none",
+) -> tuple[dict[Path, Figure], dict[str, tuple[pd.DataFrame, str]]]:
+    """Write ``projection.png`` (one CSV) or ``<label>_projection.png`` (several) into ``out_dir``.
+
+    Returns
+    -------
+    figures : `dict` [`pathlib.Path`, `matplotlib.figure.Figure`]
+        Every file written and its figure.
+    projections : `dict` [`str`, `tuple`]
+        Each label's `dia_sim.fits.project_run` output (table and how its rows were projected).
+    """
+    visits = visits or SURVEY_YEAR_VISITS
+    out = Path(out_dir)
+    runs = []
+    for k, path in enumerate(csv_paths):
+        table, description = load_run(path)
+        if table.empty:
+            raise ValueError(f"{os.fspath(path)}: no complete visit row; nothing to project")
+        name = labels[k] if labels is not None else (description["label"] or Path(path).stem)
+        projection = project_run(table, read_provenance(path), visits=visits, nodes=nodes,
+                                 survey_per_year=survey_per_year or SURVEY_OBSERVATIONS_PER_YEAR, growth=growth)
+        runs.append((name, table, projection))
+    out.mkdir(parents=True, exist_ok=True)
+    figures, projections = {}, {}
+    for name, table, (projection, how) in runs:
+        prefix = f"{_slug(name)}_" if len(runs) > 1 else ""
+        figure = plot_projection(table, projection, label=f"{name}\n{how}", visits=visits)
+        figures[out / f"{prefix}projection.png"] = figure
+        figure.savefig(out / f"{prefix}projection.png")
+        projections[name] = (projection, how)
+    return figures, projections

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-__all__ = ["PointingArea", "parse_pointing_area", "check_area_in_sky", "random_pointings"]
+__all__ = ["PointingArea", "parse_pointing_area", "check_area_in_sky", "random_pointings", "sky_area",
+           "centre_area_deg2"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -118,21 +119,10 @@ def random_pointings(
         raise ValueError(f"number of pointings must be >= 0, got {n}")
     if fov_deg < 0:
         raise ValueError(f"field of view must be >= 0, got {fov_deg}")
-    if area is None:
-        if sky == "south":
-            area = (0.0, 360.0, -90.0, 0.0)
-        elif sky == "full":
-            area = (0.0, 360.0, -90.0, 90.0)
-        else:
-            raise ValueError(f"sky must be 'south' or 'full', got {sky!r}")
-    else:
-        _check_area(area)
+    area = sky_area(sky, area)
     ra_min, ra_max, dec_min, dec_max = area
     dec_lo, dec_hi = _centre_band(dec_min, dec_max, fov_deg / 2.0)
-
-    width = ra_max - ra_min
-    if width <= 0.0:
-        width += 360.0  # wraps through RA 0
+    width = _ra_width(ra_min, ra_max)
     ra = (ra_min + rng.random(n) * width) % 360.0
     # Uniform on the sphere: sin(Dec) uniform between the limits.
     s_lo, s_hi = math.sin(math.radians(dec_lo)), math.sin(math.radians(dec_hi))
@@ -140,11 +130,44 @@ def random_pointings(
     return ra, dec
 
 
-def _centre_band(dec_min: float, dec_max: float, radius: float) -> tuple[float, float]:
+def sky_area(sky: str = "south", area: PointingArea | None = None) -> PointingArea:
+    """The pointing area: ``area`` (checked) or the whole of ``sky`` (``"south"`` or ``"full"``)."""
+    if area is not None:
+        _check_area(area)
+        return area
+    if sky == "south":
+        return (0.0, 360.0, -90.0, 0.0)
+    if sky == "full":
+        return (0.0, 360.0, -90.0, 90.0)
+    raise ValueError(f"sky must be 'south' or 'full', got {sky!r}")
+
+
+def centre_area_deg2(sky: str = "south", area: PointingArea | None = None, fov_deg: float = 3.5) -> float:
+    """Solid angle, square degrees, of the region where `random_pointings` puts field centres.
+
+    Centres are uniform over it, so a point at least a field radius inside it
+    is in a visit's field with probability (field area / this area).
+    A patch narrower than a field in Dec (centres on a line) gives 0.
+    """
+    ra_min, ra_max, dec_min, dec_max = sky_area(sky, area)
+    dec_lo, dec_hi = _centre_band(dec_min, dec_max, fov_deg / 2.0, warn=False)
+    steradians = math.radians(_ra_width(ra_min, ra_max)) * (math.sin(math.radians(dec_hi))
+                                                           - math.sin(math.radians(dec_lo)))
+    return steradians * (180.0 / math.pi) ** 2
+
+
+def _ra_width(ra_min: float, ra_max: float) -> float:
+    width = ra_max - ra_min
+    return width + 360.0 if width <= 0.0 else width  # wraps through RA 0
+
+
+def _centre_band(dec_min: float, dec_max: float, radius: float, warn: bool = True) -> tuple[float, float]:
     """Dec band for field centres keeping the field inside ``[dec_min, dec_max]``."""
     lo = dec_min + radius if dec_min > -90.0 else dec_min
     hi = dec_max - radius if dec_max < 90.0 else dec_max
     if lo > hi:
+        if not warn:
+            return 0.5 * (dec_min + dec_max), 0.5 * (dec_min + dec_max)
         _LOG.warning(
             "pointing Dec range %g..%g is narrower than a field; centres stay on Dec %g",
             dec_min, dec_max, 0.5 * (dec_min + dec_max),

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -41,8 +40,11 @@ import numpy as np
 import pandas as pd
 
 from l1db.schema_model import SchemaDef, TableDef, load_schema
+from l1db.sphere import radec_to_xyz, xyz_to_radec
+from l1db.tables import packaged_schema_path
 
 __all__ = [
+    "BANDS",
     "NULL_COLUMNS",
     "SOURCE_HISTORY_COLUMNS",
     "FORCED_HISTORY_COLUMNS",
@@ -55,6 +57,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
+#: The survey's filter bands, in wavelength order.
+BANDS = "ugrizy"
 #: Nullable columns left NULL: nothing in the simulation gives them a value.
 NULL_COLUMNS = frozenset(
     {"ssObjectId", "parentDiaSourceId", "ssObjectReassocTimeMjdTai", "timeWithdrawnMjdTai", "validityEndMjdTai"}
@@ -68,7 +72,6 @@ FORCED_HISTORY_COLUMNS = ("diaObjectId", "band", "psfFlux", "psfFluxErr")
 _PROCESSING_DELAY_DAYS = 60.0 / 86400.0
 _EXPOSURE_TIME_S = 30.0
 _RELIABILITY_VERSION = "v1.0"
-_ALL_BANDS = "ugrizy"
 _ARCSEC_DEG = 1.0 / 3600.0
 # Per-source positional error assumed for DiaObject raErr/decErr (degrees).
 _SOURCE_POS_ERR_DEG = 0.1 * _ARCSEC_DEG
@@ -121,9 +124,7 @@ _DEFAULT_INT_RANGE = (1, 100)
 @functools.lru_cache(maxsize=None)
 def default_schema() -> SchemaDef:
     """The packaged table definitions (``schema/apdb-l1.yaml``), read once."""
-    import l1dbproto_schema
-
-    return load_schema(Path(l1dbproto_schema.__file__).parent / "apdb-l1.yaml")
+    return load_schema(packaged_schema_path())
 
 
 def _table(table: TableDef | None, name: str) -> TableDef:
@@ -132,9 +133,9 @@ def _table(table: TableDef | None, name: str) -> TableDef:
 
 @functools.lru_cache(maxsize=None)
 def schema_bands(table: TableDef) -> str:
-    """Bands (of ``ugrizy``) that a DiaObject table has ``<band>_psfFluxMean`` columns for."""
+    """Bands (of `BANDS`) that a DiaObject table has ``<band>_psfFluxMean`` columns for."""
     names = set(table.column_names)
-    return "".join(b for b in _ALL_BANDS if f"{b}_psfFluxMean" in names)
+    return "".join(b for b in BANDS if f"{b}_psfFluxMean" in names)
 
 
 def _is_error(name: str) -> bool:
@@ -555,14 +556,9 @@ def make_dia_objects(
     g = src["g"]
     count = np.bincount(g, minlength=n)
 
-    ra_r, dec_r = np.radians(src["ra"]), np.radians(src["dec"])
-    cd = np.cos(dec_r)
-    x = np.bincount(g, weights=cd * np.cos(ra_r), minlength=n)
-    y = np.bincount(g, weights=cd * np.sin(ra_r), minlength=n)
-    z = np.bincount(g, weights=np.sin(dec_r), minlength=n)
-    mean_ra = np.degrees(np.arctan2(y, x)) % 360.0
-    mean_ra[mean_ra >= 360.0] = 0.0
-    mean_dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    xyz = radec_to_xyz(src["ra"], src["dec"])
+    mean_ra, mean_dec = xyz_to_radec(np.stack([np.bincount(g, weights=xyz[:, k], minlength=n) for k in range(3)],
+                                              axis=-1))
 
     t = src["midpointMjdTai"]
     first = np.full(n, np.inf)

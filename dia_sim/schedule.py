@@ -33,11 +33,30 @@ import math
 import numpy as np
 from astropy.time import Time
 
-__all__ = ["SECONDS_PER_DAY", "VisitSchedule", "is_night", "parse_time", "visit_mjd", "visit_times"]
+__all__ = ["SECONDS_PER_DAY", "NIGHT_START_HOUR", "NIGHT_END_HOUR", "VisitSchedule", "is_night", "night_length_s",
+           "night_number", "parse_time", "visit_mjd", "visit_times"]
 
 _LOG = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86400.0
+#: Default night-time TAI hours: from 20h to 6h the next day.
+NIGHT_START_HOUR = 20
+NIGHT_END_HOUR = 6
+
+
+def night_length_s(night_start_hour: int = NIGHT_START_HOUR, night_end_hour: int = NIGHT_END_HOUR) -> float:
+    """Seconds of one night (36,000 with the default hours)."""
+    return ((night_end_hour - night_start_hour) % 24) * 3600.0
+
+
+def night_number(mjd: float, night_start_hour: int = NIGHT_START_HOUR) -> int:
+    """The night a time belongs to: the MJD day on whose evening that night starts.
+
+    Two visits of the same night have the same number whatever the interval
+    between them; the next night's visits a larger one (by the days between
+    nights).
+    """
+    return math.floor(float(mjd) - night_start_hour / 24.0)
 
 
 def parse_time(text: str) -> Time:
@@ -56,9 +75,11 @@ def parse_time(text: str) -> Time:
     raise ValueError(f"bad time {text!r}; allowed: an ISO 8601 time in TAI, e.g. 2026-01-01T20:00:00")
 
 
-def _check(interval_s: float, night_start_hour: int, night_end_hour: int) -> None:
+def _check(interval_s: float, night_start_hour: int, night_end_hour: int, night_step: int = 1) -> None:
     if not (math.isfinite(interval_s) and interval_s > 0):
         raise ValueError(f"interval between visits must be > 0 seconds, got {interval_s}")
+    if int(night_step) != night_step or night_step < 1:
+        raise ValueError(f"days between nights must be an integer >= 1, got {night_step}")
     for hour in (night_start_hour, night_end_hour):
         if int(hour) != hour or not 0 <= hour <= 23:
             raise ValueError(f"night hours must be integers 0..23, got {hour}")
@@ -85,6 +106,7 @@ def visit_mjd(
     interval_s: float = 45.0,
     night_start_hour: int = 20,
     night_end_hour: int = 6,
+    night_step: int = 1,
 ) -> float | np.ndarray:
     """Time of the visits ``index`` (0 = the first) of a schedule starting at ``start_mjd``.
 
@@ -100,6 +122,8 @@ def visit_mjd(
     night_start_hour, night_end_hour : `int`
         Night-time TAI hours: ``hour >= night_start_hour or hour < night_end_hour``
         (for a night that does not cross midnight, the hours in between).
+    night_step : `int`
+        Days from one observing night to the next (1: every night).
 
     Returns
     -------
@@ -107,7 +131,7 @@ def visit_mjd(
         MJD (TAI), float64; the same bits for a visit whether it is computed
         alone or in an array.
     """
-    _check(interval_s, night_start_hour, night_end_hour)
+    _check(interval_s, night_start_hour, night_end_hour, night_step)
     idx = np.asarray(index, dtype=np.int64)
     if idx.size and idx.min() < 0:
         raise ValueError(f"visit numbers must be >= 0, got {int(idx.min())}")
@@ -115,7 +139,7 @@ def visit_mjd(
     if not math.isfinite(start_mjd):
         raise ValueError(f"start time must be finite, got {start_mjd}")
     night_start = night_start_hour * 3600.0
-    length = ((night_end_hour - night_start_hour) % 24) * 3600.0
+    length = night_length_s(night_start_hour, night_end_hour)
     # The night the start falls in (or the next one, from daytime), and the
     # start's offset into it.
     day = math.floor(start_mjd)
@@ -135,7 +159,7 @@ def visit_mjd(
     in_first_night = math.ceil((length - offset) / interval_s)
     per_night = math.ceil(length / interval_s)
     later = idx - in_first_night
-    nights = night_day + 1 + later // per_night
+    nights = night_day + int(night_step) * (1 + later // per_night)
     mjd = np.where(
         idx < in_first_night,
         first + (idx * interval_s) / SECONDS_PER_DAY,
@@ -190,15 +214,22 @@ class VisitSchedule:
         Seconds between visits within a night.
     night_start_hour, night_end_hour : `int`
         Night-time TAI hours.
+    night_step : `int`
+        Days from one observing night to the next.
     """
 
     first_visit: int
     start_mjd: float
     interval_s: float = 45.0
-    night_start_hour: int = 20
-    night_end_hour: int = 6
+    night_start_hour: int = NIGHT_START_HOUR
+    night_end_hour: int = NIGHT_END_HOUR
+    night_step: int = 1
 
     def mjd(self, visit_id: int) -> float:
         """Time of visit ``visit_id`` (>= `first_visit`), MJD (TAI)."""
         return visit_mjd(self.start_mjd, int(visit_id) - self.first_visit, self.interval_s,
-                         self.night_start_hour, self.night_end_hour)
+                         self.night_start_hour, self.night_end_hour, self.night_step)
+
+    def night(self, mjd: float) -> int:
+        """`night_number` of a time of this schedule."""
+        return night_number(mjd, self.night_start_hour)

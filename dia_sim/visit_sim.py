@@ -39,6 +39,7 @@ from .detections import simulate_detections
 from .forced import forced_targets
 from .ids import make_ids
 from .field import FieldTile
+from .options import SimConfig
 from .rows import (
     FORCED_HISTORY_COLUMNS,
     SOURCE_HISTORY_COLUMNS,
@@ -56,33 +57,6 @@ _LOG = logging.getLogger(__name__)
 #: three are required; lastDiaSourceMjdTai is derived from the DiaSource
 #: history when missing).
 OBJECT_COLUMNS = ("diaObjectId", "ra", "dec", "lastDiaSourceMjdTai", "firstDiaSourceMjdTai")
-
-
-@dataclasses.dataclass(frozen=True)
-class SimConfig:
-    """Parameters of the DIA simulation (defaults: the original prototype's)."""
-
-    detection_fraction: float = 1.0
-    """Probability that a catalogue variable in the field is detected."""
-    false_per_visit: float = 5050.0
-    """Mean number of noise detections per full field of view."""
-    transients_per_visit: float = 100.0
-    """Mean number of new transients per full field of view."""
-    scatter_arcsec: float = 0.1
-    """Gaussian positional scatter (per axis) of detected catalogue sources."""
-    match_radius_arcsec: float = 1.0
-    """Association radius."""
-    forced_cutoff_days: float = 30.0
-    """No forced photometry for objects not detected for longer than this."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.detection_fraction <= 1.0:
-            raise ValueError(f"detection_fraction {self.detection_fraction} outside [0, 1]")
-        for name in ("false_per_visit", "transients_per_visit", "scatter_arcsec", "forced_cutoff_days"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if not self.match_radius_arcsec > 0:
-            raise ValueError("match_radius_arcsec must be positive")
 
 
 @dataclasses.dataclass(frozen=True)

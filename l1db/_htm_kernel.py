@@ -26,15 +26,11 @@ import math
 import numpy as np
 from numba import njit
 
+from .sphere import unit_vector
+
 __all__: list[str] = []
 
 _LOG = logging.getLogger(__name__)
-
-# sphgeom's constants.h, written with the same decimal digits so that the
-# compiler rounds them to the same doubles.
-_PI = 3.1415926535897932384626433832795
-_RAD_PER_DEG = 0.0174532925199432957692369076849
-_TWO_PI = 2.0 * _PI
 
 # sphgeom's orientation() error bounds (src/orientation.cc).
 _RELATIVE_ERROR = 5.6e-16
@@ -189,20 +185,6 @@ def _normalized_sum(ax, ay, az, bx, by, bz):
     v = y / abs_z
     norm = math.sqrt(1.0 + (u * u + v * v))
     return u / norm, v / norm, math.copysign(1.0, z) / norm
-
-
-@njit(cache=True, inline="always")
-def unit_vector(ra, dec):
-    """``UnitVector3d(LonLat::fromDegrees(ra, dec))`` with sphgeom's rounding (no renormalisation)."""
-    # NormalizedAngle::fromDegrees wraps into [0, 2*PI] and leaves exactly 2*PI alone.
-    lon = ra * _RAD_PER_DEG
-    if lon < 0.0:
-        lon = np.fmod(lon, _TWO_PI) + _TWO_PI
-    elif lon > _TWO_PI:
-        lon = np.fmod(lon, _TWO_PI)
-    lat = dec * _RAD_PER_DEG
-    cos_lat = math.cos(lat)
-    return math.cos(lon) * cos_lat, math.sin(lon) * cos_lat, math.sin(lat)
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ by operation, so that every index is bit-for-bit the one sphgeom computes:
 1. ``UnitVector3d(LonLat::fromDegrees(ra, dec))``: the longitude is wrapped like
    NormalizedAngle (2*PI itself is left alone), both angles are multiplied by
    sphgeom's RAD_PER_DEG, and the vector is (cos lon cos lat, sin lon cos lat,
-   sin lat), not renormalised (as in `l1db._htm_kernel`).
+   sin lat), not renormalised (`l1db.sphere.unit_vector`, as in `l1db._htm_kernel`).
 2. The cube face comes from sphgeom's 64-entry table indexed by six strict
    comparisons (x > y, x > -y, x > z, x > -z, y > z, y > -z). Strict
    comparisons decide the ties, and not symmetrically: a vector exactly on a
@@ -37,7 +37,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._htm_kernel import unit_vector as _unit_vector
+from .sphere import unit_vector
 
 __all__: list[str] = []
 
@@ -204,7 +204,7 @@ def _index_loop(ra, dec, level, face_num, face_comp, face_const, modified, lut):
     n = ra.shape[0]
     out = np.empty(n, dtype=np.int64)
     for k in range(n):
-        x, y, z = _unit_vector(ra[k], dec[k])
+        x, y, z = unit_vector(ra[k], dec[k])
         out[k] = _vector_index(x, y, z, level, face_num, face_comp, face_const, modified, lut)
     return out
 

@@ -369,7 +369,8 @@ class L1db(abc.ABC):
             Number of tiles of the visit, so that a resumed run can tell a
             complete visit from a partly stored one.
         explain : `bool`
-            Log the backend's plan of the statements that look rows up.
+            Log the backend's plan of the statements that look rows up (the
+            versions a new DiaObject version replaces).
 
         Raises
         ------
@@ -384,12 +385,12 @@ class L1db(abc.ABC):
         self.store(visit_time, objects, None, None, explain=explain)
 
     @abc.abstractmethod
-    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
-        """Store DiaSources; ``explain`` as for `store`."""
+    def storeDiaSources(self, sources: pd.DataFrame) -> None:
+        """Store DiaSources (appended in bulk: no statement looks rows up, so nothing to explain)."""
 
     @abc.abstractmethod
-    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
-        """Store DiaForcedSources; ``explain`` as for `store`."""
+    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
+        """Store DiaForcedSources (appended in bulk, as `storeDiaSources`)."""
 
     # -- visits --------------------------------------------------------------------
 

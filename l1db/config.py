@@ -1,9 +1,4 @@
-"""Configuration files: INI sections ``[database]``, ``[l1db]``, ``[cassandra]`` and ``[ap_proto]``.
-
-Every option is declared once in `OPTIONS` with its type, default, allowed
-values and a one-line description; the loader validates a file against that
-table and the README's reference table is written from it. A file may leave
-out any option (its default applies) and any section except ``[database]``.
+"""Configuration files: INI sections ``[database]``, ``[l1db]`` and ``[cassandra]``, and the tools' own.
 
 Example::
 
@@ -13,24 +8,84 @@ Example::
     [l1db]
     dia_object_index = last_object_table
     pixelization = htm
+
+A file may leave out any option (its default applies) and any section except
+``[database]``.
+
+One declaration per option
+--------------------------
+Every option is declared once, as a field of its section's pydantic model:
+`DatabaseSection`, `L1dbSection` and `CassandraSection` here; a tool built on
+l1db declares its own sections (``[ap_proto]``: `dia_sim.options`) and hands
+them to ``load_config(path, sections={...})``. The declaration (`option`:
+type, default, bounds or choices, backend tag, one line of documentation,
+cross-field checks as validators of the model) is all there is: loading and
+validation, the one-line errors (``FILE: [section] key: bad value 'x';
+allowed: ...``, ``--flag: ...``), the objects the code uses (`L1dbConfig`,
+`dia_sim.options.RunOptions`), ``ap_proto --help`` and the README's option
+table follow from it (`l1db.config_model`).
+
+To add an option, add one field to its section's model, e.g. in `L1dbSection`::
+
+    #: my feature: ...
+    time_partition_days: int = option(30, "length of a time partition, days", ge=1, backend="sql")
+
+(an ``[ap_proto]`` option: a field of `dia_sim.options.RunSettings`, or of
+`dia_sim.options.SimConfig` for the simulation). The field is then an
+attribute of `L1dbConfig` (or `RunOptions` / ``RunOptions.sim``), a key of
+the file, a flag of ``ap_proto`` and a row of the README table. Then show
+the key in the example configs of ``cfg/`` (``key = default``) and write
+the generated docs (``python -m dia_sim.options README.md cfg/*.cfg``: the
+README table and the comment above each key; tests check both).
+
+- choices: annotate ``Literal["a", "b"]`` (``Switch`` for 0 | 1); bounds: ``ge=``,
+  ``gt=``, ``le=``, ``lt=``; the allowed values are described from them;
+- a value with a form of its own (``N or camera``, a time, a list): annotate
+  ``Annotated[T, BeforeValidator(parse)]`` with ``parse`` raising `ValueError`,
+  and say the form in ``allowed=`` (and ``metavar=`` for the flag);
+- an option for one backend only: ``backend="sql"`` or ``"cassandra"``;
+- a check involving several options: a ``model_validator(mode="after")`` of the
+  section raising `bad_value` (or `option_error`) for the key to blame.
 """
 
 from __future__ import annotations
 
 import configparser
-import math
-import re
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from .config_model import (
+    ConfigError,
+    Section,
+    Switch,
+    aliased,
+    bad_value,
+    option,
+    option_backend,
+    option_error,
+    option_fields,
+    validate_section,
+)
+from .pixelization import LEVEL_LIMITS
 
 __all__ = [
     "ConfigError",
-    "Option",
-    "OPTIONS",
+    "Section",
+    "option",
+    "Switch",
+    "bad_value",
+    "option_error",
+    "DatabaseSection",
+    "L1dbSection",
+    "CassandraSection",
+    "L1DB_SECTIONS",
+    "TOOL_SECTIONS",
     "L1dbConfig",
     "load_config",
     "default_config_path",
@@ -43,185 +98,216 @@ __all__ = [
     "check_driver",
 ]
 
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used, with a message naming where."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """Declaration of one configuration option."""
-
-    section: str
-    name: str
-    type: type
-    default: Any
-    doc: str
-    choices: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    #: The backend the option means something for (``sql`` or ``cassandra``);
-    #: `None` for every backend. Setting it for another backend is an error.
-    backend: str | None = None
-
-    def allowed(self) -> str:
-        """Human-readable description of the allowed values."""
-        if self.choices is not None:
-            return " | ".join(str(c) for c in self.choices)
-        kind = {int: "an integer", float: "a number", str: "a string"}[self.type]
-        if self.minimum is not None and self.maximum is not None:
-            kind += f" from {self.minimum:g} to {self.maximum:g}"
-        elif self.minimum is not None:
-            kind += f" >= {self.minimum:g}"
-        elif self.maximum is not None:
-            kind += f" <= {self.maximum:g}"
-        return kind
-
-    def parse(self, text: str, where: str) -> Any:
-        """Convert ``text`` to the option's value, or raise `ConfigError`."""
-        text = text.strip()
-        text = self.aliases.get(text, text)
-        try:
-            value = self.type(text)
-        except ValueError:
-            raise ConfigError(
-                f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}"
-            ) from None
-        if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
-        if self.type is float and not math.isfinite(value):
-            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise ConfigError(f"{where}: bad value {text!r} for {self.name!r}; allowed: {self.allowed()}")
-        return value
-
-
 #: Cassandra consistency levels a config may name.
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
-
-#: Every configuration option, in the order the README documents them.
-OPTIONS: tuple[Option, ...] = (
-    Option("database", "url", str, None,
-           "URL of the L1 database: an SQLAlchemy URL (sqlite:///l1db.sqlite3, "
-           "postgresql://user@host/db, mysql://user@host/db) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE "
-           "(required)"),
-    Option("l1db", "dia_object_index", str, "baseline",
-           "DiaObject indexing: baseline = key (diaObjectId, validityStart); pix_id_iov = key "
-           "(pixelId, diaObjectId, validityStart); last_object_table = also a DiaObjectLast table "
-           "with only the latest versions, used by the read path",
-           choices=("baseline", "pix_id_iov", "last_object_table"),
-           aliases={"htm20_id_iov": "pix_id_iov"}, backend="sql"),
-    Option("l1db", "dia_object_nightly", int, 0,
-           "1 = new DiaObject versions go to an unindexed DiaObjectNightly table merged by dailyJob()",
-           choices=(0, 1), backend="sql"),
-    Option("l1db", "object_last_replace", int, 0,
-           "1 = update the latest-version table with the backend's native upsert instead of "
-           "delete + insert", choices=(0, 1), backend="sql"),
-    Option("l1db", "pixelization", str, "htm", "sky pixelization of the pixelId column: htm or healpix",
-           choices=("htm", "healpix"), backend="sql"),
-    Option("l1db", "pixel_level", int, 0,
-           "HTM level (1-24) or HEALPix nested order (0-29); 0 = the default (HTM 20, HEALPix 16)",
-           minimum=0, backend="sql"),
-    Option("l1db", "pixel_max_ranges", int, 64,
-           "largest number of pixel ranges a region is turned into (more ranges: tighter superset)",
-           minimum=1, backend="sql"),
-    Option("l1db", "read_full_objects", int, 0,
-           "0 = getDiaObjects returns the columns the AP loop needs; 1 = every column", choices=(0, 1)),
-    Option("l1db", "read_sources_months", int, 12,
-           "DiaSource history window in months (30-day months) before the visit; 0 = do not read",
-           minimum=0),
-    Option("l1db", "read_forced_sources_months", int, 12,
-           "DiaForcedSource history window in months (30-day months); 0 = do not read", minimum=0),
-    Option("l1db", "source_select", str, "by-oid",
-           "how DiaSource history is selected: by-oid = by diaObjectId (chunked); by-fov = by the "
-           "region's pixel ranges", choices=("by-oid", "by-fov"), backend="sql"),
-    Option("l1db", "schema_file", str, "",
-           "schema description (schema/ format); empty = the packaged APDB schema"),
-    # cassandra: only with a cassandra:// URL.
-    Option("cassandra", "replication_factor", int, 1,
-           "replicas of every row (the keyspace's SimpleStrategy replication_factor, set by create_l1_schema)",
-           minimum=1, backend="cassandra"),
-    Option("cassandra", "read_consistency", str, "QUORUM", "consistency level of the reads",
-           choices=CONSISTENCY_LEVELS, backend="cassandra"),
-    Option("cassandra", "write_consistency", str, "QUORUM",
-           "consistency level of the writes: a visit is recorded only once all its rows are acknowledged at it",
-           choices=CONSISTENCY_LEVELS, backend="cassandra"),
-    Option("cassandra", "part_pixelization", str, "mq3c",
-           "sky pixelization of the spatial partitions (lsst-sphgeom's): htm, q3c, mq3c or healpix",
-           choices=("htm", "q3c", "mq3c", "healpix"), backend="cassandra"),
-    Option("cassandra", "part_pixel_level", int, 7,
-           "level of the spatial partitions (HTM 1-24, Q3C 1-30, MQ3C 1-29, HEALPix 0-17); MQ3C 7 puts a whole "
-           "3.5-degree field in ~30 partitions (production: level 10, one detector per client)", minimum=0,
-           backend="cassandra"),
-    Option("cassandra", "time_partition_days", int, 30,
-           "length of the time partitions of DiaObject, DiaSource and DiaForcedSource, days (counted from MJD 0)",
-           minimum=1, backend="cassandra"),
-    Option("cassandra", "read_concurrency", int, 500,
-           "largest number of partition queries in flight at once", minimum=1, backend="cassandra"),
-    Option("cassandra", "write_concurrency", int, 16,
-           "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
-           "connection's buffers, and the driver then fails requests with ConnectionBusy)", minimum=1,
-           backend="cassandra"),
-    Option("cassandra", "batch_max_kib", int, 1024,
-           "largest single-partition batch of a store, KiB of row data", minimum=1, backend="cassandra"),
-    Option("cassandra", "read_timeout", float, 120.0, "request timeout of the reads, seconds", minimum=0.1,
-           backend="cassandra"),
-    Option("cassandra", "write_timeout", float, 60.0, "request timeout of the writes, seconds", minimum=0.1,
-           backend="cassandra"),
-    Option("cassandra", "connect_timeout", float, 10.0, "timeout of connecting to the cluster, seconds",
-           minimum=0.1, backend="cassandra"),
-    # ap_proto: the simulated AP loop. Command-line options override these.
-    Option("ap_proto", "interval", float, 45.0, "seconds between visits (night-time only)", minimum=0.001),
-    Option("ap_proto", "divide", int, 1,
-           "split the field into N x N tiles processed concurrently, one process and connection each",
-           minimum=1, maximum=64),
-    Option("ap_proto", "fov", float, 3.5, "field of view diameter, degrees", minimum=0.01, maximum=90.0),
-    Option("ap_proto", "sky", str, "south", "where pointings fall: south (Dec <= 0) or full sky",
-           choices=("south", "full")),
-    Option("ap_proto", "pointing_area", str, "",
-           "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX degrees: confine pointings to a patch so fields overlap "
-           "within tens of visits (RA_MIN > RA_MAX wraps through RA 0: 350,10 is the 20 degrees around it); "
-           "empty = the whole of `sky`"),
-    Option("ap_proto", "detection_fraction", float, 1.0,
-           "probability that a catalogue source in the field is detected", minimum=0.0, maximum=1.0),
-    Option("ap_proto", "false_per_visit", float, 5050.0, "mean number of noise DiaSources per field",
-           minimum=0.0),
-    Option("ap_proto", "transients_per_visit", float, 100.0, "mean number of new transients per field",
-           minimum=0.0),
-    Option("ap_proto", "match_radius", float, 1.0, "association radius, arcsec", minimum=1e-6),
-    Option("ap_proto", "forced_cutoff_days", float, 30.0,
-           "no forced photometry for objects not detected for longer than this, days", minimum=0.0),
-    Option("ap_proto", "seed", int, 1, "random seed of pointings and simulation (a run is reproducible)",
-           minimum=0),
-    Option("ap_proto", "start_time", str, "2026-01-01T20:00:00",
-           "time (ISO, TAI) of the first visit of a new database; later runs resume after the last visit"),
-    Option("ap_proto", "start_visit_id", int, 1, "visit ID of the first visit of a new database", minimum=0),
-    Option("ap_proto", "row_count_every", int, 100,
-           "log the row count of every table every N visits (0 = never)", minimum=0),
-    Option("ap_proto", "daily_job_every", int, 0,
-           "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would",
-           minimum=0),
-    Option("ap_proto", "retry_attempts", int, 5,
-           "on a connection-level database error (a server restart, a failover, a node gone) reconnect and "
-           "retry the visit's tile up to N times, then stop; 0 = stop at the first failure", minimum=0),
-    Option("ap_proto", "retry_wait", float, 2.0,
-           "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
-           "in all)", minimum=0.0),
-)
-
-#: Sections that belong to l1db (the others belong to the tools, e.g. ap_proto).
-_SECTIONS = ("database", "l1db", "cassandra")
 
 #: URL schemes (SQLAlchemy dialects, and cassandra) the toolkit has drivers for.
 URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "cassandra")
 
+#: The pixelId level used when ``pixel_level`` is 0, per pixelization.
+DEFAULT_PIXEL_LEVELS = {"htm": 20, "healpix": 16}
 
-def _option_table() -> dict[str, dict[str, Option]]:
-    table: dict[str, dict[str, Option]] = {}
-    for opt in OPTIONS:
-        table.setdefault(opt.section, {})[opt.name] = opt
-    return table
+
+def _levels(kinds: tuple[str, ...]) -> str:
+    """The allowed levels of some pixelizations, from `l1db.pixelization.LEVEL_LIMITS`."""
+    return ", ".join(f"{kind.upper().replace('HEALPIX', 'HEALPix')} {low}-{high}"
+                     for kind in kinds for low, high in [LEVEL_LIMITS[kind]])
+
+
+def url_backend(url: str) -> str:
+    """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
+    return "cassandra" if url.split(":", 1)[0].lower() == "cassandra" else "sql"
+
+
+class DatabaseSection(Section):
+    """``[database]``: where the L1 database is."""
+
+    url: str = option(
+        doc="URL of the L1 database: an SQLAlchemy URL (sqlite:///l1db.sqlite3, postgresql://user@host/db, "
+        "mysql://user@host/db) or cassandra://HOST[:PORT][,HOST...]/KEYSPACE (required)")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        _check_url(url)
+        return url
+
+    @property
+    def backend(self) -> str:
+        """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
+        return url_backend(self.url)
+
+
+_PIXELIZATIONS = ("htm", "healpix")
+
+
+class L1dbSection(Section):
+    """``[l1db]``: layout and reads of the L1 database."""
+
+    dia_object_index: Annotated[Literal["baseline", "pix_id_iov", "last_object_table"],
+                                aliased({"htm20_id_iov": "pix_id_iov"})] = option(
+        "baseline",
+        "DiaObject indexing: baseline = key (diaObjectId, validityStart); pix_id_iov = key "
+        "(pixelId, diaObjectId, validityStart); last_object_table = also a DiaObjectLast table "
+        "with only the latest versions, used by the read path", backend="sql")
+    dia_object_nightly: Switch = option(
+        0, "1 = new DiaObject versions go to an unindexed DiaObjectNightly table merged by dailyJob()",
+        backend="sql")
+    object_last_replace: Switch = option(
+        0, "1 = update the latest-version table with the backend's native upsert instead of delete + insert",
+        backend="sql")
+    pixelization: Literal[_PIXELIZATIONS] = option(  # type: ignore[valid-type]
+        "htm", "sky pixelization of the pixelId column", backend="sql")
+    pixel_level: int = option(
+        0, "level (HEALPix: nested order) of the pixelId column's pixelization; 0 = the default ("
+        + ", ".join(f"{k} {v}" for k, v in DEFAULT_PIXEL_LEVELS.items()) + ")",
+        allowed=f"0 (the default), {_levels(_PIXELIZATIONS)}", backend="sql", ge=0)
+    pixel_max_ranges: int = option(
+        64, "largest number of pixel ranges a region is turned into (more ranges: tighter superset)",
+        ge=1, backend="sql")
+    read_full_objects: Switch = option(
+        0, "0 = getDiaObjects returns the columns the AP loop needs; 1 = every column")
+    read_sources_months: int = option(
+        12, "DiaSource history window in months (30-day months) before the visit; 0 = do not read", ge=0)
+    read_forced_sources_months: int = option(
+        12, "DiaForcedSource history window in months (30-day months); 0 = do not read", ge=0)
+    source_select: Literal["by-oid", "by-fov"] = option(
+        "by-oid", "how DiaSource history is selected: by-oid = by diaObjectId (chunked); by-fov = by the "
+        "region's pixel ranges", backend="sql")
+    schema_file: str = option("", "schema description (schema/ format); empty = the packaged APDB schema")
+
+    @model_validator(mode="after")
+    def _check_pixel_level(self) -> L1dbSection:
+        low, high = LEVEL_LIMITS[self.pixelization]
+        if self.pixel_level and not low <= self.pixel_level <= high:
+            raise bad_value("pixel_level", self.pixel_level, f"{low}-{high}, or 0 for the default",
+                            f"with pixelization {self.pixelization}")
+        return self
+
+    @property
+    def effective_pixel_level(self) -> int:
+        """`pixel_level` with 0 replaced by the pixelization's default."""
+        return self.pixel_level or DEFAULT_PIXEL_LEVELS[self.pixelization]
+
+
+_PART_PIXELIZATIONS = ("htm", "q3c", "mq3c", "healpix")
+
+
+class CassandraSection(Section):
+    """``[cassandra]``: only with a cassandra:// URL."""
+
+    replication_factor: int = option(
+        1, "replicas of every row (the keyspace's SimpleStrategy replication_factor, set by create_l1_schema)",
+        ge=1, backend="cassandra")
+    read_consistency: Literal[CONSISTENCY_LEVELS] = option(  # type: ignore[valid-type]
+        "QUORUM", "consistency level of the reads", backend="cassandra")
+    write_consistency: Literal[CONSISTENCY_LEVELS] = option(  # type: ignore[valid-type]
+        "QUORUM", "consistency level of the writes: a visit is recorded only once all its rows are "
+        "acknowledged at it", backend="cassandra")
+    part_pixelization: Literal[_PART_PIXELIZATIONS] = option(  # type: ignore[valid-type]
+        "mq3c", "sky pixelization of the spatial partitions",
+        backend="cassandra")
+    part_pixel_level: int = option(
+        7, "level of the spatial partitions; MQ3C 7 puts a whole 3.5-degree field in ~30 partitions "
+        "(production: level 10, one detector per client)", allowed=_levels(_PART_PIXELIZATIONS), ge=0,
+        backend="cassandra")
+    time_partition_days: int = option(
+        30, "length of the time partitions of DiaObject, DiaSource and DiaForcedSource, days (counted from MJD 0)",
+        ge=1, backend="cassandra")
+    read_concurrency: int = option(
+        500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
+    write_concurrency: int = option(
+        16, "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
+        "connection's buffers, and the driver then fails requests with ConnectionBusy)", ge=1,
+        backend="cassandra")
+    batch_max_kib: int = option(
+        1024, "largest single-partition batch of a store, KiB of row data", ge=1, backend="cassandra")
+    read_timeout: float = option(120.0, "request timeout of the reads, seconds", ge=0.1, backend="cassandra")
+    write_timeout: float = option(60.0, "request timeout of the writes, seconds", ge=0.1, backend="cassandra")
+    connect_timeout: float = option(10.0, "timeout of connecting to the cluster, seconds", ge=0.1,
+                                    backend="cassandra")
+
+    @model_validator(mode="after")
+    def _check_part_level(self) -> CassandraSection:
+        low, high = LEVEL_LIMITS[self.part_pixelization]
+        if not low <= self.part_pixel_level <= high:
+            raise bad_value("part_pixel_level", self.part_pixel_level, f"{low}-{high}",
+                            f"with part_pixelization {self.part_pixelization}")
+        return self
+
+
+#: l1db's own sections, in the order the README documents them.
+L1DB_SECTIONS: dict[str, type[Section]] = {
+    "database": DatabaseSection,
+    "l1db": L1dbSection,
+    "cassandra": CassandraSection,
+}
+
+#: Sections a config file may hold for the tools built on l1db. l1db knows
+#: only their names, not their options: a tool validates its section by handing
+#: its model to `load_config` (``[ap_proto]``: `dia_sim.options`).
+TOOL_SECTIONS = ("ap_proto",)
+
+
+def _internal(**kwargs: Any) -> Any:
+    return Field(json_schema_extra={"internal": True}, **kwargs)
+
+
+class L1dbConfig(L1dbSection, DatabaseSection):
+    """Validated configuration: ``url``, one attribute per `L1dbSection` option, and the others.
+
+    ``cassandra`` holds the `CassandraSection` options (a dict; empty for an
+    SQL URL), ``path`` the file the config was read from (if any) and
+    ``sections`` the tools' sections that were validated at loading
+    (``{"ap_proto": {key: value}}``, JSON values: they go to provenance
+    records). Made directly (``L1dbConfig(url=...)``) it is validated like a
+    file.
+    """
+
+    cassandra: dict[str, Any] = _internal(default_factory=dict)
+    path: str | None = _internal(default=None)
+    sections: dict[str, dict[str, Any]] = _internal(default_factory=dict)
+
+    def _backend(self, info: ValidationInfo) -> tuple[str | None, str]:
+        return self.backend, safe_url(self.url)
+
+    @field_validator("cassandra")
+    @classmethod
+    def _check_cassandra(cls, values: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        url = info.data.get("url")
+        if url is None:
+            return values  # the URL's own error is reported
+        if url_backend(url) == "cassandra":
+            return CassandraSection.model_validate(values, context={"backend": "cassandra"}).model_dump()
+        if values:
+            raise bad_value("cassandra", dict(values), "nothing", "for the sql backend")
+        return {}
+
+    def where(self, section: str, key: str | None = None) -> str:
+        """Where an option comes from, for messages: ``FILE: [section] key``."""
+        place = f"{self.path}: [{section}]" if self.path else f"[{section}]"
+        return f"{place} {key}" if key else place
+
+    def replace(self, **changes: Any) -> L1dbConfig:
+        """Return a copy with some ``[database]`` or ``[l1db]`` options changed (validated like a file)."""
+        known = {**option_fields(DatabaseSection), **option_fields(L1dbSection)}
+        for name in changes:
+            if name not in known:
+                raise ConfigError(f"config override: unknown option {name!r}; allowed: {', '.join(known)}")
+        values = {name: getattr(self, name) for name in self.model_fields_set}
+        return validate_section(L1dbConfig, {**values, **changes},
+                                lambda key: f"config override {key}" if key else "config override")
+
+    def as_dict(self, hide_password: bool = True) -> dict[str, Any]:
+        """Every effective option as ``{section: {name: value}}`` (for provenance)."""
+        out: dict[str, Any] = {"database": {"url": safe_url(self.url) if hide_password else self.url}}
+        out["l1db"] = {key: getattr(self, key) for key, field in option_fields(L1dbSection).items()
+                       if option_backend(field) in (None, self.backend)}
+        if self.backend == "cassandra":
+            out["cassandra"] = dict(self.cassandra)
+        for section, values in self.sections.items():
+            out[section] = dict(values)
+        return out
 
 
 def normalize_url(url: str) -> str:
@@ -248,100 +334,11 @@ def safe_url(url: str | sqlalchemy.URL) -> str:
         return "<unparseable database URL>"
 
 
-@dataclasses.dataclass(frozen=True)
-class L1dbConfig:
-    """Validated configuration: one attribute per option of `OPTIONS`.
-
-    Attributes other than ``url`` are named as the options are; ``path`` is the
-    file the config was read from, if any.
-    """
-
-    url: str
-    dia_object_index: str = "baseline"
-    dia_object_nightly: int = 0
-    object_last_replace: int = 0
-    pixelization: str = "htm"
-    pixel_level: int = 0
-    pixel_max_ranges: int = 64
-    read_full_objects: int = 0
-    read_sources_months: int = 12
-    read_forced_sources_months: int = 12
-    source_select: str = "by-oid"
-    schema_file: str = ""
-    cassandra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    path: str | None = None
-    sections: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def backend(self) -> str:
-        """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
-        return "cassandra" if self.url.split(":", 1)[0].lower() == "cassandra" else "sql"
-
-    @property
-    def effective_pixel_level(self) -> int:
-        """`pixel_level` with 0 replaced by the pixelization's default."""
-        if self.pixel_level:
-            return self.pixel_level
-        return 20 if self.pixelization == "htm" else 16
-
-    def replace(self, **changes: Any) -> L1dbConfig:
-        """Return a copy with some options changed (validated like a file)."""
-        where = "config override"
-        table = _option_table()
-        for name, value in changes.items():
-            opt = table["l1db"].get(name) or table["database"].get(name)
-            if opt is None:
-                raise ConfigError(f"{where}: unknown option {name!r}")
-            if not isinstance(value, str):
-                value = str(value)
-            changes[name] = opt.parse(value, where)
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self, hide_password: bool = True) -> dict[str, Any]:
-        """Every effective option as ``{section: {name: value}}`` (for provenance)."""
-        out: dict[str, Any] = {"database": {"url": safe_url(self.url) if hide_password else self.url}}
-        out["l1db"] = {o.name: getattr(self, o.name) for o in OPTIONS
-                       if o.section == "l1db" and o.backend in (None, self.backend)}
-        if self.backend == "cassandra":
-            out["cassandra"] = {o.name: self.cassandra.get(o.name, o.default) for o in OPTIONS
-                                if o.section == "cassandra"}
-        for section, values in self.sections.items():
-            out[section] = dict(values)
-        return out
-
-
 def default_config_path() -> Path:
     """Path of the packaged default config (SQLite in the working directory)."""
     import l1dbproto_cfg
 
     return Path(l1dbproto_cfg.__file__).parent / "l1db-sqlite.cfg"
-
-
-_PIXEL_LEVELS = {"htm": (1, 24), "healpix": (0, 29)}
-#: Levels of lsst-sphgeom's pixelizations (HEALPix: sphgeom's HealpixPixelization).
-_PART_LEVELS = {"htm": (1, 24), "q3c": (1, 30), "mq3c": (1, 29), "healpix": (0, 17)}
-
-
-def _check_pixel_level(values: Mapping[str, Any], where: str) -> None:
-    kind = values.get("pixelization", "htm")
-    level = values.get("pixel_level", 0)
-    low, high = _PIXEL_LEVELS[kind]
-    if level and not low <= level <= high:
-        raise ConfigError(
-            f"{where}: bad value {level!r} for 'pixel_level' with pixelization {kind}; "
-            f"allowed: {low}-{high}, or 0 for the default"
-        )
-
-
-def _check_part_level(values: Mapping[str, Any], where: str) -> None:
-    kind = values["part_pixelization"]
-    level = values["part_pixel_level"]
-    low, high = _PART_LEVELS[kind]
-    if not low <= level <= high:
-        raise ConfigError(
-            f"{where}: bad value {level!r} for 'part_pixel_level' with part_pixelization {kind}; "
-            f"allowed: {low}-{high}"
-        )
 
 
 _CQL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
@@ -389,22 +386,27 @@ def parse_cassandra_url(url: str) -> CassandraURL:
     return CassandraURL(tuple(hosts), ports.pop() if ports else 9042, keyspace)
 
 
-def load_config(path: str | Path) -> L1dbConfig:
+def load_config(path: str | Path, sections: Mapping[str, type[Section]] | None = None) -> L1dbConfig:
     """Read and validate a configuration file.
 
     Parameters
     ----------
     path : `str` or `pathlib.Path`
         The INI file.
+    sections : mapping, optional
+        The models of the tools' sections to validate too (``{"ap_proto":
+        dia_sim.options.ApProtoSection}``); their values end up in
+        ``L1dbConfig.sections``. A tool's section (`TOOL_SECTIONS`) not given
+        here is left to its tool.
 
     Raises
     ------
     ConfigError
-        With a message naming the file, section, key and allowed values.
+        One line naming the file, section, key and the allowed values.
     """
     path = Path(path)
     parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # keep key case, so that errors quote what the user wrote
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case: errors quote what the user wrote
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
@@ -414,74 +416,65 @@ def load_config(path: str | Path) -> L1dbConfig:
         reason = " ".join(str(exc).split())
         raise ConfigError(f"{path}: not a valid INI file: {reason}") from None
 
-    table = _option_table()
+    tools = dict(sections or {})
+    models = {**L1DB_SECTIONS, **tools}
     for section in parser.sections():
-        if section not in table:
-            raise ConfigError(
-                f"{path}: unknown section [{section}]; allowed: "
-                + ", ".join(f"[{s}]" for s in table)
-            )
+        if section not in models and section not in TOOL_SECTIONS:
+            allowed = dict.fromkeys([*models, *TOOL_SECTIONS])
+            raise ConfigError(f"{path}: unknown section [{section}]; allowed: " + ", ".join(f"[{s}]" for s in allowed))
     if not parser.has_section("database"):
         raise ConfigError(f"{path}: missing section [database] (with key 'url')")
 
-    values: dict[str, Any] = {}
-    given: dict[str, list[Option]] = {}
-    # Sections other than l1db's own belong to the tools (ap_proto):
-    # validated here like the rest, handed over with their defaults filled in.
-    sections: dict[str, dict[str, Any]] = {
-        s: {name: opt.default for name, opt in opts.items()}
-        for s, opts in table.items() if s not in _SECTIONS
-    }
-    for section in parser.sections():
-        for key, text in parser.items(section):
-            where = f"{path}: [{section}]"
-            opt = table[section].get(key)
-            if opt is None:
-                raise ConfigError(
-                    f"{where}: unknown key {key!r}; allowed: {', '.join(table[section])}"
-                )
-            given.setdefault(section, []).append(opt)
-            if section in _SECTIONS:
-                values[key] = opt.parse(text, where)
-            else:
-                sections[section][key] = opt.parse(text, where)
-    _check_pixel_level(values, f"{path}: [l1db]")
-    url = values.pop("url", None)
-    if not url:
-        raise ConfigError(f"{path}: [database]: missing key 'url' (an SQLAlchemy URL or cassandra://...)")
-    backend = _check_url(url, f"{path}: [database]: 'url'")
-    for section, opts in given.items():
-        for opt in opts:
-            if opt.backend is not None and opt.backend != backend:
-                raise ConfigError(
-                    f"{path}: [{section}] {opt.name!r} means nothing for the {backend} backend of url "
-                    f"{safe_url(url) if backend == 'sql' else url}; remove it"
-                )
-    cassandra = {o.name: values.pop(o.name, o.default) for o in OPTIONS if o.section == "cassandra"}
-    if backend == "cassandra":
-        _check_part_level(cassandra, f"{path}: [cassandra]")
-    return L1dbConfig(url=url, path=str(path), sections=sections,
-                      cassandra=cassandra if backend == "cassandra" else {}, **values)
+    def given(section: str) -> dict[str, str]:
+        values = dict(parser.items(section)) if parser.has_section(section) else {}
+        keys = option_fields(models[section])
+        for key in values:
+            if key not in keys:
+                raise ConfigError(f"{path}: [{section}] unknown key {key!r}; allowed: {', '.join(keys)}")
+        return values
+
+    def where(section: str) -> Any:
+        return lambda key: f"{path}: [{section}] {key}" if key else f"{path}: [{section}]"
+
+    database = validate_section(DatabaseSection, given("database"), where("database"))
+    context = {"backend": database.backend, "url": safe_url(database.url)}
+    l1db = validate_section(L1dbSection, given("l1db"), where("l1db"), context)
+    cassandra = validate_section(CassandraSection, given("cassandra"), where("cassandra"), context)
+    validated: dict[str, dict[str, Any]] = {}
+    for name, model in tools.items():
+        keys = option_fields(model)
+        internal = {attr for attr, field in model.model_fields.items() if (field.alias or attr) not in keys}
+        tool = validate_section(model, given(name), where(name), context)
+        validated[name] = tool.model_dump(mode="json", by_alias=True, exclude=internal)
+    l1db_given = {name: getattr(l1db, name) for name in l1db.model_fields_set}
+    return validate_section(
+        L1dbConfig,
+        dict(url=database.url, path=str(path), sections=validated,
+             cassandra=cassandra.model_dump() if database.backend == "cassandra" else {}, **l1db_given),
+        lambda key: f"{path}: {key}" if key else str(path),
+    )
 
 
-def _check_url(url: str, where: str) -> str:
-    """Validate a database URL; return its backend (``sql`` or ``cassandra``)."""
+def _check_url(url: str) -> None:
+    """Validate a database URL (`ValueError` saying what is wrong)."""
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
     if scheme not in URL_SCHEMES:
-        raise ConfigError(f"{where}: unsupported URL scheme {scheme or '(none)'!r}; allowed: "
-                          + ", ".join(f"{s}://" for s in URL_SCHEMES))
+        raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; allowed: "
+                         + ", ".join(f"{s}://" for s in URL_SCHEMES))
     if scheme == "cassandra":
         try:
             parse_cassandra_url(url)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        return "cassandra"
+            raise ValueError(str(exc)) from None
+        return
     try:
         parsed = sqlalchemy.make_url(normalize_url(url))
     except sqlalchemy.exc.ArgumentError:
-        raise ConfigError(f"{where}: not an SQLAlchemy URL") from None
-    check_driver(parsed, where)
-    return "sql"
+        raise ValueError("not an SQLAlchemy URL") from None
+    try:
+        check_driver(parsed, "")
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix(": ")) from None
 
 
 def check_driver(url: sqlalchemy.URL, where: str) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "table_dtypes",
     "typed_array",
     "string_array",
+    "checked_values",
     "frame_of",
     "empty_frame",
     "new_frame",
@@ -117,8 +118,8 @@ class _BadColumn(Exception):
     """Internal: a column's values cannot be converted (message says why)."""
 
 
-def _values_and_nulls(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
-    """Return ``(values, nulls, kind)`` of a frame column.
+def _input_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
+    """Return ``(values, nulls, kind)`` of a column given to `check_frame` (any dtype).
 
     ``kind`` is the numpy kind of the values (``b``, ``i``, ``u``, ``f``,
     ``O``); ``values`` at null positions are arbitrary.
@@ -337,7 +338,7 @@ def check_frame(table: sqlalchemy.Table, frame: pd.DataFrame) -> pd.DataFrame:
             continue
         series = frame[column.name]
         try:
-            values, nulls, src = _values_and_nulls(series)
+            values, nulls, src = _input_values(series)
             if nulls.all():
                 converted = _null_column(kind, n)
             elif kind.startswith("float"):
@@ -378,6 +379,26 @@ def typed_array(kind: str, values: np.ndarray, nulls: np.ndarray) -> np.ndarray 
     if kind in _INT_KIND_NAMES:
         return pd.arrays.IntegerArray(values.astype(kind, copy=False), nulls)
     raise AssertionError(kind)
+
+
+def checked_values(series: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values (arbitrary where NULL) and NULL mask of a column of a checked frame: `typed_array` undone.
+
+    What every backend's store path sends. ``kind`` is the column's
+    `column_kind`; strings come as an object array (None where NULL). An
+    integer or boolean column may also hold a plain numpy dtype (no NULLs).
+    No per-row work: masked arrays give their value and mask arrays.
+    """
+    if kind == "str":
+        return series.to_numpy(dtype=object, na_value=None), series.isna().to_numpy()
+    if kind.startswith("float"):
+        values = series.to_numpy()
+        return values, np.isnan(values)
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy(), np.zeros(len(series), dtype=bool)
+    array = series.array
+    numpy_dtype = array.dtype.numpy_dtype
+    return array.to_numpy(dtype=numpy_dtype, na_value=numpy_dtype.type(0)), array.isna()
 
 
 def string_array(values: np.ndarray, nulls: np.ndarray) -> pd.api.extensions.ExtensionArray:

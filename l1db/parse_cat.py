@@ -88,7 +88,6 @@ FELIS_TYPES: dict[felis.datamodel.DataType, str] = {
     _FELIS.string: "VARCHAR",
     _FELIS.unicode: "VARCHAR",
     _FELIS.text: "TEXT",
-    _FELIS.timestamp: "TIMESTAMP",
 }
 
 _FELIS_VERSION = importlib.metadata.version("lsst-felis")
@@ -122,11 +121,6 @@ SQL_TYPES: dict[exp.DataType.Type, str] = {
     _DT.TINYTEXT: "TEXT",
     _DT.MEDIUMTEXT: "TEXT",
     _DT.LONGTEXT: "TEXT",
-    _DT.DATETIME: "TIMESTAMP",
-    _DT.TIMESTAMP: "TIMESTAMP",
-    _DT.TIMESTAMPTZ: "TIMESTAMP",
-    _DT.TIMESTAMPLTZ: "TIMESTAMP",
-    _DT.TIMESTAMPNTZ: "TIMESTAMP",
 }
 
 _SDM_PACKAGE = "lsst-sdm-schemas"
@@ -518,7 +512,7 @@ def _sql_column_type(kind: exp.DataType, where: str) -> tuple[str, int | None]:
         raise ParseCatError(
             f"{where}: unsupported SQL type {kind.sql(dialect='mysql')}; supported: BOOLEAN, BIT(1), "
             "TINYINT, SMALLINT, MEDIUMINT, INT/INTEGER, BIGINT (also UNSIGNED), FLOAT, REAL, DOUBLE, "
-            "CHAR(n), VARCHAR(n), TEXT, DATETIME, TIMESTAMP"
+            "CHAR(n), VARCHAR(n), TEXT (no time types: the format gives times as MJD, DOUBLE)"
         )
     ftype = SQL_TYPES[dtype]
     if ftype == "CHAR":

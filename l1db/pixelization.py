@@ -27,8 +27,9 @@ import numpy as np
 import sqlalchemy
 
 from . import _htm_kernel, _q3c_kernel
+from .sphere import RAD_PER_DEG
 
-__all__ = ["Pixelization", "PIXELIZATION_KINDS", "region_contains", "check_region"]
+__all__ = ["Pixelization", "PIXELIZATION_KINDS", "LEVEL_LIMITS", "region_contains", "check_region"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,12 +38,13 @@ PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
 
 # Modified-Q3C indices are (face + 10) * 4**level + ..., which at sphgeom's
 # MAX_LEVEL 30 reach 2**64: only levels up to 29 fit an int64 (a BIGINT column).
-_LEVEL_LIMITS = {
+LEVEL_LIMITS = {
     "htm": (1, lsst.sphgeom.HtmPixelization.MAX_LEVEL),
     "healpix": (0, 29),
     "q3c": (1, lsst.sphgeom.Q3cPixelization.MAX_LEVEL),
     "mq3c": (1, lsst.sphgeom.Mq3cPixelization.MAX_LEVEL - 1),
 }
+"""Lowest and highest level (HEALPix: order) of each kind, both included."""
 
 # The kinds computed by lsst-sphgeom (envelope) and its class for each.
 _SPHGEOM_CLASSES = {
@@ -50,10 +52,6 @@ _SPHGEOM_CLASSES = {
     "q3c": lsst.sphgeom.Q3cPixelization,
     "mq3c": lsst.sphgeom.Mq3cPixelization,
 }
-
-# sphgeom's RAD_PER_DEG: degrees times this give exactly the radians that
-# LonLat.fromDegrees uses.
-_RAD_PER_DEG = 0.0174532925199432957692369076849
 
 # HEALPix envelopes are computed at an order where the region's bounding circle
 # spans about this many pixels per allowed range, then refined while they fit.
@@ -130,7 +128,7 @@ def region_contains(region: lsst.sphgeom.Region, ra: np.ndarray, dec: np.ndarray
     ra_arr, dec_arr = _coordinates(ra, dec)
     # sphgeom's vectorized contains(lon, lat) runs LonLat.fromRadians per point;
     # multiplying by sphgeom's RAD_PER_DEG reproduces fromDegrees bit for bit.
-    inside = region.contains(ra_arr * _RAD_PER_DEG, dec_arr * _RAD_PER_DEG)
+    inside = region.contains(ra_arr * RAD_PER_DEG, dec_arr * RAD_PER_DEG)
     return np.asarray(inside, dtype=bool).reshape(shape)
 
 
@@ -168,13 +166,13 @@ class Pixelization:
     Parameters
     ----------
     kind : `str`
-        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`, level 1 to 24),
-        ``"q3c"`` (`~lsst.sphgeom.Q3cPixelization`, level 1 to 30), ``"mq3c"``
-        (`~lsst.sphgeom.Mq3cPixelization`, level 1 to 29: at level 30 its
-        indices do not fit int64) or ``"healpix"`` (healpy, nested ordering,
-        order 0 to 29, nside = 2**level).
+        ``"htm"`` (lsst-sphgeom's `~lsst.sphgeom.HtmPixelization`), ``"q3c"``
+        (`~lsst.sphgeom.Q3cPixelization`), ``"mq3c"``
+        (`~lsst.sphgeom.Mq3cPixelization`) or ``"healpix"`` (healpy, nested
+        ordering, nside = 2**level).
     level : `int`
-        HTM, Q3C or modified-Q3C level, or HEALPix order.
+        HTM, Q3C or modified-Q3C level, or HEALPix order, within the kind's
+        `LEVEL_LIMITS`.
     max_ranges : `int`, optional
         Largest number of pixel ranges `envelope` returns (at least 1). More
         ranges give a tighter superset of the region and a longer SQL predicate.
@@ -188,7 +186,7 @@ class Pixelization:
     def __init__(self, kind: str, level: int, max_ranges: int = 64):
         if kind not in PIXELIZATION_KINDS:
             raise ValueError(f"unknown pixelization {kind!r}; expected one of {', '.join(PIXELIZATION_KINDS)}")
-        low, high = _LEVEL_LIMITS[kind]
+        low, high = LEVEL_LIMITS[kind]
         if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not low <= level <= high:
             raise ValueError(f"{kind} level must be an integer from {low} to {high}, got {level!r}")
         if isinstance(max_ranges, bool) or not isinstance(max_ranges, (int, np.integer)) or max_ranges < 1:

@@ -45,21 +45,10 @@ __all__ = [
     "dump_schema",
 ]
 
-#: Column types of the format, and the numpy dtype a DataFrame column of that
-#: type holds (nullable integer and boolean columns use pandas' masked dtypes).
-COLUMN_TYPES: dict[str, str] = {
-    "BOOLEAN": "boolean",
-    "TINYINT": "Int8",
-    "SMALLINT": "Int16",
-    "INT": "Int32",
-    "BIGINT": "Int64",
-    "FLOAT": "float32",
-    "DOUBLE": "float64",
-    "CHAR": "object",
-    "VARCHAR": "object",
-    "TEXT": "object",
-    "TIMESTAMP": "datetime64[ns]",
-}
+#: Column types of the format (the dtype of a frame column of each type is
+#: `l1db.frames.column_dtype`'s). No time type: every backend stores and reads
+#: exactly these, and the APDB's tables give times as MJD (DOUBLE).
+COLUMN_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE", "CHAR", "VARCHAR", "TEXT")
 
 
 class SchemaFormatError(ValueError):
@@ -80,8 +69,9 @@ class ColumnDef:
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
+            why = " (no backend stores a time type: give times as MJD, DOUBLE)" if self.type == "TIMESTAMP" else ""
             raise SchemaFormatError(
-                f"column {self.name!r}: unknown type {self.type!r}; allowed: {', '.join(COLUMN_TYPES)}"
+                f"column {self.name!r}: unknown type {self.type!r}{why}; allowed: {', '.join(COLUMN_TYPES)}"
             )
         if self.type in ("CHAR", "VARCHAR") and not self.length:
             raise SchemaFormatError(f"column {self.name!r}: type {self.type} needs a length")
@@ -213,6 +203,8 @@ def _table_from_dict(data: dict[str, Any], where: str) -> TableDef:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise SchemaFormatError(f"{where}: malformed table definition ({type(exc).__name__}: {exc})") from None
+    except SchemaFormatError as exc:
+        raise SchemaFormatError(f"{where}: {exc}") from None
 
 
 def load_schema(path: str | Path) -> SchemaDef:

@@ -35,7 +35,7 @@ def load_definitions(config: L1dbConfig) -> SchemaDef:
         published table; the message is one line naming the file.
     """
     path = Path(config.schema_file) if config.schema_file else packaged_schema_path()
-    where = f"{config.path}: [l1db] 'schema_file'" if config.path else "[l1db] 'schema_file'"
+    where = config.where("l1db", "schema_file")
     try:
         schema_def = load_schema(path)
     except SchemaFormatError as exc:
@@ -74,8 +74,6 @@ def sql_type(col: ColumnDef) -> sa.types.TypeEngine:
             return sa.VARCHAR(col.length)
         case "TEXT":
             return sa.Text()
-        case "TIMESTAMP":
-            return sa.TIMESTAMP()
     raise SchemaError(f"column {col.name}: no SQL type for {col.type}")
 
 

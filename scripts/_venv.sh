@@ -4,7 +4,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${L1DB_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+. "$ROOT/scripts/_common.sh"
 if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
     echo "l1dbproto needs Python >= 3.11 (found: $("$PYTHON" --version 2>&1))" >&2; exit 1
 fi

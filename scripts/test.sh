@@ -6,7 +6,7 @@
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k config
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+. "$ROOT/scripts/_common.sh"
 
 need=()
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)

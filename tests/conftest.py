@@ -16,14 +16,18 @@ body serves every backend.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import sqlalchemy
+
+from l1db import scratch
+from l1db.scratch import Servers, scratch_database
+
+__all__ = ["SERVERS", "create_test_database", "cassandra_session", "write_config"]
 
 SQL_BACKENDS = ("sqlite", "postgresql", "mysql")
 BACKENDS = (*SQL_BACKENDS, "cassandra")
@@ -42,9 +46,13 @@ CASSANDRA_LAYOUTS = {
     "htm7": {"part_pixelization": "htm", "part_pixel_level": 7},
 }
 
-PG_ADMIN_URL = os.environ.get("L1DB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN_URL = os.environ.get("L1DB_TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306/")
-CASSANDRA_HOSTS = os.environ.get("L1DB_TEST_CASSANDRA_HOSTS", "127.0.0.1")
+#: The test servers: the local ones (`l1db.scratch.Servers`) unless the environment names others.
+SERVERS = Servers(**{
+    field: os.environ[variable]
+    for field, variable in (("pg_admin_url", "L1DB_TEST_PG_URL"), ("mysql_admin_url", "L1DB_TEST_MYSQL_URL"),
+                            ("cassandra_hosts", "L1DB_TEST_CASSANDRA_HOSTS"))
+    if variable in os.environ
+})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -67,57 +75,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("backend", "layout"), pairs, ids=ids)
 
 
-def _server_engine(url: str) -> sqlalchemy.Engine:
-    return sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+def _test_database(backend: str, tmp_path: Path) -> contextlib.AbstractContextManager[str]:
+    """A new empty database on ``backend`` with a unique name, dropped on exit."""
+    return scratch_database(backend, f"l1dbtest_{uuid.uuid4().hex[:12]}", tmp_path, SERVERS)
 
 
-def create_test_database(backend: str, tmp_path: Path) -> tuple[str, callable]:
+def create_test_database(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
     """Create an empty database on ``backend``; return its URL and a drop function."""
-    name = f"l1dbtest_{uuid.uuid4().hex[:12]}"
-    if backend == "cassandra":
-        # create_l1_schema creates the keyspace; the test only has to drop it.
-        url = f"cassandra://{CASSANDRA_HOSTS}/{name}"
-        return url, lambda: drop_keyspace(name)
-    if backend == "sqlite":
-        path = tmp_path / f"{name}.sqlite3"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    admin_url = PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL
-    engine = _server_engine(admin_url)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    url = sqlalchemy.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        engine = _server_engine(admin_url)
-        with engine.connect() as conn:
-            if backend == "postgresql":
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        engine.dispose()
-
-    return url, drop
+    stack = contextlib.ExitStack()
+    return stack.enter_context(_test_database(backend, tmp_path)), stack.close
 
 
 def cassandra_session():
-    """A driver session on the test cluster (the caller shuts its cluster down)."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
-
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=120)
-    cluster = Cluster(CASSANDRA_HOSTS.split(","), connect_timeout=10, protocol_version=5,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile})
-    return cluster, cluster.connect()
-
-
-def drop_keyspace(name: str) -> None:
-    """Drop a test keyspace if it exists."""
-    cluster, session = cassandra_session()
-    try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
-    finally:
-        cluster.shutdown()
+    """A driver ``(cluster, session)`` on the test cluster (the caller shuts its cluster down)."""
+    return scratch.cassandra_session(SERVERS.cassandra_hosts.split(","))
 
 
 @pytest.fixture
@@ -135,11 +106,8 @@ def sql_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a new empty database on ``backend``, dropped after the test."""
-    url, drop = create_test_database(backend, tmp_path)
-    try:
+    with _test_database(backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 def write_config(path: Path, url: str, **options: object) -> Path:
@@ -148,15 +116,19 @@ def write_config(path: Path, url: str, **options: object) -> Path:
     Options of the other kind of backend than ``url``'s are left out (see the
     module docstring).
     """
-    from l1db.config import OPTIONS
+    from dia_sim.options import SECTIONS
+    from l1db.config import L1DB_SECTIONS
+    from l1db.config_model import option_backend, option_fields
 
     backend = "cassandra" if url.startswith("cassandra:") else "sql"
+    fields = {key: (section, field) for section, model in {**L1DB_SECTIONS, **SECTIONS}.items()
+              for key, field in option_fields(model).items()}
     sections: dict[str, list[str]] = {}
     for name, value in options.items():
-        opt = next((o for o in OPTIONS if o.name == name), None)
-        assert opt is not None, f"unknown option {name}"
-        if opt.backend in (None, backend):
-            sections.setdefault(opt.section, []).append(f"{name} = {value}")
+        assert name in fields, f"unknown option {name}"
+        section, field = fields[name]
+        if option_backend(field) in (None, backend):
+            sections.setdefault(section, []).append(f"{name} = {value}")
     lines = ["[database]", f"url = {url}"]
     for section, entries in sections.items():
         lines += ["", f"[{section}]", *entries]
@@ -182,21 +154,15 @@ def make_config(db_url: str, tmp_path: Path):
 @pytest.fixture
 def sql_db_url(sql_backend: str, tmp_path: Path) -> Iterator[str]:
     """URL of a new empty database on an SQL backend, dropped after the test."""
-    url, drop = create_test_database(sql_backend, tmp_path)
-    try:
+    with _test_database(sql_backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture
 def cassandra_db_url(tmp_path: Path) -> Iterator[str]:
     """URL of a new keyspace on the Cassandra test cluster, dropped after the test."""
-    url, drop = create_test_database("cassandra", tmp_path)
-    try:
+    with _test_database("cassandra", tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture
@@ -223,28 +189,3 @@ def l1(sql_db_url: str):
     schema.create(engine)
     yield engine, schema
     engine.dispose()
-
-
-def read_table(config: Path | str, table: str, columns: list[str]) -> pd.DataFrame:
-    """Columns of every row of a table, read with the backend's own driver (to check what is stored)."""
-
-    from l1db.config import load_config, normalize_url, parse_cassandra_url
-
-    cfg = load_config(config)
-    if cfg.backend == "cassandra":
-        url = parse_cassandra_url(cfg.url)
-        cluster, session = cassandra_session()
-        try:
-            names = ", ".join(f'"{c}"' for c in columns)
-            rows = session.execute(f'SELECT {names} FROM "{url.keyspace}"."{table}"', timeout=120)
-            return pd.DataFrame(list(rows), columns=columns)
-        finally:
-            cluster.shutdown()
-    engine = sqlalchemy.create_engine(normalize_url(cfg.url), poolclass=sqlalchemy.pool.NullPool)
-    try:
-        reflected = sqlalchemy.Table(table, sqlalchemy.MetaData(), autoload_with=engine)
-        with engine.connect() as conn:
-            rows = conn.execute(sqlalchemy.select(*(reflected.c[c] for c in columns))).all()
-        return pd.DataFrame(rows, columns=columns)
-    finally:
-        engine.dispose()

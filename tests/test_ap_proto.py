@@ -21,10 +21,11 @@ from astropy.time import Time
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import field_tiles
-from l1db.config import load_config
+from dia_sim.options import load_ap_config
+from l1db.scratch import read_table
 from l1db import L1db
 from l1db.timing_log import parse_log
-from conftest import read_table, write_config
+from conftest import write_config
 
 PER_VISIT = 400
 PATCH = "0,6,-20,-14"
@@ -153,7 +154,7 @@ def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> No
     from dia_sim.cli.ap_proto import _options, _parser
 
     options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "2", str(sources)]),
-                       load_config(config))
+                       load_ap_config(config))
     for visit_id, group in stored.groupby("visit"):
         row = visits[visits["visitId"] == visit_id].iloc[0]
         plan = plan_visit(int(visit_id), Time(row["visitTimeMjdTai"], format="mjd", scale="tai"), options)
@@ -295,7 +296,8 @@ def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.Cap
     cases.append((["-c", str(unreachable), str(sources)], "cannot connect"))
     # Bad option values.
     cases.append((["-c", str(good), "--pointing-area", "1,2,3", str(sources)], "pointing"))
-    cases.append((["-c", str(good), "--detection-fraction", "2", str(sources)], "detection_fraction"))
+    cases.append((["-c", str(good), "--detection-fraction", "2", str(sources)],
+                  "--detection-fraction: bad value '2'; allowed: a number from 0 to 1"))
     for argv, words in cases:
         assert main(["-l", str(tmp_path / "t.jsonl"), "--no-progress", *argv]) == 1, argv
         err = capsys.readouterr().err

@@ -67,6 +67,11 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
     # A schema_file pointing at a config that holds a password: never echoed.
     secret = tmp_path / "secret.cfg"
     secret.write_text("[database]\nurl = postgresql://user:s3cretpw@127.0.0.1/x\n")
+    # No backend stores a time type: the format has none, and says so naming the column.
+    timestamp = tmp_path / "timestamp.yaml"
+    timestamp.write_text("tables:\n- name: DiaObject\n  primary_key: [diaObjectId]\n  columns:\n"
+                         "  - {name: diaObjectId, type: BIGINT, nullable: false}\n"
+                         "  - {name: lastSeen, type: TIMESTAMP}\n")
     cases = {
         "missing": (tmp_path / "nope.yaml", "file not found"),
         "directory": (tmp_path, "directory"),
@@ -74,6 +79,7 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
         "not a schema": (not_schema, "not a schema file"),
         "binary": (binary, "not a text file"),
         "a config": (secret, "not"),
+        "a time column": (timestamp, "column 'lastSeen': unknown type 'TIMESTAMP' (no backend stores a time type"),
     }
     for name, (schema_file, words) in cases.items():
         config = write_config(tmp_path / "bad.cfg", url, schema_file=schema_file)
@@ -90,6 +96,10 @@ def test_bad_config(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture
     (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\nfov = nan\n")
     assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
     _one_line(capsys, "ap_proto", "ap.cfg", "fov", "nan")
+    # A value out of its bounds fails at loading, before the simulator sees it.
+    (tmp_path / "ap.cfg").write_text(f"[database]\nurl = {url}\n[ap_proto]\ndetection_fraction = 2\n")
+    assert _ap_proto(tmp_path, "-c", str(tmp_path / "ap.cfg"), str(sources)) == 1
+    _one_line(capsys, "ap_proto", "ap.cfg: [ap_proto] detection_fraction: bad value '2'; allowed: a number from 0 to 1")
     assert not (tmp_path / "l1db.sqlite3").exists()
     assert not (tmp_path / "timing.jsonl").exists()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,7 +156,6 @@ def node_pid(run_dir: Path) -> int:
     return node.pid
 
 
-@pytest.mark.slow
 def test_cql_answers(run_dir: Path) -> None:
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([ADDRESS]))
     cluster = Cluster([ADDRESS], protocol_version=5, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
@@ -175,13 +175,16 @@ def test_cql_answers(run_dir: Path) -> None:
     assert not list((run_dir / "node1" / "data").rglob("snapshots"))
 
 
-@pytest.mark.slow
 def test_status_of_a_running_node(run_dir: Path) -> None:
     (node,) = server.status(run_dir)
     assert (node.index, node.address, node.release_version) == (1, ADDRESS, server.CASSANDRA_VERSION)
     assert node.running and node.cql and node.rss_mib and node.rss_mib > 100
     assert (node.log_dir / "system.log").stat().st_size > 0
     assert server.hosts(run_dir) == [ADDRESS]
+    # nodetool's way in: the node's JMX port, recorded in its folder, answers on 127.0.0.1.
+    port = server.jmx_port(node.node_dir)
+    assert port is not None
+    socket.create_connection(("127.0.0.1", port), timeout=10).close()
     proc = cli("status", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"node 1  {ADDRESS}" in proc.stdout
@@ -189,7 +192,6 @@ def test_status_of_a_running_node(run_dir: Path) -> None:
         assert words in proc.stdout
 
 
-@pytest.mark.slow
 def test_start_again_is_idempotent(run_dir: Path) -> None:
     pid = node_pid(run_dir)
     started = time.monotonic()
@@ -201,14 +203,12 @@ def test_start_again_is_idempotent(run_dir: Path) -> None:
     assert node_pid(run_dir) == pid
 
 
-@pytest.mark.slow
 def test_address_taken_by_another_run_dir(run_dir: Path, tmp_path: Path) -> None:
     proc = cli("start", "--run-dir", str(tmp_path / "other"), "--base-address", ADDRESS)
     assert proc.returncode == 1
     assert f"{ADDRESS}:9042 is already taken" in one_error_line(proc)
 
 
-@pytest.mark.slow
 def test_kill_9_then_start_the_node_again(run_dir: Path) -> None:
     pid = node_pid(run_dir)
     os.kill(pid, signal.SIGKILL)
@@ -223,7 +223,6 @@ def test_kill_9_then_start_the_node_again(run_dir: Path) -> None:
     assert server.cql_release_version(ADDRESS) == server.CASSANDRA_VERSION
 
 
-@pytest.mark.slow
 def test_stop(run_dir: Path) -> None:
     pid = node_pid(run_dir)
     proc = cli("stop", "--run-dir", str(run_dir))

@@ -32,7 +32,7 @@ def test_output_into_a_closed_pipe(decorated: bool) -> None:
 
 def test_every_tool_is_decorated() -> None:
     from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
-    from l1db.cli import create_l1_schema, parse_cat
+    from l1db.cli import create_l1_schema, l1db_state, parse_cat
 
-    for module in (ap_proto, gen_sources, log2csv, plot_timing, create_l1_schema, parse_cat):
+    for module in (ap_proto, gen_sources, log2csv, plot_timing, create_l1_schema, parse_cat, l1db_state):
         assert hasattr(module.main, "__wrapped__"), module.__name__

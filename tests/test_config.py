@@ -6,7 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from l1db.config import OPTIONS, ConfigError, L1dbConfig, default_config_path, load_config, normalize_url, safe_url
+from dia_sim.options import SECTIONS, config_file_text, load_ap_config
+from l1db.config import (
+    L1DB_SECTIONS,
+    TOOL_SECTIONS,
+    ConfigError,
+    L1dbConfig,
+    L1dbSection,
+    default_config_path,
+    load_config,
+    normalize_url,
+    safe_url,
+)
+from l1db.config_model import option_backend, option_fields
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,9 +34,16 @@ def test_example_configs_load_with_every_option_documented(name: str) -> None:
     path = REPO / "cfg" / name
     config = load_config(path)
     text = path.read_text()
-    for opt in OPTIONS:
-        if opt.section in ("database", "l1db", "cassandra") and opt.backend in (None, config.backend):
-            assert f"\n{opt.name} =" in text, f"{name} does not show {opt.name}"
+    for model in L1DB_SECTIONS.values():
+        for key, field in option_fields(model).items():
+            if option_backend(field) in (None, config.backend):
+                assert f"\n{key} =" in text, f"{name} does not show {key}"
+    # The comments are the declarations' (python -m dia_sim.options README.md cfg/*.cfg) and the values the defaults.
+    assert config_file_text(text) == text
+    for model in L1DB_SECTIONS.values():
+        for key, field in option_fields(model).items():
+            if key != "url" and option_backend(field) in (None, config.backend):
+                assert getattr(config, key, config.cassandra.get(key)) == field.default, key
     assert config.read_sources_months == 12
     if config.backend == "cassandra":
         assert config.cassandra["part_pixelization"] == "mq3c"
@@ -39,7 +58,8 @@ def test_packaged_default_is_sqlite() -> None:
 
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "[database]\nurl = sqlite:///x.db\n"))
-    defaults = {o.name: o.default for o in OPTIONS if o.section == "l1db"}
+    defaults = {key: field.default for key, field in option_fields(L1dbSection).items()}
+    assert defaults["dia_object_index"] == "baseline" and defaults["read_sources_months"] == 12
     for name, value in defaults.items():
         assert getattr(config, name) == value
     assert config.effective_pixel_level == 20
@@ -66,16 +86,16 @@ source_select = by-fov
     "text, expected",
     [
         ("[l1db]\n", ["missing section [database]"]),
-        ("[database]\n", ["[database]", "missing key 'url'"]),
+        ("[database]\n", ["[database] url", "missing"]),
         ("[database]\nurl = sqlite://\n[bogus]\nx = 1\n", ["unknown section [bogus]", "[l1db]"]),
         ("[database]\nurl = sqlite://\n[l1db]\ncolour = red\n", ["[l1db]", "unknown key 'colour'", "dia_object_index"]),
         ("[database]\nurl = sqlite://\n[l1db]\ndia_object_index = btree\n",
-         ["[l1db]", "'btree'", "dia_object_index", "baseline | pix_id_iov | last_object_table"]),
+         ["[l1db] dia_object_index: bad value 'btree'; allowed: baseline | pix_id_iov | last_object_table"]),
         ("[database]\nurl = sqlite://\n[l1db]\nread_sources_months = twelve\n",
          ["read_sources_months", "an integer >= 0"]),
         ("[database]\nurl = sqlite://\n[l1db]\npixel_max_ranges = 0\n", ["pixel_max_ranges", ">= 1"]),
         ("[database]\nurl = sqlite://\n[l1db]\nobject_last_replace = yes\n", ["object_last_replace", "0 | 1"]),
-        ("[database]\nurl = not a url\n", ["'url': unsupported URL scheme"]),
+        ("[database]\nurl = not a url\n", ["[database] url: unsupported URL scheme"]),
         ("this is not an ini file\n", ["not a valid INI file"]),
     ],
 )
@@ -123,3 +143,30 @@ def test_replace_validates() -> None:
     assert config.replace(dia_object_index="last_object_table").dia_object_index == "last_object_table"
     with pytest.raises(ConfigError):
         config.replace(dia_object_index="nope")
+
+
+def test_tool_section_is_validated_at_load(tmp_path: Path) -> None:
+    # A bad [ap_proto] value fails when the file is loaded, naming file, section and key.
+    path = _write(tmp_path, "[database]\nurl = sqlite://\n[ap_proto]\ndetection_fraction = 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_ap_config(path)
+    assert str(err.value) == f"{path}: [ap_proto] detection_fraction: bad value '2'; allowed: a number from 0 to 1"
+    path = _write(tmp_path, "[database]\nurl = sqlite://\n[ap_proto]\npointing_area = 0,20,10,30\n")
+    with pytest.raises(ConfigError, match=r"\[ap_proto\] pointing_area: .*north of the equator"):
+        load_ap_config(path)
+    path = _write(tmp_path, "[database]\nurl = sqlite://\n[ap_proto]\nmatch_radius = 2\nscatter_arcsec = 1\n")
+    with pytest.raises(ConfigError, match=r"\[ap_proto\] unknown key 'scatter_arcsec'"):
+        load_ap_config(path)
+    # l1db alone leaves the section to its tool; values are handed over by key.
+    path = _write(tmp_path, "[database]\nurl = sqlite://\n[ap_proto]\nmatch_radius = 2\n")
+    assert load_config(path).sections == {}
+    assert load_ap_config(path).sections["ap_proto"]["match_radius"] == 2.0
+    assert set(SECTIONS) <= set(TOOL_SECTIONS)
+
+
+def test_backend_tag_and_cross_checks_on_direct_construction() -> None:
+    with pytest.raises(ConfigError, match="dia_object_index: means nothing for the cassandra backend"):
+        L1dbConfig(url="cassandra://127.0.0.1/ks").replace(dia_object_index="baseline")
+    assert L1dbConfig(url="cassandra://127.0.0.1/ks").cassandra["part_pixelization"] == "mq3c"
+    with pytest.raises(ConfigError, match="pixel_level: bad value 25 with pixelization htm; allowed: 1-24"):
+        L1dbConfig(url="sqlite://").replace(pixel_level=25)

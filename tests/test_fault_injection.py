@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PG_ADMIN_URL
+from conftest import SERVERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fault_injection  # noqa: E402
@@ -18,7 +18,7 @@ def test_kills_and_a_restart_leave_a_database_equal_to_its_log(tmp_path: Path,
     code = fault_injection.main([
         "--backends", "sqlite,postgresql", "--kills", "3", "--restarts", "1", "--visits", "8", "--down", "1.5",
         "--per-visit", "400", "--noise", "100", "--retry-wait", "0.5", "--keep", str(tmp_path),
-        "--pg-admin-url", PG_ADMIN_URL,
+        "--pg-admin-url", SERVERS.pg_admin_url,
     ])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from lsst import sphgeom
 
-from dia_sim._sphere import radec_to_xyz, sample_cap, xyz_to_radec
+from dia_sim._sphere import sample_cap
+from l1db.sphere import radec_to_xyz, xyz_to_radec
 from dia_sim.field import FieldTile, field_tiles
 from naive import naive_field_tile, naive_in_circle
 

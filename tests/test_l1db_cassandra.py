@@ -7,6 +7,7 @@ transactions.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import astropy.units as u
@@ -17,13 +18,14 @@ import pytest
 from astropy.time import Time
 from cassandra.query import UNSET_VALUE
 
-from conftest import read_table, write_config
+from conftest import write_config
 from l1db import L1db
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
 from l1db.cassandra.session import serialized_frame
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import ConfigError, load_config
 from l1db.errors import SchemaError
+from l1db.scratch import read_table
 from l1db.timer import TimingRecord
 from l1db_frames import random_rows, random_sky_points, random_visit
 
@@ -137,6 +139,30 @@ def test_an_object_that_moves_partition_leaves_no_stale_version(make_cassandra_c
     assert found["diaObjectId"].tolist() == [7] and found["ra"].tolist() == [11.0]
     counts = db.tableRowCount()
     assert counts["DiaObjectLast"] == counts["DiaObjectLastToPartition"] == 1 and counts["DiaObject"] == 2
+    db.close()
+
+
+def test_explain_logs_the_partitions_read(make_cassandra_config, caplog: pytest.LogCaptureFixture) -> None:
+    """CQL has no EXPLAIN: a Cassandra plan is the statement and the partitions it reads."""
+    rng = np.random.default_rng(17)
+    db = _db(make_cassandra_config, part_pixelization="mq3c", part_pixel_level=10)
+    region = _circle(10.0, -20.0, 0.5)
+    pixels = len(db.partitioning.region_pixels(region))
+    objects = random_rows(rng, db.definitions["DiaObject"], 3, diaObjectId=np.arange(1, 4, dtype=np.int64),
+                          ra=np.full(3, 10.0), dec=np.full(3, -20.0))
+    with caplog.at_level(logging.INFO, logger="l1db.cassandra"):
+        db.store(T0, objects, None, None, explain=True)
+    assert "query plan for SELECT" in caplog.text and "DiaObjectLastToPartition" in caplog.text
+    assert "reads 3 partitions (one per diaObjectId, in 1 statements)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="l1db.cassandra"):
+        found = db.getDiaObjects(region, explain=True)
+        db.getDiaSources(region, found, T0 + 1 * u.day, explain=True)
+    plans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("query plan for SELECT")]
+    assert len(plans) == 2 and '"DiaObjectLast"' in plans[0] and '"DiaSource"' in plans[1], plans
+    assert f"reads {pixels} partitions ({pixels} sky pixels x 1 time partitions" in plans[0]
+    assert f"{pixels} sky pixels x " in plans[1]
+    assert len(found) == 3  # explaining does not change what is read
     db.close()
 
 

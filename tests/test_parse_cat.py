@@ -156,13 +156,13 @@ def test_felis_ids_string_pk_and_types(tmp_path: Path) -> None:
         {"name": "a", "@id": "#T.a_id", "datatype": "long", "nullable": False},
         {"name": "b", "datatype": "byte", "ivoa:unit": "mag"},
         {"name": "c", "datatype": "unicode", "length": 12},
-        {"name": "d", "datatype": "timestamp"},
+        {"name": "d", "datatype": "double"},
         {"name": "e", "datatype": "text", "fits:tunit": ""},
         {"name": "f", "datatype": "float", "fits:tunit": "nJy", "value": 1.5},
     ]
     table = read_felis(_write_felis(tmp_path, columns, "#T.a_id")).tables["T"]
     assert table.primary_key == ("a",)
-    assert [c.type for c in table.columns] == ["BIGINT", "TINYINT", "VARCHAR", "TIMESTAMP", "TEXT", "FLOAT"]
+    assert [c.type for c in table.columns] == ["BIGINT", "TINYINT", "VARCHAR", "DOUBLE", "TEXT", "FLOAT"]
     assert (table.column("b").unit, table.column("f").unit) == ("mag", "nJy")
     assert table.column("c").length == 12
     assert table.column("e").unit is None
@@ -171,10 +171,11 @@ def test_felis_ids_string_pk_and_types(tmp_path: Path) -> None:
 
 def test_felis_errors_name_the_problem(tmp_path: Path) -> None:
     """What Felis accepts but the format cannot hold, or dax_apdb could not resolve."""
-    path = _write_felis(tmp_path, [{"name": "a", "datatype": "binary", "length": 8}], "#T.a")
-    message = r"tiny\.yaml: table 'T', column 'a': Felis datatype 'binary' has no column type"
-    with pytest.raises(ParseCatError, match=message):
-        read_felis(path)
+    for column in ({"name": "a", "datatype": "binary", "length": 8}, {"name": "a", "datatype": "timestamp"}):
+        path = _write_felis(tmp_path, [column], "#T.a")
+        message = rf"tiny\.yaml: table 'T', column 'a': Felis datatype '{column['datatype']}' has no column type"
+        with pytest.raises(ParseCatError, match=message):
+            read_felis(path)
     path = _write_felis(tmp_path, [{"name": "a", "datatype": "long"}], ["#T.zz"])
     with pytest.raises(ParseCatError, match=r"reference '#T.zz' is not the '@id' of a column"):
         read_felis(path)
@@ -241,7 +242,7 @@ def test_sql_tables_types_and_keys(small: SchemaDef) -> None:
         "diaObjectId", "validityStart", "ra", "decl", "nDiaSources", "flags", "isVariable"
     ]  # fmt: skip
     assert [c.type for c in obj.columns] == [
-        "BIGINT", "TIMESTAMP", "DOUBLE", "DOUBLE", "INT", "BIGINT", "BOOLEAN"
+        "BIGINT", "DOUBLE", "DOUBLE", "DOUBLE", "INT", "BIGINT", "BOOLEAN"
     ]  # fmt: skip
     assert [c.nullable for c in obj.columns] == [False] * 6 + [True]
     assert obj.primary_key == ("diaObjectId", "validityStart")
@@ -256,7 +257,7 @@ def test_sql_tables_types_and_keys(small: SchemaDef) -> None:
     assert src.column("comment").default == "none"
     assert src.primary_key == ("diaSourceId",)
     assert [(i.name, i.columns) for i in src.indexes] == [("IDX_DiaSource_diaObjectId", ("diaObjectId",))]
-    assert [c.type for c in visit.columns] == ["INT", "TIMESTAMP", "BOOLEAN"]
+    assert [c.type for c in visit.columns] == ["INT", "DOUBLE", "BOOLEAN"]
     # A column-level PRIMARY KEY is the key, and (as in MySQL) not nullable.
     assert visit.primary_key == ("visitId",)
     assert visit.column("visitId").nullable is False
@@ -313,6 +314,11 @@ def test_sql_unsupported_type_and_syntax_error(tmp_path: Path) -> None:
     path.write_text("CREATE TABLE t (a DECIMAL(10, 2) PRIMARY KEY);\n")
     with pytest.raises(ParseCatError, match=r"dec\.sql: table 't', column 'a': unsupported SQL type DECIMAL"):
         read_sql_ddl(path)
+    # No time type in the format (no backend stores one): named, with what to use instead.
+    for sql_type in ("DATETIME", "TIMESTAMP"):
+        path.write_text(f"CREATE TABLE t (a INT PRIMARY KEY, b {sql_type});\n")
+        with pytest.raises(ParseCatError, match=rf"table 't', column 'b': unsupported SQL type {sql_type}.*MJD, DOUBLE"):
+            read_sql_ddl(path)
     path.write_text("CREATE TABLE (a INT\n")
     with pytest.raises(ParseCatError, match=r"dec\.sql: SQL parse error at line 1, column \d+"):
         read_catalog(path)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from dia_sim_fields import CircleField
 
 from dia_sim.detections import KIND_CATALOG
 from dia_sim.rows import SOURCE_HISTORY_COLUMNS
 from dia_sim.visit_sim import OBJECT_COLUMNS, SimConfig, VisitSimulator
+from l1db.config import ConfigError
 
 
 def test_two_visits():
@@ -63,3 +65,13 @@ def test_forced_cutoff_and_missing_last_detection_column():
     _, _, forced = sim.build_rows(rng, 3, 0, 100.0, "r", det, assoc, objects, history, None)
     # Object 2 was last seen 50 days ago: beyond the cutoff.
     assert forced["diaObjectId"].tolist() == [1]
+
+
+def test_sim_config_checked_by_its_declaration() -> None:
+    # The bounds are the [ap_proto] option's: one declaration, one message.
+    with pytest.raises(ConfigError) as err:
+        SimConfig(detection_fraction=2)
+    assert str(err.value) == "SimConfig detection_fraction: bad value 2; allowed: a number from 0 to 1"
+    with pytest.raises(ConfigError, match="match_radius"):
+        SimConfig(match_radius_arcsec=0)
+    assert SimConfig(match_radius=2.5).match_radius_arcsec == 2.5

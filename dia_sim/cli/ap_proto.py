@@ -7,19 +7,16 @@ import logging
 import signal
 import sys
 import time
-from typing import Any
 
 from l1db.cli import quiet_broken_pipe
-from l1db.config import OPTIONS, ConfigError, L1dbConfig, Option, default_config_path, load_config
+from l1db.config import ConfigError, L1dbConfig, default_config_path
+from l1db.config_model import add_arguments, flag, option_fields, validate_section
 from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop, RunOptions, TileResult, VisitFailed, VisitPlan
+from ..ap_loop import ApLoop, TileResult, VisitFailed, VisitPlan
 from ..catalog import CatalogError
-from ..ids import MAX_VISIT
-from ..pointing import check_area_in_sky, parse_pointing_area
-from ..schedule import parse_time
-from ..visit_sim import SimConfig
+from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
 
 __all__ = ["main"]
 
@@ -30,33 +27,13 @@ examples:
   ap_proto -c cfg/l1db-pg.cfg -n 1000 sources.npy
   ap_proto -n 50 --pointing-area 0,20,-30,-10 --false-per-visit 500 sources.npy
   ap_proto -n 100 --divide 2 -l run.jsonl sources.npy     # 2 x 2 tiles in 4 processes
+  ap_proto -n 600 --pointing-area 0,12,-34,-20 --observations-per-year 20 sources.npy
+                                       # time-compressed: the 12-month window fills in ~200 visits
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
 command line come from the config's [ap_proto] section, then the defaults.
 """
-
-
-#: Short flags of the [ap_proto] options that have one.
-_SHORT_FLAGS = {"interval": "-i"}
-#: Metavars of the options whose values have a form.
-_METAVARS = {"pointing_area": "RA_MIN,RA_MAX,DEC_MIN,DEC_MAX", "start_time": "ISO_TAI"}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _metavar(opt: Option) -> str:
-    if opt.name in _METAVARS:
-        return _METAVARS[opt.name]
-    if opt.choices is not None:
-        return "{" + ",".join(str(c) for c in opt.choices) + "}"
-    return "N" if opt.type is int else "X"
-
-
-def _ap_proto_options() -> list[Option]:
-    return [opt for opt in OPTIONS if opt.section == "ap_proto"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,13 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num-visits", default="1", help="number of visits to run (default 1)")
     p.add_argument("-e", "--explain", action="store_true", help="log the query plan of every select")
     p.add_argument("-U", "--no-update", action="store_true", help="read only: store nothing")
-    # Every [ap_proto] config option, with its documentation; values are
-    # validated by the option's declaration, as in a config file.
-    for opt in _ap_proto_options():
-        flags = [f for f in (_SHORT_FLAGS.get(opt.name), _flag(opt.name)) if f]
-        default = opt.default if opt.default != "" else "none"
-        p.add_argument(*flags, dest=opt.name, default=None, metavar=_metavar(opt),
-                       help=f"{opt.doc} (default {default}; allowed: {opt.allowed()})".replace("%", "%%"))
+    # Every [ap_proto] option, documented by its declaration (dia_sim.options);
+    # a value given here replaces the config file's and is validated the same way.
+    add_arguments(p, ApProtoSection)
     p.add_argument("-l", "--log", default="ap_proto_timing.jsonl",
                    help="timing log, appended to (default ap_proto_timing.jsonl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -89,67 +62,28 @@ def _parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:
     """The run's options: command line over the config's [ap_proto] section, every value checked.
 
+    ``config`` is loaded with the [ap_proto] section (`dia_sim.options.load_ap_config`).
+
     Raises
     ------
     l1db.config.ConfigError
-        One line naming the option (``--seed``) or the config file and key.
+        One line naming the option (``--seed``) or the config file, section and key.
     """
-    section = config.sections["ap_proto"]
-    values: dict[str, Any] = {}
-    where: dict[str, str] = {}
-    for opt in _ap_proto_options():
-        text = getattr(args, opt.name)
-        if text is None:
-            values[opt.name] = section[opt.name]
-            where[opt.name] = f"{config.path}: [ap_proto] {opt.name!r}" if config.path else opt.name
-        else:
-            where[opt.name] = _flag(opt.name)
-            values[opt.name] = opt.parse(text, where[opt.name])
-    try:
-        num = int(args.num_visits)
-    except ValueError:
-        num = -1
-    if num < 0:
-        raise ConfigError(f"--num-visits: bad value {args.num_visits!r}; allowed: an integer >= 0")
-    try:
-        start_time = parse_time(values["start_time"])
-    except ValueError as exc:
-        raise ConfigError(f"{where['start_time']}: {exc}") from None
-    if not 0 <= values["start_visit_id"] < MAX_VISIT:
-        raise ConfigError(f"{where['start_visit_id']}: bad value {values['start_visit_id']}; "
-                          f"allowed: an integer from 0 to {MAX_VISIT - 1}")
-    area = None
-    if values["pointing_area"]:
-        try:
-            area = parse_pointing_area(values["pointing_area"])
-            check_area_in_sky(area, values["sky"])
-        except ValueError as exc:
-            raise ConfigError(f"{where['pointing_area']}: {exc}") from None
-    sim = SimConfig(
-        detection_fraction=values["detection_fraction"],
-        false_per_visit=values["false_per_visit"],
-        transients_per_visit=values["transients_per_visit"],
-        match_radius_arcsec=values["match_radius"],
-        forced_cutoff_days=values["forced_cutoff_days"],
-    )
-    return RunOptions(
-        num_visits=num,
-        interval=values["interval"],
-        divide=values["divide"],
-        fov=values["fov"],
-        sky=values["sky"],
-        pointing_area=area,
-        seed=values["seed"],
-        start_time=start_time,
-        start_visit_id=values["start_visit_id"],
-        row_count_every=values["row_count_every"],
-        daily_job_every=values["daily_job_every"],
-        retry_attempts=values["retry_attempts"],
-        retry_wait=values["retry_wait"],
-        explain=args.explain,
-        no_update=args.no_update,
-        sim=sim,
-    )
+    given = {key: getattr(args, key) for key in option_fields(ApProtoSection) if getattr(args, key) is not None}
+
+    def where(key: str | None) -> str:
+        # A key from the command line (also the command line's own, num_visits), or from the file.
+        if key in given or (key is not None and key not in config.sections.get("ap_proto", {})):
+            return flag(key)
+        return config.where("ap_proto", key)
+
+    section = validate_section(ApProtoSection, {**config.sections.get("ap_proto", {}), **given}, where)
+    if section.observations_per_year:
+        for name in ("interval", "days_between_nights"):
+            if name in given:
+                raise ConfigError(f"{flag(name)} and {where('observations_per_year')} exclude each other: the "
+                                  f"cadence is derived from the observations per year (give one or the other)")
+    return run_options(section, where, num_visits=args.num_visits, explain=args.explain, no_update=args.no_update)
 
 
 class _Progress:
@@ -191,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         level = min(level, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config or default_config_path())
+        config = load_ap_config(args.config or default_config_path())
         options = _options(args, config)
         loop = ApLoop(config, args.sources, options, args.log, argv=sys.argv if argv is None else ["ap_proto", *argv])
+        if options.compression is not None:
+            print(f"ap_proto: {options.compression.describe(loop.window_days)}", file=sys.stderr)
         progress = _Progress(options.num_visits, enabled=sys.stderr.isatty() and not args.no_progress)
         try:
             done = loop.run(progress)

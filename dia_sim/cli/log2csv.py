@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from l1db.cli import quiet_broken_pipe
+from l1db.cli import input_file_problem, quiet_broken_pipe
 
 from ..log2csv import logs_to_table, provenance_path, write_csv, write_provenance
 
@@ -48,13 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0: records converted, 1: no record or bad input)."""
     args = _parser().parse_args(argv)
-    for log in args.logs:
-        if Path(log).is_dir():
-            print(f"log2csv: {log}: is a directory, not a log file", file=sys.stderr)
-            return 1
-        if not Path(log).is_file():
-            print(f"log2csv: no such log file: {log}", file=sys.stderr)
-            return 1
+    problem = input_file_problem(args.logs, "log file")
+    if problem:
+        print(f"log2csv: {problem}", file=sys.stderr)
+        return 1
     try:
         table, parsed = logs_to_table(args.logs)
     except OSError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from l1db.cli import quiet_broken_pipe
+from l1db.cli import input_file_problem, quiet_broken_pipe
 
-from ..plots import DEFAULT_THRESHOLD, describe_figures, write_plots
+from ..fits import GROWTH, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
+from ..plots import (DEFAULT_THRESHOLD, SCALING_ASSUMPTION, describe_figures, write_history_plots,
+                     write_plots, write_projection_plots)
 
 __all__ = ["main"]
 
@@ -26,7 +27,16 @@ Visits marked incomplete in the CSV (abandoned by a kill or a failure) are
 left out of the plots and fits unless --include-incomplete; the titles and
 a line on stderr say how many.
 With several CSVs the first three figures are written for each, prefixed by
-its label. Labels and titles come from --label or from the CSV's provenance
+its label.
+
+--history adds history.png: each operation's time against the months of
+history in the database and against the history rows read, runs overlaid,
+with the fitted slope before and after the 12-month window fills (for
+time-compressed runs: ap_proto --observations-per-year).
+--project adds projection.png (per CSV): each read's time against its rows,
+and the per-visit time projected to one survey year (--project-visits) on
+clusters of --nodes nodes, assuming reads scale as 1/N; the projection is
+also printed. Labels and titles come from --label or from the CSV's provenance
 sidecar (CSV.provenance.json: backend, indexing strategy, density).
 """
 
@@ -53,7 +63,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--include-incomplete", action="store_true",
                         help="also plot and fit the visits marked incomplete (abandoned by a kill or a failure); "
                         "by default they are left out and the titles say how many")
+    parser.add_argument("--history", action="store_true",
+                        help="also write history.png: time against history depth, slopes before/after the window fills")
+    parser.add_argument("--project", action="store_true",
+                        help="also write projection.png and print the per-visit time projected to --project-visits")
+    parser.add_argument("--project-visits", type=_positive_int, default=SURVEY_YEAR_VISITS, metavar="N",
+                        help="visit number to project to (default %(default)s: one survey year at 800 a night)")
+    parser.add_argument("--nodes", type=_node_list, default=(1, 3, 6, 12), metavar="N,N,...",
+                        help="cluster sizes of the projection (default 1,3,6,12)")
+    parser.add_argument("--survey-per-year", type=float, default=SURVEY_OBSERVATIONS_PER_YEAR, metavar="K",
+                        help="observations of a point per survey year, to scale a time-compressed run's plateau "
+                        "rows to (default %(default)g)")
+    parser.add_argument("--growth", choices=GROWTH, default="none",
+                        help="store and simulation in the projection: none = as at the end of the run (default); "
+                        "linear = their fit against the visit number extrapolated (an upper bound)")
     return parser
+
+
+def _node_list(text: str) -> tuple[int, ...]:
+    try:
+        nodes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        nodes = ()
+    if not nodes or min(nodes) < 1:
+        raise argparse.ArgumentTypeError(f"must be positive integers separated by commas, not {text}")
+    return nodes
 
 
 @quiet_broken_pipe
@@ -61,13 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    for path in args.csv:
-        if Path(path).is_dir():
-            print(f"plot_timing: {path}: is a directory, not a CSV file", file=sys.stderr)
-            return 1
-        if not Path(path).is_file():
-            print(f"plot_timing: no such CSV file: {path}", file=sys.stderr)
-            return 1
+    problem = input_file_problem(args.csv, "CSV file")
+    if problem:
+        print(f"plot_timing: {problem}", file=sys.stderr)
+        return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1
@@ -77,10 +108,23 @@ def main(argv: list[str] | None = None) -> int:
             metric="cpu" if args.cpu else "real", include_incomplete=args.include_incomplete,
             report=lambda line: print(f"plot_timing: {line}; --include-incomplete plots them", file=sys.stderr),
         )
+        if args.history:
+            history, _ = write_history_plots(args.csv, args.output_dir, labels=args.label)
+            figures.update(history)
+        if args.project:
+            projection, tables = write_projection_plots(
+                args.csv, args.output_dir, labels=args.label, visits=args.project_visits, nodes=args.nodes,
+                survey_per_year=args.survey_per_year, growth=args.growth)
+            figures.update(projection)
     except (OSError, ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.
         print(f"plot_timing: {exc}", file=sys.stderr)
         return 1
     for line in describe_figures(figures):
         print(line)
+    if args.project:
+        print(f"projected per-visit time at visit {args.project_visits:,}, seconds; {SCALING_ASSUMPTION}")
+        for label, (frame, how) in tables.items():
+            print(f"\n{label} ({how}):")
+            print(frame.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     return 0

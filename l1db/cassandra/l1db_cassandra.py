@@ -9,30 +9,21 @@ Stores: Cassandra has no multi-partition transactions, so a visit is stored
 idempotently instead of atomically (`l1db.cassandra.writes` says how).
 
 The class is put together from one piece per job: `l1db.cassandra.reads`,
-`l1db.cassandra.writes` and `l1db.cassandra.visits`; this module adds the
-session, the schema administration and the row counts.
+`l1db.cassandra.writes` and `l1db.cassandra.visits`, over the sessions and
+statement helpers of `l1db.cassandra.client`; this module adds the life cycle,
+the schema administration and the row counts.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from cassandra import InvalidRequest
-from cassandra.query import PreparedStatement, SimpleStatement
 
-from ..api import L1db
-from ..config import L1dbConfig, parse_cassandra_url
 from ..errors import SchemaError
-from ..frames import column_kind
-from ..timer import TimingSink
-from .partitions import Partitioning
 from .reads import CassandraReads
 from .schema import SCHEMA_OPTIONS, TABLES, quote, schema_ddl
-from .session import connect, consistency, execute_concurrently
 from .visits import CassandraVisits
 from .writes import CassandraWrites
 
@@ -40,59 +31,13 @@ __all__ = ["L1dbCassandra"]
 
 _LOG = logging.getLogger(__name__)
 
-class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, L1db):
+class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     """Client of one L1 database on Apache Cassandra (parameters as for `L1db`).
 
     The URL is ``cassandra://HOST[:PORT][,HOST...]/KEYSPACE``; the
     ``[cassandra]`` section sets replication, consistency, partitioning,
     concurrency, batch size and timeouts.
     """
-
-    def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:
-        super().__init__(config, monitor)
-        self.url = parse_cassandra_url(self.config.url)
-        self.keyspace = self.url.keyspace
-        self.options = dict(self.config.cassandra)
-        self.partitioning = Partitioning(self.options)
-        self._cluster, self._session, self._plain = connect(self.url, self.options)
-        self._read_cl = consistency(self.options["read_consistency"])
-        self._write_cl = consistency(self.options["write_consistency"])
-        self._prepared: dict[str, PreparedStatement] = {}
-        # Kind of every column a store writes (the partition columns are bigint).
-        self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
-        self._schema_checked = False
-        self._needs_recovery = True
-
-    # -- small helpers ---------------------------------------------------------------
-
-    def _name(self, table: str) -> str:
-        return f"{quote(self.keyspace)}.{quote(table)}"
-
-    def _prepare(self, key: str, cql: str, write: bool) -> PreparedStatement:
-        statement = self._prepared.get(key)
-        if statement is None:
-            statement = self._session.prepare(cql)
-            statement.consistency_level = self._write_cl if write else self._read_cl
-            self._prepared[key] = statement
-        return statement
-
-    def _run(self, statements: Sequence[tuple[Any, Any]] | Iterator[tuple[Any, Any]], write: bool) -> list[Any]:
-        timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
-        limit = self.options["write_concurrency"] if write else self.options["read_concurrency"]
-        return execute_concurrently(self._session, statements, limit, timeout)
-
-    def _simple(self, cql: str, parameters: Any = None, write: bool = False, timeout: float | None = None) -> Any:
-        """Run one small statement (schema, visits, counts) on the plain session."""
-        statement = SimpleStatement(cql, consistency_level=self._write_cl if write else self._read_cl)
-        default = self.options["write_timeout"] if write else self.options["read_timeout"]
-        return self._plain.execute(statement, parameters, timeout=timeout or default)
-
-    @staticmethod
-    def _rows(result: Any) -> dict[str, list[Any]]:
-        """The columns of a small result of the plain session, by name."""
-        rows = list(result)
-        names = result.column_names or []
-        return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
     # -- life cycle ---------------------------------------------------------------------
 

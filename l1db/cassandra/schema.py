@@ -50,7 +50,6 @@ CQL_TYPES = {
     "CHAR": "text",
     "VARCHAR": "text",
     "TEXT": "text",
-    "TIMESTAMP": "timestamp",
 }
 
 #: Every table of the Cassandra schema, in creation order.

@@ -18,6 +18,7 @@ node lives in its own folder of the run dir::
     RUN_DIR/nodeN/data/                 -Dcassandra.storagedir: data, commitlog, hints, ...
     RUN_DIR/nodeN/logs/                 system.log, gc.log, stdout.log (the JVM's own output)
     RUN_DIR/nodeN/cassandra.pid         pid of the node's JVM while it runs
+    RUN_DIR/nodeN/jmx.port              the node's JMX port (on 127.0.0.1 only), for nodetool
 
 Each JVM runs in a session of its own, so it outlives the process that
 started it; a node is found again through its pid file, or failing that by
@@ -75,6 +76,8 @@ __all__ = [
     "find_java",
     "find_maven",
     "hosts",
+    "jmx_port",
+    "jvm_options",
     "node_address",
     "start",
     "status",
@@ -104,6 +107,8 @@ RUN_DIR_ENV = "L1DB_CASSANDRA_RUN_DIR"
 HOME_ENV = "L1DB_CASSANDRA_HOME"
 
 _MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+#: File of a node's folder holding its JMX port.
+_JMX_PORT_FILE = "jmx.port"
 _JAVA_MAJOR = 17
 _MIN_HEAP_MIB = 256
 _MAX_NODES = 32
@@ -555,7 +560,8 @@ def _render_yaml(info: ClusterInfo, index: int) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], template)
 
 
-def _jvm_file_options() -> list[str]:
+def jvm_options() -> list[str]:
+    """The JVM options of ``conf/jvm17-server.options`` (the ``--add-opens`` a Cassandra class needs on Java 17)."""
     options = []
     for line in (CONF_DIR / "jvm17-server.options").read_text().splitlines():
         line = line.strip()
@@ -565,14 +571,40 @@ def _jvm_file_options() -> list[str]:
     return options
 
 
-def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms: int) -> list[str]:
+def jmx_port(node_dir: str | os.PathLike[str]) -> int | None:
+    """JMX port of the node of ``node_dir`` (listening on 127.0.0.1 only), `None` if it never had one.
+
+    nodetool reaches the node through it (`l1db.cassandra.nodetool`).
+    """
+    try:
+        return int((Path(node_dir) / _JMX_PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pick_jmx_port(node_dir: Path) -> int:
+    """The node's JMX port: its previous one if still free, else any free port of 127.0.0.1."""
+    previous = jmx_port(node_dir)
+    for port in ([previous] if previous else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+        (node_dir / _JMX_PORT_FILE).write_text(f"{port}\n")
+        return port
+    raise CassandraError("no free port on 127.0.0.1 for the node's JMX")  # pragma: no cover - bind(0) succeeds
+
+
+def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms: int, jmx: int) -> list[str]:
     logs = node_dir / "logs"
     jamm = max(lib.glob("jamm-*.jar"))
     return [
         java,
         f"-Xms{heap}",
         f"-Xmx{heap}",
-        *_jvm_file_options(),
+        *jvm_options(),
         f"-javaagent:{jamm}",
         f"-XX:ErrorFile={logs}/hs_err_%p.log",
         # As cassandra-env.sh: a rotated GC log beside system.log.
@@ -589,6 +621,9 @@ def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms
         # Fast start-up of small local clusters (nodes join one at a time).
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
         f"-Dcassandra.ring_delay_ms={ring_delay_ms}",
+        # JMX for nodetool (snapshots, imports: l1db_state), local only and without
+        # authentication, as the release's cassandra-env.sh sets it up by default.
+        f"-Dcassandra.jmx.local.port={jmx}",
         "-cp",
         f"{lib}/*",
         _MAIN_CLASS,
@@ -709,7 +744,7 @@ def _launch(info: ClusterInfo, index: int, node_dir: Path, java: str, lib: Path,
     for sub in ("conf", "data", "logs", "triggers"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     (node_dir / "conf" / "cassandra.yaml").write_text(_render_yaml(info, index))
-    cmd = _java_command(java, lib, node_dir, info.heap, ring_delay_ms)
+    cmd = _java_command(java, lib, node_dir, info.heap, ring_delay_ms, _pick_jmx_port(node_dir))
     env = dict(os.environ)
     env["MALLOC_ARENA_MAX"] = "4"  # as cassandra-env.sh: keeps native memory (RSS) down
     for name in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):

@@ -24,11 +24,11 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.connection import ConnectionException
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.protocol import NumpyProtocolHandler
-from cassandra.query import UNSET_VALUE, tuple_factory
+from cassandra.query import UNSET_VALUE, PreparedStatement, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
-from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
+from ..frames import checked_values, column_kind, empty_frame, frame_of, string_array, typed_array
 
 # cassandra-driver 3.30.1's numpy result parser calls MaskedArray.newbyteorder(),
 # which NumPy 2 removed; the driver swallows the AttributeError and returns no
@@ -46,6 +46,7 @@ __all__ = [
     "consistency",
     "execute_concurrently",
     "columns_of",
+    "log_partition_plan",
     "typed_frame",
     "error_reason",
     "serialized_column",
@@ -90,15 +91,18 @@ def consistency(name: str) -> int:
 
 
 class _GroupedWritesWarning(logging.Filter):
-    """Drop the server's warning about unlogged batches over many partitions.
+    """Drop the server's warnings about what the client does on purpose.
 
     DiaObjectLastToPartition has one partition per object, and its rows are
     sent in groups on purpose (one request per group instead of one per
     object); a cluster with the stock threshold would warn for every group.
+    ``tableRowCount`` counts every table with a full scan on purpose (it says
+    so), and the server would warn for every table.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Unlogged batch covering" not in record.getMessage()
+        message = record.getMessage()
+        return "Unlogged batch covering" not in message and "Aggregation query used without partition key" not in message
 
 
 logging.getLogger("cassandra.protocol").addFilter(_GroupedWritesWarning())
@@ -222,20 +226,7 @@ def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -
 
 def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str]) -> list[np.ndarray]:
     """Every column of ``frame`` (`check_frame` dtypes; ``kinds`` per column) by `serialized_column`."""
-    columns = []
-    for name, kind in zip(frame.columns, kinds):
-        series = frame[name]
-        if kind.startswith("float"):
-            values = series.to_numpy()
-            nulls = np.isnan(values)
-        elif kind == "str":
-            values = series.to_numpy(dtype=object, na_value=None)
-            nulls = np.equal(values, None)
-        else:
-            nulls = series.isna().to_numpy()
-            values = series.to_numpy(dtype=_WIRE[kind][1:] if kind != "bool" else bool, na_value=0)
-        columns.append(serialized_column(values, nulls, kind))
-    return columns
+    return [serialized_column(*checked_values(frame[name], kind), kind) for name, kind in zip(frame.columns, kinds)]
 
 
 def columns_of(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
@@ -270,3 +261,8 @@ def typed_frame(columns: Sequence[sa.Column], pages: Mapping[str, list[np.ndarra
         return empty_frame(columns)
     arrays = [_typed_column(column_kind(c), pages[c.name]) for c in columns]
     return frame_of(columns, arrays)
+
+
+def log_partition_plan(statement: PreparedStatement, partitions: int, how: str) -> None:
+    """Log a statement's plan, as the SQL backends log EXPLAIN: CQL has none, the partitions it reads are its plan."""
+    _LOG.info("query plan for %s: reads %d partitions (%s)", statement.query_string, partitions, how)

@@ -13,11 +13,12 @@ from astropy.time import Time
 from cassandra.query import UNSET_VALUE
 
 from ..api import to_mjd_tai
+from .client import CassandraClient
 
 __all__ = ["CassandraVisits"]
 
 
-class CassandraVisits:
+class CassandraVisits(CassandraClient):
     """Recording and looking up stored visits."""
 
     def _record_visit(self, visit_id: int, visit_mjd: float, tile: int, n_tiles: int, parts: set[int],

@@ -39,9 +39,10 @@ from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedS
 
 from ..api import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
+from .client import CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
-from .session import columns_of, serialized_column, serialized_frame, wire_bytes
+from .session import columns_of, log_partition_plan, serialized_column, serialized_frame, wire_bytes
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -68,7 +69,7 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(mjd, dtype=np.float64) * _US_PER_DAY).astype(np.int64)
 
 
-class CassandraWrites:
+class CassandraWrites(CassandraClient):
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
     def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -144,12 +145,13 @@ class CassandraWrites:
         statement = self._insert(table, columns)
         self._run(self._batches(statement, keyed[columns], (pixels, times)), write=True)
 
-    def _apply_versions(self, objects: pd.DataFrame) -> None:
+    def _apply_versions(self, objects: pd.DataFrame, explain: bool = False) -> None:
         """Make ``objects`` (new DiaObject versions) the latest ones in DiaObjectLast.
 
         Every write carries the version's validity start as its timestamp, so
         that this may run more than once, or late, and never replaces a newer
         version. An object whose sky pixel changed has its old row deleted.
+        With ``explain``, the plan of the lookup of their partitions is logged.
         """
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
         ra, dec = self._positions("DiaObject", objects)
@@ -161,6 +163,8 @@ class CassandraWrites:
                 f'SELECT "diaObjectId", {quote(PART_COLUMN)} FROM {self._name("DiaObjectLastToPartition")} '
                 f'WHERE "diaObjectId" IN ?', write=False)
             chunks = [ids[i : i + 100].tolist() for i in range(0, len(ids), 100)]
+            if explain:
+                log_partition_plan(lookup, len(ids), f"one per diaObjectId, in {len(chunks)} statements")
             found = self._rows_of_results(self._run(((lookup, (chunk,)) for chunk in chunks), write=False))
             old_ids = np.asarray(found.get("diaObjectId", np.empty(0)), dtype=np.int64)
             old_parts = np.asarray(found.get(PART_COLUMN, np.empty(0)), dtype=np.int64)
@@ -210,14 +214,14 @@ class CassandraWrites:
         self.checkSchema()
         try:
             with self._records_after_store(), self._timed("store"):
-                self._store(prepared, visit_mjd, visit_id, tile, n_tiles)
+                self._store(prepared, visit_mjd, visit_id, tile, n_tiles, explain)
         except BaseException:
             # Whatever was half-done is finished (or redone) before the next read.
             self._needs_recovery = True
             raise
 
     def _store(self, prepared: dict[str, pd.DataFrame | None], visit_mjd: float, visit_id: int | None,
-               tile: int, n_tiles: int) -> None:
+               tile: int, n_tiles: int, explain: bool) -> None:
         objects = prepared["DiaObject"]
         if objects is not None:
             with self._timed("obj_insert", len(objects)):
@@ -237,7 +241,7 @@ class CassandraWrites:
             with self._timed("visit_insert", 1):
                 self._record_visit(visit_id, visit_mjd, tile, n_tiles, parts, applied=objects is None)
         if objects is not None:
-            self._apply_versions(objects)
+            self._apply_versions(objects, explain)
             if visit_id is not None:
                 self._mark_applied(visit_id, tile)
 
@@ -264,13 +268,13 @@ class CassandraWrites:
                 self._apply_versions(versions)
             self._mark_applied(visit_id, tile)
 
-    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaSources(self, sources: pd.DataFrame) -> None:
         checked = self._checked("DiaSource", sources)
         self.checkSchema()
         with self._records_after_store(), self._timed("src_insert", len(checked)):
             self._write_table("DiaSource", checked, "midpointMjdTai")
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
         checked = self._checked("DiaForcedSource", forced)
         self.checkSchema()
         with self._records_after_store(), self._timed("fsrc_insert", len(checked)):

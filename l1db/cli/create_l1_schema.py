@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from ..api import L1db
 from ..config import ConfigError, default_config_path, safe_url
-from ..errors import L1dbError, driver_error_reason
-from . import quiet_broken_pipe
+from ..errors import L1dbError
+from . import quiet_broken_pipe, report_error
 
 __all__ = ["main"]
 
@@ -56,13 +55,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created L1 schema in {safe_url(config.url)} ({how})")
             for line in l1db.describeSchema():
                 print(f"  {line}")
-    except (ConfigError, L1dbError) as exc:
-        print(f"create_l1_schema: error: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:
-        reason = driver_error_reason(exc)
-        if reason is None:
-            raise
-        print(f"create_l1_schema: database error: {reason}", file=sys.stderr)
-        return 1
+        return report_error("create_l1_schema", exc, (ConfigError, L1dbError))
     return 0

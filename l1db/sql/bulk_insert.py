@@ -36,8 +36,9 @@ import pandas as pd
 import sqlalchemy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..frames import L1dbInputError, column_kind, column_dtype
-from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, ensure_transaction, pg_wire_type
+from ..frames import L1dbInputError, checked_values, column_dtype, column_kind
+from .dbapi import driver_cursor, ensure_transaction
+from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, pg_wire_type
 
 __all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer", "warm_up"]
 
@@ -70,22 +71,6 @@ def _columns(table: sqlalchemy.Table, frame: pd.DataFrame) -> list[sqlalchemy.Co
     if wrong:
         raise TypeError(f"{table.name}: columns {wrong} do not have the dtypes of check_frame; check the frame first")
     return columns
-
-
-def _values_and_nulls(series: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Values (arbitrary where NULL) and NULL mask of a checked column."""
-    if kind == "str":
-        values = series.to_numpy()
-        return values, pd.isna(values)
-    if kind.startswith("float"):
-        values = series.to_numpy()
-        return values, np.isnan(values)
-    if isinstance(series.dtype, np.dtype):
-        return series.to_numpy(), np.zeros(len(series), dtype=bool)
-    array = series.array  # pandas masked array: values + mask, no per-row work
-    numpy_dtype = array.dtype.numpy_dtype
-    values = array.to_numpy(dtype=numpy_dtype, na_value=numpy_dtype.type(0))
-    return values, array.isna()
 
 
 def _quoted(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column]
@@ -133,7 +118,7 @@ def pg_copy_buffer(dialect: sqlalchemy.Dialect, columns: Sequence[sqlalchemy.Col
     lengths = np.empty((n, len(columns)), dtype=np.int32)
     for j, column in enumerate(columns):
         wire = pg_wire_type(dialect, column)
-        values, nulls = _values_and_nulls(frame[column.name], column_kind(column))
+        values, nulls = checked_values(frame[column.name], column_kind(column))
         if wire == "text":
             present = ~nulls
             encoded = np.strings.encode(values[present].astype(str), "utf-8")
@@ -165,17 +150,9 @@ def _pg_copy(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequ
              frame: pd.DataFrame) -> None:
     buffer = pg_copy_buffer(conn.dialect, columns, frame)
     table_sql, columns_sql = _quoted(conn, table, columns)
-    ensure_transaction(conn)
     sql = f"COPY {table_sql} ({columns_sql}) FROM STDIN WITH (FORMAT binary)"
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
+    with driver_cursor(conn, sql) as cursor:
         cursor.copy_expert(sql, io.BytesIO(buffer.data), size=1 << 20)
-    except dbapi_error as exc:
-        # The same exception classes as conn.execute raises (IntegrityError, ...).
-        raise sqlalchemy.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-    finally:
-        cursor.close()
 
 
 def _pg_upsert(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
@@ -299,7 +276,7 @@ def mysql_load_buffer(columns: Sequence[sqlalchemy.Column], frame: pd.DataFrame
     zeros = np.zeros(n, dtype=np.int64)
     for column in columns:
         kind = column_kind(column)
-        values, null = _values_and_nulls(frame[column.name], kind)
+        values, null = checked_values(frame[column.name], kind)
         if kind.startswith("float"):
             m, e = _float_parts(np.where(null, values.dtype.type(0), values))
             ints += [m, e]
@@ -389,7 +366,7 @@ def _python_rows(frame: pd.DataFrame, columns: Sequence[sqlalchemy.Column]) -> z
     lists = []
     for column in columns:
         kind = column_kind(column)
-        values, nulls = _values_and_nulls(frame[column.name], kind)
+        values, nulls = checked_values(frame[column.name], kind)
         values = values.tolist()
         for i in np.flatnonzero(nulls).tolist():
             values[i] = None

@@ -34,7 +34,8 @@ import sqlalchemy
 
 from ..frames import column_kind, frame_of, string_array, typed_array
 from .bulk_insert import pg_copy_buffer
-from .pg_copy import PGCOPY_SIGNATURE, ensure_transaction, pg_wire_type
+from .dbapi import driver_cursor
+from .pg_copy import PGCOPY_SIGNATURE, pg_wire_type
 
 __all__ = ["read_frame", "warm_up"]
 
@@ -158,19 +159,9 @@ def _copy_out(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select) -> np.ndarra
     # Literal binds are compiled for psycopg2's pyformat, so '%' is doubled;
     # mogrify with no parameters undoes exactly that, as execute() would.
     literal = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    ensure_transaction(conn)
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.dbapi_connection.cursor()
     sink = io.BytesIO()
-    sql: str | bytes = literal
-    try:
-        sql = b"COPY (" + cursor.mogrify(literal, ()) + b") TO STDOUT WITH (FORMAT binary)"
-        cursor.copy_expert(sql, sink)
-    except dbapi_error as exc:
-        # The same exception classes as conn.execute raises.
-        raise sqlalchemy.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-    finally:
-        cursor.close()
+    with driver_cursor(conn, f"COPY ({literal}) TO STDOUT WITH (FORMAT binary)") as cursor:
+        cursor.copy_expert(b"COPY (" + cursor.mogrify(literal, ()) + b") TO STDOUT WITH (FORMAT binary)", sink)
     return np.frombuffer(sink.getbuffer(), dtype=np.uint8)
 
 
@@ -231,19 +222,12 @@ def _driver_rows(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select) -> list[t
     # format/pyformat drivers interpolate (undoing the compiler's '%%') only
     # when given parameters, as they are by execute().
     params = () if conn.dialect.paramstyle in ("format", "pyformat") else None
-    ensure_transaction(conn)
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
+    with driver_cursor(conn, sql) as cursor:
         if params is None:
             cursor.execute(sql)
         else:
             cursor.execute(sql, params)
         return cursor.fetchall()
-    except dbapi_error as exc:
-        raise sqlalchemy.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-    finally:
-        cursor.close()
 
 
 def _rows_read(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select, columns: Sequence[sqlalchemy.Column]

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from ..api import L1db
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..frames import column_kind, new_frame
@@ -37,7 +36,7 @@ __all__ = ["L1dbSql"]
 
 _LOG = logging.getLogger(__name__)
 
-class L1dbSql(SqlReads, SqlWrites, SqlVisits, L1db):
+class L1dbSql(SqlReads, SqlWrites, SqlVisits):
     """Client of one L1 database on an SQL backend (parameters as for `L1db`)."""
 
     def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:

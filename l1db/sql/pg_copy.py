@@ -14,7 +14,7 @@ import logging
 
 import sqlalchemy
 
-__all__ = ["PGCOPY_SIGNATURE", "PGCOPY_HEADER", "PGCOPY_TRAILER", "pg_wire_type", "ensure_transaction"]
+__all__ = ["PGCOPY_SIGNATURE", "PGCOPY_HEADER", "PGCOPY_TRAILER", "pg_wire_type"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,11 +54,3 @@ def pg_wire_type(dialect: sqlalchemy.Dialect, column: sqlalchemy.Column) -> str:
     except KeyError:
         raise TypeError(f"{column.table.name}.{column.name}: no binary COPY format for {ddl}") from None
 
-
-def ensure_transaction(conn: sqlalchemy.Connection) -> None:
-    """Begin the transaction the caller will end, as the next ``execute()`` would.
-
-    Driver-level calls (``copy_expert``) bypass SQLAlchemy's autobegin.
-    """
-    if not conn.in_transaction():
-        conn.begin()

@@ -19,8 +19,8 @@ from astropy.time import Time
 from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, latest_versions, to_mjd_tai
 from ..frames import empty_frame
 from ..pixelization import check_region, region_contains
-from .bulk_read import read_frame
 from .chunks import id_chunks
+from .client import SqlClient
 from .schema import PIXEL_COLUMN
 
 __all__ = ["SqlReads", "published_columns"]
@@ -33,24 +33,8 @@ def published_columns(table: sa.Table) -> list[sa.Column]:
     return [c for c in table.columns if c.name != PIXEL_COLUMN]
 
 
-class SqlReads:
+class SqlReads(SqlClient):
     """The read half of the SQL L1 API."""
-
-    def _table(self, name: str) -> sa.Table:
-        return self.schema.tables[name]
-
-    def _explain(self, conn: sa.Connection, stmt: sa.Executable) -> None:
-        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
-        prefix = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
-        rows = conn.exec_driver_sql(prefix + sql).all()
-        plan = "\n".join("  " + " | ".join(str(v) for v in row) for row in rows)
-        _LOG.info("query plan for %s...:\n%s", sql[:200].replace("\n", " "), plan)
-
-    def _read(self, conn: sa.Connection, stmt: sa.Select, explain: bool) -> pd.DataFrame:
-        """Run a select and return a frame typed like the schema's columns."""
-        if explain:
-            self._explain(conn, stmt)
-        return read_frame(conn, stmt)
 
     def _object_columns(self, table: sa.Table) -> list[sa.Column]:
         if self.config.read_full_objects:

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from astropy.time import Time
 
 from ..api import to_mjd_tai
+from .client import SqlClient
 
 __all__ = ["SqlVisits"]
 
 
-class SqlVisits:
+class SqlVisits(SqlClient):
     """Recording and looking up stored visits."""
 
     def _insert_visit(self, conn: sa.Connection, visit_id: int, visit_mjd: float, tile: int, n_tiles: int) -> None:

@@ -24,6 +24,7 @@ from ..api import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
 from . import bulk_insert
 from .chunks import id_chunks
+from .client import SqlClient
 from .schema import PIXEL_COLUMN
 
 __all__ = ["SqlWrites"]
@@ -31,7 +32,7 @@ __all__ = ["SqlWrites"]
 _LOG = logging.getLogger(__name__)
 
 
-class SqlWrites:
+class SqlWrites(SqlClient):
     """The write half of the SQL L1 API (and the nightly merge)."""
 
     def _with_pixels(self, table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,14 +118,14 @@ class SqlWrites:
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
-    def storeDiaSources(self, sources: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaSources(self, sources: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaSource", sources, with_pixels=True)
         self.checkSchema()
         with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
             bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame, explain: bool = False) -> None:
+    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
         """One transaction."""
         prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
         self.checkSchema()

@@ -11,7 +11,7 @@ CREATE TABLE DiaObject
     diaObjectId BIGINT NOT NULL,
         -- <descr>Unique id.</descr>
         -- <ucd>meta.id;src</ucd>
-    validityStart DATETIME NOT NULL,
+    validityStart DOUBLE NOT NULL,
         -- <descr>Time when validity of this version
         -- starts.</descr>
         -- <ucd>time.epoch</ucd>
@@ -46,7 +46,7 @@ CREATE TABLE DiaSource (
 
 CREATE TABLE Visit (
     visitId INT PRIMARY KEY COMMENT 'Visit number',
-    visitTime TIMESTAMP NOT NULL,
+    visitTime DOUBLE NOT NULL,
     isValid BIT(1) NOT NULL
         -- <descr>Whether the visit is usable.</descr>
 );

@@ -1,0 +1,98 @@
+"""What every piece of the Cassandra client relies on: the sessions, the options and the statement helpers.
+
+`l1db.cassandra.reads.CassandraReads`, `l1db.cassandra.writes.CassandraWrites`
+and `l1db.cassandra.visits.CassandraVisits` derive from `CassandraClient`;
+`l1db.cassandra.l1db_cassandra.L1dbCassandra` puts them together. Declaring
+the shared state here lets each piece be type-checked alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from cassandra.query import PreparedStatement, SimpleStatement
+
+from ..api import L1db
+from ..config import L1dbConfig, parse_cassandra_url
+from ..frames import column_kind
+from ..timer import TimingSink
+from .partitions import Partitioning
+from .schema import quote
+from .session import connect, consistency, execute_concurrently
+
+__all__ = ["CassandraClient"]
+
+
+class CassandraClient(L1db):
+    """Sessions, options and statement helpers shared by the reads, the writes and the visit bookkeeping."""
+
+    def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:
+        super().__init__(config, monitor)
+        self.url = parse_cassandra_url(self.config.url)
+        self.keyspace = self.url.keyspace
+        self.options = dict(self.config.cassandra)
+        self.partitioning = Partitioning(self.options)
+        self._cluster, self._session, self._plain = connect(self.url, self.options)
+        self._read_cl = consistency(self.options["read_consistency"])
+        self._write_cl = consistency(self.options["write_consistency"])
+        self._prepared: dict[str, PreparedStatement] = {}
+        # Kind of every column a store writes (the partition columns are bigint).
+        self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
+        self._schema_checked = False
+        self._needs_recovery = True
+
+    # -- small helpers ---------------------------------------------------------------
+
+    def _name(self, table: str) -> str:
+        return f"{quote(self.keyspace)}.{quote(table)}"
+
+    def _prepare(self, key: str, cql: str, write: bool) -> PreparedStatement:
+        statement = self._prepared.get(key)
+        if statement is None:
+            statement = self._session.prepare(cql)
+            statement.consistency_level = self._write_cl if write else self._read_cl
+            self._prepared[key] = statement
+        return statement
+
+    def _run(self, statements: Sequence[tuple[Any, Any]] | Iterator[tuple[Any, Any]], write: bool) -> list[Any]:
+        timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
+        limit = self.options["write_concurrency"] if write else self.options["read_concurrency"]
+        return execute_concurrently(self._session, statements, limit, timeout)
+
+    def _simple(self, cql: str, parameters: Any = None, write: bool = False, timeout: float | None = None) -> Any:
+        """Run one small statement (schema, visits, counts) on the plain session."""
+        statement = SimpleStatement(cql, consistency_level=self._write_cl if write else self._read_cl)
+        default = self.options["write_timeout"] if write else self.options["read_timeout"]
+        return self._plain.execute(statement, parameters, timeout=timeout or default)
+
+    @staticmethod
+    def _rows(result: Any) -> dict[str, list[Any]]:
+        """The columns of a small result of the plain session, by name."""
+        rows = list(result)
+        names = result.column_names or []
+        return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+    # -- provided by the pieces, used across them ------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], timestamped: bool = False) -> PreparedStatement:
+        """A prepared INSERT (`l1db.cassandra.writes.CassandraWrites`)."""
+        raise NotImplementedError
+
+    def _read_partitions(self, table: str, columns: Sequence[sa.Column], pixels: np.ndarray,
+                         time_parts: list[int] | None) -> pd.DataFrame:
+        """Rows of the given partitions (`l1db.cassandra.reads.CassandraReads`)."""
+        raise NotImplementedError
+
+    def _record_visit(self, visit_id: int, visit_mjd: float, tile: int, n_tiles: int, parts: set[int],
+                      applied: bool) -> None:
+        """Record a stored tile in L1dbVisit (`l1db.cassandra.visits.CassandraVisits`)."""
+        raise NotImplementedError
+
+    def _mark_applied(self, visit_id: int, tile: int) -> None:
+        """Mark a tile's DiaObjectLast writes done (`l1db.cassandra.visits.CassandraVisits`)."""
+        raise NotImplementedError

@@ -1,0 +1,147 @@
+"""Scratch databases for the tests and the benchmarks: made empty, dropped afterwards, read behind L1db's back.
+
+One place for what both need: a fresh database on any backend (an SQLite
+file, a PostgreSQL or MySQL/MariaDB database made through an admin URL, a
+Cassandra keyspace, which ``create_l1_schema`` makes), dropped afterwards
+even on failure; and the rows a table holds, read with the backend's own
+driver to check what L1db stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from .config import L1dbConfig, load_config, normalize_url, parse_cassandra_url
+
+__all__ = ["Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace", "read_table"]
+
+# Seconds a Cassandra request may take: schema changes on a busy node are slow.
+_CASSANDRA_TIMEOUT = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Servers:
+    """Where scratch databases are made: the servers' admin URLs and the Cassandra contact points.
+
+    The defaults are the local servers that ``scripts/test.sh`` starts.
+    """
+
+    pg_admin_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    mysql_admin_url: str = "mysql+mysqldb://root@127.0.0.1:3306/"
+    #: Comma-separated contact points of the Cassandra node(s) (``cassandra_nodes start``).
+    cassandra_hosts: str = "127.0.0.1"
+
+
+def server_database(admin_url: str, name: str, create: bool) -> str:
+    """Drop database ``name`` on the server of ``admin_url`` and, with ``create``, make it anew.
+
+    Returns the URL of that database (with the admin URL's credentials).
+    """
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            force = " WITH (FORCE)" if engine.dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+            if create:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        engine.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def cassandra_session(hosts: Sequence[str], port: int = 9042) -> tuple[Any, Any]:
+    """A driver ``(cluster, session)`` on the Cassandra nodes ``hosts``; the caller shuts the cluster down."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import RoundRobinPolicy
+
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=_CASSANDRA_TIMEOUT)
+    cluster = Cluster(list(hosts), port=port, connect_timeout=10, protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile})
+    return cluster, cluster.connect()
+
+
+def drop_keyspace(hosts: str, name: str) -> None:
+    """Drop Cassandra keyspace ``name`` if it exists (``hosts`` comma-separated)."""
+    cluster, session = cassandra_session(hosts.split(","))
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {name}")
+    finally:
+        cluster.shutdown()
+
+
+@contextlib.contextmanager
+def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, servers: Servers = Servers()
+                     ) -> Iterator[str]:
+    """URL of a fresh, empty database ``name`` on ``backend``, removed afterwards, even on failure.
+
+    Parameters
+    ----------
+    backend : `str`
+        ``sqlite`` (a file in ``tmp_dir``), ``postgresql``, ``mysql`` (a
+        database made through the admin URL of ``servers``) or ``cassandra``
+        (a keyspace name: ``create_l1_schema`` makes the keyspace).
+    name : `str`
+        Database, file or keyspace name; one left by an earlier run is dropped first.
+    tmp_dir : path
+        Folder of the SQLite file.
+    servers : `Servers`
+        Where the server databases are made.
+    """
+    if backend == "sqlite":
+        path = Path(tmp_dir) / f"{name}.sqlite3"
+        path.unlink(missing_ok=True)
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            path.unlink(missing_ok=True)
+    elif backend == "cassandra":
+        try:
+            yield f"cassandra://{servers.cassandra_hosts}/{name}"
+        finally:
+            drop_keyspace(servers.cassandra_hosts, name)
+    elif backend in ("postgresql", "mysql"):
+        admin = servers.pg_admin_url if backend == "postgresql" else servers.mysql_admin_url
+        try:
+            yield server_database(admin, name, create=True)
+        finally:
+            server_database(admin, name, create=False)
+    else:
+        raise ValueError(f"no scratch database on backend {backend!r}")
+
+
+def read_table(config: L1dbConfig | str | os.PathLike, table: str, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of every row of ``table``, read with the backend's own driver (not through L1db).
+
+    Parameters
+    ----------
+    config : `l1db.config.L1dbConfig` or path
+        The database's config (or its file).
+    """
+    if not isinstance(config, L1dbConfig):
+        config = load_config(config)
+    names = list(columns)
+    if config.backend == "cassandra":
+        url = parse_cassandra_url(config.url)
+        cluster, session = cassandra_session(url.hosts, url.port)
+        try:
+            quoted = ", ".join(f'"{c}"' for c in names)
+            rows = session.execute(f'SELECT {quoted} FROM "{url.keyspace}"."{table}"')
+            return pd.DataFrame(list(rows), columns=names)
+        finally:
+            cluster.shutdown()
+    engine = sa.create_engine(normalize_url(config.url), poolclass=sa.pool.NullPool)
+    try:
+        reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(*(reflected.c[c] for c in names))).all()
+        return pd.DataFrame(rows, columns=names)
+    finally:
+        engine.dispose()
