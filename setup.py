@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "healpy>=1.20",
     "lsst-sphgeom>=30.2026.4000",
     "lsst-sdm-schemas>=30.2026.4300",
+    # The schema language's own library: parse_cat reads and validates Felis YAML with it.
+    "lsst-felis>=30.2026.4300",
     "astropy>=8.0",
     "pandas>=3.1",
     "matplotlib>=3.11",
@@ -33,6 +35,12 @@ TEST_REQUIRES = [
     "pytest>=9.0",
     "nbclient>=0.11",
     "nbformat>=5.11",
+    "ipykernel>=7.4",
+]
+
+# Opening notebooks/timing_analysis.ipynb: scripts/quickstart.sh (and scripts/test.sh) install it.
+NOTEBOOK_REQUIRES = [
+    "jupyterlab>=4.6.6",
     "ipykernel>=7.4",
 ]
 
@@ -75,6 +83,6 @@ setup(
     package_dir={"l1dbproto_schema": "schema", "l1dbproto_cfg": "cfg"},
     package_data={"l1dbproto_schema": ["*.yaml"], "l1dbproto_cfg": ["*.cfg"], "l1db.cassandra": ["conf/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES, "apdb": APDB_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "notebook": NOTEBOOK_REQUIRES, "apdb": APDB_REQUIRES},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -30,6 +30,7 @@ __all__ = [
     "random_frame",
     "timed",
     "median_time",
+    "markdown_table",
 ]
 
 T = TypeVar("T")
@@ -99,6 +100,13 @@ def timed(func: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = func()
     return time.perf_counter() - start, result
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table (for BENCHMARKS.md), one line per row."""
+    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in record) + " |" for record in frame.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def median_time(func: Callable[[], T], runs: int) -> tuple[float, T]:

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import add_backend_options, backend_database
+from _common import add_backend_options, backend_database, markdown_table
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -92,10 +92,7 @@ def main() -> int:
           f"medians over visits {args.visits // 2 + 1}-{args.visits}, seconds; "
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")
     frame = pd.DataFrame(rows)
-    print("| " + " | ".join(frame.columns) + " |")
-    print("|" + "---|" * len(frame.columns))
-    for record in frame.itertuples(index=False):
-        print("| " + " | ".join(str(v) for v in record) + " |")
+    print(markdown_table(frame))
     return 0
 
 

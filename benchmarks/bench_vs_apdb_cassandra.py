@@ -294,6 +294,7 @@ def run(args: argparse.Namespace, catalog: SourceCatalog, work: Path, recorder: 
     sim = VisitSimulator(options.sim)
     sim.warm_up()
     toolkit = make_toolkit(args, work)
+    toolkit.warm_up()  # its numba kernels, as ap_proto does before the first visit
     notes["server_version"] = toolkit.serverVersion()[1]
     notes["toolkit_options"] = dict(toolkit.options)
     apdb = make_apdb(args)

@@ -235,6 +235,8 @@ class TileProcessor:
         if self._l1db is None:
             self._op = "connect"
             self._l1db = L1db(self.config)
+            # Its numba kernels too, before its first timed read (already compiled after a reconnect).
+            self._l1db.warm_up()
         return self._l1db
 
     def close(self) -> None:
@@ -427,6 +429,8 @@ class ApLoop:
         """The loop's own database client (resuming, row counts, daily job), connected again after a failure."""
         if self._l1db is None:
             self._l1db = L1db(self.config)
+            # The daily job is timed: its kernels too (the tiles' processes warm up their own).
+            self._l1db.warm_up()
         return self._l1db
 
     def _reset(self) -> None:

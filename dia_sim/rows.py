@@ -444,7 +444,10 @@ def _gather(frames: list[pd.DataFrame | None], ids: np.ndarray, columns: tuple[s
     for frame in frames:
         if frame is None or len(frame) == 0:
             continue
-        pos = _index_of(ids, frame["diaObjectId"].to_numpy(dtype=np.int64))
+        query = frame["diaObjectId"].to_numpy(dtype=np.int64).view()
+        # Read-only whether or not pandas copied: one kernel signature, the one warm_up compiles.
+        query.flags.writeable = False
+        pos = _index_of(ids, query)
         keep = np.flatnonzero(pos >= 0)
         out["g"].append(pos[keep])
         for c in columns:

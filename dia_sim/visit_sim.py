@@ -24,19 +24,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from l1db.frames import check_frame, empty_frame
 from l1db.schema_model import SchemaDef
+from l1db.tables import published_tables
 
 from .association import associate
 from .detections import simulate_detections
 from .forced import forced_targets
 from .ids import make_ids
+from .field import FieldTile
 from .options import SimConfig
-from .rows import default_schema, make_dia_objects, make_dia_sources, make_forced_sources
+from .rows import (
+    FORCED_HISTORY_COLUMNS,
+    SOURCE_HISTORY_COLUMNS,
+    default_schema,
+    make_dia_objects,
+    make_dia_sources,
+    make_forced_sources,
+)
 
 __all__ = ["OBJECT_COLUMNS", "SimConfig", "AssociationResult", "VisitSimulator"]
 
@@ -84,8 +95,37 @@ class VisitSimulator:
         self.schema = default_schema() if schema is None else schema
 
     def warm_up(self) -> None:
-        """Compile (or load from cache) the numba kernels, outside any timing."""
-        associate(np.zeros(2), np.zeros(2), np.zeros(3), np.zeros(3), self.config.match_radius_arcsec)
+        """Compile (or load from numba's cache) the simulation's numba kernels, outside any timing.
+
+        Runs every step of two visits of a small field: the first on an empty
+        database, the second reading back the first one's rows as its
+        DiaObjects and history, so that each step's kernels run with the
+        types a real visit gives them (a kernel compiles once per type
+        signature). ``tests/test_warm_up.py`` checks that no visit compiles
+        one after this.
+        """
+        rng = np.random.default_rng(0)
+        field = FieldTile(10.0, -20.0, 0.5)
+        cat_ra = np.array([10.0, 10.05, 9.95])
+        cat_dec = np.array([-20.0, -20.05, -19.95])
+        tables = published_tables(self.schema)
+
+        def as_read(table: str, frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
+            # The columns and dtypes a read of the database returns (l1db.frames' typed columns).
+            if frame is None or len(frame) == 0:
+                return empty_frame([tables[table].columns[c] for c in columns])
+            return check_frame(tables[table], frame).loc[:, list(columns)].reset_index(drop=True)
+
+        new_objects = sources = forced = None
+        for visit, mjd in ((1, 61000.0), (2, 61000.1)):
+            objects = as_read("DiaObject", new_objects, OBJECT_COLUMNS)
+            detections = self.detect(rng, field, cat_ra, cat_dec)
+            association = self.associate(detections, objects)
+            new_objects, sources, forced = self.build_rows(
+                rng, visit, 0, mjd, "g", detections, association, objects,
+                as_read("DiaSource", sources, SOURCE_HISTORY_COLUMNS),
+                as_read("DiaForcedSource", forced, FORCED_HISTORY_COLUMNS),
+            )
 
     def detect(self, rng: np.random.Generator, field: Any, catalog_ra: np.ndarray, catalog_dec: np.ndarray) -> pd.DataFrame:
         """Detections of one visit in ``field``: see `dia_sim.detections.simulate_detections`.

@@ -232,6 +232,15 @@ class L1db(abc.ABC):
     def serverVersion(self) -> tuple[str, str]:
         """Backend name and server version, e.g. ``("postgresql", "15.18")``."""
 
+    @abc.abstractmethod
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) every kernel this backend's reads and stores run.
+
+        Call it once before the first timed operation (the AP loop does),
+        so that no visit's timing includes a kernel's compilation. It needs
+        no database and changes nothing.
+        """
+
     # -- schema --------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -44,6 +44,7 @@ __all__ = [
     "checked_values",
     "frame_of",
     "empty_frame",
+    "new_frame",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -423,3 +424,60 @@ def empty_frame(columns: Sequence[sqlalchemy.Column]) -> pd.DataFrame:
         for kind in map(column_kind, columns)
     ]
     return frame_of(columns, arrays)
+
+
+# -- frames built from a few columns (the API's users, the warm-ups) ---------------------
+
+#: Columns of a published table that `l1db.api.L1db.store` sets itself.
+_SET_BY_STORE = frozenset({"validityStartMjdTai", "validityEndMjdTai"})
+
+
+def new_frame(table: sqlalchemy.Table, **columns: object) -> pd.DataFrame:
+    """A frame of ``table`` with every column, built from the few columns given.
+
+    Parameters
+    ----------
+    table : `sqlalchemy.Table`
+        The table, e.g. ``db.tables["DiaObject"]`` of an `l1db.L1db` (84
+        columns for DiaObject, 103 for DiaSource, 14 for DiaForcedSource).
+    **columns
+        ``name=values``: an array-like (one value per row) or a scalar (the
+        same value in every row). At least one must be an array-like: it
+        sets the number of rows.
+
+    Returns
+    -------
+    frame : `pandas.DataFrame`
+        What `check_frame` returns: every column of ``table`` in table order,
+        with its dtype. A column not given holds its schema default if it
+        has one, else NULL if it is nullable, else zero (0, 0.0, False or an
+        empty string: the counts such as ``nDiaSources`` or
+        ``u_psfFluxNdata``).
+
+    Raises
+    ------
+    L1dbInputError
+        If no array-like is given, the arrays differ in length, a key or
+        position column is missing (the primary key columns and ``ra``,
+        ``dec``, except DiaObject's ``validityStartMjdTai``, which
+        `l1db.api.L1db.store` sets to the visit time: 0 until then), or `check_frame`
+        refuses the values (it names the table and the columns).
+    """
+    name = table.name
+    lengths = {key: len(value) for key, value in columns.items() if np.ndim(value) == 1}
+    if not lengths:
+        raise L1dbInputError(f"{name}: give at least one column as an array: it sets the number of rows")
+    if len(set(lengths.values())) > 1:
+        raise L1dbInputError(f"{name}: columns of different lengths {lengths}")
+    n = next(iter(lengths.values()))
+    identity = [*table.primary_key.columns.keys(), "ra", "dec"]
+    missing = [c for c in identity if c in table.columns and c not in _SET_BY_STORE and c not in columns]
+    if missing:
+        raise L1dbInputError(f"{name}: missing key or position columns {missing}")
+    data: dict[str, object] = {key: value if key in lengths else [value] * n for key, value in columns.items()}
+    for column in table.columns:
+        if column.name in data or column.nullable or _default_value(column) is not None:
+            continue
+        kind = column_kind(column)
+        data[column.name] = np.full(n, "", dtype=object) if kind == "str" else np.zeros(n, dtype=kind)
+    return check_frame(table, pd.DataFrame(data))

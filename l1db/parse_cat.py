@@ -4,10 +4,14 @@ Two inputs are understood, both turned into a `l1db.schema_model.SchemaDef`:
 
 Felis YAML (`read_felis`)
     The data model files of the survey, e.g. ``apdb.yaml`` in the PyPI
-    package ``lsst-sdm-schemas``. Column order, nullability, primary keys,
-    indexes and ``Unique`` constraints (as unique indexes) are kept; the
-    unit comes from ``fits:tunit`` or else ``ivoa:unit``; ``value`` becomes
-    the column default. Foreign keys and database-specific overrides such as
+    package ``lsst-sdm-schemas``, read and validated by the schema language's
+    own library, lsst-felis, as the production APDB (dax_apdb) reads them: a
+    file Felis rejects is an error with Felis' message; columns are referred
+    to by their Felis ``@id`` (generated as ``#Table.column`` where absent).
+    Column order, types, lengths, nullability, primary keys, indexes and
+    ``Unique`` constraints (as unique indexes) are kept; the unit comes from
+    ``fits:tunit`` or else ``ivoa:unit``; ``value`` becomes the column
+    default. Foreign keys and database-specific overrides such as
     ``mysql:datatype`` are not part of the format and are dropped.
 
 SQL DDL (`read_sql_ddl`)
@@ -45,6 +49,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import felis.datamodel
+import pydantic
 import sqlglot
 import sqlglot.errors
 import yaml
@@ -67,20 +73,24 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: Felis datatype -> column type of the format.
-FELIS_TYPES: dict[str, str] = {
-    "boolean": "BOOLEAN",
-    "byte": "TINYINT",
-    "short": "SMALLINT",
-    "int": "INT",
-    "long": "BIGINT",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-    "char": "CHAR",
-    "string": "VARCHAR",
-    "unicode": "VARCHAR",
-    "text": "TEXT",
+_FELIS = felis.datamodel.DataType
+
+#: Felis datatype -> column type of the format (Felis' ``binary`` has none).
+FELIS_TYPES: dict[felis.datamodel.DataType, str] = {
+    _FELIS.boolean: "BOOLEAN",
+    _FELIS.byte: "TINYINT",
+    _FELIS.short: "SMALLINT",
+    _FELIS.int: "INT",
+    _FELIS.long: "BIGINT",
+    _FELIS.float: "FLOAT",
+    _FELIS.double: "DOUBLE",
+    _FELIS.char: "CHAR",
+    _FELIS.string: "VARCHAR",
+    _FELIS.unicode: "VARCHAR",
+    _FELIS.text: "TEXT",
 }
+
+_FELIS_VERSION = importlib.metadata.version("lsst-felis")
 
 _DT = exp.DataType.Type
 
@@ -195,75 +205,120 @@ def _make_table(path: Path, **kwargs: Any) -> TableDef:
         raise ParseCatError(f"{path}: {exc}") from exc
 
 
-def _felis_unit(col: dict[str, Any]) -> str | None:
-    unit = col.get("fits:tunit") or col.get("ivoa:unit")
-    return str(unit) if unit else None
+def _felis_where(doc: Any, loc: tuple[Any, ...]) -> str:
+    """Name the table and column (or index) of a Felis error location.
+
+    pydantic locates an error by path (``('tables', 3, 'columns', 12)``);
+    the names read better than the indices.
+    """
+    kinds = {"tables": "table", "columns": "column", "indexes": "index", "constraints": "constraint"}
+    parts: list[str] = []
+    node = doc
+    for parent, key in zip((None, *loc), loc):
+        if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+            name = node.get("name") if isinstance(node, dict) else None
+            parts.append(f"{kinds.get(parent, parent)} {name!r}" if name else f"{parent} #{key}")
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+            if key not in kinds:
+                parts.append(str(key))
+        else:
+            if key not in kinds:
+                parts.append(str(key))
+            node = None
+    return ", ".join(parts)
 
 
-def _felis_table(tdata: dict[str, Any], path: Path) -> TableDef:
-    tname = tdata["name"]
+def _felis_model(doc: Any, path: Path) -> felis.datamodel.Schema:
+    """Validate a Felis document with lsst-felis, as the survey's APDB does.
+
+    Raises
+    ------
+    ParseCatError
+        With Felis' own message (the first problem, and how many more), on one line.
+    """
+    try:
+        # id_generation: columns without '@id' get '#Table.column', as in dax_apdb.
+        return felis.datamodel.Schema.model_validate(doc, context={"id_generation": True})
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        where = _felis_where(doc, tuple(first["loc"]))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        problem = f"{where}: {message}" if where else message
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # Some of Felis' checks run before pydantic's and raise plain errors.
+        more = ""
+        problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+    raise ParseCatError(f"{path}: rejected by Felis (lsst-felis {_FELIS_VERSION}): {' '.join(problem.split())}{more}")
+
+
+def _felis_table(table: felis.datamodel.Table, path: Path) -> TableDef:
+    """Convert one validated Felis table; column references are Felis IDs, as dax_apdb reads them."""
+    by_id: dict[str, str] = {}
     columns = []
-    ids: dict[str, str] = {}
-    for cdata in tdata.get("columns") or ():
-        where = f"{path}: table {tname!r}, column {cdata.get('name')!r}"
-        name = cdata.get("name")
-        datatype = cdata.get("datatype")
-        if not name or not datatype:
-            raise ParseCatError(f"{where}: a column needs 'name' and 'datatype'")
-        if datatype not in FELIS_TYPES:
+    for col in table.columns:
+        where = f"{path}: table {table.name!r}, column {col.name!r}"
+        ftype = FELIS_TYPES.get(col.datatype)
+        if ftype is None:
             raise ParseCatError(
-                f"{where}: unsupported Felis datatype {datatype!r}; supported: {', '.join(FELIS_TYPES)}"
+                f"{where}: Felis datatype {col.datatype.value!r} has no column type in the l1db schema "
+                f"format; supported: {', '.join(FELIS_TYPES)}"
             )
         try:
             columns.append(
                 ColumnDef(
-                    name=name,
-                    type=FELIS_TYPES[datatype],
-                    nullable=bool(cdata.get("nullable", True)),
-                    length=cdata.get("length") if FELIS_TYPES[datatype] in ("CHAR", "VARCHAR") else None,
-                    unit=_felis_unit(cdata),
-                    description=str(cdata.get("description") or "").strip(),
-                    default=cdata.get("value"),
+                    name=col.name,
+                    type=ftype,
+                    nullable=col.nullable,
+                    length=col.length if ftype in ("CHAR", "VARCHAR") else None,
+                    unit=col.fits_tunit or col.ivoa_unit or None,
+                    description=(col.description or "").strip(),
+                    default=col.value,
                 )
             )
         except SchemaFormatError as exc:
-            raise ParseCatError(f"{path}: table {tname!r}: {exc}") from exc
-        ids[cdata.get("@id") or f"#{tname}.{name}"] = name
-    names = {c.name for c in columns}
+            raise ParseCatError(f"{path}: table {table.name!r}: {exc}") from exc
+        by_id[col.id] = col.name
 
-    def resolve(ref: str) -> str:
-        # Felis refers to columns by id ('#Table.column'); accept a bare name too.
-        if ref in ids:
-            return ids[ref]
-        if ref in names:
-            return ref
-        raise ParseCatError(f"{path}: table {tname!r}: reference {ref!r} names no column of the table")
-
-    def refs(value: Any) -> tuple[str, ...]:
-        return tuple(resolve(r) for r in ([value] if isinstance(value, str) else value or ()))
+    def refs(value: str | list[str] | None) -> tuple[str, ...]:
+        ids = [value] if isinstance(value, str) else list(value or ())
+        unknown = [r for r in ids if r not in by_id]
+        if unknown:
+            raise ParseCatError(
+                f"{path}: table {table.name!r}: reference {unknown[0]!r} is not the '@id' of a column "
+                "of the table (Felis refers to columns by '@id', e.g. '#Table.column')"
+            )
+        return tuple(by_id[r] for r in ids)
 
     indexes = []
-    for idata in tdata.get("indexes") or ():
-        if not idata.get("columns"):
+    for index in table.indexes:
+        if not index.columns:
             raise ParseCatError(
-                f"{path}: table {tname!r}: index {idata.get('name')!r} has no columns "
+                f"{path}: table {table.name!r}: index {index.name!r} has no columns "
                 "(expression indexes are not supported)"
             )
-        indexes.append(IndexDef(name=idata["name"], columns=refs(idata["columns"])))
-    for cons in tdata.get("constraints") or ():
-        if cons.get("@type") == "Unique":
-            indexes.append(IndexDef(name=cons["name"], columns=refs(cons["columns"]), unique=True))
+        indexes.append(IndexDef(name=index.name, columns=refs(index.columns)))
+    for cons in table.constraints:
+        if isinstance(cons, felis.datamodel.UniqueConstraint):
+            indexes.append(IndexDef(name=cons.name, columns=refs(cons.columns), unique=True))
     return _make_table(
         path,
-        name=tname,
+        name=table.name,
         columns=tuple(columns),
-        primary_key=refs(tdata.get("primaryKey")),
+        primary_key=refs(table.primary_key),
         indexes=tuple(indexes),
-        description=str(tdata.get("description") or "").strip(),
+        description=(table.description or "").strip(),
     )
 
 
 def _is_felis(doc: Any) -> bool:
+    """Whether a YAML document claims to be Felis (a 'tables' list of columns with a 'datatype').
+
+    Only the claim: lsst-felis decides whether it is valid Felis.
+    """
     if not isinstance(doc, dict) or not isinstance(doc.get("tables"), list):
         return False
     return all(
@@ -275,11 +330,8 @@ def _is_felis(doc: Any) -> bool:
 def _felis_from_doc(doc: Any, path: Path, tables: list[str] | tuple[str, ...] | None) -> SchemaDef:
     if not _is_felis(doc):
         raise ParseCatError(f"{path}: not a Felis schema (expected a mapping with a 'tables' list)")
-    by_name = {}
-    for t in doc["tables"]:
-        if not t.get("name"):
-            raise ParseCatError(f"{path}: a table has no 'name'")
-        by_name[t["name"]] = t
+    model = _felis_model(doc, path)
+    by_name = {t.name: t for t in model.tables}
     selected = _select(list(by_name), tables, path)
     converted = {name: _felis_table(by_name[name], path) for name in selected}
     source: dict[str, Any] = {"format": "felis", "file": path.name}
@@ -287,11 +339,11 @@ def _felis_from_doc(doc: Any, path: Path, tables: list[str] | tuple[str, ...] | 
     if version is not None:
         source["package"] = _SDM_PACKAGE
         source["package_version"] = version
-    source["schema_name"] = doc.get("name")
-    schema_version = doc.get("version")
+    source["schema_name"] = model.name
     # Felis allows a version mapping ({current: ..., compatible: [...]}).
-    if isinstance(schema_version, dict):
-        schema_version = schema_version.get("current")
+    schema_version = model.version
+    if isinstance(schema_version, felis.datamodel.SchemaVersion):
+        schema_version = schema_version.current
     source["schema_version"] = None if schema_version is None else str(schema_version)
     return SchemaDef(tables=converted, source=source)
 
@@ -317,9 +369,10 @@ def read_felis(path: str | Path, tables: list[str] | tuple[str, ...] | None = No
     Raises
     ------
     ParseCatError
-        If the file is not Felis YAML, names an unsupported datatype or an
-        unknown column, a requested table does not exist, or a converted
-        table has no primary key.
+        If the file is not Felis YAML, lsst-felis rejects it (the message is
+        Felis' own), it uses a datatype the format lacks (``binary``) or a
+        reference that is no column's ``@id``, a requested table does not
+        exist, or a converted table has no primary key.
     """
     path = Path(path)
     try:

@@ -89,6 +89,10 @@ def _coordinates(ra: object, dec: object) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"ra and dec have different shapes: {ra_arr.shape} and {dec_arr.shape}")
     ra_arr = ra_arr.reshape(-1)
     dec_arr = dec_arr.reshape(-1)
+    # Read-only views (the caller's arrays keep their flags): numba compiles a
+    # kernel once per signature, and read-only (pandas' to_numpy() views) is
+    # part of it; one signature is what warm_up compiles.
+    ra_arr.flags.writeable = dec_arr.flags.writeable = False
     if not (np.isfinite(ra_arr).all() and np.isfinite(dec_arr).all()):
         raise ValueError("ra and dec must be finite (no NaN or infinity)")
     if (np.abs(dec_arr) > 90.0).any():
@@ -254,6 +258,17 @@ class Pixelization:
                     point = lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(ra_arr[k], dec_arr[k]))
                     index[k] = self._sphgeom.index(point)
         return index.reshape(shape)
+
+    def warm_up(self) -> None:
+        """Index a few positions and cover a small field once, outside any timing.
+
+        The first call of the numba kernels compiles them (or loads them from
+        numba's cache), and healpy's first calls set up its tables: a first
+        visit should measure neither.
+        """
+        self.pixel_index(np.array([10.0, 190.0]), np.array([-20.0, 45.0]))
+        center = lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(10.0, -20.0))
+        self.envelope(lsst.sphgeom.Circle(center, lsst.sphgeom.Angle.fromDegrees(1.75)))
 
     def envelope(self, region: lsst.sphgeom.Region) -> list[tuple[int, int]]:
         """Pixel ranges covering a region.

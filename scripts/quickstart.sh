@@ -6,7 +6,8 @@
 # VISITS (default 40) sets the number of visits.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-. "$ROOT/scripts/_venv.sh"
+# The notebook extra: JupyterLab, to open notebooks/timing_analysis.ipynb on the results.
+. "$ROOT/scripts/_venv.sh" notebook
 RUN="${L1DB_RUN_DIR:-$ROOT/run/quickstart}"
 VISITS="${VISITS:-40}"
 mkdir -p "$RUN"
@@ -44,3 +45,4 @@ echo
 echo "done. In $RUN:"
 echo "  l1db.sqlite3   the L1 database    timing.jsonl  the timing log"
 echo "  timing.csv     one row per visit  plots/*.png   the timing plots"
+echo "Analysis notebook (it reads run/quickstart/timing.csv): .venv/bin/jupyter lab notebooks/timing_analysis.ipynb"

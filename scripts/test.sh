@@ -62,7 +62,7 @@ if ! mariadb -h 127.0.0.1 -u root -e 'select 1' >/dev/null 2>&1 && [ -z "${L1DB_
 fi
 export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
 
-. "$ROOT/scripts/_venv.sh" test
+. "$ROOT/scripts/_venv.sh" test,notebook
 cd "$ROOT"
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).

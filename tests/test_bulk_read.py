@@ -170,7 +170,7 @@ def test_parse_copy_stream():
     columns = list(table.columns)
     conn = types.SimpleNamespace(dialect=postgresql.psycopg2.dialect())
     wires = [pg_wire_type(conn.dialect, c) for c in columns]
-    buffer = pg_copy_buffer(conn, columns, stored)
+    buffer = pg_copy_buffer(conn.dialect, columns, stored)
     pd.testing.assert_frame_equal(_parse_copy(buffer, columns, wires), stored, check_exact=True)
     with pytest.raises(RuntimeError, match="truncated"):
         _parse_copy(buffer[: len(buffer) // 2], columns, wires)

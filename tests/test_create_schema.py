@@ -5,23 +5,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import felis.datamodel
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from l1db.cli.create_l1_schema import main
 from l1db.config import normalize_url
+from l1db.parse_cat import packaged_apdb_path
 from l1db.sql.schema import PIXEL_COLUMN
 
-APDB_YAML = Path(sa.__file__).parent.parent / "lsst" / "sdm" / "schemas" / "apdb.yaml"
-
-
 def _felis_columns() -> dict[str, list[str]]:
-    doc = yaml.safe_load(APDB_YAML.read_text())
+    """The published tables' columns as lsst-felis reads apdb.yaml."""
+    model = felis.datamodel.Schema.from_uri(str(packaged_apdb_path()), context={"id_generation": True})
     return {
-        t["name"]: [c["name"] for c in t["columns"]]
-        for t in doc["tables"]
-        if t["name"] in ("DiaObject", "DiaSource", "DiaForcedSource")
+        t.name: [c.name for c in t.columns]
+        for t in model.tables
+        if t.name in ("DiaObject", "DiaSource", "DiaForcedSource")
     }
 
 

@@ -163,3 +163,46 @@ def test_all_bad_columns_reported_together(tables):
     frame = required_frame(src).assign(ra="x", dec="y")
     message = _error(src, frame)
     assert "'ra'" in message and "'dec'" in message
+
+
+# ---------------------------------------------------------------- new_frame: a full frame from a few columns
+
+
+@pytest.fixture(scope="module")
+def published() -> dict[str, sa.Table]:
+    from l1db.schema_model import load_schema
+    from l1db.tables import packaged_schema_path, published_tables
+
+    return published_tables(load_schema(packaged_schema_path()))
+
+
+def test_new_frame_has_every_column_with_its_dtype(published: dict[str, sa.Table]) -> None:
+    from l1db.frames import new_frame
+
+    table = published["DiaSource"]
+    frame = new_frame(table, diaSourceId=[7, 8], diaObjectId=[1, 2], ra=[10.0, 10.1], dec=[-20.0, -20.1],
+                      visit=42, detector=3, midpointMjdTai=61000.5, band="g")
+    assert list(frame.columns) == [c.name for c in table.columns]
+    assert {k: str(v) for k, v in frame.dtypes.items()} == table_dtypes(table)
+    assert frame["visit"].tolist() == [42, 42] and frame["band"].tolist() == ["g", "g"]
+    assert frame["trailNdata"].tolist() == [0, 0]  # the schema's default
+    assert frame["psfNdata"].tolist() == [0, 0]  # required, not given: zero
+    assert frame["psfFlux"].isna().all() and frame["reliabilityVersion"].isna().all()  # nullable: NULL
+    # What it builds is what the store path accepts as it is.
+    pd.testing.assert_frame_equal(check_frame(table, frame), frame)
+
+
+def test_new_frame_refuses_what_it_cannot_guess(published: dict[str, sa.Table]) -> None:
+    from l1db.frames import new_frame
+
+    table = published["DiaObject"]
+    with pytest.raises(L1dbInputError, match=r"DiaObject: missing key or position columns \['dec'\]"):
+        new_frame(table, diaObjectId=[1], ra=[1.0])
+    with pytest.raises(L1dbInputError, match="at least one column as an array"):
+        new_frame(table, diaObjectId=1, ra=1.0, dec=2.0)
+    with pytest.raises(L1dbInputError, match="different lengths"):
+        new_frame(table, diaObjectId=[1, 2], ra=[1.0], dec=[2.0])
+    with pytest.raises(L1dbInputError, match=r"unknown columns \['colour'\]"):
+        new_frame(table, diaObjectId=[1], ra=[1.0], dec=[2.0], colour=["red"])
+    # validityStartMjdTai is set by store(): not required.
+    assert new_frame(table, diaObjectId=[1], ra=[1.0], dec=[2.0])["validityStartMjdTai"].tolist() == [0.0]

@@ -7,11 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import felis.datamodel
 import pytest
 import yaml
 
 from l1db.cli.parse_cat import main
 from l1db.parse_cat import (
+    FELIS_TYPES,
     ParseCatError,
     packaged_apdb_path,
     read_catalog,
@@ -57,14 +59,28 @@ def test_apdb_tables_columns_and_keys(apdb: SchemaDef) -> None:
     ]
 
 
-def test_apdb_matches_felis_file_column_by_column(apdb: SchemaDef) -> None:
-    doc = yaml.safe_load(packaged_apdb_path().read_text())
-    for tdata in doc["tables"]:
-        if tdata["name"] not in apdb.tables:
+def test_apdb_read_as_felis_reads_it(apdb: SchemaDef) -> None:
+    """Types, lengths, nullability, keys and indexes are lsst-felis' reading of the file, as dax_apdb's."""
+    model = felis.datamodel.Schema.from_uri(str(packaged_apdb_path()), context={"id_generation": True})
+    compared = 0
+    for ftable in model.tables:
+        if ftable.name not in apdb.tables:
             continue
-        table = apdb.tables[tdata["name"]]
-        assert table.column_names == [c["name"] for c in tdata["columns"]]
-        assert [c.nullable for c in table.columns] == [c.get("nullable", True) for c in tdata["columns"]]
+        table = apdb.tables[ftable.name]
+        names = {c.id: c.name for c in ftable.columns}
+        assert table.column_names == [c.name for c in ftable.columns]
+        assert [c.type for c in table.columns] == [FELIS_TYPES[c.datatype] for c in ftable.columns]
+        assert [c.nullable for c in table.columns] == [c.nullable for c in ftable.columns]
+        assert [c.length for c in table.columns if c.type in ("CHAR", "VARCHAR")] == [
+            c.length for c in ftable.columns if c.datatype in ("char", "string", "unicode")
+        ]
+        pk = [ftable.primary_key] if isinstance(ftable.primary_key, str) else ftable.primary_key
+        assert table.primary_key == tuple(names[r] for r in pk)
+        assert [(i.name, i.columns) for i in table.indexes] == [
+            (i.name, tuple(names[r] for r in i.columns)) for i in ftable.indexes
+        ]
+        compared += 1
+    assert compared == len(L1_TABLES)
 
 
 def test_apdb_types_units_descriptions(apdb: SchemaDef) -> None:
@@ -128,9 +144,8 @@ def test_unknown_table_lists_available() -> None:
         read_felis(packaged_apdb_path(), tables=["DiaObject", "Foo"])
 
 
-def _write_felis(tmp_path: Path, columns: list[dict], primary_key: object) -> Path:
-    table = {"name": "T", "columns": columns, "primaryKey": primary_key}
-    doc = {"name": "tiny", "version": "1.2", "tables": [table]}
+def _write_felis(tmp_path: Path, columns: list[dict], primary_key: object, **table: object) -> Path:
+    doc = {"name": "tiny", "version": "1.2", "tables": [{"name": "T", "columns": columns, "primaryKey": primary_key, **table}]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -139,30 +154,81 @@ def _write_felis(tmp_path: Path, columns: list[dict], primary_key: object) -> Pa
 def test_felis_ids_string_pk_and_types(tmp_path: Path) -> None:
     columns = [
         {"name": "a", "@id": "#T.a_id", "datatype": "long", "nullable": False},
-        {"name": "b", "datatype": "byte", "ivoa:unit": "mag", "fits:tunit": "nJy"},
+        {"name": "b", "datatype": "byte", "ivoa:unit": "mag"},
         {"name": "c", "datatype": "unicode", "length": 12},
         {"name": "d", "datatype": "double"},
         {"name": "e", "datatype": "text", "fits:tunit": ""},
+        {"name": "f", "datatype": "float", "fits:tunit": "nJy", "value": 1.5},
     ]
     table = read_felis(_write_felis(tmp_path, columns, "#T.a_id")).tables["T"]
     assert table.primary_key == ("a",)
-    assert [c.type for c in table.columns] == ["BIGINT", "TINYINT", "VARCHAR", "DOUBLE", "TEXT"]
-    assert table.column("b").unit == "nJy"  # fits:tunit wins over ivoa:unit
+    assert [c.type for c in table.columns] == ["BIGINT", "TINYINT", "VARCHAR", "DOUBLE", "TEXT", "FLOAT"]
+    assert (table.column("b").unit, table.column("f").unit) == ("mag", "nJy")
     assert table.column("c").length == 12
     assert table.column("e").unit is None
+    assert table.column("f").default == 1.5
 
 
 def test_felis_errors_name_the_problem(tmp_path: Path) -> None:
-    for datatype in ("binary", "timestamp"):
-        path = _write_felis(tmp_path, [{"name": "a", "datatype": datatype}], "#T.a")
-        message = rf"tiny\.yaml: table 'T', column 'a': unsupported Felis datatype '{datatype}'"
+    """What Felis accepts but the format cannot hold, or dax_apdb could not resolve."""
+    for column in ({"name": "a", "datatype": "binary", "length": 8}, {"name": "a", "datatype": "timestamp"}):
+        path = _write_felis(tmp_path, [column], "#T.a")
+        message = rf"tiny\.yaml: table 'T', column 'a': Felis datatype '{column['datatype']}' has no column type"
         with pytest.raises(ParseCatError, match=message):
             read_felis(path)
     path = _write_felis(tmp_path, [{"name": "a", "datatype": "long"}], ["#T.zz"])
-    with pytest.raises(ParseCatError, match=r"reference '#T.zz' names no column"):
+    with pytest.raises(ParseCatError, match=r"reference '#T.zz' is not the '@id' of a column"):
         read_felis(path)
-    path = _write_felis(tmp_path, [{"name": "a", "datatype": "char"}], "#T.a")
-    with pytest.raises(ParseCatError, match=r"tiny\.yaml: .*CHAR needs a length"):
+    # Felis refers to columns by @id; a bare name is no reference (dax_apdb would fail on it too).
+    path = _write_felis(tmp_path, [{"name": "a", "datatype": "long"}], ["a"])
+    with pytest.raises(ParseCatError, match=r"reference 'a' is not the '@id'"):
+        read_felis(path)
+
+
+#: Felis files that lsst-felis rejects, and a part of its message.
+FELIS_REJECTED = [
+    pytest.param([{"name": "a", "datatype": "char"}], {},
+                 "table 'T', column 'a': Length must be provided for type 'char'", id="char-no-length"),
+    pytest.param([{"name": "a", "datatype": "int", "ivoa:unit": "mag", "fits:tunit": "nJy"}], {},
+                 "table 'T', column 'a': Column cannot have both FITS and IVOA units", id="two-units"),
+    pytest.param([{"name": "a", "datatype": "int", "fits:tunit": "furlongs"}], {},
+                 "table 'T', column 'a': Invalid unit: 'furlongs' did not parse", id="bad-unit"),
+    pytest.param([{"name": "a", "datatype": "int", "value": "x"}], {},
+                 "Default value must be an int for integer type columns", id="bad-default"),
+    pytest.param([{"name": "a", "datatype": "int"}, {"name": "a", "datatype": "long"}], {},
+                 "table 'T': Column names must be unique", id="duplicate-column"),
+    pytest.param([{"name": "a", "datatype": "int", "nullable": "maybe"}], {},
+                 "table 'T', column 'a', nullable: Input should be a valid boolean", id="bad-nullable"),
+    pytest.param([{"name": "a", "datatype": "decimal"}], {},
+                 "Unknown felis type 'decimal'", id="unknown-datatype"),
+    pytest.param([{"name": "a", "datatype": "int"}],
+                 {"constraints": [{"name": "u", "@type": "Unique", "columns": ["#T.zz"]}]},
+                 "Column ID '#T.zz' not found in schema", id="constraint-unknown-column"),
+]
+
+
+@pytest.mark.parametrize("columns, table, message", FELIS_REJECTED)
+def test_felis_rejected_file_is_rejected_with_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], columns: list[dict], table: dict, message: str
+) -> None:
+    path = _write_felis(tmp_path, columns, "#T.a", **table)
+    prefix = f"{path}: rejected by Felis (lsst-felis {importlib.metadata.version('lsst-felis')}): "
+    for read in (read_felis, read_catalog):
+        with pytest.raises(ParseCatError) as info:
+            read(path)
+        text = str(info.value)
+        assert text.startswith(prefix) and message in text and "\n" not in text
+    # The command line: that message on one line, exit 1, no traceback.
+    assert main([str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"parse_cat: error: {text}\n"
+
+
+def test_felis_schema_without_name_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "nameless.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{"name": "T", "columns": [{"name": "a", "datatype": "int"}]}]}))
+    with pytest.raises(ParseCatError, match=r"nameless\.yaml: rejected by Felis .*: missing key 'name'"):
         read_felis(path)
 
 

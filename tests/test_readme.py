@@ -1,9 +1,16 @@
-"""README stays the reference: every option, command, operation and CSV column is in it."""
+"""README stays the reference: every option, command, operation, CSV column and module is in it, and its code runs."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from dia_sim.log2csv import CSV_COLUMNS
 from dia_sim.options import readme_table
@@ -45,3 +52,139 @@ def test_every_command_has_an_example() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     assert "bash scripts/quickstart.sh" in README and "bash scripts/test.sh" in README
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+# ---------------------------------------------------------------- the README's code blocks run
+#
+# Convention (README.md authors, read this): every fenced code block whose language is
+# `bash`, `sh` or `python` is a command or Python example, and the tests run it, each block on its
+# own: in a new scratch directory holding copies of cfg/, schema/, notebooks/ and tests/data/,
+# with the toolkit's commands on PATH, under `bash -euo pipefail` (or `python`). The example
+# configs that name a server (cfg/l1db-pg.cfg, cfg/l1db-mysql.cfg, cfg/l1db-cassandra.cfg) are
+# pointed at a fresh database (keyspace) of the test servers (tests/conftest.py) when the block
+# names them, so a block runs as written against real servers; others get SQLite.
+# A block may be preceded, on the lines right above its opening fence, by HTML comments (not
+# shown on the rendered page):
+#
+#   <!-- readme-test: not-run: REASON -->   the block is not run; REASON (required) says why,
+#                                           e.g. it starts servers, installs packages or runs
+#                                           for hours; a test checks that it is there.
+#   <!-- readme-test: setup: COMMANDS -->   shell commands run first, in the same shell, to make
+#                                           the files the block reads (a short run's log, ...).
+#
+# New blocks are picked up automatically: add a block and it runs, or say why it cannot.
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
+DIRECTIVE = re.compile(r"<!-- readme-test: (not-run|setup): (.*?) -->\s*$", re.S)
+RUNNABLE = {"bash": "bash", "sh": "bash", "python": "python"}
+#: Example configs naming a server, and the backend a block naming them runs against.
+SERVER_CONFIGS = {"l1db-pg.cfg": "postgresql", "l1db-mysql.cfg": "mysql", "l1db-cassandra.cfg": "cassandra"}
+
+
+@dataclasses.dataclass
+class Block:
+    line: int
+    language: str
+    code: str
+    not_run: str | None
+    setup: str
+    heading: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.heading}-line{self.line}"
+
+
+def readme_blocks() -> list[Block]:
+    """Every fenced code block of the README, with its readme-test directives."""
+    blocks = []
+    for match in FENCE.finditer(README):
+        before = README[: match.start()].splitlines()
+        directives: dict[str, str] = {}
+        while before and before[-1].startswith("<!-- readme-test:"):
+            found = DIRECTIVE.match(before.pop())
+            assert found, "malformed readme-test directive above the block at line " \
+                f"{README[: match.start()].count(chr(10)) + 1}"
+            directives[found.group(1)] = found.group(2).strip()
+        headings = re.findall(r"^#+ (.+)$", README[: match.start()], re.M)
+        heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
+        blocks.append(Block(README[: match.start()].count("\n") + 1, match.group(1), match.group(2),
+                            directives.get("not-run"), directives.get("setup", ""), heading))
+    return blocks
+
+
+BLOCKS = [b for b in readme_blocks() if b.language in RUNNABLE]
+RUN = [b for b in BLOCKS if b.not_run is None]
+
+
+def test_every_block_runs_or_says_why_not() -> None:
+    assert BLOCKS and RUN
+    for block in readme_blocks():
+        if block.language not in RUNNABLE:
+            assert block.not_run is None and not block.setup, f"line {block.line}: directive on a {block.language or 'plain'} block"
+        elif block.not_run is not None:
+            assert len(block.not_run) > 10, f"line {block.line}: not-run needs a reason"
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    for name in ("cfg", "schema", "notebooks", "tests/data"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
+def test_readme_block_runs(block: Block, scratch: Path) -> None:
+    from conftest import create_test_database
+
+    drops = []
+    try:
+        for name, backend in SERVER_CONFIGS.items():
+            if name in block.code or name in block.setup:
+                url, drop = create_test_database(backend, scratch)
+                drops.append(drop)
+                config = scratch / "cfg" / name
+                config.write_text(re.sub(r"^url = .*$", f"url = {url}", config.read_text(), flags=re.M))
+        bin_dir = str(Path(sys.executable).parent)
+        env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
+        if RUNNABLE[block.language] == "python":
+            if block.setup:
+                subprocess.run(["bash", "-euo", "pipefail", "-c", block.setup], cwd=scratch, env=env, check=True)
+            argv = [sys.executable, "-c", block.code]
+        else:
+            argv = ["bash", "-euo", "pipefail", "-c", f"{block.setup}\n{block.code}"]
+        done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=1800)
+    finally:
+        for drop in drops:
+            drop()
+    assert done.returncode == 0, f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+# ---------------------------------------------------------------- layout and notebook
+
+
+def test_layout_table_lists_every_module() -> None:
+    layout = README[README.index("## Layout"):]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w/]+/)`(?:, `[\w.]+`)? \| (.*) \|$", layout, re.M)}
+    for top in ("l1db", "dia_sim", "benchmarks"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if path.name == "__init__.py" or "/conf/" in relative:
+                continue
+            folder = max((f for f in rows if relative.startswith(f)), key=len, default=None)
+            assert folder is not None, f"no layout row for {relative}"
+            assert f"`{relative[len(folder):]}`" in rows[folder] or f"`{path.name}`" in rows[folder], \
+                f"README layout row {folder} does not list {relative}"
+
+
+def test_the_notebook_opens_with_what_the_readme_installs() -> None:
+    """quickstart.sh installs the notebook extra, which brings JupyterLab; the README says how to open it."""
+    setup = (ROOT / "setup.py").read_text()
+    assert re.search(r'"notebook": NOTEBOOK_REQUIRES', setup) and "jupyterlab" in setup
+    assert re.search(r"_venv\.sh\"? notebook", (ROOT / "scripts" / "quickstart.sh").read_text())
+    assert "jupyter lab notebooks/timing_analysis.ipynb" in README
+    # The extra is installed here too (scripts/test.sh): JupyterLab answers.
+    jupyter = Path(sys.executable).parent / "jupyter"
+    done = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and re.match(r"\d+\.\d+", done.stdout), done.stderr

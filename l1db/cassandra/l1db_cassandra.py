@@ -44,6 +44,10 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     def close(self) -> None:
         self._cluster.shutdown()
 
+    def warm_up(self) -> None:
+        # The partitions' pixelization is the backend's only numba code.
+        self.partitioning.pixelization.warm_up()
+
     def serverVersion(self) -> tuple[str, str]:
         rows = self._rows(self._plain.execute("SELECT release_version FROM system.local"))
         return "cassandra", str(rows["release_version"][0])

@@ -43,9 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parse_cat",
         description=(
-            "Convert a schema description (Felis YAML, or SQL CREATE TABLE statements in the MySQL "
-            "dialect as in the old 'cat' package) into the l1db schema YAML format. A one-line "
-            "summary per table goes to stderr."
+            "Convert a schema description (Felis YAML, read and validated by lsst-felis, or SQL "
+            "CREATE TABLE statements in the MySQL dialect as in the old 'cat' package) into the l1db "
+            "schema YAML format. A one-line summary per table goes to stderr."
         ),
         epilog=(
             "example: parse_cat apdb --tables DiaObject,DiaSource,DiaForcedSource "

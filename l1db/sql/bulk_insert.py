@@ -40,7 +40,7 @@ from ..frames import L1dbInputError, checked_values, column_dtype, column_kind
 from .dbapi import driver_cursor, ensure_transaction
 from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, pg_wire_type
 
-__all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer"]
+__all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer", "warm_up"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _pack_copy_rows(data: np.ndarray, col_start: np.ndarray, lengths: np.ndarray
     return pos
 
 
-def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Column],
+def pg_copy_buffer(dialect: sqlalchemy.Dialect, columns: Sequence[sqlalchemy.Column],
                    frame: pd.DataFrame) -> np.ndarray:
     """Pack the columns of a checked frame into a PostgreSQL binary COPY stream.
 
@@ -117,7 +117,7 @@ def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Col
     blocks: list[np.ndarray] = []
     lengths = np.empty((n, len(columns)), dtype=np.int32)
     for j, column in enumerate(columns):
-        wire = pg_wire_type(conn.dialect, column)
+        wire = pg_wire_type(dialect, column)
         values, nulls = checked_values(frame[column.name], column_kind(column))
         if wire == "text":
             present = ~nulls
@@ -148,7 +148,7 @@ def pg_copy_buffer(conn: sqlalchemy.Connection, columns: Sequence[sqlalchemy.Col
 
 def _pg_copy(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
              frame: pd.DataFrame) -> None:
-    buffer = pg_copy_buffer(conn, columns, frame)
+    buffer = pg_copy_buffer(conn.dialect, columns, frame)
     table_sql, columns_sql = _quoted(conn, table, columns)
     sql = f"COPY {table_sql} ({columns_sql}) FROM STDIN WITH (FORMAT binary)"
     with driver_cursor(conn, sql) as cursor:
@@ -384,6 +384,19 @@ def _executemany(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: 
 
 
 # -- public API ------------------------------------------------------------------------------------
+
+
+def warm_up(dialect: sqlalchemy.Dialect, table: sqlalchemy.Table, frame: pd.DataFrame) -> None:
+    """Pack ``frame`` (checked, of ``table``) as ``dialect``'s bulk path would, sending nothing.
+
+    The first pack compiles the dialect's numba kernel (or loads it from
+    numba's cache); `l1db.api.L1db.warm_up` does it before any timed store.
+    """
+    columns = _columns(table, frame)
+    if dialect.name == "postgresql":
+        pg_copy_buffer(dialect, columns, frame)
+    elif dialect.name in ("mysql", "mariadb"):
+        mysql_load_buffer(columns, frame)
 
 
 def insert_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, frame: pd.DataFrame) -> int:

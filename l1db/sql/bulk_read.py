@@ -33,10 +33,11 @@ import pandas as pd
 import sqlalchemy
 
 from ..frames import column_kind, frame_of, string_array, typed_array
+from .bulk_insert import pg_copy_buffer
 from .dbapi import driver_cursor
 from .pg_copy import PGCOPY_SIGNATURE, pg_wire_type
 
-__all__ = ["read_frame"]
+__all__ = ["read_frame", "warm_up"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -300,3 +301,15 @@ def read_frame(conn: sqlalchemy.Connection, stmt: sqlalchemy.Select) -> pd.DataF
         wires = [pg_wire_type(conn.dialect, c) for c in columns]
         return _parse_copy(_copy_out(conn, stmt), columns, wires)
     return _rows_read(conn, stmt, columns)
+
+
+def warm_up(dialect: sqlalchemy.Dialect, table: sqlalchemy.Table, frame: pd.DataFrame) -> None:
+    """Parse ``frame`` (checked, of ``table``) as ``dialect``'s read path would, reading nothing.
+
+    On PostgreSQL the frame is packed into a binary COPY stream and parsed
+    back, which compiles the parsing kernels (or loads them from numba's
+    cache); `l1db.api.L1db.warm_up` does it before any timed read.
+    """
+    if dialect.name == "postgresql" and dialect.driver == "psycopg2":
+        columns = [table.columns[name] for name in frame.columns]
+        _parse_copy(pg_copy_buffer(dialect, columns, frame), columns, [pg_wire_type(dialect, c) for c in columns])

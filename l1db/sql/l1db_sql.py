@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
 
 from ..config import L1dbConfig
 from ..errors import SchemaError
+from ..frames import column_kind, new_frame
 from ..pixelization import Pixelization
 from ..timer import TimingSink
+from . import bulk_insert, bulk_read
 from .database import check_connection, make_engine, server_version
 from .reads import SqlReads
 from .schema import L1Schema
@@ -64,6 +67,17 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             with self.engine.connect() as conn:
                 self.schema.check(conn)
             self._schema_checked = True
+
+    def warm_up(self) -> None:
+        self.pixelization.warm_up()
+        dialect = self.engine.dialect
+        for table in self.schema.tables.values():
+            # Two rows of every column of the table as created (pixelId included).
+            keys = {c.name: np.zeros(2, dtype=column_kind(c)) for c in table.primary_key.columns}
+            position = {"ra": [10.0, 10.1], "dec": [-20.0, -20.1]} if "ra" in table.columns else {}
+            frame = new_frame(table, **{**keys, **position})
+            bulk_insert.warm_up(dialect, table, frame)
+            bulk_read.warm_up(dialect, table, frame)
 
     def describeSchema(self) -> list[str]:
         inspector = sa.inspect(self.engine)
