@@ -44,7 +44,8 @@ DEFAULT_BACKENDS = ("sqlite", "postgresql", "mysql")
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """``--backends`` and the servers' admin URLs."""
     parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), type=parse_backends,
-                        help=f"comma-separated backends of {', '.join(BACKENDS)} (default: {','.join(DEFAULT_BACKENDS)})")
+                        help=f"comma-separated backends of {', '.join(BACKENDS)} "
+                             f"(default: {','.join(DEFAULT_BACKENDS)})")
     local = Servers()
     parser.add_argument("--pg-admin-url", default=local.pg_admin_url, help="PostgreSQL admin URL")
     parser.add_argument("--mysql-admin-url", default=local.mysql_admin_url, help="MySQL/MariaDB admin URL")

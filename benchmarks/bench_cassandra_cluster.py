@@ -194,7 +194,8 @@ def main() -> int:
         if part.empty:
             continue
         m = medians(part)
-        print(f"| {phase} | {len(part)} | {m['cost']:.2f} | {m['visit']:.2f} | {m['sum_select']:.2f} | {m['store']:.2f} | "
+        print(f"| {phase} | {len(part)} | {m['cost']:.2f} | {m['visit']:.2f} | {m['sum_select']:.2f} | "
+              f"{m['store']:.2f} | "
               f"{int(part['failures'].sum())} |")
     print("\n| visit | visit s | sum_select s | store s | failed attempts | time lost s |")
     print("|---:|---:|---:|---:|---:|---:|")

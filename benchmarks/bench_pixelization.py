@@ -28,7 +28,6 @@ import healpy
 import lsst.sphgeom as sph
 import numba
 import numpy as np
-
 from _common import median_time
 
 from l1db.pixelization import Pixelization
@@ -93,7 +92,7 @@ def bench_envelope(runs: int, rng: np.random.Generator) -> list[str]:
         n_ranges = [len(pix.envelope(f)) for f in fields]
         # Tightness: points in the ranges over points in the field, near the field.
         ratios = []
-        for f, (ra0, dec0) in zip(fields[:10], centres[:10]):
+        for f, (_ra0, dec0) in zip(fields[:10], centres[:10]):
             ra, dec = random_points(rng, 400_000)
             near = np.abs(dec - dec0) < 3 * FIELD_RADIUS_DEG
             ra, dec = ra[near], dec[near]

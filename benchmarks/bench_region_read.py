@@ -58,17 +58,16 @@ import lsst.sphgeom as sph
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from _common import timed
 from astropy.time import Time
 
-from _common import timed
-
 from dia_sim.rows import BANDS, make_dia_objects
-from l1db.sql.bulk_read import read_frame
-from l1db.config import L1dbConfig
-from l1db.sql.database import server_version
 from l1db import AP_OBJECT_COLUMNS, L1db
+from l1db.config import L1dbConfig
 from l1db.scratch import Servers, server_database
 from l1db.sphere import radec_to_xyz
+from l1db.sql.bulk_read import read_frame
+from l1db.sql.database import server_version
 
 _LOG = logging.getLogger(__name__)
 
@@ -408,7 +407,7 @@ def report(results: dict[str, dict[str, dict[str, object]]], args: argparse.Name
         "| full scan | full scan / region |",
         "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for backend, by_strategy in results.items():
+    for _backend, by_strategy in results.items():
         for strategy, r in by_strategy.items():
             s = r["samples"]
             region = statistics.median(s["region"])
@@ -418,7 +417,8 @@ def report(results: dict[str, dict[str, dict[str, object]]], args: argparse.Name
             lines.append(
                 f"| {r['server']} | {strategy} | {rows} | {statistics.median(r['counts']):,.0f} "
                 f"| {r['fill_s']:.0f} + {r['version_s']:.0f} ({r['versions']:,} versions) "
-                f"| {ms(s['region'])} | {ms(s['region_first'])} | {ms(s['region_sql'])} | {ms(s['box'])} | {statistics.median(s['box']) / region:.1f}x "
+                f"| {ms(s['region'])} | {ms(s['region_first'])} | {ms(s['region_sql'])} | {ms(s['box'])} "
+                f"| {statistics.median(s['box']) / region:.1f}x "
                 f"(per field {min(r['ratios']):.1f}-{max(r['ratios']):.1f}) | {full} | {full_ratio} |"
             )
     lines += ["", "Query plans (first field):", ""]

@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((n_obj, name, med, a_numba.n_matched, len(frames[1]), len(frames[2]), len(frames[0])))
 
     print(f"Median of {args.repeats} visits, ms; history {args.history} rows per object and table.\n")
-    print("| objects | association | detect | associate | build_rows | total | matched | DiaSource | DiaForcedSource | DiaObject |")
+    print("| objects | association | detect | associate | build_rows | total | matched | DiaSource | DiaForcedSource "
+          "| DiaObject |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n_obj, name, med, matched, n_src, n_fsrc, n_objs in rows:
         print(f"| {n_obj} | {name} | {med['detect']:.1f} | {med['associate']:.1f} | {med['build_rows']:.1f} "

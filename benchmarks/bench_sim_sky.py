@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import median_time, timed
 
 from dia_sim.catalog import SourceCatalog, expected_count, generate_catalog
@@ -49,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "sources.npy"
         gen_time, count = median_time(lambda: generate_catalog(path, per_visit=args.per_visit, seed=1), args.repeats)
         size = path.stat().st_size
-        print(f"## generate_catalog (south, per_visit={args.per_visit:g}, expected {expected_count(args.per_visit):,.0f})\n")
+        print(f"## generate_catalog (south, per_visit={args.per_visit:g}, "
+              f"expected {expected_count(args.per_visit):,.0f})\n")
         print("| sources | file size | time (median) | rate |")
         print("|---|---|---|---|")
         print(f"| {count:,} | {size / 1e6:,.1f} MB | {gen_time:.2f} s | {count / gen_time / 1e6:.1f} M/s |\n")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 field = FieldTile(ra, dec, 3.5)
                 tiles = field_tiles(ra, dec, 3.5, 5)
                 for t in tiles:
-                    t.region  # build the sphgeom polygons outside the clock, as a visit does once
+                    _ = t.region  # build the sphgeom polygons outside the clock, as a visit does once
                 seconds, n = timed(lambda: len(catalog.sources_in_region(field)[2]))
                 field_times.append(seconds)
                 seconds, n_tiles = timed(lambda: sum(len(catalog.sources_in_region(t)[2]) for t in tiles))

@@ -34,10 +34,10 @@ import pandas as pd
 import sqlalchemy as sa
 from _common import add_backend_options, backend_database, random_frame, timed
 
-from l1db.sql.bulk_insert import insert_frame
 from l1db.config import L1dbConfig
-from l1db.sql.database import make_engine
 from l1db.frames import check_frame
+from l1db.sql.bulk_insert import insert_frame
+from l1db.sql.database import make_engine
 from l1db.sql.schema import L1Schema
 
 _LOG = logging.getLogger(__name__)

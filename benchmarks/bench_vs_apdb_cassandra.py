@@ -411,7 +411,8 @@ def markdown(table: pd.DataFrame, server_cpu: bool) -> str:
     ops = (*OPS, "db_total")
     names = {"obj_select": "getDiaObjects", "src_select": "getDiaSources", "fsrc_select": "getDiaForcedSources",
              "store": "store", "db_total": "**DB total** (3 reads + store)"}
-    head = ["operation", "rows (toolkit / apdb)", "requests (toolkit / apdb)", "toolkit s", "ApdbCassandra s", "ratio apdb/toolkit",
+    head = ["operation", "rows (toolkit / apdb)", "requests (toolkit / apdb)", "toolkit s", "ApdbCassandra s",
+            "ratio apdb/toolkit",
             "client CPU share toolkit", "client CPU share apdb"]
     if server_cpu:
         head += ["server CPU s toolkit", "server CPU s apdb"]

@@ -311,7 +311,7 @@ class SourceCatalog:
         counts = np.zeros(npix, dtype=np.int64)
         presorted = True
         last = -1
-        for start, pix in _chunk_pixels(path, rows, nside):
+        for _start, pix in _chunk_pixels(path, rows, nside):
             if len(pix):
                 # A chunk of a sorted file spans few buckets: count only that span.
                 low, high = int(pix.min()), int(pix.max())

@@ -330,7 +330,8 @@ def read_provenance(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
 def _find(record: Mapping[str, Any], *names: str) -> Any:
     """First of ``names`` at the top of ``record`` or in any section of its config."""
     config = record.get("config")
-    sections = [record] + ([s for s in config.values() if isinstance(s, Mapping)] if isinstance(config, Mapping) else [])
+    sections = [record] + ([s for s in config.values() if isinstance(s, Mapping)]
+                           if isinstance(config, Mapping) else [])
     for name in names:
         for section in sections:
             if section.get(name) not in (None, ""):
@@ -373,6 +374,7 @@ def run_description(provenance: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     parts = [str(out["backend"]) if out["backend"] else None, out["strategy"]]
     if out["density"] is not None:
         density = out["density"]
-        parts.append(f"{density:.0f} sources/visit" if isinstance(density, (int, float)) else f"{density} sources/visit")
+        parts.append(f"{density:.0f} sources/visit" if isinstance(density, (int, float))
+                     else f"{density} sources/visit")
     out["label"] = ", ".join(p for p in parts if p)
     return out

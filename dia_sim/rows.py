@@ -121,7 +121,7 @@ _DEFAULT_FLOAT_RANGE = (0.0, 1.0)
 _DEFAULT_INT_RANGE = (1, 100)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_schema() -> SchemaDef:
     """The packaged table definitions (``schema/apdb-l1.yaml``), read once."""
     return load_schema(packaged_schema_path())
@@ -131,7 +131,7 @@ def _table(table: TableDef | None, name: str) -> TableDef:
     return default_schema().tables[name] if table is None else table
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema_bands(table: TableDef) -> str:
     """Bands (of `BANDS`) that a DiaObject table has ``<band>_psfFluxMean`` columns for."""
     names = set(table.column_names)
@@ -234,7 +234,7 @@ def _value_dtype(table: TableDef, name: str) -> Any:
     return _NUMPY_DTYPE.get(type_, object)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plan(table: TableDef) -> _FillPlan:
     return _FillPlan(table)
 

@@ -36,9 +36,9 @@ from l1db.tables import published_tables
 
 from .association import associate
 from .detections import simulate_detections
+from .field import FieldTile
 from .forced import forced_targets
 from .ids import make_ids
-from .field import FieldTile
 from .options import SimConfig
 from .rows import (
     FORCED_HISTORY_COLUMNS,
@@ -127,7 +127,8 @@ class VisitSimulator:
                 as_read("DiaForcedSource", forced, FORCED_HISTORY_COLUMNS),
             )
 
-    def detect(self, rng: np.random.Generator, field: Any, catalog_ra: np.ndarray, catalog_dec: np.ndarray) -> pd.DataFrame:
+    def detect(self, rng: np.random.Generator, field: Any, catalog_ra: np.ndarray,
+               catalog_dec: np.ndarray) -> pd.DataFrame:
         """Detections of one visit in ``field``: see `dia_sim.detections.simulate_detections`.
 
         ``catalog_ra``/``catalog_dec`` are the catalogue variables inside ``field``.

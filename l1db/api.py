@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from astropy.time import Time
-
 import sqlalchemy as sa
+from astropy.time import Time
 
 from .config import L1dbConfig, load_config
 from .frames import L1dbInputError

@@ -85,8 +85,9 @@ on a file opened with ``O_APPEND`` and no user-space buffering, so several
 processes may append to the same file without interleaving within lines, and
 a killed process loses at most the line it was writing. Work done elsewhere
 (a tile on a Dask worker, maybe on another host) holds its records in
-`HeldRecords` and hands them to the one process that writes the log. A writer that opens a file whose last line is unfinished (torn
-by a kill) ends that line first, so that every record starts on a fresh
+`HeldRecords` and hands them to the one process that writes the log. A
+writer that opens a file whose last line is unfinished (torn by a kill)
+ends that line first, so that every record starts on a fresh
 line and the torn one stays one malformed line.
 """
 
@@ -134,7 +135,8 @@ FORMAT_VERSION = 1
 #: Every operation name the toolkit writes, with what it measures.
 OPERATIONS: dict[str, str] = {
     "sim": "simulation of one visit or tile: the sum of the three sim_* steps (DB time excluded)",
-    "sim_detect": "simulate the visit's DiaSources: catalogue sources in the field, noise, transients (rows: detections)",
+    "sim_detect": "simulate the visit's DiaSources: catalogue sources in the field, noise, transients "
+                  "(rows: detections)",
     "sim_associate": "match the DiaSources to the DiaObjects read, by position (rows: sources matched)",
     "sim_rows": "build the new DiaObject versions, DiaSources and DiaForcedSources (rows: DiaObject versions)",
     "obj_select": "read the latest DiaObject versions in the field (rows: objects read)",
@@ -175,12 +177,12 @@ def new_run_id() -> str:
     Ids sort in start order and are unique across machines, e.g.
     ``"20261121T101500Z-5f3a9c01"``.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 def _json_default(value: Any) -> Any:

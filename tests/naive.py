@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-
 # ---------------------------------------------------------------------------
 # dia_sim: association, forced photometry, DiaObject summaries
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _pg_bin() -> Path:
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
     return versions[-1] if versions else Path("/usr/lib/postgresql/15/bin")

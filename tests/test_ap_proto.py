@@ -17,15 +17,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from astropy.time import Time
+from conftest import write_config
 
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import field_tiles
 from dia_sim.options import load_ap_config
-from l1db.scratch import read_table
 from l1db import L1db
+from l1db.scratch import read_table
 from l1db.timing_log import parse_log
-from conftest import write_config
 
 PER_VISIT = 400
 PATCH = "0,6,-20,-14"
@@ -326,6 +326,7 @@ def test_nightly_table_merged_by_the_daily_job(make_sql_config, sources: Path, t
 def test_same_seed_same_data_on_cassandra_and_sqlite(make_cassandra_config, sources: Path, tmp_path: Path) -> None:
     """The backend changes the timings, never the data: same counts per visit, same rows stored."""
     from conftest import write_config
+
     from l1db.cli.create_l1_schema import main as create
 
     configs = {
@@ -357,6 +358,7 @@ def test_resumed_runs_give_bit_identical_times(sql_backend: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     """Each visit's time comes from its ID: 3 + 3 + 4 visits in three runs store the bits of one 10-visit run."""
     from conftest import create_test_database
+
     from l1db.cli.create_l1_schema import main as create
 
     # Three visits before dawn, then the next night: the resume crosses the day.

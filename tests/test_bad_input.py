@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
-
 from conftest import write_config
+
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
 from l1db import L1db

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from l1db.sql.bulk_insert import insert_frame, upsert_frame
 from l1db.config import L1dbConfig
-from l1db.sql.database import make_engine
 from l1db.frames import L1dbInputError, check_frame, column_kind
+from l1db.sql.bulk_insert import insert_frame, upsert_frame
+from l1db.sql.database import make_engine
 from l1db.sql.schema import L1Schema
 
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")

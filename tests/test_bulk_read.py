@@ -13,16 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from l1db_frames import random_rows
 from sqlalchemy.dialects import postgresql
 
-from l1db.sql.bulk_insert import insert_frame, pg_copy_buffer
-from l1db.frames import empty_frame
-from l1db.sql.bulk_read import _parse_copy, read_frame
 from l1db.config import L1dbConfig
-from l1db.frames import check_frame, column_dtype, column_kind
+from l1db.frames import check_frame, column_dtype, column_kind, empty_frame
+from l1db.sql.bulk_insert import insert_frame, pg_copy_buffer
+from l1db.sql.bulk_read import _parse_copy, read_frame
 from l1db.sql.pg_copy import pg_wire_type
 from l1db.sql.schema import PIXEL_COLUMN, L1Schema
-from l1db_frames import random_rows
 
 TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
 

@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
+from conftest import write_config
+from naive import NAIVE_RAFTS, naive_camera_detector, naive_in_circle
 
 from dia_sim import ap_loop
 from dia_sim._sphere import sample_cap
-from l1db.sphere import radec_to_xyz, xyz_to_radec
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import FieldTile, field_tiles
 from dia_sim.log2csv import logs_to_table, tiles_per_visit
 from dia_sim.tiling import CAMERA_DETECTOR_SIDE, CAMERA_DETECTORS, CAMERA_EMPTY_DETECTORS, divide_of, tiling
 from l1db.cli.create_l1_schema import main as create
-from l1db.timing_log import parse_log
-from conftest import write_config
 from l1db.scratch import read_table
-from naive import NAIVE_RAFTS, naive_camera_detector, naive_in_circle
+from l1db.sphere import radec_to_xyz, xyz_to_radec
+from l1db.timing_log import parse_log
 
 CENTERS = [(10.0, -30.0), (0.0, -40.0), (359.9, 20.0), (45.0, -89.9), (0.0, -90.0), (120.0, 0.0)]
 FOV = 3.5

@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_config
 
 from dia_sim.catalog import generate_catalog
 from l1db import L1db
 from l1db.cassandra import server
 from l1db.cli.create_l1_schema import main as create
 from l1db.timing_log import parse_logs
-from conftest import write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402

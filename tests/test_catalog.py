@@ -9,12 +9,12 @@ import healpy
 import numpy as np
 import pytest
 from lsst import sphgeom
+from naive import naive_in_circle
 
 from dia_sim.catalog import CATALOG_DTYPE, CatalogError, SourceCatalog, expected_count, generate_catalog
 from dia_sim.cli import gen_sources
 from dia_sim.field import FieldTile, field_tiles
 from dia_sim.pointing import random_pointings
-from naive import naive_in_circle
 
 PER_VISIT = 200  # ~430k sources over the southern sky: quick, yet dense enough for statistics
 
@@ -309,7 +309,8 @@ def test_gen_sources_help(capsys):
 def test_sphgeom_circle_region(south_path, south_rows):
     """A sphgeom Circle is used as the bucket query directly."""
     catalog = SourceCatalog.load(south_path)
-    circle = sphgeom.Circle(sphgeom.UnitVector3d(sphgeom.LonLat.fromDegrees(0.1, -60.0)), sphgeom.Angle.fromDegrees(2.5))
+    circle = sphgeom.Circle(sphgeom.UnitVector3d(sphgeom.LonLat.fromDegrees(0.1, -60.0)),
+                            sphgeom.Angle.fromDegrees(2.5))
     index = catalog.sources_in_region(circle)[2]
     np.testing.assert_array_equal(index, _brute_force(south_rows, circle))
     assert len(index) > 0

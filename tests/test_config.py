@@ -143,7 +143,8 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_pixel_level_range_checked_per_pixelization(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pixel_level.*htm.*1-24"):
         load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixel_level = 25\n"))
-    config = load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixelization = healpix\npixel_level = 25\n"))
+    config = load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixelization = healpix\n"
+                                          "pixel_level = 25\n"))
     assert config.effective_pixel_level == 25
     with pytest.raises(ConfigError, match="pixel_level.*healpix.*0-29"):
         load_config(_write(tmp_path, "[database]\nurl = sqlite://\n[l1db]\npixelization = healpix\npixel_level = 30\n"))

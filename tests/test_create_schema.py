@@ -14,6 +14,7 @@ from l1db.config import normalize_url
 from l1db.parse_cat import packaged_apdb_path
 from l1db.sql.schema import PIXEL_COLUMN
 
+
 def _felis_columns() -> dict[str, list[str]]:
     """The published tables' columns as lsst-felis reads apdb.yaml."""
     model = felis.datamodel.Schema.from_uri(str(packaged_apdb_path()), context={"id_generation": True})

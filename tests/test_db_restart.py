@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import create_test_database, write_config
+
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
 from l1db.config import normalize_url
@@ -72,7 +72,7 @@ def test_connection_errors_are_retryable_others_not(sql_backend: str, tmp_path: 
             try:
                 raise killed.value
             except sa.exc.DBAPIError:
-                raise SystemError("<function decode> returned a result with an exception set")
+                raise SystemError("<function decode> returned a result with an exception set")  # noqa: B904 - the implicit chain is tested
         except SystemError as chained:
             assert is_retryable(chained) and driver_error_reason(chained) == driver_error_reason(killed.value)
         # A server that does not answer at all.

@@ -19,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from netns_hosts import Hosts, PostgresHost
 
 from dia_sim.catalog import generate_catalog
 from l1db.config import normalize_url
 from l1db.timing_log import parse_log
-from netns_hosts import Hosts, PostgresHost
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
@@ -254,9 +254,10 @@ def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -> None:
     """9 tiles a visit in 2 worker processes; one log written by the driver, every tile once, all stored."""
     from conftest import write_config
-    from l1db.scratch import read_table
+
     from dia_sim.cli.ap_proto import main
     from l1db.cli.create_l1_schema import main as create
+    from l1db.scratch import read_table
 
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
     assert create(["-c", str(config)]) == 0
@@ -276,6 +277,7 @@ def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -
 
 def test_a_worker_keeps_its_catalogue_and_connection_for_every_tile(small_catalog: Path, tmp_path: Path) -> None:
     from conftest import write_config
+
     from dia_sim.ap_loop import RunOptions
     from dia_sim.tile_task import TileJob, _processor, release_worker_state
     from l1db.config import load_config
@@ -295,6 +297,7 @@ def test_a_worker_keeps_its_catalogue_and_connection_for_every_tile(small_catalo
 def test_a_bad_or_unreachable_scheduler_is_one_line(address: str, words: str, small_catalog: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
     from conftest import write_config
+
     from dia_sim.cli.ap_proto import main
     from l1db.cli.create_l1_schema import main as create
 

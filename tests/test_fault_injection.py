@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SERVERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -25,7 +24,7 @@ def test_kills_and_a_restart_leave_a_database_equal_to_its_log(tmp_path: Path,
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in out.splitlines() if line.startswith("| sqlite") or line.startswith("| postgresql")}
     assert set(rows) == {"sqlite", "postgresql"}
-    for backend, cells in rows.items():
+    for cells in rows.values():
         assert cells[2] == "3" and cells[9] == "all passed", cells
         assert int(cells[1]) >= 8  # the visits of the last run, after those of the killed runs
     assert rows["postgresql"][3].startswith("1 ") and int(rows["postgresql"][4]) >= 1  # a restart, failures logged

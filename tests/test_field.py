@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from lsst import sphgeom
+from naive import naive_field_tile, naive_in_circle
 
 from dia_sim._sphere import sample_cap
-from l1db.sphere import radec_to_xyz, xyz_to_radec
 from dia_sim.field import FieldTile, field_tiles
-from naive import naive_field_tile, naive_in_circle
+from l1db.sphere import radec_to_xyz, xyz_to_radec
 
 # Ordinary sky, across RA = 0, near and at both poles, on the equator.
 CENTERS = [(10.0, -30.0), (0.0, -40.0), (359.9, 20.0), (45.0, -89.9), (0.0, -90.0), (200.0, 89.0), (120.0, 0.0)]

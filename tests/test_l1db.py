@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import logging
 
+import astropy.units as u
 import lsst.sphgeom as sg
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import astropy.units as u
 from astropy.time import Time
+from l1db_frames import random_rows, random_sky_points, random_visit
+from naive import naive_in_circle, naive_region_contains
 
 import l1db.sql.bulk_insert
 import l1db.sql.chunks
-from l1db.frames import L1dbInputError
 from l1db import MONTH_DAYS, L1db
 from l1db.errors import SchemaError
+from l1db.frames import L1dbInputError
 from l1db.timer import TimingRecord
-from naive import naive_in_circle, naive_region_contains
-from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
 

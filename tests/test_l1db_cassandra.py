@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from astropy.time import Time
 from cassandra.query import UNSET_VALUE
-
 from conftest import write_config
+from l1db_frames import random_rows, random_sky_points, random_visit
+
 from l1db import L1db
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
 from l1db.cassandra.session import serialized_frame
@@ -27,7 +28,6 @@ from l1db.config import ConfigError, load_config
 from l1db.errors import SchemaError
 from l1db.scratch import read_table
 from l1db.timer import TimingRecord
-from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
 

@@ -145,7 +145,8 @@ def test_unknown_table_lists_available() -> None:
 
 
 def _write_felis(tmp_path: Path, columns: list[dict], primary_key: object, **table: object) -> Path:
-    doc = {"name": "tiny", "version": "1.2", "tables": [{"name": "T", "columns": columns, "primaryKey": primary_key, **table}]}
+    doc = {"name": "tiny", "version": "1.2",
+           "tables": [{"name": "T", "columns": columns, "primaryKey": primary_key, **table}]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -317,7 +318,8 @@ def test_sql_unsupported_type_and_syntax_error(tmp_path: Path) -> None:
     # No time type in the format (no backend stores one): named, with what to use instead.
     for sql_type in ("DATETIME", "TIMESTAMP"):
         path.write_text(f"CREATE TABLE t (a INT PRIMARY KEY, b {sql_type});\n")
-        with pytest.raises(ParseCatError, match=rf"table 't', column 'b': unsupported SQL type {sql_type}.*MJD, DOUBLE"):
+        with pytest.raises(ParseCatError,
+                           match=rf"table 't', column 'b': unsupported SQL type {sql_type}.*MJD, DOUBLE"):
             read_sql_ddl(path)
     path.write_text("CREATE TABLE (a INT\n")
     with pytest.raises(ParseCatError, match=r"dec\.sql: SQL parse error at line 1, column \d+"):

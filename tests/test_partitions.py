@@ -18,13 +18,13 @@ import lsst.sphgeom as sg
 import numpy as np
 import pytest
 from astropy.time import Time
-
 from conftest import write_config
+from l1db_frames import random_rows, random_sky_points, random_visit
+
 from l1db import MONTH_DAYS, L1db
 from l1db.config import ConfigError, L1dbConfig, load_config
 from l1db.errors import SchemaError
 from l1db.timer import TimingRecord
-from l1db_frames import random_rows, random_sky_points, random_visit
 
 T0 = Time(60000.0, format="mjd", scale="tai")
 REPO = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def test_create_l1_schema_prints_the_partitions(pg_db_url: str, tmp_path: Path, 
     assert "DiaSource: 104 columns, key (diaSourceId, midpointMjdTai)" in out
     assert "DiaForcedSource: 14 columns, key (diaObjectId, visit, detector, midpointMjdTai)" in out
     for table, column in (("DiaSource", "midpointMjdTai"), ("DiaForcedSource", "midpointMjdTai")):
-        line = next(l for l in out.splitlines() if l.strip().startswith(f"{table}: partitioned"))
+        line = next(x for x in out.splitlines() if x.strip().startswith(f"{table}: partitioned"))
         assert f"RANGE ({column}), 2 time partitions of {days} days" in line
         assert f"{table}_mjd{first} [{first}, {first + days})" in line
         assert f"{table}_mjd{first + days} [{first + days}, {first + 2 * days})" in line
@@ -170,7 +170,7 @@ def test_a_client_with_other_partitions_is_refused(pg_db_url: str, tmp_path: Pat
     db.close()
     for days in (0, 20):
         other = L1db(write_config(tmp_path / f"b{days}.cfg", pg_db_url, history_partition_days=days))
-        with pytest.raises(SchemaError, match="history_partition_days: database '10', config '%d'" % days):
+        with pytest.raises(SchemaError, match=f"history_partition_days: database '10', config '{days}'"):
             other.lastVisit()
         other.close()
 

@@ -178,7 +178,8 @@ def test_incomplete_visits_left_out_of_plots_and_fits(tmp_path: Path, capsys: py
     sum_axes = selects.axes[3]
     assert len(sum_axes.collections[0].get_offsets()) == 60
     assert any("least squares" in text.get_text() for text in sum_axes.get_legend().get_texts())
-    assert "10 incomplete" in figures[tmp_path / "default" / "compare.png"].axes[0].get_legend().get_texts()[0].get_text()
+    legend = figures[tmp_path / "default" / "compare.png"].axes[0].get_legend()
+    assert "10 incomplete" in legend.get_texts()[0].get_text()
     every = write_plots([csv], tmp_path / "every", include_incomplete=True)
     assert len(every[tmp_path / "every" / "selects.png"].axes[0].collections[0].get_offsets()) == 70
     assert "left out" not in every[tmp_path / "every" / "selects.png"].get_suptitle()

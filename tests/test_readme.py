@@ -121,7 +121,8 @@ def test_every_block_runs_or_says_why_not() -> None:
     assert BLOCKS and RUN
     for block in readme_blocks():
         if block.language not in RUNNABLE:
-            assert block.not_run is None and not block.setup, f"line {block.line}: directive on a {block.language or 'plain'} block"
+            assert block.not_run is None and not block.setup, \
+                f"line {block.line}: directive on a {block.language or 'plain'} block"
         elif block.not_run is not None:
             assert len(block.not_run) > 10, f"line {block.line}: not-run needs a reason"
 
@@ -158,7 +159,8 @@ def test_readme_block_runs(block: Block, scratch: Path) -> None:
     finally:
         for drop in drops:
             drop()
-    assert done.returncode == 0, f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, \
+        f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
 # ---------------------------------------------------------------- layout and notebook

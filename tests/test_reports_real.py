@@ -12,11 +12,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import write_config
 from nbclient import NotebookClient
 from test_log2csv import assert_matches_reference, naive_visit_rows
 from test_notebook import NOTEBOOK, _kernel_manager
 
-from conftest import write_config
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
 from dia_sim.cli.log2csv import main as log2csv

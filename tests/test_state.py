@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import cassandra_session, create_test_database, write_config
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -22,7 +23,6 @@ from l1db.cli.l1db_state import main as l1db_state
 from l1db.config import load_config, normalize_url, parse_cassandra_url
 from l1db.state import MANIFEST
 from l1db.timing_log import parse_log
-from conftest import cassandra_session, create_test_database, write_config
 
 PATCH = "0,6,-20,-14"
 VISITS = 3

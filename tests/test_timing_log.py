@@ -126,7 +126,8 @@ def test_garbage_lines_ignored_and_prefixed_records_kept() -> None:
     '{"not_a_record": 1}',
 ])
 def test_malformed_records_counted(bad: str) -> None:
-    good = '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, "rows": null}'
+    good = ('{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "x", "real": 1, "user": 0, "sys": 0, '
+            '"rows": null}')
     parsed = parse_log([good, bad, "plain text", good])
     assert parsed.malformed == 1
     assert len(parsed.timings) == 2

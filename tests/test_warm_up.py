@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import create_test_database, write_config
+
 from dia_sim.catalog import generate_catalog
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.timing_log import parse_log

@@ -8,8 +8,14 @@ import sys
 from l1db.cli import input_file_problem, quiet_broken_pipe
 
 from ..fits import GROWTH, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
-from ..plots import (DEFAULT_THRESHOLD, SCALING_ASSUMPTION, describe_figures, write_history_plots,
-                     write_plots, write_projection_plots)
+from ..plots import (
+    DEFAULT_THRESHOLD,
+    SCALING_ASSUMPTION,
+    describe_figures,
+    write_history_plots,
+    write_plots,
+    write_projection_plots,
+)
 
 __all__ = ["main"]
 

@@ -40,7 +40,10 @@ class CassandraReads(CassandraClient):
 
     def _read_partitions(self, table: str, columns: Sequence[sa.Column], pixels: np.ndarray,
                          time_parts: list[int] | None, explain: bool = False) -> pd.DataFrame:
-        """Every row of ``table`` in the partitions (pixel x time partitions), typed; with ``explain``, the plan logged."""
+        """Every row of ``table`` in the partitions (pixel x time partitions), typed.
+
+        With ``explain``, the plan (the statement and the partitions it reads) is logged.
+        """
         statement = self._select(table, columns, time_parts is not None)
         if explain:
             n_time = 1 if time_parts is None else len(time_parts)

@@ -22,8 +22,8 @@ Names are quoted everywhere: CQL folds unquoted names to lower case.
 
 from __future__ import annotations
 
-from ..schema_model import ColumnDef, SchemaDef, TableDef
 from ..errors import SchemaError
+from ..schema_model import ColumnDef, SchemaDef, TableDef
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 
 __all__ = [

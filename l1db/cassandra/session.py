@@ -102,7 +102,8 @@ class _GroupedWritesWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return "Unlogged batch covering" not in message and "Aggregation query used without partition key" not in message
+        return ("Unlogged batch covering" not in message
+                and "Aggregation query used without partition key" not in message)
 
 
 logging.getLogger("cassandra.protocol").addFilter(_GroupedWritesWarning())
