@@ -36,6 +36,9 @@ TEST_REQUIRES = [
     "nbclient>=0.11",
     "nbformat>=5.11",
     "ipykernel>=7.4",
+    # Lint and type check, run by scripts/test.sh before the tests (configured in pyproject.toml).
+    "ruff>=0.17.6",
+    "mypy>=2.4.1",
 ]
 
 # Opening notebooks/timing_analysis.ipynb: scripts/quickstart.sh (and scripts/test.sh) install it.

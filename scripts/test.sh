@@ -2,7 +2,8 @@
 # Install what the tests need (PostgreSQL and MariaDB servers from Debian's
 # packages, mysqlclient's headers, the toolkit with its test extras, Apache
 # Cassandra from Maven Central), start the servers if they are down, and run
-# the whole test suite against SQLite, PostgreSQL, MariaDB and Cassandra.
+# the lint (ruff) and type check (mypy), then the whole test suite against
+# SQLite, PostgreSQL, MariaDB and Cassandra.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k config
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,6 +65,11 @@ export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
 
 . "$ROOT/scripts/_venv.sh" test,notebook
 cd "$ROOT"
+
+# Lint, import order and types first (pyproject.toml): a failure stops here, before Cassandra starts.
+echo "ruff check . && mypy ..."
+ruff check .
+mypy
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
 if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
