@@ -133,6 +133,23 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+
+def catalog_fixture(per_visit: float, seed: int = 3, name: str = "sources"):
+    """A module-scoped fixture: a southern-sky catalogue (``gen_sources``) of ``per_visit`` sources a field.
+
+    Use as ``sources = catalog_fixture(400)`` in a test module; each module picks its own density and seed.
+    """
+    @pytest.fixture(scope="module", name=name)
+    def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from dia_sim.catalog import generate_catalog
+
+        path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+        generate_catalog(path, per_visit=per_visit, sky="south", seed=seed)
+        return path
+
+    return catalog
+
+
 def write_config(path: Path, url: str, **options: object) -> Path:
     """Write a config file for ``url``, each option in its section.
 

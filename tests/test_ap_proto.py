@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from astropy.time import Time
-from conftest import write_config
+from conftest import catalog_fixture, write_config
 
-from dia_sim.catalog import SourceCatalog, generate_catalog
+from dia_sim.catalog import SourceCatalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import field_tiles
 from dia_sim.options import load_ap_config
@@ -31,11 +31,7 @@ PER_VISIT = 400
 PATCH = "0,6,-20,-14"
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=PER_VISIT, sky="south", seed=3)
-    return path
+sources = catalog_fixture(PER_VISIT)
 
 
 def _run(config: Path, sources: Path, log: Path, *extra: str) -> int:

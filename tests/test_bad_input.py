@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
-from conftest import write_config
+from conftest import catalog_fixture, write_config
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
@@ -23,11 +23,7 @@ from l1db.cli import create_l1_schema
 PATCH = "0,6,-20,-14"
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=200, sky="south", seed=3)
-    return path
+sources = catalog_fixture(200)
 
 
 @pytest.fixture

@@ -31,9 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from conftest import catalog_fixture, write_config
 
-from dia_sim.catalog import generate_catalog
 from l1db import L1db
 from l1db.cassandra import server
 from l1db.cli.create_l1_schema import main as create
@@ -73,11 +72,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             shutil.rmtree(data, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=400, sky="south", seed=3)
-    return path
+sources = catalog_fixture(400)
 
 
 @pytest.fixture

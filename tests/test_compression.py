@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.time import Time
-from conftest import write_config
+from conftest import catalog_fixture, write_config
 
-from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.compression import DAYS_PER_YEAR, derive_cadence, field_area_deg2
 from dia_sim.pointing import centre_area_deg2, random_pointings
@@ -74,11 +73,7 @@ def test_days_between_nights_in_the_schedule() -> None:
         visit_mjd(start, 1, night_step=0)
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=300, sky="south", seed=3)
-    return path
+sources = catalog_fixture(300)
 
 
 def _run(config: Path, sources: Path, log: Path, *extra: str) -> int:

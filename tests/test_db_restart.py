@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import create_test_database, write_config
+from conftest import catalog_fixture, create_test_database, write_config
 
-from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
 from l1db.config import normalize_url
 from l1db.errors import DatabaseUnreachable, describe_error, driver_error_reason, is_retryable
@@ -28,11 +27,7 @@ from _faults import check_database, restart_server, server_is_up  # noqa: E402
 PATCH = "0,6,-20,-14"
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=400, sky="south", seed=3)
-    return path
+sources = catalog_fixture(400)
 
 
 def _engine(url: str) -> sa.Engine:

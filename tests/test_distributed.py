@@ -27,6 +27,7 @@ from l1db.timing_log import parse_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
+from conftest import catalog_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -244,11 +245,7 @@ def test_a_database_restart_is_retried_on_the_workers_and_logged_by_the_driver(c
 # -- the pool on one machine ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=400, sky="south", seed=3)
-    return path
+small_catalog = catalog_fixture(400, name="small_catalog")
 
 
 def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -> None:

@@ -14,9 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import cassandra_session, create_test_database, write_config
+from conftest import cassandra_session, catalog_fixture, create_test_database, write_config
 
-from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
 from l1db.cli.create_l1_schema import main as create_schema
 from l1db.cli.l1db_state import main as l1db_state
@@ -28,11 +27,7 @@ PATCH = "0,6,-20,-14"
 VISITS = 3
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=300, sky="south", seed=5)
-    return path
+sources = catalog_fixture(300, seed=5)
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from conftest import create_test_database, write_config
+from conftest import catalog_fixture, create_test_database, write_config
 
-from dia_sim.catalog import generate_catalog
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.timing_log import parse_log
 
@@ -44,11 +42,7 @@ CASES = {
 SIMULATION = {"dia_sim.association._nearest_kernel", "dia_sim.association._cell_keys", "dia_sim.rows._index_of"}
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-    generate_catalog(path, per_visit=400, sky="south", seed=3)
-    return path
+sources = catalog_fixture(400)
 
 
 def _check(config: Path, sources: Path, log: Path, *extra: str) -> dict:
