@@ -150,7 +150,6 @@ def test_driver_errors_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> N
                                    "ConnectionRefusedError: [Errno 111] Connection refused")
 
 
-@pytest.mark.slow
 def test_one_node_lost_and_back_loses_and_duplicates_nothing(cluster: Path, keyspace: str, sources: Path,
                                                              tmp_path: Path) -> None:
     config = cluster_config(tmp_path, keyspace, retry_attempts=5, retry_wait=1)
@@ -181,7 +180,6 @@ def test_one_node_lost_and_back_loses_and_duplicates_nothing(cluster: Path, keys
     check_database_equals_logs(all_config, [log, all_log], total + 2)
 
 
-@pytest.mark.slow
 def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: Path, keyspace: str,
                                                                       sources: Path, tmp_path: Path) -> None:
     config = cluster_config(tmp_path, keyspace, retry_attempts=2, retry_wait=1)
