@@ -161,3 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":  # python -m dia_sim.cli.ap_proto
+    sys.exit(main())

@@ -113,3 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     size = output.stat().st_size
     print(f"wrote {count:,} sources to {output} ({size / 1e6:,.1f} MB)")
     return 0
+
+
+if __name__ == "__main__":  # python -m dia_sim.cli.gen_sources
+    sys.exit(main())

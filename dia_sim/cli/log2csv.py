@@ -83,3 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({incomplete} incomplete, {len(parsed.failures)} failed attempt(s)) -> {where}; "
           f"{parsed.malformed} malformed record(s)", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":  # python -m dia_sim.cli.log2csv
+    sys.exit(main())

@@ -134,3 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{label} ({how}):")
             print(frame.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
     return 0
+
+
+if __name__ == "__main__":  # python -m dia_sim.cli.plot_timing
+    sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from ..api import L1db
 from ..config import ConfigError, default_config_path, safe_url
@@ -63,3 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         return report_error("create_l1_schema", exc, (ConfigError, L1dbError))
     return 0
+
+
+if __name__ == "__main__":  # python -m l1db.cli.create_l1_schema
+    sys.exit(main())

@@ -195,3 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         return report_error(PROG, exc, (ConfigError, L1dbError))
     return 0
+
+
+if __name__ == "__main__":  # python -m l1db.cli.l1db_state
+    sys.exit(main())

@@ -128,3 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in _summary(schema):
         print(line, file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":  # python -m l1db.cli.parse_cat
+    sys.exit(main())
