@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -234,7 +234,7 @@ class TileProcessor:
         """The database client, connected again after a failure."""
         if self._l1db is None:
             self._op = "connect"
-            self._l1db = L1db(self.config)
+            self._l1db = L1db(self.config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
             # Its numba kernels too, before its first timed read (already compiled after a reconnect).
             self._l1db.warm_up()
         return self._l1db
@@ -350,6 +350,10 @@ class TileProcessor:
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
 
 
+@overload
+def _canonical(frame: None) -> None: ...
+@overload
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame: ...
 def _canonical(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     """``frame`` sorted by all its columns: the simulation then never depends on the order a database returns rows.
 
@@ -407,7 +411,7 @@ class ApLoop:
         self.catalog = SourceCatalog.load(catalog_path)
         if len(self.catalog) == 0:
             raise CatalogError(f"{catalog_path}: the catalogue holds no source (gen_sources --per-visit > 0)")
-        self._l1db: L1db | None = L1db(config)
+        self._l1db: L1db | None = L1db(config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
         try:
             self.l1db.checkSchema()
             # Everything that can refuse the run is decided before anything is written.
@@ -428,7 +432,7 @@ class ApLoop:
     def l1db(self) -> L1db:
         """The loop's own database client (resuming, row counts, daily job), connected again after a failure."""
         if self._l1db is None:
-            self._l1db = L1db(self.config)
+            self._l1db = L1db(self.config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
             # The daily job is timed: its kernels too (the tiles' processes warm up their own).
             self._l1db.warm_up()
         return self._l1db
@@ -441,6 +445,7 @@ class ApLoop:
 
     def _retrying(self, work: Callable[[], T], visit: int, op: str) -> T:
         """The loop's own database work (``op``), retried as a tile is."""
+        assert self.writer is not None  # done while the run's log is open
         return run_with_retries(lambda failed: work(), options=self.options, writer=self.writer, visit=visit,
                                 tile=0, current_op=lambda: op, reset=self._reset)
 
@@ -465,7 +470,9 @@ class ApLoop:
         if last is None:
             self.schedule = opts.schedule(opts.start_visit_id, float(opts.start_time.tai.mjd))
             return opts.start_visit_id, None
-        first_id, first_time = self.l1db.firstVisit()
+        first = self.l1db.firstVisit()
+        assert first is not None  # the database holds a last visit, so a first one
+        first_id, first_time = first
         self.schedule = opts.schedule(first_id, float(first_time.tai.mjd))
         visit_id, visit_time = last
         expected = self.schedule.mjd(visit_id)
@@ -605,6 +612,7 @@ class ApLoop:
                 results.append(outcome.result)
         if failed is not None:
             error = failed.error
+            assert error is not None  # failed is the first outcome with an error
             if failed.traceback:
                 error.__cause__ = RemoteTraceback(failed.traceback)
             raise error
@@ -625,6 +633,7 @@ class ApLoop:
             return
 
         def merge() -> None:
+            assert self.writer is not None  # the run's log is open
             with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
                 self.l1db.dailyJob()
 

@@ -233,8 +233,8 @@ def _tile_solid_angle(half: float, xi0: float, xi1: float, eta0: float, eta1: fl
     breaks = {t_lo, t_hi}
     for eta in (eta0, eta1):
         if abs(eta) < half:
-            t = math.acos(abs(eta) / half)
-            breaks.update(b for b in (t, -t) if t_lo < b < t_hi)
+            t_cross = math.acos(abs(eta) / half)
+            breaks.update(b for b in (t_cross, -t_cross) if t_lo < b < t_hi)
     edges = sorted(breaks)
     nodes, weights = np.polynomial.legendre.leggauss(_GAUSS_NODES)
     total = 0.0

@@ -293,7 +293,7 @@ def project(fits: Mapping[str, OperationFit], visits: int = SURVEY_YEAR_VISITS,
             continue
         rows, how, seconds = math.nan, "end of run", fit.recent
         if op in READ_OPERATIONS:
-            rows = rows_at.get(fit.rows_column, math.nan)
+            rows = rows_at.get(fit.rows_column, math.nan) if fit.rows_column is not None else math.nan
             if not math.isfinite(rows) and fit.rows_by_visit is not None:
                 rows = fit.rows_by_visit.extrapolate(visits)
         if math.isfinite(rows) and fit.by_rows is not None:

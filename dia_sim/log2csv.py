@@ -126,6 +126,8 @@ def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
         config = record.get("config")
         ap_proto = config.get("ap_proto") if isinstance(config, Mapping) else None
         divide = ap_proto.get("divide") if isinstance(ap_proto, Mapping) else None
+        if divide is None:
+            continue
         try:
             count = tiling(divide).n_tiles
         except ValueError:

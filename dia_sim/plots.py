@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.typing import RcKeyType
 
 from .fits import (
     READ_OPERATIONS,
@@ -100,7 +101,7 @@ _PANEL_TITLES = {
 
 _METRIC_LABELS = {"real": "wall time per visit (s)", "cpu": "cpu time per visit, user + sys (s)"}
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "font.size": 11,
     "axes.titlesize": 12,
     "axes.labelsize": 11,

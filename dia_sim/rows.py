@@ -170,7 +170,7 @@ class _FillPlan:
                 elif _is_error(col.name) and col.unit in _ERR_RANGE:
                     lo, hi = _ERR_RANGE[col.unit]
                 else:
-                    lo, hi = _UNIT_RANGE.get(col.unit, _DEFAULT_FLOAT_RANGE)
+                    lo, hi = _UNIT_RANGE.get(col.unit or "", _DEFAULT_FLOAT_RANGE)
                 floats[_NUMPY_DTYPE[col.type]].append((col.name, float(lo), float(hi)))
             else:
                 # CHAR/VARCHAR/TEXT: a fixed string as long as the column allows.
@@ -206,12 +206,12 @@ class _FillPlan:
         for name, dtype, lo, hi in self.ints:
             if name not in given:
                 data[name] = rng.integers(lo, hi + 1, size=n, dtype=dtype)
-        for dtype, (names, lo, span) in self.floats.items():
+        for dtype, (names, low, span) in self.floats.items():
             if not names:
                 continue
             block = rng.random((len(names), n), dtype=dtype)
             block *= span
-            block += lo
+            block += low
             for k, name in enumerate(names):
                 if name not in given:
                     data[name] = block[k]

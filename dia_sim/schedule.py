@@ -227,8 +227,8 @@ class VisitSchedule:
 
     def mjd(self, visit_id: int) -> float:
         """Time of visit ``visit_id`` (>= `first_visit`), MJD (TAI)."""
-        return visit_mjd(self.start_mjd, int(visit_id) - self.first_visit, self.interval_s,
-                         self.night_start_hour, self.night_end_hour, self.night_step)
+        return float(visit_mjd(self.start_mjd, int(visit_id) - self.first_visit, self.interval_s,
+                               self.night_start_hour, self.night_end_hour, self.night_step))
 
     def night(self, mjd: float) -> int:
         """`night_number` of a time of this schedule."""

@@ -141,6 +141,7 @@ class TilePool:
         self._executor = self.client.get_executor(pure=False)
 
     def _workers(self) -> dict[str, Any]:
+        assert self.client is not None  # called only for a pool with a cluster
         return self.client.scheduler_info(n_workers=-1)["workers"]
 
     def describe(self) -> dict[str, Any]:

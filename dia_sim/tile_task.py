@@ -108,7 +108,7 @@ def _processor(job: TileJob) -> TileProcessor:
     thread = threading.get_ident()
     with _PROCESSORS_LOCK:
         run, processor = _PROCESSORS.get(thread, (None, None))
-        if run == job.run:
+        if run == job.run and processor is not None:  # stored with its run: never None then
             return processor
         _PROCESSORS.pop(thread, None)
     if processor is not None:

@@ -124,6 +124,7 @@ class L1db(abc.ABC):
             return super().__new__(cls)
         if not isinstance(config, L1dbConfig):
             config = load_config(config)
+        impl: type[L1db]
         if backend_of(config.url) == "cassandra":
             from .cassandra.l1db_cassandra import L1dbCassandra as impl
         else:

@@ -72,7 +72,7 @@ def error_chain(exc: BaseException) -> Iterator[BaseException]:
     raised while the driver cleaned up after a lost connection, say.
     """
     seen: set[int] = set()
-    stack = [exc]
+    stack: list[BaseException | None] = [exc]
     while stack:
         current = stack.pop(0)
         if current is None or id(current) in seen:

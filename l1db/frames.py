@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -162,7 +163,7 @@ def _to_float(values: np.ndarray, nulls: np.ndarray, src: str, dtype: type) -> n
         okind = _object_kind(values, nulls)
         if okind not in ("e", "i", "f"):
             raise _BadColumn(f"values are not numbers ({okind})")
-        out = np.zeros(len(values), dtype=dtype)
+        out: np.ndarray = np.zeros(len(values), dtype=dtype)
         out[~nulls] = values[~nulls].astype(np.float64)
     elif src in "iuf":
         with np.errstate(over="ignore"):
@@ -188,7 +189,9 @@ def _to_int(values: np.ndarray, nulls: np.ndarray, src: str, dtype: type) -> pd.
         if okind not in ("e", "i", "f"):
             raise _BadColumn(f"values are not integers ({okind})")
         if okind == "i":
-            values = pd.array(np.where(nulls, None, values), dtype="Int64").to_numpy(dtype=np.int64, na_value=0)
+            # numpy's stubs refuse None as a value of where(); it makes an object array (None = missing).
+            with_none = np.where(nulls, None, values)  # type: ignore[call-overload]
+            values = pd.array(with_none, dtype="Int64").to_numpy(dtype=np.int64, na_value=0)
             src = "i"
         else:
             values = np.where(nulls, 0.0, values).astype(np.float64)
@@ -202,7 +205,7 @@ def _to_int(values: np.ndarray, nulls: np.ndarray, src: str, dtype: type) -> pd.
     present = values[~nulls]
     if len(present) and (present.min() < info.min or present.max() > info.max):
         raise _BadColumn(f"values out of range for {np.dtype(dtype).name}")
-    data = np.where(nulls, 0, values).astype(dtype) if nulls.any() else values.astype(dtype, copy=False)
+    data: np.ndarray = np.where(nulls, 0, values).astype(dtype) if nulls.any() else values.astype(dtype, copy=False)
     return pd.arrays.IntegerArray(data, nulls.copy())
 
 
@@ -251,7 +254,7 @@ def _default_value(column: sqlalchemy.Column) -> object | None:
     """A literal default of ``column`` (client or server side), or None."""
     default = column.default
     if default is not None and getattr(default, "is_scalar", False):
-        return default.arg
+        return cast("sqlalchemy.ColumnDefault", default).arg  # is_scalar: a ScalarElementColumnDefault
     server_default = column.server_default
     arg = getattr(server_default, "arg", None)
     if arg is None:
@@ -432,7 +435,7 @@ def empty_frame(columns: Sequence[sqlalchemy.Column]) -> pd.DataFrame:
 _SET_BY_STORE = frozenset({"validityStartMjdTai", "validityEndMjdTai"})
 
 
-def new_frame(table: sqlalchemy.Table, **columns: object) -> pd.DataFrame:
+def new_frame(table: sqlalchemy.Table, **columns: Any) -> pd.DataFrame:
     """A frame of ``table`` with every column, built from the few columns given.
 
     Parameters

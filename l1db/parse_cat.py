@@ -98,7 +98,7 @@ _DT = exp.DataType.Type
 #: widened to the next signed type that holds their range (the format has no
 #: unsigned types); BIGINT UNSIGNED stays BIGINT. sqlglot reads MySQL's REAL
 #: as FLOAT. TINYINT(1) and BIT(1) are BOOLEAN (MySQL's own spelling of it).
-SQL_TYPES: dict[exp.DataType.Type, str] = {
+SQL_TYPES: dict[exp.DType, str] = {
     _DT.BOOLEAN: "BOOLEAN",
     _DT.TINYINT: "TINYINT",
     _DT.UTINYINT: "SMALLINT",
@@ -606,13 +606,14 @@ def _sql_table(create: exp.Create, notes: tuple[str, _Notes, list[_Notes]] | Non
             _LOG.info("%s: ignored table element %s", where, element.sql(dialect="mysql")[:60])
 
     description, _ = table_notes.description_and_unit()
-    for prop in create.args.get("properties").expressions if create.args.get("properties") else ():
+    properties = create.args.get("properties")
+    for prop in properties.expressions if properties else ():
         if isinstance(prop, exp.SchemaCommentProperty):
             description = " ".join(prop.this.name.split())
     return _SqlTable(tname, columns, primary_key, indexes, description)
 
 
-def _parse_sql(text: str, path: Path, dialect: str) -> list[exp.Expression]:
+def _parse_sql(text: str, path: Path, dialect: str) -> list[exp.Expr]:
     try:
         return [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except sqlglot.errors.ParseError as exc:
@@ -627,7 +628,7 @@ def _parse_sql(text: str, path: Path, dialect: str) -> list[exp.Expression]:
 
 
 def _sql_from_statements(
-    statements: list[exp.Expression],
+    statements: list[exp.Expr],
     text: str,
     path: Path,
     dialect: str,

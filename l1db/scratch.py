@@ -117,7 +117,7 @@ def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, server
         raise ValueError(f"no scratch database on backend {backend!r}")
 
 
-def read_table(config: L1dbConfig | str | os.PathLike, table: str, columns: Sequence[str]) -> pd.DataFrame:
+def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
     """``columns`` of every row of ``table``, read with the backend's own driver (not through L1db).
 
     Parameters

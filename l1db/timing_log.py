@@ -104,9 +104,9 @@ import re
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeGuard
 
 import pandas as pd
 
@@ -433,7 +433,7 @@ class ParsedLog:
         return list(seen)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -495,7 +495,7 @@ def _valid_failure(rec: Mapping[str, Any]) -> bool:
     )
 
 
-def _failure_frame(records: list[Mapping[str, Any]]) -> pd.DataFrame:
+def _failure_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     dtypes = {"run": "str", "visit": "int64", "tile": "int64", "op": "str", "error": "str", "reason": "str",
               "attempt": "int64", "lost": "float64", "wait": "float64", "retry": "bool"}
     return pd.DataFrame({name: pd.Series([r[name] for r in records], dtype=dtypes[name])

@@ -136,7 +136,7 @@ def _pinned_version() -> str:
     element = root.find("m:properties/m:cassandra.version", _POM_NS)
     if element is None or not (element.text or "").strip():
         raise RuntimeError(f"no <cassandra.version> property in {CONF_DIR / 'pom.xml'}")
-    return element.text.strip()
+    return (element.text or "").strip()
 
 
 #: The pinned Cassandra release (the ``cassandra.version`` property of conf/pom.xml).

@@ -14,7 +14,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,10 @@ from ..frames import checked_values, column_kind, empty_frame, frame_of, string_
 # rows at all. Give MaskedArray the method back (a byte-order view, what NumPy 1
 # did) so that the parser works; nothing else here uses it.
 if not hasattr(np.ma.MaskedArray, "newbyteorder"):
+    #: The orders `numpy.dtype.newbyteorder` takes (NumPy's own alias of them is private).
+    _ByteOrder = Literal["S", "<", ">", "=", "|", "L", "B", "N", "I", "little", "big", "native"]
 
-    def _newbyteorder(self: np.ma.MaskedArray, new_order: str = "S") -> np.ma.MaskedArray:
+    def _newbyteorder(self: np.ma.MaskedArray, new_order: _ByteOrder = "S") -> np.ma.MaskedArray:
         return self.view(self.dtype.newbyteorder(new_order))
 
     np.ma.MaskedArray.newbyteorder = _newbyteorder  # type: ignore[attr-defined]
@@ -269,7 +271,7 @@ def _typed_column(kind: str, parts: list[np.ndarray]) -> np.ndarray | pd.api.ext
         nulls = np.concatenate([np.ma.getmaskarray(p) for p in parts])
         return typed_array(kind, data, nulls)
     values = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    nulls = np.equal(values, None)
+    nulls = np.equal(values, None)  # type: ignore[call-overload]  # numpy's stubs refuse None; it tests each value
     if kind == "str":
         return string_array(values, nulls)
     if nulls.any():

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,10 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
 class CassandraWrites(CassandraClient):
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
+    @overload
+    def _checked(self, table: str, frame: None) -> None: ...
+    @overload
+    def _checked(self, table: str, frame: pd.DataFrame) -> pd.DataFrame: ...
     def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
         if frame is None:
             return None

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     config_path = args.config or default_config_path()
     try:
-        l1db = L1db(config_path)
+        l1db = L1db(config_path)  # type: ignore[abstract]  # __new__ makes the backend's subclass
         with l1db:
             l1db.makeSchema(drop=args.drop)
             config = l1db.config

@@ -102,7 +102,7 @@ def _save(config: L1dbConfig, args: argparse.Namespace) -> None:
     started = time.monotonic()
     state = _backend_state(config, args.run_dir)
     tools = state.tools()
-    with L1db(config) as l1db:
+    with L1db(config) as l1db:  # type: ignore[abstract]  # __new__ makes the backend's subclass
         l1db.checkSchema()
         last, first = l1db.lastVisit(), l1db.firstVisit()
         counts = l1db.tableRowCount()
@@ -154,7 +154,7 @@ def _restored(config: L1dbConfig, manifest: Manifest) -> tuple[dict[str, int], d
     StateError
         If they are not the saved ones.
     """
-    with L1db(config) as l1db:
+    with L1db(config) as l1db:  # type: ignore[abstract]  # __new__ makes the backend's subclass
         l1db.checkSchema()
         counts = l1db.tableRowCount()
         last = _visit(l1db.lastVisit())

@@ -344,6 +344,7 @@ def _mysql_load_data(conn: sqlalchemy.Connection, table: sqlalchemy.Table,
         )
     # LOAD DATA LOCAL turns errors (duplicate keys, bad values) into warnings.
     dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # the connection that just ran the LOAD
     if dbapi.warning_count():
         warnings = conn.exec_driver_sql("SHOW WARNINGS LIMIT 5").all()
         raise L1dbInputError(f"{table.name}: LOAD DATA reported problems: {[tuple(w) for w in warnings]}")

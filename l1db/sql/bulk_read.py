@@ -50,7 +50,7 @@ def _selected_columns(stmt: sqlalchemy.Select) -> list[sqlalchemy.Column]:
     others = [str(c) for c in columns if not isinstance(c, sqlalchemy.Column)]
     if others:
         raise TypeError(f"read_frame selects table columns only, not {others}")
-    return columns
+    return [c for c in columns if isinstance(c, sqlalchemy.Column)]  # all of them (narrowed for the type checker)
 
 
 # -- PostgreSQL: binary COPY TO ------------------------------------------------------
@@ -60,7 +60,7 @@ def _selected_columns(stmt: sqlalchemy.Select) -> list[sqlalchemy.Column]:
 def _int32_at(buf: np.ndarray, pos: int) -> int:  # pragma: no cover - compiled
     value = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | (np.int64(buf[pos + 2]) << 8) \
         | np.int64(buf[pos + 3])
-    return value - (1 << 32) if value >= (1 << 31) else value
+    return int(value - (1 << 32) if value >= (1 << 31) else value)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -44,7 +44,9 @@ def driver_cursor(conn: sqlalchemy.Connection, statement: str) -> Iterator[Any]:
     """
     ensure_transaction(conn)
     dbapi_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None  # the transaction just begun holds a live connection
+    cursor = dbapi_connection.cursor()
     try:
         yield cursor
     except dbapi_error as exc:

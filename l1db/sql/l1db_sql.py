@@ -85,7 +85,7 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
         for name in self.schema.tables:
             columns = inspector.get_columns(name)
             key = inspector.get_pk_constraint(name).get("constrained_columns") or []
-            indexes = [ix["name"] for ix in inspector.get_indexes(name)]
+            indexes = [str(ix["name"]) for ix in inspector.get_indexes(name)]
             lines.append(f"{name}: {len(columns)} columns, key ({', '.join(key)})"
                          + (f", indexes {', '.join(indexes)}" if indexes else ""))
         if self.partitions is not None:

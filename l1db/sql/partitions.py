@@ -137,6 +137,7 @@ class TimePartitions:
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             self._refresh(conn)
+            assert self._known is not None  # _refresh set it
             for table, numbers in wanted.items():
                 for number in numbers.tolist():
                     if number not in self._known[table]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+from typing import Any
 
 import sqlalchemy as sa
 from astropy.time import Time
@@ -133,14 +134,14 @@ class L1Schema:
         indexes: list[tuple[str, tuple[str, ...]]],
         with_pixel: bool,
     ) -> sa.Table:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self.partitions is not None and name in self.partitions.tables:
             # The key of a partitioned table must hold the partition column (the toolkit's
             # indexes are not unique, so they need not).
             column = PARTITION_COLUMNS[name]
             keys = keys if column in keys else (*keys, column)
             kwargs["postgresql_partition_by"] = f'RANGE ("{column}")'
-        args: list[sa.SchemaItem] = table_columns(tdef, with_pixel, keys)
+        args: list[sa.schema.SchemaItem] = list(table_columns(tdef, with_pixel, keys))
         if keys:
             args.append(_key(name, keys))
         table = sa.Table(name, self.metadata, *args, comment=tdef.description or None, **kwargs)

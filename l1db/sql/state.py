@@ -138,7 +138,7 @@ class SqlState:
         """Save the L1 tables into ``folder`` (which exists and is empty)."""
         target = folder / _FILES[self.backend]
         if self.backend == "sqlite":
-            _sqlite_backup(Path(self.url.database), target)
+            _sqlite_backup(Path(self._database()), target)
         elif self.backend == "postgresql":
             names = list(self.schema.tables)
             if self.schema.partitions is not None:
@@ -152,7 +152,7 @@ class SqlState:
         else:
             with self._mysql_options() as options:
                 run_tool([self._tool("dump"), options, "--single-transaction", "--skip-dump-date",
-                          "--hex-blob", f"--result-file={target}", self.url.database, *self.schema.tables],
+                          "--hex-blob", f"--result-file={target}", self._database(), *self.schema.tables],
                          "mariadb-dump")
 
     def restore(self, folder: Path) -> None:
@@ -166,12 +166,12 @@ class SqlState:
                       "--single-transaction", str(saved)], "pg_restore", env=env)
         else:
             with self._mysql_options() as options, open(saved) as script:
-                run_tool([self._tool("load"), options, "--batch", self.url.database], "mariadb", stdin=script)
+                run_tool([self._tool("load"), options, "--batch", self._database()], "mariadb", stdin=script)
 
     def clear(self) -> None:
         """Drop every table of the target (it was empty before the restore)."""
         if self.backend == "sqlite":
-            Path(self.url.database).unlink(missing_ok=True)
+            Path(self._database()).unlink(missing_ok=True)
             return
         engine = make_engine(self.config.url, poolclass=sa.pool.NullPool)
         try:
@@ -186,8 +186,14 @@ class SqlState:
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _database(self) -> str:
+        """The URL's database (SQLite's file, MariaDB's database), which the tools save and restore."""
+        if self.url.database is None:
+            raise StateError(f"{safe_url(self.url)}: the URL names no database")
+        return self.url.database
+
     def _restore_sqlite(self, saved: Path) -> None:
-        path = Path(self.url.database)
+        path = Path(self._database())
         if not path.parent.is_dir():
             raise StateError(f"{path.parent}: no such folder")
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")

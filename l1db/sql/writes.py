@@ -32,7 +32,7 @@ from ..frames import L1dbInputError, check_frame
 from . import bulk_insert
 from .chunks import id_chunks
 from .client import SqlClient
-from .partitions import PARTITION_COLUMNS
+from .partitions import PARTITION_COLUMNS, TimePartition
 from .schema import PIXEL_COLUMN
 
 __all__ = ["SqlWrites"]
@@ -114,14 +114,14 @@ class SqlWrites(SqlClient):
             for mjd in np.unique(close):
                 sel = np.unique(ids[close == mjd])
                 for chunk in id_chunks(sel, conn.dialect.name):
-                    stmt = (
+                    update = (
                         sa.update(dia_object)
                         .where(dia_object.c.diaObjectId.in_(chunk), dia_object.c.validityEndMjdTai.is_(None))
                         .values(validityEndMjdTai=float(mjd))
                     )
                     if explain and updated == 0:
-                        self._explain(conn, stmt)
-                    updated += conn.execute(stmt).rowcount
+                        self._explain(conn, update)
+                    updated += conn.execute(update).rowcount
             timer.rows = updated
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
@@ -210,6 +210,7 @@ class SqlWrites(SqlClient):
         return merged
 
     def _maintain_partitions(self) -> None:
+        assert self.partitions is not None  # dailyJob calls it only with time partitions
         last = self.lastVisit()
         if last is None:
             return
@@ -217,7 +218,7 @@ class SqlWrites(SqlClient):
         with self._records_after_store(), self._timed("daily_partitions") as timer:
             horizon = self.partitions.horizon(last_mjd)
             created = self.partitions.ensure(self.engine, {t: horizon for t in self.partitions.tables})
-            dropped = []
+            dropped: list[TimePartition] = []
             if self.config.retention_days:
                 dropped = self.partitions.drop_before(self.engine, last_mjd - self.config.retention_days)
             timer.rows = len(created) + len(dropped)
