@@ -100,7 +100,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     moved = objects.assign(ra=objects["ra"] + 0.5)
     real = L1dbCassandra._apply_versions
 
-    def fail(self, versions):
+    def fail(self, versions, explain=False):
         raise RuntimeError("killed while applying")
 
     monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
