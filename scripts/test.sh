@@ -73,6 +73,9 @@ mypy
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
 if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
+    # The run dir by its absolute path: tools that reach the nodes (nodetool for l1db_state)
+    # find them from any working directory.
+    export L1DB_CASSANDRA_RUN_DIR="${L1DB_CASSANDRA_RUN_DIR:-$ROOT/run/cassandra}"
     echo "starting Cassandra (cassandra_nodes start) ..."
     cassandra_nodes start
     export L1DB_TEST_CASSANDRA_HOSTS=127.0.0.1
