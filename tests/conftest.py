@@ -87,7 +87,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     pairs, ids = [], []
     for backend in SQL_BACKENDS:
-        layouts = {**SQL_LAYOUTS, **PG_LAYOUTS} if backend == "postgresql" else SQL_LAYOUTS
+        # The time-partition layouts where the backend has time partitions (PostgreSQL).
+        partitions = backend_table.backend_named(backend).no_time_partitions is None
+        layouts = {**SQL_LAYOUTS, **PG_LAYOUTS} if partitions else SQL_LAYOUTS
         for name, options in layouts.items():
             pairs.append((backend, options))
             ids.append(f"{backend}-{name}")
