@@ -39,6 +39,8 @@ TEST_REQUIRES = [
     # Lint and type check, run by scripts/test.sh before the tests (configured in pyproject.toml).
     "ruff>=0.17.6",
     "mypy>=2.4.1",
+    # The import contracts of pyproject.toml ([tool.importlinter]), checked by scripts/test.sh after mypy.
+    "import-linter>=2.16",
 ]
 
 # Opening notebooks/timing_analysis.ipynb: scripts/quickstart.sh (and scripts/test.sh) install it.

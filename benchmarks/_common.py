@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dia_sim.rows import BANDS
+from l1db import backends
 from l1db.frames import column_dtype, column_kind
 from l1db.scratch import Servers, scratch_database
 
@@ -35,10 +36,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The backends a benchmark can run on.
-BACKENDS = ("sqlite", "postgresql", "mysql", "cassandra")
-#: The backends a benchmark runs on unless told otherwise.
-DEFAULT_BACKENDS = ("sqlite", "postgresql", "mysql")
+#: The backends a benchmark can run on (`l1db.backends.BACKENDS`).
+BACKENDS = tuple(b.name for b in backends.BACKENDS)
+#: The backends a benchmark runs on unless told otherwise: the SQL ones.
+DEFAULT_BACKENDS = tuple(b.name for b in backends.BACKENDS if b.kind == backends.SQL)
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:

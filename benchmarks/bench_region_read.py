@@ -62,7 +62,7 @@ from _common import timed
 from astropy.time import Time
 
 from dia_sim.rows import BANDS, make_dia_objects
-from l1db import AP_OBJECT_COLUMNS, L1db
+from l1db import AP_OBJECT_COLUMNS, L1db, open_l1db
 from l1db.config import L1dbConfig
 from l1db.scratch import Servers, server_database
 from l1db.sphere import radec_to_xyz
@@ -334,7 +334,7 @@ def check_same(expected: np.ndarray, got: np.ndarray, what: str, ra0: float, dec
 def run_strategy(url: str, strategy: str, args: argparse.Namespace) -> dict[str, object]:
     config = L1dbConfig(url=url, dia_object_index=strategy, pixelization="htm", pixel_level=20,
                         pixel_max_ranges=64)
-    db = L1db(config)
+    db = open_l1db(config)
     try:
         db.makeSchema(drop=True)
         result = fill(db, args, args.seed)

@@ -39,6 +39,7 @@ from dia_sim import fits, plots
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
 from dia_sim.log2csv import logs_to_table, read_csv, write_csv, write_provenance
+from l1db.backends import backend_for
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import load_config
 
@@ -47,9 +48,7 @@ OPS = ("obj_select", "src_select", "fsrc_select", "sum_select", "store", "visit"
 
 def backend_of(config_path: Path) -> str:
     """The `_common.BACKENDS` name of a config's database."""
-    url = load_config(config_path).url
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    return {"postgres": "postgresql", "mariadb": "mysql"}.get(scheme, scheme)
+    return backend_for(load_config(config_path).url).name
 
 
 def scratch_config(config_path: Path, url: str, out: Path, label: str) -> Path:

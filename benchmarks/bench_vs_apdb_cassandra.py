@@ -67,8 +67,8 @@ from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.field import FieldTile
 from dia_sim.schedule import VisitSchedule
 from dia_sim.visit_sim import VisitSimulator
-from l1db.api import L1db
-from l1db.config import load_config
+from l1db import L1db, open_l1db
+from l1db.cassandra.server import default_run_dir
 from l1db.scratch import Servers, drop_keyspace
 from l1db.timing_log import toolkit_info
 
@@ -80,8 +80,6 @@ APDB_KEYSPACE = "apdb_bench_vs"
 #: Time partitions of both clients, days: dax_apdb's init_database has no
 #: parameter for it, and its default is 30 (the toolkit's too).
 TIME_PARTITION_DAYS = 30
-#: Default run folder of ``cassandra_nodes`` (for the server pid), as that tool picks it.
-RUN_DIR = Path(os.environ.get("L1DB_CASSANDRA_RUN_DIR") or "run/cassandra")
 
 EPILOG = """\
 what is compared, and what is not the same on both sides (also printed with the results):
@@ -242,7 +240,7 @@ def make_toolkit(args: argparse.Namespace, work: Path) -> L1db:
         f"part_pixelization = {args.pixelization}\npart_pixel_level = {args.pixel_level}\n"
         f"time_partition_days = {TIME_PARTITION_DAYS}\n"
     )
-    l1db = L1db(load_config(config))
+    l1db = open_l1db(config)
     l1db.makeSchema(drop=True)
     return l1db
 
@@ -475,8 +473,9 @@ def main() -> int:
     parser.add_argument("--toolkit-keyspace", default=TOOLKIT_KEYSPACE, help=f"(default {TOOLKIT_KEYSPACE})")
     parser.add_argument("--apdb-keyspace", default=APDB_KEYSPACE, help=f"(default {APDB_KEYSPACE})")
     parser.add_argument("--keep", action="store_true", help="keep both keyspaces at the end")
-    parser.add_argument("--run-dir", type=Path, default=RUN_DIR,
-                        help=f"cassandra_nodes run dir, to find the server's pid (default {RUN_DIR})")
+    parser.add_argument("--run-dir", type=Path, default=default_run_dir(),
+                        help="cassandra_nodes run dir, to find the server's pid (default, as for cassandra_nodes: "
+                             f"$L1DB_CASSANDRA_RUN_DIR if set, else run/cassandra: {default_run_dir()})")
     parser.add_argument("--server-pid", default=None,
                         help="pid of the Cassandra JVM, for its CPU time and heap (default: that of "
                              "RUN_DIR/node1/cassandra.pid if it runs; none found: no server CPU columns)")

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from astropy.time import Time
 
-from l1db.api import MONTH_DAYS, L1db
+from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.config import L1dbConfig
 from l1db.errors import describe_error, is_retryable
 from l1db.timer import Timer, TimingRecord, TimingSink
@@ -234,7 +234,7 @@ class TileProcessor:
         """The database client, connected again after a failure."""
         if self._l1db is None:
             self._op = "connect"
-            self._l1db = L1db(self.config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
+            self._l1db = open_l1db(self.config)
             # Its numba kernels too, before its first timed read (already compiled after a reconnect).
             self._l1db.warm_up()
         return self._l1db
@@ -411,7 +411,7 @@ class ApLoop:
         self.catalog = SourceCatalog.load(catalog_path)
         if len(self.catalog) == 0:
             raise CatalogError(f"{catalog_path}: the catalogue holds no source (gen_sources --per-visit > 0)")
-        self._l1db: L1db | None = L1db(config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
+        self._l1db: L1db | None = open_l1db(config)
         try:
             self.l1db.checkSchema()
             # Everything that can refuse the run is decided before anything is written.
@@ -432,7 +432,7 @@ class ApLoop:
     def l1db(self) -> L1db:
         """The loop's own database client (resuming, row counts, daily job), connected again after a failure."""
         if self._l1db is None:
-            self._l1db = L1db(self.config)  # type: ignore[abstract]  # __new__ makes the backend's subclass
+            self._l1db = open_l1db(self.config)
             # The daily job is timed: its kernels too (the tiles' processes warm up their own).
             self._l1db.warm_up()
         return self._l1db

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from l1db.api import MONTH_DAYS
+from l1db.constants import MONTH_DAYS
 
 from .schedule import parse_time, visit_mjd
 

@@ -33,6 +33,8 @@ import math
 import numpy as np
 from astropy.time import Time
 
+from l1db.constants import parse_time  # one parser of the tools' times (create_l1_schema's too)
+
 __all__ = ["SECONDS_PER_DAY", "NIGHT_START_HOUR", "NIGHT_END_HOUR", "VisitSchedule", "is_night", "night_length_s",
            "night_number", "parse_time", "visit_mjd", "visit_times"]
 
@@ -57,22 +59,6 @@ def night_number(mjd: float, night_start_hour: int = NIGHT_START_HOUR) -> int:
     nights).
     """
     return math.floor(float(mjd) - night_start_hour / 24.0)
-
-
-def parse_time(text: str) -> Time:
-    """An ISO 8601 time in TAI (``2026-01-01T20:00:00`` or ``2026-01-01 20:00:00``).
-
-    Raises
-    ------
-    ValueError
-        One line quoting ``text``.
-    """
-    for fmt in ("isot", "iso"):
-        try:
-            return Time(str(text).strip(), format=fmt, scale="tai")
-        except ValueError:
-            continue
-    raise ValueError(f"bad time {text!r}; allowed: an ISO 8601 time in TAI, e.g. 2026-01-01T20:00:00")
 
 
 def _check(interval_s: float, night_start_hour: int, night_end_hour: int, night_step: int = 1) -> None:

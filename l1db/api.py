@@ -1,4 +1,4 @@
-"""The backend-neutral L1 database API, and the factory that picks a backend.
+"""The backend-neutral L1 database API.
 
 `L1db` is what the AP loop, the command-line tools and the tests use: the
 method names of the original l1dbproto API (``getDiaObjects``,
@@ -10,9 +10,9 @@ implementations sit below it:
 - `l1db.cassandra.l1db_cassandra.L1dbCassandra`: Apache Cassandra, each visit
   stored idempotently (see that module for what that means).
 
-``L1db(config)`` returns the implementation for the config's URL
-(``cassandra://...`` or an SQLAlchemy URL). Nothing above `l1db` knows which
-one it has.
+``open_l1db(config)`` (`l1db.factory`) returns the implementation for the
+config's URL (``cassandra://...`` or an SQLAlchemy URL), picked from the table
+of `l1db.backends`. Nothing above `l1db` knows which one it has.
 
 Timing: the per-table operations inside a store are timed by the backend and
 handed to a sink; `L1db.timing` sets the sink for a block of calls, and a
@@ -42,45 +42,10 @@ from .timer import Timer, TimingRecord, TimingSink, null_sink
 
 __all__ = [
     "L1db",
-    "AP_OBJECT_COLUMNS",
-    "MONTH_DAYS",
-    "to_mjd_tai",
-    "backend_of",
     "latest_versions",
 ]
 
 _LOG = logging.getLogger(__name__)
-
-#: DiaObject columns returned by `L1db.getDiaObjects` when ``read_full_objects = 0``:
-#: what the AP loop needs to associate, to decide on forced photometry and to
-#: update the summaries.
-AP_OBJECT_COLUMNS = (
-    "diaObjectId",
-    "validityStartMjdTai",
-    "ra",
-    "dec",
-    "nDiaSources",
-    "firstDiaSourceMjdTai",
-    "lastDiaSourceMjdTai",
-)
-
-#: Length of a "month" of the history windows, in days.
-MONTH_DAYS = 30.0
-
-
-def to_mjd_tai(visit_time: Time | datetime.datetime) -> float:
-    """MJD (TAI) of a visit time; a `datetime` is taken to be TAI."""
-    if isinstance(visit_time, datetime.datetime):
-        visit_time = Time(visit_time.replace(tzinfo=None), scale="tai")
-    if not isinstance(visit_time, Time):
-        raise TypeError(f"visit_time must be an astropy Time or a datetime, not {type(visit_time).__name__}")
-    return float(visit_time.tai.mjd)
-
-
-def backend_of(url: str) -> str:
-    """Name of the implementation that serves ``url``: ``cassandra`` or ``sql``."""
-    return "cassandra" if url.split(":", 1)[0].lower() == "cassandra" else "sql"
-
 
 def latest_versions(objects: pd.DataFrame) -> pd.DataFrame:
     """Keep, per diaObjectId, the row with the latest validityStartMjdTai."""
@@ -94,7 +59,7 @@ def latest_versions(objects: pd.DataFrame) -> pd.DataFrame:
 class L1db(abc.ABC):
     """Client of one L1 database, whatever the backend.
 
-    ``L1db(config)`` returns the implementation for the config's URL.
+    `l1db.factory.open_l1db` returns the implementation for a config's URL.
 
     Parameters
     ----------
@@ -118,18 +83,6 @@ class L1db(abc.ABC):
         (in this order, with `l1db.frames.column_dtype` dtypes), whatever the
         backend adds to them.
     """
-
-    def __new__(cls, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> L1db:
-        if cls is not L1db:
-            return super().__new__(cls)
-        if not isinstance(config, L1dbConfig):
-            config = load_config(config)
-        impl: type[L1db]
-        if backend_of(config.url) == "cassandra":
-            from .cassandra.l1db_cassandra import L1dbCassandra as impl
-        else:
-            from .sql.l1db_sql import L1dbSql as impl
-        return super().__new__(impl)
 
     def __init__(self, config: str | Path | L1dbConfig, monitor: TimingSink | None = None) -> None:
         if not isinstance(config, L1dbConfig):
@@ -244,8 +197,13 @@ class L1db(abc.ABC):
     # -- schema --------------------------------------------------------------------
 
     @abc.abstractmethod
-    def makeSchema(self, drop: bool = False) -> list[str]:
+    def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
         """Create the L1 schema (re-create it with ``drop``); return table names.
+
+        With time partitions (PostgreSQL's ``history_partition_days``) and
+        ``first_visit_mjd`` (MJD TAI of the first visit), also make the
+        partitions of that time and of the partition length after it;
+        without it none are made here (every store makes those it needs).
 
         Raises
         ------

@@ -60,6 +60,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from .backends import BACKENDS, CASSANDRA, URL_SCHEMES, backend_for
 from .config_model import (
     ConfigError,
     Section,
@@ -72,7 +73,8 @@ from .config_model import (
     option_fields,
     validate_section,
 )
-from .pixelization import LEVEL_LIMITS
+from .constants import MONTH_DAYS
+from .pixelization import LEVEL_LIMITS, PIXELIZATION_KINDS
 
 __all__ = [
     "ConfigError",
@@ -101,9 +103,6 @@ __all__ = [
 #: Cassandra consistency levels a config may name.
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
-#: URL schemes (SQLAlchemy dialects, and cassandra) the toolkit has drivers for.
-URL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "cassandra")
-
 #: The pixelId level used when ``pixel_level`` is 0, per pixelization.
 DEFAULT_PIXEL_LEVELS = {"htm": 20, "healpix": 16}
 
@@ -112,11 +111,6 @@ def _levels(kinds: tuple[str, ...]) -> str:
     """The allowed levels of some pixelizations, from `l1db.pixelization.LEVEL_LIMITS`."""
     return ", ".join(f"{kind.upper().replace('HEALPIX', 'HEALPix')} {low}-{high}"
                      for kind in kinds for low, high in [LEVEL_LIMITS[kind]])
-
-
-def url_backend(url: str) -> str:
-    """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
-    return "cassandra" if url.split(":", 1)[0].lower() == "cassandra" else "sql"
 
 
 class DatabaseSection(Section):
@@ -134,8 +128,8 @@ class DatabaseSection(Section):
 
     @property
     def backend(self) -> str:
-        """``cassandra`` for a cassandra:// URL, ``sql`` otherwise."""
-        return url_backend(self.url)
+        """The kind of backend of the URL (`l1db.backends.KINDS`): ``sql`` or ``cassandra``."""
+        return backend_for(self.url).kind
 
 
 _PIXELIZATIONS = ("htm", "healpix")
@@ -198,19 +192,12 @@ class L1dbSection(Section):
         _, url = self._backend(info)
         if not url:
             return self  # checked again where the URL is known (`L1dbConfig`)
-        scheme = str(url).split("://", 1)[0].split("+", 1)[0].lower()
-        if scheme == "sqlite":
-            raise option_error(key, "SQLite has no table partitioning; time partitions need a postgresql:// URL "
-                                    "(set it to 0)")
-        if scheme in ("mysql", "mariadb"):
-            raise option_error(key, "not supported on MariaDB/MySQL (RANGE partitioning there needs an integer or "
-                                    "date partition expression in every unique key, and the time columns are "
-                                    "DOUBLE); time partitions need a postgresql:// URL (set it to 0)")
+        reason = backend_for(str(url)).no_time_partitions
+        if reason:
+            raise option_error(key, f"{reason}; time partitions need a postgresql:// URL (set it to 0)")
         if retention and not days:
             raise option_error("retention_days", "needs history_partition_days > 0 (retention drops whole time "
                                                  "partitions)")
-        from .api import MONTH_DAYS  # the history windows' month; api imports this module
-
         window = max(self.read_sources_months, self.read_forced_sources_months) * MONTH_DAYS
         if retention and retention < window:
             raise bad_value("retention_days", retention, f"0 or >= {window:g}",
@@ -231,9 +218,6 @@ class L1dbSection(Section):
         return self.pixel_level or DEFAULT_PIXEL_LEVELS[self.pixelization]
 
 
-_PART_PIXELIZATIONS = ("htm", "q3c", "mq3c", "healpix")
-
-
 class CassandraSection(Section):
     """``[cassandra]``: only with a cassandra:// URL."""
 
@@ -245,12 +229,12 @@ class CassandraSection(Section):
     write_consistency: Literal[CONSISTENCY_LEVELS] = option(  # type: ignore[valid-type]
         "QUORUM", "consistency level of the writes: a visit is recorded only once all its rows are "
         "acknowledged at it", backend="cassandra")
-    part_pixelization: Literal[_PART_PIXELIZATIONS] = option(  # type: ignore[valid-type]
+    part_pixelization: Literal[PIXELIZATION_KINDS] = option(  # type: ignore[valid-type]
         "mq3c", "sky pixelization of the spatial partitions",
         backend="cassandra")
     part_pixel_level: int = option(
         7, "level of the spatial partitions; MQ3C 7 puts a whole 3.5-degree field in ~30 partitions "
-        "(production: level 10, one detector per client)", allowed=_levels(_PART_PIXELIZATIONS), ge=0,
+        "(production: level 10, one detector per client)", allowed=_levels(PIXELIZATION_KINDS), ge=0,
         backend="cassandra")
     time_partition_days: int = option(
         30, "length of the time partitions of DiaObject, DiaSource and DiaForcedSource, days (counted from MJD 0)",
@@ -318,7 +302,7 @@ class L1dbConfig(L1dbSection, DatabaseSection):
         url = info.data.get("url")
         if url is None:
             return values  # the URL's own error is reported
-        if url_backend(url) == "cassandra":
+        if backend_for(url).kind == CASSANDRA:
             return CassandraSection.model_validate(values, context={"backend": "cassandra"}).model_dump()
         if values:
             raise bad_value("cassandra", dict(values), "nothing", "for the sql backend")
@@ -344,7 +328,7 @@ class L1dbConfig(L1dbSection, DatabaseSection):
         out: dict[str, Any] = {"database": {"url": safe_url(self.url) if hide_password else self.url}}
         out["l1db"] = {key: getattr(self, key) for key, field in option_fields(L1dbSection).items()
                        if option_backend(field) in (None, self.backend)}
-        if self.backend == "cassandra":
+        if self.backend == CASSANDRA:
             out["cassandra"] = dict(self.cassandra)
         for section, values in self.sections.items():
             out[section] = dict(values)
@@ -357,10 +341,12 @@ def normalize_url(url: str) -> str:
     SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3 and ``mysql://``
     to mysqlclient; the toolkit installs psycopg2, so it is named explicitly.
     """
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    if url.startswith("mysql://") or url.startswith("mariadb://"):
-        return "mysql+mysqldb://" + url.split("://", 1)[1]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    for backend in BACKENDS:
+        if backend.driver and scheme in backend.schemes:
+            return f"{backend.driver}://{rest}"
     return url
 
 
@@ -491,18 +477,14 @@ def load_config(path: str | Path, sections: Mapping[str, type[Section]] | None =
     return validate_section(
         L1dbConfig,
         dict(url=database.url, path=str(path), sections=validated,
-             cassandra=cassandra.model_dump() if database.backend == "cassandra" else {}, **l1db_given),
+             cassandra=cassandra.model_dump() if database.backend == CASSANDRA else {}, **l1db_given),
         lambda key: f"{path}: {key}" if key else str(path),
     )
 
 
 def _check_url(url: str) -> None:
     """Validate a database URL (`ValueError` saying what is wrong)."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
-    if scheme not in URL_SCHEMES:
-        raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; allowed: "
-                         + ", ".join(f"{s}://" for s in URL_SCHEMES))
-    if scheme == "cassandra":
+    if backend_for(url).kind == CASSANDRA:  # ValueError for an unknown scheme
         try:
             parse_cassandra_url(url)
         except ConfigError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from .backends import CASSANDRA, backend_named
 from .config import L1dbConfig, load_config, normalize_url, parse_cassandra_url
 
 __all__ = ["Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace", "read_table"]
@@ -85,9 +86,10 @@ def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, server
     Parameters
     ----------
     backend : `str`
-        ``sqlite`` (a file in ``tmp_dir``), ``postgresql``, ``mysql`` (a
-        database made through the admin URL of ``servers``) or ``cassandra``
-        (a keyspace name: ``create_l1_schema`` makes the keyspace).
+        A backend name of `l1db.backends.BACKENDS`: ``sqlite`` (a file in
+        ``tmp_dir``), ``postgresql``, ``mysql`` (a database made through the
+        backend's admin URL of ``servers``) or ``cassandra`` (a keyspace
+        name: ``create_l1_schema`` makes the keyspace).
     name : `str`
         Database, file or keyspace name; one left by an earlier run is dropped first.
     tmp_dir : path
@@ -95,26 +97,25 @@ def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, server
     servers : `Servers`
         Where the server databases are made.
     """
-    if backend == "sqlite":
+    row = backend_named(backend)  # ValueError for an unknown name
+    if row.admin_url is not None:
+        admin = getattr(servers, row.admin_url)
+        try:
+            yield server_database(admin, name, create=True)
+        finally:
+            server_database(admin, name, create=False)
+    elif row.kind == CASSANDRA:
+        try:
+            yield f"cassandra://{servers.cassandra_hosts}/{name}"
+        finally:
+            drop_keyspace(servers.cassandra_hosts, name)
+    else:  # SQLite: a file
         path = Path(tmp_dir) / f"{name}.sqlite3"
         path.unlink(missing_ok=True)
         try:
             yield f"sqlite:///{path}"
         finally:
             path.unlink(missing_ok=True)
-    elif backend == "cassandra":
-        try:
-            yield f"cassandra://{servers.cassandra_hosts}/{name}"
-        finally:
-            drop_keyspace(servers.cassandra_hosts, name)
-    elif backend in ("postgresql", "mysql"):
-        admin = servers.pg_admin_url if backend == "postgresql" else servers.mysql_admin_url
-        try:
-            yield server_database(admin, name, create=True)
-        finally:
-            server_database(admin, name, create=False)
-    else:
-        raise ValueError(f"no scratch database on backend {backend!r}")
 
 
 def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -128,7 +129,7 @@ def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[st
     if not isinstance(config, L1dbConfig):
         config = load_config(config)
     names = list(columns)
-    if config.backend == "cassandra":
+    if config.backend == CASSANDRA:
         url = parse_cassandra_url(config.url)
         cluster, session = cassandra_session(url.hosts, url.port)
         try:

@@ -66,10 +66,11 @@ export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
 . "$ROOT/scripts/_venv.sh" test,notebook
 cd "$ROOT"
 
-# Lint, import order and types first (pyproject.toml): a failure stops here, before Cassandra starts.
-echo "ruff check . && mypy ..."
+# Lint, import order, types and import contracts first (pyproject.toml): a failure stops here, before Cassandra starts.
+echo "ruff check . && mypy && lint-imports ..."
 ruff check .
 mypy
+lint-imports  # the import contracts of pyproject.toml
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
 if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then

@@ -28,13 +28,15 @@ from pathlib import Path
 
 import pytest
 
+from l1db import backends as backend_table
 from l1db import scratch
 from l1db.scratch import Servers, scratch_database
 
 __all__ = ["SERVERS", "create_test_database", "cassandra_session", "write_config"]
 
-SQL_BACKENDS = ("sqlite", "postgresql", "mysql")
-BACKENDS = (*SQL_BACKENDS, "cassandra")
+#: Backend names (`l1db.backends.BACKENDS`): the SQL ones, and all.
+SQL_BACKENDS = tuple(b.name for b in backend_table.BACKENDS if b.kind == backend_table.SQL)
+BACKENDS = tuple(b.name for b in backend_table.BACKENDS)
 
 #: Indexing strategies of the SQL backends.
 SQL_LAYOUTS = {
@@ -85,7 +87,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     pairs, ids = [], []
     for backend in SQL_BACKENDS:
-        layouts = {**SQL_LAYOUTS, **PG_LAYOUTS} if backend == "postgresql" else SQL_LAYOUTS
+        # The time-partition layouts where the backend has time partitions (PostgreSQL).
+        partitions = backend_table.backend_named(backend).no_time_partitions is None
+        layouts = {**SQL_LAYOUTS, **PG_LAYOUTS} if partitions else SQL_LAYOUTS
         for name, options in layouts.items():
             pairs.append((backend, options))
             ids.append(f"{backend}-{name}")
@@ -160,7 +164,7 @@ def write_config(path: Path, url: str, **options: object) -> Path:
     from l1db.config import L1DB_SECTIONS
     from l1db.config_model import option_backend, option_fields
 
-    backend = "cassandra" if url.startswith("cassandra:") else "sql"
+    backend = backend_table.backend_for(url).kind
     fields = {key: (section, field) for section, model in {**L1DB_SECTIONS, **SECTIONS}.items()
               for key, field in option_fields(model).items()}
     sections: dict[str, list[str]] = {}

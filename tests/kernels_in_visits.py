@@ -25,6 +25,7 @@ import dia_sim.ap_loop as ap_loop
 import dia_sim.visit_sim as visit_sim
 from dia_sim.cli.ap_proto import main
 from l1db.api import L1db
+from l1db.backends import Backend
 
 
 def toolkit_kernels() -> dict[str, Dispatcher]:
@@ -49,15 +50,16 @@ def run(argv: list[str]) -> dict[str, object]:
         visit_sim.VisitSimulator.warm_up = lambda self: None
         for backend in L1db.__subclasses__():
             backend.warm_up = lambda self: None
-        # The backends are imported when the first client is made: patch them then.
-        original_new = L1db.__new__
+        # A backend's wing is imported when the first client is opened (l1db.backends): patch it then.
+        original_load = Backend.load
 
-        def new(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
-            instance = original_new(cls, *args, **kwargs)
-            type(instance).warm_up = lambda self: None
-            return instance
+        def load(self, what="implementation"):  # type: ignore[no-untyped-def]
+            loaded = original_load(self, what)
+            if what == "implementation":
+                loaded.warm_up = lambda self: None
+            return loaded
 
-        L1db.__new__ = new  # type: ignore[method-assign]
+        Backend.load = load  # type: ignore[method-assign]
     compiled_in_visits: dict[str, list[str]] = {}
     process = ap_loop.TileProcessor._process
 

@@ -23,7 +23,7 @@ from dia_sim.catalog import SourceCatalog
 from dia_sim.cli.ap_proto import main
 from dia_sim.field import field_tiles
 from dia_sim.options import load_ap_config
-from l1db import L1db
+from l1db import open_l1db
 from l1db.scratch import read_table
 from l1db.timing_log import parse_log
 
@@ -44,7 +44,7 @@ def _ops(log: Path) -> pd.DataFrame:
 
 
 def _db_counts(config: Path) -> dict[str, int]:
-    db = L1db(config)
+    db = open_l1db(config)
     try:
         return db.tableRowCount()
     finally:

@@ -17,7 +17,7 @@ from conftest import catalog_fixture, write_config
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
-from l1db import L1db
+from l1db import open_l1db
 from l1db.cli import create_l1_schema
 
 PATCH = "0,6,-20,-14"
@@ -48,7 +48,7 @@ def _ap_proto(tmp_path: Path, *argv: str) -> int:
 
 
 def _visits_stored(config: Path) -> int:
-    with L1db(config) as db:
+    with open_l1db(config) as db:
         return db.tableRowCount()["L1dbVisit"]
 
 
@@ -184,7 +184,7 @@ def test_bad_options(tmp_path: Path, good_config: Path, sources: Path, capsys: p
     assert not (tmp_path / "timing.jsonl").exists()
     assert _visits_stored(good_config) == 0
     # A partly stored tiled visit is resumed only with its tiling: refused before any record is written.
-    with L1db(good_config) as db:
+    with open_l1db(good_config) as db:
         db.saveVisit(7, Time("2026-01-01T20:00:00", scale="tai"), tile=0, n_tiles=4)
     assert _ap_proto(tmp_path, "-c", str(good_config), "--pointing-area", PATCH, str(sources)) == 1
     _one_line(capsys, "ap_proto", "visit 7", "--divide 2")

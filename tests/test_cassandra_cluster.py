@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from conftest import catalog_fixture, write_config
 
-from l1db import L1db
+from l1db import open_l1db
 from l1db.cassandra import server
 from l1db.cli.create_l1_schema import main as create
 from l1db.timing_log import parse_logs
@@ -125,7 +125,7 @@ def check_database_equals_logs(config: Path, logs: list[Path], visits: int) -> N
     """Visits 1..visits stored whole, no key twice, each visit's rows what the logs say (`_faults.check_database`)."""
     check = check_database(config, logs)
     assert check.problems == [] and check.unlogged == [] and check.visits == visits
-    db = L1db(config)
+    db = open_l1db(config)
     try:
         assert db.lastVisit()[0] == visits
     finally:
@@ -212,7 +212,7 @@ def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: P
     # The nodes return; the same command resumes after the last stored visit.
     start_node(cluster, 2)
     start_node(cluster, 3)
-    db = L1db(config)
+    db = open_l1db(config)
     try:
         resume_at = db.lastVisit()[0] + 1
     finally:

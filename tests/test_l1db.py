@@ -16,7 +16,7 @@ from naive import naive_in_circle, naive_region_contains
 
 import l1db.sql.bulk_insert
 import l1db.sql.chunks
-from l1db import MONTH_DAYS, L1db
+from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.errors import SchemaError
 from l1db.frames import L1dbInputError
 from l1db.timer import TimingRecord
@@ -24,7 +24,7 @@ from l1db.timer import TimingRecord
 T0 = Time(60000.0, format="mjd", scale="tai")
 
 def _l1db(make_config, **options) -> L1db:
-    db = L1db(make_config(**options))
+    db = open_l1db(make_config(**options))
     db.makeSchema()
     return db
 
@@ -174,7 +174,7 @@ def test_history_windows_at_their_edges(make_config, source_select: str) -> None
     assert len(db.getDiaSources(region, np.array([6]), T0)) == 0
     db.close()
 
-    db0 = L1db(db.config.replace(read_sources_months=0, read_forced_sources_months=0))
+    db0 = open_l1db(db.config.replace(read_sources_months=0, read_forced_sources_months=0))
     empty = db0.getDiaSources(region, np.array([5]), T0)
     assert len(empty) == 0 and list(empty.columns) == [c.name for c in db.tables["DiaSource"].columns]
     assert len(db0.getDiaForcedSources(region, np.array([5]), T0)) == 0
@@ -331,7 +331,7 @@ def test_bad_input_names_table_and_columns_and_writes_nothing(make_config) -> No
 def test_visits_and_monitoring(make_config) -> None:
     records: list[TimingRecord] = []
     rng = np.random.default_rng(7)
-    db = L1db(make_config(dia_object_index="last_object_table"), monitor=records.append)
+    db = open_l1db(make_config(dia_object_index="last_object_table"), monitor=records.append)
     db.makeSchema()
     assert db.lastVisit() is None and db.firstVisit() is None
     ra, dec = random_sky_points(rng, 50, [(5.0, 5.0)], 0.5)
@@ -372,7 +372,7 @@ def test_explain_logs_the_plan(make_sql_config, caplog: pytest.LogCaptureFixture
 
 
 def test_missing_or_mismatched_schema(make_config) -> None:
-    db = L1db(make_config())
+    db = open_l1db(make_config())
     with pytest.raises(SchemaError, match="create_l1_schema"):
         db.getDiaObjects(_circle(1.0, 1.0, 1.0))
     db.makeSchema()
@@ -380,7 +380,7 @@ def test_missing_or_mismatched_schema(make_config) -> None:
     # An option that shapes the schema, for each kind of backend.
     option = "part_pixel_level" if db.config.backend == "cassandra" else "dia_object_index"
     index = "pix_id_iov" if db.config.dia_object_index == "last_object_table" else "last_object_table"
-    other = L1db(make_config(dia_object_index=index, part_pixel_level=8))
+    other = open_l1db(make_config(dia_object_index=index, part_pixel_level=8))
     with pytest.raises(SchemaError, match=option):
         other.lastVisit()
     other.close()

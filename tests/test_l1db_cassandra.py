@@ -20,7 +20,7 @@ from cassandra.query import UNSET_VALUE
 from conftest import write_config
 from l1db_frames import random_rows, random_sky_points, random_visit
 
-from l1db import L1db
+from l1db import L1db, open_l1db
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
 from l1db.cassandra.session import serialized_frame
 from l1db.cli.create_l1_schema import main as create_l1_schema
@@ -33,7 +33,7 @@ T0 = Time(60000.0, format="mjd", scale="tai")
 
 
 def _db(make_cassandra_config, **options) -> L1db:
-    db = L1db(make_cassandra_config(**options))
+    db = open_l1db(make_cassandra_config(**options))
     assert isinstance(db, L1dbCassandra)
     db.makeSchema()
     return db
@@ -89,7 +89,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
         make_cassandra_config, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(12)
     config = make_cassandra_config(part_pixelization="htm", part_pixel_level=8)
-    db = L1db(config)
+    db = open_l1db(config)
     db.makeSchema()
     n = 200
     ra, dec = random_sky_points(rng, n, [(40.0, -10.0)], 1.0)
@@ -109,7 +109,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
     db.close()
     # The visit is recorded (its rows are all in), so a resumed run goes on after it...
-    other = L1db(config)
+    other = open_l1db(config)
     assert other.lastVisit()[0] == 2
     # ... and any client applies it before reading: the newest versions, once each, none stale.
     found = other.getDiaObjects(_circle(40.5, -10.0, 1.6))
@@ -218,7 +218,7 @@ def test_cluster_problems_are_one_line(cassandra_db_url: str, tmp_path: Path, ca
     # No schema (keyspace) yet.
     config = write_config(tmp_path / "a.cfg", cassandra_db_url)
     with pytest.raises(SchemaError, match="create_l1_schema"):
-        with L1db(config) as db:
+        with open_l1db(config) as db:
             db.lastVisit()
     # A consistency level one node cannot meet.
     strict = write_config(tmp_path / "b.cfg", cassandra_db_url, write_consistency="THREE")

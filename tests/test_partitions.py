@@ -21,7 +21,7 @@ from astropy.time import Time
 from conftest import write_config
 from l1db_frames import random_rows, random_sky_points, random_visit
 
-from l1db import MONTH_DAYS, L1db
+from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.config import ConfigError, L1dbConfig, load_config
 from l1db.errors import SchemaError
 from l1db.timer import TimingRecord
@@ -68,9 +68,9 @@ def test_history_read_touches_only_the_partitions_of_its_window(
     pg_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, source_select: str
 ) -> None:
     days, months = 10, 1
-    db = L1db(write_config(tmp_path / "l1db.cfg", pg_db_url, dia_object_index="last_object_table",
-                           history_partition_days=days, read_sources_months=months,
-                           read_forced_sources_months=months, source_select=source_select))
+    db = open_l1db(write_config(tmp_path / "l1db.cfg", pg_db_url, dia_object_index="last_object_table",
+                                history_partition_days=days, read_sources_months=months,
+                                read_forced_sources_months=months, source_select=source_select))
     db.makeSchema()
     # 200 days of history up to 5 days after the visit: the stores make every partition they need.
     times = _history(db, 205, T0.mjd - 200)
@@ -99,8 +99,8 @@ def test_partitions_made_ahead_and_old_ones_dropped_by_retention(pg_db_url: str,
                           history_partition_days=days, retention_days=retention, read_sources_months=1,
                           read_forced_sources_months=1, start_time=T0.isot)
     records: list[TimingRecord] = []
-    db = L1db(config, monitor=records.append)
-    db.makeSchema()
+    db = open_l1db(config, monitor=records.append)
+    db.makeSchema(first_visit_mjd=T0.mjd)
     first = math.floor(T0.mjd / days) * days
     # At creation: the first visit's partition and the next one, for the three history tables.
     made = {t: [first, first + days] for t in ("DiaObject", "DiaSource", "DiaForcedSource")}
@@ -148,7 +148,7 @@ def test_create_l1_schema_prints_the_partitions(pg_db_url: str, tmp_path: Path, 
 
     days, start = 7, "2026-03-01T20:00:00"
     config = write_config(tmp_path / "l1db.cfg", pg_db_url, history_partition_days=days, start_time=start)
-    assert main(["-c", str(config)]) == 0
+    assert main(["-c", str(config), "--start-time", start]) == 0
     out = capsys.readouterr().out
     mjd = Time(start, scale="tai").mjd
     first = math.floor(mjd / days) * days
@@ -165,11 +165,11 @@ def test_create_l1_schema_prints_the_partitions(pg_db_url: str, tmp_path: Path, 
 
 
 def test_a_client_with_other_partitions_is_refused(pg_db_url: str, tmp_path: Path) -> None:
-    db = L1db(write_config(tmp_path / "a.cfg", pg_db_url, history_partition_days=10))
+    db = open_l1db(write_config(tmp_path / "a.cfg", pg_db_url, history_partition_days=10))
     db.makeSchema()
     db.close()
     for days in (0, 20):
-        other = L1db(write_config(tmp_path / f"b{days}.cfg", pg_db_url, history_partition_days=days))
+        other = open_l1db(write_config(tmp_path / f"b{days}.cfg", pg_db_url, history_partition_days=days))
         with pytest.raises(SchemaError, match=f"history_partition_days: database '10', config '{days}'"):
             other.lastVisit()
         other.close()
@@ -177,8 +177,8 @@ def test_a_client_with_other_partitions_is_refused(pg_db_url: str, tmp_path: Pat
 
 def test_concurrent_clients_make_each_partition_once(pg_db_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "l1db.cfg", pg_db_url, history_partition_days=1, start_time=T0.isot)
-    L1db(config).makeSchema()
-    clients = [L1db(config) for _ in range(4)]
+    open_l1db(config).makeSchema(first_visit_mjd=T0.mjd)
+    clients = [open_l1db(config) for _ in range(4)]
     barrier = threading.Barrier(len(clients))
     errors: list[BaseException] = []
 
@@ -213,7 +213,7 @@ def test_concurrent_clients_make_each_partition_once(pg_db_url: str, tmp_path: P
 def test_options_refused_where_there_are_no_time_partitions() -> None:
     for url in ("sqlite:///x.sqlite3", "mysql://u@127.0.0.1/db"):
         with pytest.raises(ConfigError, match="history_partition_days"):
-            L1db(L1dbConfig(url=url).replace(history_partition_days=10))
+            open_l1db(L1dbConfig(url=url).replace(history_partition_days=10))
 
 
 def test_partitioned_example_config() -> None:

@@ -64,7 +64,8 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace]))
         return sorted(str(n) for n in rows.get("table_name", []))
 
-    def makeSchema(self, drop: bool = False) -> list[str]:
+    def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
+        """As `L1db.makeSchema`; Cassandra's time partitions are part of the keys, nothing is made ahead."""
         existing = self._keyspace_tables()
         if existing and not drop:
             present = [t for t in TABLES if t in existing] or existing

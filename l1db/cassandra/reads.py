@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from astropy.time import Time
 from cassandra.query import PreparedStatement
 
-from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
+from ..constants import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
 from ..frames import empty_frame
 from ..pixelization import check_region, region_contains
 from .client import CassandraClient

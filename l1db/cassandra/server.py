@@ -59,6 +59,8 @@ __all__ = [
     "CONF_DIR",
     "DEFAULT_BASE_ADDRESS",
     "DEFAULT_HEAP",
+    "START_TIMEOUT",
+    "STOP_TIMEOUT",
     "HOME_ENV",
     "NATIVE_PORT",
     "RUN_DIR_ENV",
@@ -113,9 +115,9 @@ _JAVA_MAJOR = 17
 _MIN_HEAP_MIB = 256
 _MAX_NODES = 32
 #: Default seconds for one node to answer CQL after its JVM starts.
-_START_TIMEOUT = 300.0
+START_TIMEOUT = 300.0
 #: Default seconds between SIGTERM and SIGKILL.
-_STOP_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
 #: RING_DELAY (ms) of a node that joins a cluster for the first time, or that
 #: starts while no other node of its cluster runs. A joining node sleeps this
 #: long several times; the release's 30 s guards against several nodes joining
@@ -993,7 +995,7 @@ def start(
     node: int | None = None,
     heap: str | None = None,
     base_address: str | None = None,
-    timeout: float = _START_TIMEOUT,
+    timeout: float = START_TIMEOUT,
     report: Callable[[str], None] | None = None,
 ) -> list[NodeStatus]:
     """Start the nodes of a run dir that are not running, one after another.
@@ -1121,7 +1123,7 @@ def stop(
     run_dir: str | os.PathLike[str] | None = None,
     *,
     node: int | None = None,
-    timeout: float = _STOP_TIMEOUT,
+    timeout: float = STOP_TIMEOUT,
     report: Callable[[str], None] | None = None,
 ) -> list[int]:
     """Stop the nodes of a run dir: SIGTERM, then SIGKILL after ``timeout`` seconds.
@@ -1206,7 +1208,7 @@ def ensure_running(
     *,
     heap: str | None = None,
     base_address: str | None = None,
-    timeout: float = _START_TIMEOUT,
+    timeout: float = START_TIMEOUT,
 ) -> list[str]:
     """Make sure at least ``nodes`` nodes of a run dir run and answer CQL; start what is missing.
 

@@ -12,7 +12,7 @@ import datetime
 from astropy.time import Time
 from cassandra.query import UNSET_VALUE
 
-from ..api import to_mjd_tai
+from ..constants import to_mjd_tai
 from .client import CassandraClient
 
 __all__ = ["CassandraVisits"]

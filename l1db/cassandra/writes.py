@@ -37,7 +37,7 @@ import pandas as pd
 from astropy.time import Time
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
-from ..api import to_mjd_tai
+from ..constants import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
 from .client import CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN

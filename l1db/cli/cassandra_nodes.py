@@ -86,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--base-address", default=None, metavar="ADDR",
                        help=f"address of node 1 on a new run dir; node i gets ADDR+i-1 "
                        f"(default {server.DEFAULT_BASE_ADDRESS})")
-    start.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="how long each node may take to answer CQL (default 300)")
+    start.add_argument("--timeout", type=float, default=server.START_TIMEOUT, metavar="SECONDS",
+                       help=f"how long each node may take to answer CQL (default {server.START_TIMEOUT:g})")
 
     stop = commands.add_parser(
         "stop", help="stop the nodes (SIGTERM, then SIGKILL after a timeout); their data is kept",
@@ -95,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_dir(stop)
     stop.add_argument("--node", type=int, default=None, metavar="I", help="stop only node I")
-    stop.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                      help="seconds between SIGTERM and SIGKILL (default 60)")
+    stop.add_argument("--timeout", type=float, default=server.STOP_TIMEOUT, metavar="SECONDS",
+                      help=f"seconds between SIGTERM and SIGKILL (default {server.STOP_TIMEOUT:g})")
 
     status = commands.add_parser(
         "status", help="show each node: address, pid, up/down, whether it answers CQL, memory, logs",

@@ -6,9 +6,11 @@ import argparse
 import logging
 import sys
 
-from ..api import L1db
+from ..backends import CASSANDRA
 from ..config import ConfigError, default_config_path, safe_url
+from ..constants import parse_time, to_mjd_tai
 from ..errors import L1dbError
+from ..factory import open_l1db
 from . import quiet_broken_pipe, report_error
 
 __all__ = ["main"]
@@ -30,8 +32,22 @@ def _parser() -> argparse.ArgumentParser:
         "--drop", action="store_true",
         help="drop every existing L1 table first (without it, existing tables are left alone and it is an error)",
     )
+    parser.add_argument(
+        "--start-time", type=_start_time, default=None, metavar="ISO_TAI",
+        help="time of the first visit (as ap_proto's --start-time): with history_partition_days, also make the "
+        "time partitions of that time and of the partition length after it (default: none made here; every "
+        "store makes the partitions it needs)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is done")
     return parser
+
+
+def _start_time(text: str) -> float:
+    """MJD (TAI) of ``--start-time`` (argparse's ``type``: a bad time is a usage error, exit 2)."""
+    try:
+        return to_mjd_tai(parse_time(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @quiet_broken_pipe
@@ -42,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     config_path = args.config or default_config_path()
     try:
-        l1db = L1db(config_path)  # type: ignore[abstract]  # __new__ makes the backend's subclass
+        l1db = open_l1db(config_path)
         with l1db:
-            l1db.makeSchema(drop=args.drop)
+            l1db.makeSchema(drop=args.drop, first_visit_mjd=args.start_time)
             config = l1db.config
-            if config.backend == "cassandra":
+            if config.backend == CASSANDRA:
                 cass = config.cassandra
                 how = (f"replication_factor={cass['replication_factor']}, partitions "
                        f"{cass['part_pixelization']} level {cass['part_pixel_level']} x "

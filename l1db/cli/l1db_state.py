@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..api import L1db
+from ..backends import backend_for
 from ..config import ConfigError, L1dbConfig, default_config_path, load_config, safe_url
 from ..errors import L1dbError, driver_error_reason
+from ..factory import open_l1db
 from ..state import Manifest, StateError, check_matching, new_state_dir, read_manifest, schema_digest, write_manifest
 from ..tables import load_definitions
 from . import quiet_broken_pipe, report_error
@@ -78,16 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _backend_state(config: L1dbConfig, run_dir: str | None):
-    """The save/restore implementation of the config's backend."""
-    if config.backend == "cassandra":
-        from ..cassandra.state import CassandraState
-
-        return CassandraState(config, run_dir)
-    if run_dir is not None:
-        raise StateError("--run-dir is for Cassandra configs only")
-    from ..sql.state import SqlState
-
-    return SqlState(config)
+    """The save/restore implementation of the config's backend (`l1db.backends.Backend.state`)."""
+    return backend_for(config.url).load("state")(config, run_dir)
 
 
 def _visit(visit) -> dict | None:
@@ -102,7 +95,7 @@ def _save(config: L1dbConfig, args: argparse.Namespace) -> None:
     started = time.monotonic()
     state = _backend_state(config, args.run_dir)
     tools = state.tools()
-    with L1db(config) as l1db:  # type: ignore[abstract]  # __new__ makes the backend's subclass
+    with open_l1db(config) as l1db:
         l1db.checkSchema()
         last, first = l1db.lastVisit(), l1db.firstVisit()
         counts = l1db.tableRowCount()
@@ -154,7 +147,7 @@ def _restored(config: L1dbConfig, manifest: Manifest) -> tuple[dict[str, int], d
     StateError
         If they are not the saved ones.
     """
-    with L1db(config) as l1db:  # type: ignore[abstract]  # __new__ makes the backend's subclass
+    with open_l1db(config) as l1db:
         l1db.checkSchema()
         counts = l1db.tableRowCount()
         last = _visit(l1db.lastVisit())

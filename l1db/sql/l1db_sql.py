@@ -50,9 +50,9 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
 
     # -- connection and schema administration ------------------------------------
 
-    def makeSchema(self, drop: bool = False) -> list[str]:
+    def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
         check_connection(self.engine)
-        names = self.schema.create(self.engine, drop=drop)
+        names = self.schema.create(self.engine, drop=drop, first_visit_mjd=first_visit_mjd)
         self._schema_checked = True
         return names
 

@@ -16,7 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
 
-from ..api import AP_OBJECT_COLUMNS, MONTH_DAYS, latest_versions, to_mjd_tai
+from ..api import latest_versions
+from ..constants import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
 from ..frames import empty_frame
 from ..pixelization import check_region, region_contains
 from .chunks import id_chunks

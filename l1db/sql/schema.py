@@ -1,7 +1,7 @@
 """The L1 schema as SQLAlchemy tables, shaped by the configured indexing options.
 
 This is one of the two places where indexing options act (the other is the
-query code in `l1db.sql.l1db_sql`). From the published table definitions in
+query code of the reads and stores, `l1db.sql.reads` and `l1db.sql.writes`). From the published table definitions in
 ``schema/`` it builds:
 
 - ``DiaObject``, ``DiaSource``, ``DiaForcedSource``: every published column;
@@ -28,12 +28,10 @@ query code in `l1db.sql.l1db_sql`). From the published table definitions in
 
 from __future__ import annotations
 
-import configparser
 import logging
 from typing import Any
 
 import sqlalchemy as sa
-from astropy.time import Time
 
 from ..config import L1dbConfig
 from ..errors import SchemaError
@@ -46,7 +44,6 @@ __all__ = [
     "PIXEL_COLUMN",
     "TOOLKIT_TABLES",
     "ALL_TABLES",
-    "first_visit_mjd",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -67,25 +64,6 @@ _UNRECORDED = {"history_partition_days": "0"}
 
 def _key(name: str, keys: tuple[str, ...]) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*keys, name=f"PK_{name}")
-
-
-def first_visit_mjd(config: L1dbConfig) -> float:
-    """MJD (TAI) where the initial time partitions of a new database start.
-
-    The ``[ap_proto] start_time`` of the config (validated by the tool,
-    ``dia_sim.options.load_ap_config``, or as written in the file), else now:
-    l1db does not know the tools' defaults. Stores make any other partition
-    they need.
-    """
-    start = config.sections.get("ap_proto", {}).get("start_time")
-    if start is None and config.path:
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.read(config.path, encoding="utf-8")
-        start = parser.get("ap_proto", "start_time", fallback=None)
-    try:
-        return float(Time(start, scale="tai").tai.mjd) if start else float(Time.now().tai.mjd)
-    except ValueError:
-        return float(Time.now().tai.mjd)  # the tool reports a bad start_time when it runs
 
 
 class L1Schema:
@@ -223,13 +201,16 @@ class L1Schema:
         names = set(sa.inspect(engine).get_table_names())
         return [t for t in ALL_TABLES if t in names]
 
-    def create(self, engine: sa.Engine, drop: bool = False) -> list[str]:
+    def create(self, engine: sa.Engine, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
         """Create the tables; with ``drop``, first drop every toolkit table.
 
         Without ``drop``, existing toolkit tables are an error and nothing is
         touched. Returns the names of the tables created. With time
-        partitions, also the initial span of partitions: those of the first
-        visit's time (`first_visit_mjd`) and of the next ``history_partition_days``.
+        partitions and ``first_visit_mjd`` (MJD TAI, given by the caller: the
+        tool that runs the visits knows when they start), also the initial
+        span of partitions: those of that time and of the next
+        ``history_partition_days``. Without it none are made here: every
+        store makes the partitions of its rows and of the days after its visit.
 
         Raises
         ------
@@ -252,8 +233,8 @@ class L1Schema:
                 self.tables["L1dbMetadata"].insert(),
                 [{"name": k, "value": v} for k, v in self.schema_options().items()],
             )
-        if self.partitions is not None:
-            horizon = self.partitions.horizon(first_visit_mjd(self.config))
+        if self.partitions is not None and first_visit_mjd is not None:
+            horizon = self.partitions.horizon(first_visit_mjd)
             self.partitions.ensure(engine, {t: horizon for t in self.partitions.tables})
         return list(self.tables)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..backends import backend_for
 from ..config import L1dbConfig, normalize_url, safe_url
 from ..state import StateError, find_tool, run_tool, tool_version
 from .database import error_reason, make_engine
@@ -61,12 +62,17 @@ class SqlState:
     ----------
     config : `L1dbConfig`
         The database to save, or the empty database to restore into.
+    run_dir : path-like, optional
+        Must be `None`: a run dir of local nodes is the Cassandra backend's
+        (the constructor of every backend's state takes the same arguments).
     """
 
-    def __init__(self, config: L1dbConfig) -> None:
+    def __init__(self, config: L1dbConfig, run_dir: str | os.PathLike[str] | None = None) -> None:
+        if run_dir is not None:
+            raise StateError("--run-dir is for Cassandra configs only")
         self.config = config
         self.url = sa.make_url(normalize_url(config.url))
-        self.backend = self.url.get_backend_name()
+        self.backend = backend_for(config.url).name
         if self.backend not in _FILES:
             raise StateError(f"saving and restoring {self.backend} databases is not supported")
         self.schema = L1Schema(config)

@@ -12,7 +12,7 @@ import datetime
 import sqlalchemy as sa
 from astropy.time import Time
 
-from ..api import to_mjd_tai
+from ..constants import to_mjd_tai
 from .client import SqlClient
 
 __all__ = ["SqlVisits"]

@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 from astropy.time import Time
 
-from ..api import to_mjd_tai
+from ..constants import to_mjd_tai
 from ..frames import L1dbInputError, check_frame
 from . import bulk_insert
 from .chunks import id_chunks
