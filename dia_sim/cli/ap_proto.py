@@ -14,10 +14,12 @@ from l1db.config_model import add_arguments, flag, option_fields, validate_secti
 from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop, TileResult, VisitFailed, VisitPlan
+from ..ap_loop import ApLoop
 from ..catalog import CatalogError
 from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
+from ..retries import VisitFailed
 from ..tile_pool import PoolError
+from ..visit_plan import TileResult, VisitPlan
 
 __all__ = ["main"]
 
