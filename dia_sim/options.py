@@ -9,15 +9,15 @@ Bounds, defaults and documentation are those of the fields below (see
 `l1db.config` for adding an option); `load_config` validates the section
 with the rest of the file, so a bad value names the file, section and key.
 
-``python -m dia_sim.options README.md cfg/*.cfg`` writes the README's option
-table (every section, l1db's and ``[ap_proto]``) and the option comments of
-the example configs from the declarations (tests check both are current).
+`readme_table` is the README's option table (every section, l1db's and
+``[ap_proto]``) and `config_file_text` the option comments of the example
+configs, from the declarations; ``python -m dia_sim.cli.readme_tables
+README.md cfg/*.cfg`` writes them (tests check both are current).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -224,23 +224,3 @@ def config_file_text(text: str) -> str:
             out.extend(comment(field))
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def _write(path: Path) -> None:
-    """Rewrite the generated parts of the README (its option table) or of an example config."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".cfg":
-        path.write_text(config_file_text(text), encoding="utf-8")
-        return
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.startswith("| section | key | default |"))
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    path.write_text("".join(lines[:start]) + readme_table() + "".join(lines[end:]), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    # python -m dia_sim.options README.md cfg/*.cfg: write the generated parts; no argument: print the table.
-    for name in sys.argv[1:]:
-        _write(Path(name))
-    if len(sys.argv) == 1:
-        print(readme_table(), end="")
