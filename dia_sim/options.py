@@ -32,6 +32,7 @@ from .compression import Cadence, derive_cadence
 from .ids import MAX_VISIT
 from .pointing import PointingArea, centre_area_deg2, check_area_in_sky, parse_pointing_area
 from .schedule import VisitSchedule, parse_time
+from .survey import FOV_DEG, SKY, Sky
 from .tiling import DIVIDE_ALLOWED, parse_divide, tiling
 
 __all__ = ["SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
@@ -92,8 +93,8 @@ class RunSettings(Section):
     divide: Annotated[int | Literal["camera"], BeforeValidator(parse_divide)] = option(
         1, "split the field into N x N tiles, or into the camera's 189 detectors (camera), run concurrently by "
         "the worker pool (`workers`)", metavar="N|camera", allowed=DIVIDE_ALLOWED)
-    fov: float = option(3.5, "field of view diameter, degrees", ge=0.01, le=90.0)
-    sky: Literal["south", "full"] = option("south", "where pointings fall: south (Dec <= 0) or full sky")
+    fov: float = option(FOV_DEG, "field of view diameter, degrees", ge=0.01, le=90.0)
+    sky: Sky = option(SKY, "where pointings fall: south (Dec <= 0) or full sky")
     pointing_area: Annotated[PointingArea | None, BeforeValidator(_area)] = option(
         "", "confine pointings to a patch so fields overlap within tens of visits (RA_MIN > RA_MAX wraps "
         "through RA 0: 350,10 is the 20 degrees around it); empty = the whole of `sky`",
