@@ -24,7 +24,8 @@ stored twice.
 
 A pool worker keeps one `TileProcessor` (catalogue, database connection,
 warmed simulator) from tile to tile (`dia_sim.tile_task`); the driver
-(`dia_sim.ap_loop`) never runs one itself but through the pool.
+(`dia_sim.ap_loop`) reaches it only through the pool's tasks (run in the
+driver's own process by a pool of one).
 """
 
 from __future__ import annotations
