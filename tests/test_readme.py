@@ -37,7 +37,7 @@ def test_ap_proto_argument_table_is_the_generated_one() -> None:
     table = flags_table()
     assert replace_table(README, "| ap_proto argument | meaning |", table) == README
     assert table.count("\n") == 2 + len([line for line in table.splitlines() if line.startswith("| `")])
-    for flag in ("`SOURCES`", "`-n/--num-visits", "`--fov X`", "`--sky {south,full}`", "`--retry-wait X`",
+    for flag in ("`sources`", "`-n/--num-visits", "`--fov X`", "`--sky {south,full}`", "`--retry-wait X`",
                  "`-v/--verbose`"):
         assert flag in table, flag
 

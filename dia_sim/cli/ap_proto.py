@@ -85,8 +85,8 @@ def flags_table() -> str:
             name = "/".join(action.option_strings)
             if action.nargs != 0:
                 name += f" {action.metavar or action.dest.upper()}"
-        else:
-            name = str(action.metavar or action.dest.upper())
+        else:  # a positional, named as --help names it
+            name = str(action.metavar or action.dest)
         lines.append(f"| `{cell(name)}` | {cell(formatter._expand_help(action))} |")
     return "\n".join(lines) + "\n"
 
