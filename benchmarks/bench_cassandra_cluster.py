@@ -42,6 +42,7 @@ import pandas as pd
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
+from dia_sim.survey import SKY
 from l1db.cassandra import server
 from l1db.cli.create_l1_schema import main as create_l1_schema
 
@@ -145,7 +146,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     catalog = args.out / f"sources-{args.per_visit}.npy"
     if not catalog.exists():
-        generate_catalog(catalog, per_visit=args.per_visit, sky="south", seed=args.seed)
+        generate_catalog(catalog, per_visit=args.per_visit, sky=SKY, seed=args.seed)
     load = [os.getloadavg()[0]]
     results: dict[str, pd.DataFrame] = {}
     try:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from dia_sim.field import FieldTile
 from dia_sim.rows import BANDS, FORCED_HISTORY_COLUMNS, SOURCE_HISTORY_COLUMNS
+from dia_sim.survey import FOV_DEG
 from dia_sim.visit_sim import AssociationResult, SimConfig, VisitSimulator
 from l1db.sphere import radec_to_xyz
 
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rng = np.random.default_rng(args.seed)
-    field = FieldTile(45.0, -30.0, 3.5)
+    field = FieldTile(45.0, -30.0, FOV_DEG)
     t0 = 61000.0
     config = SimConfig()
     sims = {"numba": VisitSimulator(config), "numpy": NumpySimulator(config)}

@@ -34,6 +34,7 @@ from _common import median_time, timed
 from dia_sim.catalog import SourceCatalog, expected_count, generate_catalog
 from dia_sim.field import FieldTile, field_tiles
 from dia_sim.pointing import random_pointings
+from dia_sim.survey import FOV_DEG, SKY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,15 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         print()
 
         rng = np.random.default_rng(2)
-        ras, decs = random_pointings(rng, args.visits, sky="south", fov_deg=3.5)
+        ras, decs = random_pointings(rng, args.visits, sky=SKY, fov_deg=FOV_DEG)
         print(f"## sources_in_region per visit ({args.visits} random southern pointings)\n")
         print("| bucket level | field (1 tile): ms/visit | sources/visit | 5x5 tiles: ms/visit (25 calls) |")
         print("|---|---|---|---|")
         for level, catalog in catalogs.items():
             field_times, tile_times, found = [], [], []
             for ra, dec in zip(ras, decs):
-                field = FieldTile(ra, dec, 3.5)
-                tiles = field_tiles(ra, dec, 3.5, 5)
+                field = FieldTile(ra, dec, FOV_DEG)
+                tiles = field_tiles(ra, dec, FOV_DEG, 5)
                 for t in tiles:
                     _ = t.region  # build the sphgeom polygons outside the clock, as a visit does once
                 seconds, n = timed(lambda: len(catalog.sources_in_region(field)[2]))
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1e3 * statistics.median(tile_times):.2f} |"
             )
         rows = np.load(path, mmap_mode="r")
-        field = FieldTile(ras[0], decs[0], 3.5)
+        field = FieldTile(ras[0], decs[0], FOV_DEG)
 
         def scan() -> int:
             return int(field.contains(rows["ra"], rows["dec"]).sum())

@@ -62,10 +62,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dia_sim.ap_loop import RunOptions, plan_visit
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.field import FieldTile
+from dia_sim.options import RunOptions
 from dia_sim.schedule import VisitSchedule
+from dia_sim.visit_plan import plan_visit
 from dia_sim.visit_sim import VisitSimulator
 from l1db import L1db, open_l1db
 from l1db.cassandra.server import default_run_dir

@@ -1,29 +1,13 @@
-"""The simulated Alert Production loop: visits, tiles, database calls, timing.
+"""The driver of the simulated Alert Production loop: visits, resume, retries, the pool, the timing log, signals.
 
-Per visit (and per tile with ``divide > 1``), in the original prototype's order:
-
-1. simulate the DiaSources of the field (``sim_detect``);
-2. read the DiaObjects in the field (``obj_select``);
-3. associate DiaSources with DiaObjects by position (``sim_associate``);
-4. read the DiaSource and DiaForcedSource history (``src_select``, ``fsrc_select``);
-5. build new DiaObject versions, DiaSources and DiaForcedSources (``sim_rows``);
-6. store the visit atomically, recording it in L1dbVisit (``store`` and the
-   per-table operations timed inside `l1db.L1db.store`).
-
-Every step writes a timing record (`l1db.timing_log`), once the tile has
-succeeded. Everything random is drawn from generators seeded by (seed, visit)
-and (seed, visit, tile), so a visit is the same whether it runs in the first
-run, after a resume, or in a retry.
-
-Failures: a connection-level database error (a server restart, a failover, a
-Cassandra node gone: `l1db.errors.is_retryable`) ends the tile's attempt; the
-connections are closed and the tile is tried again, up to ``retry_attempts``
-times after waits of ``retry_wait`` seconds doubling each time
-(`run_with_retries`). Every failed attempt writes a failure record; its
-timing records are dropped, so that the retried visit's operations hold only
-the attempt that succeeded. When the retries are exhausted the run stops
-(`VisitFailed`) and can be resumed later. A store whose commit was cut off is
-looked up before the retry: if it was stored after all, it is not stored twice.
+`ApLoop` runs ``num_visits`` visits, resuming after the last one stored. Per
+visit it plans the pointing and band (`dia_sim.visit_plan.plan_visit`, seeded
+by (seed, visit), so a visit is the same whether it runs in the first run,
+after a resume, or in a retry), runs the daily job between nights, hands the
+visit's tiles to the pool of workers, and writes what they return to the
+run's one timing log (`l1db.timing_log`). What a worker does with a tile
+(simulate, read, associate, read the history, build rows, store) is
+`dia_sim.tile_processor.TileProcessor`.
 
 Tiles: the field is split into N x N squares or the camera's 189 detectors
 (``divide``: `dia_sim.tiling`, `dia_sim.field.field_tiles`). The
@@ -36,350 +20,46 @@ result, once its data is stored, and the driver writes them to the run's one
 timing log. An object near a tile edge belongs to exactly one tile, so a
 source detected across the edge from its object starts a new object, as at a
 detector edge.
+
+Failures: a connection-level database error (a server restart, a failover, a
+Cassandra node gone: `l1db.errors.is_retryable`) ends a tile's attempt, or
+the driver's own database work (resuming, row counts, the daily job); it is
+tried again, up to ``retry_attempts`` times after waits of ``retry_wait``
+seconds doubling each time (`dia_sim.retries.run_with_retries`). Every failed
+attempt writes a failure record. When the retries are exhausted the run
+stops (`dia_sim.retries.VisitFailed`) and can be resumed later.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
-import numpy as np
-import pandas as pd
 from astropy.time import Time
 
 from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.config import L1dbConfig
-from l1db.errors import describe_error, is_retryable
-from l1db.timer import Timer, TimingRecord, TimingSink
-from l1db.timing_log import HeldRecords, TimingLogWriter, machine_info, toolkit_info
+from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
-from .field import FieldTile
 from .ids import MAX_VISIT
 from .options import RunOptions
-from .pointing import random_pointings
-from .rows import BANDS
+from .retries import run_with_retries
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .tile_pool import TilePool
 from .tile_task import RemoteTraceback, TileJob, TileOutcome, process_tile, release_worker_state, share_catalog
 from .tiling import divide_of
-from .visit_sim import VisitSimulator
+from .visit_plan import TileResult, VisitPlan, plan_visit
 
-__all__ = ["RunOptions", "VisitPlan", "TileResult", "TileProcessor", "ApLoop", "VisitFailed", "plan_visit",
-           "run_with_retries"]
+__all__ = ["ApLoop"]
 
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-@dataclasses.dataclass(frozen=True)
-class VisitPlan:
-    """What one visit is: its ID, time, pointing, band and the tiles to process."""
-
-    visit_id: int
-    mjd: float
-    ra: float
-    dec: float
-    band: str
-    tiles: tuple[int, ...]
-
-    @property
-    def time(self) -> Time:
-        """Visit time (TAI)."""
-        return Time(self.mjd, format="mjd", scale="tai")
-
-
-@dataclasses.dataclass(frozen=True)
-class TileResult:
-    """Counts of one processed tile."""
-
-    visit_id: int
-    tile: int
-    objects_read: int
-    sources: int
-    new_objects: int
-    forced: int
-
-
-def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
-               tiles: tuple[int, ...] | None = None) -> VisitPlan:
-    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit).
-
-    ``time`` is the visit's time, a `Time` or an MJD (TAI).
-    """
-    rng = np.random.default_rng([options.seed, visit_id])
-    ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
-    band = BANDS[int(rng.integers(len(BANDS)))]
-    if tiles is None:
-        tiles = tuple(range(options.n_tiles))
-    mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
-    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
-
-
-def _nonempty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    return frame if frame is not None and len(frame) else None
-
-
-class VisitFailed(RuntimeError):
-    """A visit's work failed for good: its retries after connection-level errors are exhausted.
-
-    The message is one line for a user; the run can be resumed later.
-    """
-
-
-def run_with_retries(
-    attempt: Callable[[int], T],
-    *,
-    options: RunOptions,
-    writer: TimingLogWriter | HeldRecords,
-    visit: int,
-    tile: int,
-    current_op: Callable[[], str],
-    reset: Callable[[], None],
-) -> T:
-    """Run ``attempt`` until it succeeds, retrying after connection-level database errors.
-
-    Every failed attempt writes a failure record (`TimingLogWriter.failure`)
-    and calls ``reset`` (close the connections: the next attempt makes new
-    ones). A connection-level error (`l1db.errors.is_retryable`: a server
-    restart, a failover, a node gone) is retried up to ``retry_attempts``
-    times, after ``retry_wait`` seconds, doubled each time.
-
-    Parameters
-    ----------
-    attempt : callable
-        The work; called with the number of attempts that failed before.
-    options : `RunOptions`
-        ``retry_attempts`` and ``retry_wait``.
-    writer : `TimingLogWriter` or `HeldRecords`
-        Where the failure records go.
-    visit, tile : `int`
-        The visit (and tile) the work belongs to.
-    current_op : callable
-        The operation in progress, for the failure record.
-    reset : callable
-        Called after every failed attempt.
-
-    Raises
-    ------
-    VisitFailed
-        When the retries are exhausted.
-    Exception
-        An error not worth a retry, as it was raised (after its failure
-        record); a `KeyboardInterrupt` is never caught.
-    """
-    failed = 0
-    began = time.perf_counter()
-    while True:
-        start = time.perf_counter()
-        try:
-            return attempt(failed)
-        except Exception as exc:
-            lost = time.perf_counter() - start
-            op = current_op()
-            error, reason = describe_error(exc)
-            retryable = is_retryable(exc)
-            retry = retryable and failed < options.retry_attempts
-            wait = options.retry_wait * 2**failed if retry else 0.0
-            writer.failure(visit, tile, op, error, reason, attempt=failed + 1, lost=lost, wait=wait, retry=retry)
-            try:
-                reset()
-            except Exception:  # noqa: BLE001 - closing what is broken may fail too
-                _LOG.debug("closing the connections after a failure failed too", exc_info=True)
-            where = f"visit {visit}" + (f" tile {tile}" if options.n_tiles > 1 else "")
-            if not retry:
-                if not retryable:
-                    raise  # Not the database going away: as it is (a driver's error is one line, a bug a traceback).
-                raise VisitFailed(
-                    f"{where}: {op} failed {failed + 1} times in {time.perf_counter() - began:.0f} s, the last "
-                    f"time with {error}: {reason}; giving up (run again to resume)"
-                ) from exc
-            _LOG.warning("%s: %s failed (%s: %s); retry %d of %d in %g s", where, op, error, reason,
-                         failed + 1, options.retry_attempts, wait)
-            time.sleep(wait)
-            failed += 1
-
-
-class TileProcessor:
-    """One worker's share of the loop: an L1db connection, the catalogue, a simulator.
-
-    Parameters
-    ----------
-    config : `L1dbConfig`
-        Database configuration.
-    catalog : `SourceCatalog` or path
-        The variable-source catalogue.
-    options : `RunOptions`
-        Run options.
-    """
-
-    def __init__(self, config: L1dbConfig, catalog: SourceCatalog | str | Path, options: RunOptions) -> None:
-        self.config = config
-        self.options = options
-        self._l1db: L1db | None = None  # connected at the first visit, within its retries
-        self.catalog = catalog if isinstance(catalog, SourceCatalog) else SourceCatalog.load(catalog)
-        self.sim = VisitSimulator(options.sim)
-        # Compile the numba kernels now, so that no visit's timing includes it.
-        self.sim.warm_up()
-        self._op = "connect"
-
-    @property
-    def l1db(self) -> L1db:
-        """The database client, connected again after a failure."""
-        if self._l1db is None:
-            self._op = "connect"
-            self._l1db = open_l1db(self.config)
-            # Its numba kernels too, before its first timed read (already compiled after a reconnect).
-            self._l1db.warm_up()
-        return self._l1db
-
-    def close(self) -> None:
-        """Close the database connections."""
-        if self._l1db is not None:
-            self._l1db.close()
-            self._l1db = None
-
-    def process(self, plan: VisitPlan, tile: int, writer: TimingLogWriter | HeldRecords) -> TileResult:
-        """Simulate, read and store one tile of a visit, timing every step.
-
-        A connection-level database error ends the attempt: the connections
-        are closed, and the tile is tried again (`run_with_retries`). The
-        timing records of an attempt are held until it succeeds, so that a
-        failed attempt's reads never add to the retried visit's; its cost is
-        in the failure record. Before every attempt, the first one included,
-        the tile is looked up in L1dbVisit: a store whose commit was cut off,
-        or a task that Dask runs again because the worker running it was lost
-        after its commit, is not stored twice.
-
-        Parameters
-        ----------
-        plan : `VisitPlan`
-            The visit.
-        tile : `int`
-            The tile to process.
-        writer : `TimingLogWriter` or `HeldRecords`
-            Where the tile's timing and failure records go; timing records
-            only once the tile is stored.
-
-        Raises
-        ------
-        VisitFailed
-            When the retries are exhausted (the tile was not stored).
-        """
-        opts = self.options
-        field = FieldTile(plan.ra, plan.dec, opts.fov, opts.divide, tile)
-        # Records of the attempt that failed last, and of its store's finished operations.
-        failed_records: list[TimingRecord] = []
-
-        def attempt(failed: int) -> TileResult:
-            records: list[TimingRecord] = []
-            if not opts.no_update:
-                self._op = "connect"
-                done, _ = self.l1db.storedTiles(plan.visit_id)
-                if tile in done:
-                    # The store committed although the connection (or the worker) was lost: keep what it did.
-                    _write(writer, failed_records, plan.visit_id, tile)
-                    return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
-            try:
-                with self.l1db.timing(records.append):
-                    result = self._process(plan, tile, field, records.append)
-            except BaseException:
-                failed_records[:] = records + (self._l1db.unconfirmed_records if self._l1db is not None else [])
-                raise
-            _write(writer, records, plan.visit_id, tile)
-            return result
-
-        return run_with_retries(attempt, options=opts, writer=writer, visit=plan.visit_id, tile=tile,
-                                current_op=lambda: self._op, reset=self.close)
-
-    def _timer(self, op: str, sink: TimingSink) -> Timer:
-        """A `Timer` of ``op``, which is from now on the operation in progress."""
-        self._op = op
-        return Timer(op, sink)
-
-    def _process(self, plan: VisitPlan, tile: int, field: FieldTile, sink: TimingSink) -> TileResult:
-        opts = self.options
-        sim_records: list[TimingRecord] = []
-        rng = np.random.default_rng([opts.seed, plan.visit_id, tile + 1])
-        visit_time = plan.time
-        explain = opts.explain
-        with Timer("visit", sink):
-            with self._timer("sim_detect", _both(sink, sim_records)) as timer:
-                cat_ra, cat_dec, _ = self.catalog.sources_in_region(field)
-                detections = self.sim.detect(rng, field, cat_ra, cat_dec)
-                timer.rows = len(detections)
-            with self._timer("obj_select", sink) as timer:
-                objects = self.l1db.getDiaObjects(field.region, explain=explain)
-                objects = objects[field.contains(objects["ra"].to_numpy(), objects["dec"].to_numpy())]
-                objects = objects.reset_index(drop=True)
-                timer.rows = len(objects)
-            with self._timer("sim_associate", _both(sink, sim_records)) as timer:
-                objects = _canonical(objects)
-                association = self.sim.associate(detections, objects)
-                timer.rows = association.n_matched
-            with self._timer("src_select", sink) as timer:
-                src_history = self.l1db.getDiaSources(field.region, objects, visit_time, explain=explain)
-                timer.rows = len(src_history)
-            with self._timer("fsrc_select", sink) as timer:
-                fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
-                timer.rows = len(fsrc_history)
-            with self._timer("sim_rows", _both(sink, sim_records)) as timer:
-                src_history, fsrc_history = _canonical(src_history), _canonical(fsrc_history)
-                new_objects, sources, forced = self.sim.build_rows(
-                    rng, plan.visit_id, tile, plan.mjd, plan.band, detections, association, objects,
-                    src_history, fsrc_history,
-                )
-                timer.rows = len(new_objects)
-            sink(TimingRecord(
-                "sim",
-                real=sum(r.real for r in sim_records),
-                user=sum(r.user for r in sim_records),
-                sys=sum(r.sys for r in sim_records),
-                rows=len(detections),
-            ))
-            if not opts.no_update:
-                self._op = "store"
-                self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain)
-        return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
-
-
-@overload
-def _canonical(frame: None) -> None: ...
-@overload
-def _canonical(frame: pd.DataFrame) -> pd.DataFrame: ...
-def _canonical(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    """``frame`` sorted by all its columns: the simulation then never depends on the order a database returns rows.
-
-    IDs and random draws follow the row order (a forced source per object, in
-    order), and float sums depend on it; without this, two databases holding
-    the same rows (or one database's two query plans) would make different rows.
-    """
-    if frame is None or len(frame) < 2:
-        return frame
-    # diaObjectId alone orders the DiaObjects (one version each); history rows need every column.
-    keys = ["diaObjectId"] if frame["diaObjectId"].is_unique else list(frame.columns)
-    return frame.sort_values(keys, kind="stable", ignore_index=True)
-
-
-def _write(writer: TimingLogWriter | HeldRecords, records: list[TimingRecord], visit: int, tile: int) -> None:
-    sink = writer.sink(visit, tile)
-    for record in records:
-        sink(record)
-
-
-def _both(sink: TimingSink, records: list[TimingRecord]) -> TimingSink:
-    def both(record: TimingRecord) -> None:
-        records.append(record)
-        sink(record)
-
-    return both
 
 
 class ApLoop:

@@ -45,10 +45,10 @@ from l1db.sphere import radec_to_xyz
 
 from ._sphere import cap_solid_angle
 from .field import FieldTile
+from .survey import FOV_DEG, SKIES, SKY
 
 __all__ = [
     "CATALOG_DTYPE",
-    "SKIES",
     "CatalogError",
     "SourceCatalog",
     "expected_count",
@@ -60,9 +60,6 @@ _LOG = logging.getLogger(__name__)
 CATALOG_DTYPE = np.dtype([("ra", "<f8"), ("dec", "<f8")])
 """Row type of the catalogue file: RA and Dec, degrees."""
 
-SKIES = ("south", "full")
-"""Allowed values of ``sky``: the Dec <= 0 hemisphere or the whole sphere."""
-
 _FINE_ORDER = 29  # the finest HEALPix order (nside 2**29, pixels of 0.4 mas)
 _MAX_BLOCK_ORDER = 8
 _LOAD_CHUNK = 1 << 20  # rows per step of the streaming pass in `load`
@@ -73,7 +70,7 @@ class CatalogError(Exception):
     """A catalogue file that cannot be used; the message is one line naming the file."""
 
 
-def expected_count(per_visit: float, fov_deg: float = 3.5, sky: str = "south") -> float:
+def expected_count(per_visit: float, fov_deg: float = FOV_DEG, sky: str = SKY) -> float:
     """Mean number of sources in a catalogue of the given density.
 
     Parameters
@@ -102,8 +99,8 @@ def _check_args(per_visit: float, fov_deg: float, sky: str) -> None:
 def generate_catalog(
     path: str | os.PathLike,
     per_visit: float = 10000,
-    fov_deg: float = 3.5,
-    sky: str = "south",
+    fov_deg: float = FOV_DEG,
+    sky: str = SKY,
     seed: int | None = None,
     chunk: int = 1_000_000,
     progress: Callable[[int], None] | None = None,
@@ -264,7 +261,7 @@ class SourceCatalog:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def per_visit(self, fov_deg: float = 3.5) -> float:
+    def per_visit(self, fov_deg: float = FOV_DEG) -> float:
         """Mean number of sources in a field of diameter ``fov_deg`` (the density).
 
         The sky is taken to be the southern hemisphere when no source lies

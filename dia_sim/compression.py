@@ -27,7 +27,7 @@ DiaForcedSources are made than in the survey.
 
 Example::
 
-    cadence = derive_cadence(20.0, centre_area_deg2("south", (0, 12, -34, -20)), fov_deg=3.5)
+    cadence = derive_cadence(20.0, centre_area_deg2("south", (0, 12, -34, -20)))
     cadence.describe()   # "K = 20.0 observations per point per year on ..."
 """
 
@@ -38,6 +38,7 @@ import math
 from typing import Any
 
 from .schedule import night_length_s
+from .survey import FOV_DEG
 
 __all__ = ["Cadence", "derive_cadence", "field_area_deg2", "DAYS_PER_YEAR"]
 
@@ -131,7 +132,7 @@ class Cadence:
 def derive_cadence(
     observations_per_year: float,
     centre_area: float,
-    fov_deg: float = 3.5,
+    fov_deg: float = FOV_DEG,
     night_seconds: float | None = None,
 ) -> Cadence:
     """The cadence giving each point of the patch ``observations_per_year`` observations a simulated year.

@@ -9,15 +9,15 @@ Bounds, defaults and documentation are those of the fields below (see
 `l1db.config` for adding an option); `load_config` validates the section
 with the rest of the file, so a bad value names the file, section and key.
 
-``python -m dia_sim.options README.md cfg/*.cfg`` writes the README's option
-table (every section, l1db's and ``[ap_proto]``) and the option comments of
-the example configs from the declarations (tests check both are current).
+`readme_table` is the README's option table (every section, l1db's and
+``[ap_proto]``) and `config_file_text` the option comments of the example
+configs, from the declarations; ``python -m dia_sim.cli.readme_tables
+README.md cfg/*.cfg`` writes them (tests check both are current).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +32,7 @@ from .compression import Cadence, derive_cadence
 from .ids import MAX_VISIT
 from .pointing import PointingArea, centre_area_deg2, check_area_in_sky, parse_pointing_area
 from .schedule import VisitSchedule, parse_time
+from .survey import FOV_DEG, SKY, Sky
 from .tiling import DIVIDE_ALLOWED, parse_divide, tiling
 
 __all__ = ["SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
@@ -92,8 +93,8 @@ class RunSettings(Section):
     divide: Annotated[int | Literal["camera"], BeforeValidator(parse_divide)] = option(
         1, "split the field into N x N tiles, or into the camera's 189 detectors (camera), run concurrently by "
         "the worker pool (`workers`)", metavar="N|camera", allowed=DIVIDE_ALLOWED)
-    fov: float = option(3.5, "field of view diameter, degrees", ge=0.01, le=90.0)
-    sky: Literal["south", "full"] = option("south", "where pointings fall: south (Dec <= 0) or full sky")
+    fov: float = option(FOV_DEG, "field of view diameter, degrees", ge=0.01, le=90.0)
+    sky: Sky = option(SKY, "where pointings fall: south (Dec <= 0) or full sky")
     pointing_area: Annotated[PointingArea | None, BeforeValidator(_area)] = option(
         "", "confine pointings to a patch so fields overlap within tens of visits (RA_MIN > RA_MAX wraps "
         "through RA 0: 350,10 is the 20 degrees around it); empty = the whole of `sky`",
@@ -224,23 +225,3 @@ def config_file_text(text: str) -> str:
             out.extend(comment(field))
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def _write(path: Path) -> None:
-    """Rewrite the generated parts of the README (its option table) or of an example config."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".cfg":
-        path.write_text(config_file_text(text), encoding="utf-8")
-        return
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.startswith("| section | key | default |"))
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    path.write_text("".join(lines[:start]) + readme_table() + "".join(lines[end:]), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    # python -m dia_sim.options README.md cfg/*.cfg: write the generated parts; no argument: print the table.
-    for name in sys.argv[1:]:
-        _write(Path(name))
-    if len(sys.argv) == 1:
-        print(readme_table(), end="")

@@ -58,6 +58,7 @@ __all__ = [
     "plot_stores",
     "plot_slow_fraction",
     "plot_compare",
+    "panel_title",
     "complete_rows",
     "load_run",
     "write_plots",
@@ -95,9 +96,14 @@ _PANEL_TITLES = {
     "obj_last_upsert": "DiaObjectLast upsert",
     "src_insert": "DiaSource insert",
     "fsrc_insert": "DiaForcedSource insert",
-    "store": "whole store (one transaction)",
+    "store": "whole store",
     "visit": "whole visit",
 }
+
+#: What the whole store is, by the run's backend (its provenance's ``backend``): every backend but
+#: Cassandra is SQL, whose store is one transaction (`l1db.cassandra.writes` says what Cassandra's is).
+_STORE_TITLES = {"cassandra": "whole store (idempotent writes, no transaction)"}
+_SQL_STORE_TITLE = "whole store (one transaction)"
 
 _METRIC_LABELS = {"real": "wall time per visit (s)", "cpu": "cpu time per visit, user + sys (s)"}
 
@@ -227,6 +233,27 @@ def _title(what: str, label: str | None) -> str:
     return f"{what} — {label}" if label else what
 
 
+def panel_title(op: str, backend: str | None = None) -> str:
+    """A panel's title: the operation and what it is; the whole store's says what ``backend`` does.
+
+    ``backend`` is the run's backend as its provenance records it (``sqlite``,
+    ``postgresql``, ``cassandra``, ...; `dia_sim.log2csv.run_description`),
+    `None` when unknown or when the panel mixes backends.
+    """
+    what = _PANEL_TITLES.get(op, op)
+    if op == "store" and backend:
+        what = _STORE_TITLES.get(str(backend).lower(), _SQL_STORE_TITLE)
+    return f"{op}: {what}"
+
+
+def _common_backend(backends: Sequence[str | None]) -> str | None:
+    """A backend whose whole store is what every one of ``backends`` does; `None` if they differ or one is unknown."""
+    if not backends or not all(backends):
+        return None
+    titles = {panel_title("store", backend) for backend in backends}
+    return backends[0] if len(titles) == 1 else None
+
+
 def plot_operations(
     table: pd.DataFrame,
     ops: Sequence[str],
@@ -235,6 +262,7 @@ def plot_operations(
     bin_size: int | None = None,
     title: str | None = None,
     ncols: int = 2,
+    backend: str | None = None,
 ) -> Figure:
     """One panel per operation: its time per visit against the visit number.
 
@@ -253,6 +281,8 @@ def plot_operations(
         Figure title.
     ncols : `int`
         Panels per row.
+    backend : `str`, optional
+        The run's backend (its provenance's), for the whole store's title (`panel_title`).
 
     Returns
     -------
@@ -273,7 +303,7 @@ def plot_operations(
         for ax, op in zip(axes, ops):
             visits, values = _series(table, f"{op}_{metric}")
             _draw_binned(ax, visits, values, size, origin)
-            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.set_title(panel_title(op, backend))
             ax.set_xlabel("visit number")
             ax.set_ylabel(_METRIC_LABELS[metric])
             ax.grid(True, alpha=0.3)
@@ -290,7 +320,7 @@ def plot_selects(table: pd.DataFrame, *, label: str | None = None, **kwargs: Any
 
 
 def plot_stores(table: pd.DataFrame, *, label: str | None = None, **kwargs: Any) -> Figure:
-    """`plot_operations` for the store operations present (`store_panels`)."""
+    """`plot_operations` for the store operations present (`store_panels`); give ``backend`` for the store's title."""
     return plot_operations(table, store_panels(table), title=_title("Store time per visit", label), **kwargs)
 
 
@@ -341,6 +371,7 @@ def plot_compare(
     ops: Sequence[str] = ("sum_select", "store"),
     metric: str = "real",
     bin_size: int | None = None,
+    backends: Sequence[str | None] | None = None,
 ) -> Figure:
     """Several runs overlaid: per-bin mean time of each of ``ops``, one line per table.
 
@@ -356,6 +387,9 @@ def plot_compare(
         Wall or cpu time.
     bin_size : `int`, optional
         Visits per bin, the same for all tables; default from the longest run.
+    backends : sequence of `str`, optional
+        Each table's backend (its provenance's): the whole store's title says
+        what it is when every run has the same one (`panel_title`).
 
     Returns
     -------
@@ -390,7 +424,7 @@ def plot_compare(
                 ax.set_ylim(bottom=0)
             else:
                 ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", va="center", color="grey")
-            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.set_title(panel_title(op, _common_backend(backends or [])))
             ax.set_xlabel("visit number")
             ax.set_ylabel(f"bin mean of {_METRIC_LABELS[metric]}")
             ax.grid(True, alpha=0.3)
@@ -494,9 +528,11 @@ def write_plots(
         raise ValueError(f"{len(csv_paths)} CSV files but {len(labels)} labels")
     out = Path(out_dir)
     tables, titles, names = [], [], []
-    notes = []
+    notes: list[str] = []
+    backends: list[str | None] = []
     for k, path in enumerate(csv_paths):
         table, description = load_run(path, include_incomplete)
+        backends.append(description["backend"])
         left_out = description["left_out"]
         if table.empty and left_out:
             raise ValueError(f"{os.fspath(path)}: no complete visit row ({left_out} incomplete, "
@@ -521,7 +557,7 @@ def write_plots(
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[Path, Figure] = {}
     used: set[str] = set()
-    for table, title, name in zip(tables, titles, names):
+    for table, title, name, backend in zip(tables, titles, names, backends):
         prefix = ""
         if len(csv_paths) > 1:
             slug = _slug(name)
@@ -530,10 +566,11 @@ def write_plots(
             used.add(slug)
             prefix = slug + "_"
         figures[out / f"{prefix}selects.png"] = plot_selects(table, label=title, bin_size=bin_size, metric=metric)
-        figures[out / f"{prefix}stores.png"] = plot_stores(table, label=title, bin_size=bin_size, metric=metric)
+        figures[out / f"{prefix}stores.png"] = plot_stores(table, label=title, bin_size=bin_size, metric=metric,
+                                                           backend=backend)
         figures[out / f"{prefix}slow_fraction.png"] = plot_slow_fraction(
             table, threshold, bin_size=bin_size, label=title)
-    figures[out / "compare.png"] = plot_compare(tables, legends, bin_size=bin_size, metric=metric)
+    figures[out / "compare.png"] = plot_compare(tables, legends, bin_size=bin_size, metric=metric, backends=backends)
     for path, fig in figures.items():
         fig.savefig(path)
     return figures
@@ -594,6 +631,7 @@ def plot_history(
     with matplotlib.rc_context(_STYLE):
         fig = Figure(figsize=(13.0, 3.9 * len(ops)), layout="constrained")
         axes = fig.subplots(len(ops), 2, squeeze=False)
+        backend = _common_backend([run_description(p)["backend"] for p in provenances])
         for k, (table, label, provenance) in enumerate(zip(tables, labels, provenances)):
             color = _RUN_COLORS[k % len(_RUN_COLORS)]
             visits = _visits(table)
@@ -626,7 +664,7 @@ def plot_history(
                             left.plot(xs, np.polyval(fit, xs), color=color, linewidth=2.2,
                                       linestyle="--" if word == "before" else "-",
                                       label=f"{label}, {word} the window fills: {slope * 1000:+.3g} s / 1,000 visits")
-                left.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+                left.set_title(panel_title(op, backend))
                 left.set_xlabel("months of history in the database (dotted: 12-month window full)")
                 right.set_title(f"{op} against the history read")
                 right.set_xlabel("history rows read by the visit (DiaSource + DiaForcedSource)")
@@ -660,7 +698,6 @@ def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str
         Run label for the title.
     visits : `int`, optional
         The visit number projected to, for the title.
-
     Returns
     -------
     figure : `matplotlib.figure.Figure`
@@ -688,7 +725,7 @@ def plot_projection(table: pd.DataFrame, projection: pd.DataFrame, *, label: str
                         color=_MEAN_COLOR, linestyle="", label=f"projected: {target['rows'].iloc[0]:,.0f} rows")
             ax.set_xlabel(f"rows read ({ROW_COLUMNS[op]})")
             ax.set_ylabel(_METRIC_LABELS[metric])
-            ax.set_title(f"{op}: {_PANEL_TITLES.get(op, op)}")
+            ax.set_title(panel_title(op))
             ax.legend(loc="upper left", fontsize=8)
             ax.grid(True, alpha=0.3)
             ax.set_xlim(left=0)

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from .survey import FOV_DEG, SKY
+
 __all__ = ["PointingArea", "parse_pointing_area", "check_area_in_sky", "random_pointings", "sky_area",
            "centre_area_deg2"]
 
@@ -90,9 +92,9 @@ def _check_area(area: PointingArea) -> None:
 def random_pointings(
     rng: np.random.Generator,
     n: int,
-    sky: str = "south",
+    sky: str = SKY,
     area: PointingArea | None = None,
-    fov_deg: float = 3.5,
+    fov_deg: float = FOV_DEG,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` pointings uniformly on the sphere.
 
@@ -130,7 +132,7 @@ def random_pointings(
     return ra, dec
 
 
-def sky_area(sky: str = "south", area: PointingArea | None = None) -> PointingArea:
+def sky_area(sky: str = SKY, area: PointingArea | None = None) -> PointingArea:
     """The pointing area: ``area`` (checked) or the whole of ``sky`` (``"south"`` or ``"full"``)."""
     if area is not None:
         _check_area(area)
@@ -142,7 +144,7 @@ def sky_area(sky: str = "south", area: PointingArea | None = None) -> PointingAr
     raise ValueError(f"sky must be 'south' or 'full', got {sky!r}")
 
 
-def centre_area_deg2(sky: str = "south", area: PointingArea | None = None, fov_deg: float = 3.5) -> float:
+def centre_area_deg2(sky: str = SKY, area: PointingArea | None = None, fov_deg: float = FOV_DEG) -> float:
     """Solid angle, square degrees, of the region where `random_pointings` puts field centres.
 
     Centres are uniform over it, so a point at least a field radius inside it

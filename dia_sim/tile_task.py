@@ -2,7 +2,7 @@
 
 A tile's task (`process_tile`) gets a `TileJob` (the run's config, catalogue
 path and options: small, sent with every task), finds or makes the worker's
-`dia_sim.ap_loop.TileProcessor` for that run (catalogue loaded and database
+`dia_sim.tile_processor.TileProcessor` for that run (catalogue loaded and database
 connected once per worker, the simulator's kernels compiled once), processes
 the tile and returns a `TileOutcome`: its result or error, and its timing and
 failure records (`l1db.timing_log.HeldRecords`) for the driver to write. The
@@ -18,16 +18,15 @@ import pickle
 import socket
 import threading
 import traceback
-from typing import TYPE_CHECKING
 
 from l1db.config import L1dbConfig
 from l1db.errors import L1dbError, describe_error, driver_error_reason
 from l1db.timing_log import HeldRecords
 
 from .catalog import CatalogError, SourceCatalog
-
-if TYPE_CHECKING:
-    from .ap_loop import RunOptions, TileProcessor, TileResult, VisitPlan
+from .options import RunOptions
+from .tile_processor import TileProcessor
+from .visit_plan import TileResult, VisitPlan
 
 __all__ = ["TileJob", "TileOutcome", "RemoteTraceback", "process_tile", "release_worker_state", "share_catalog"]
 
@@ -113,8 +112,6 @@ def _processor(job: TileJob) -> TileProcessor:
         _PROCESSORS.pop(thread, None)
     if processor is not None:
         processor.close()  # a previous run's: its options and database may not be this one's
-    from .ap_loop import TileProcessor  # the loop imports this module
-
     processor = TileProcessor(job.config, _catalog(job.catalog_path), job.options)
     with _PROCESSORS_LOCK:
         _PROCESSORS[thread] = (job.run, processor)

@@ -21,7 +21,7 @@ import sys
 
 from numba.core.dispatcher import Dispatcher
 
-import dia_sim.ap_loop as ap_loop
+import dia_sim.tile_processor as tile_processor
 import dia_sim.visit_sim as visit_sim
 from dia_sim.cli.ap_proto import main
 from l1db.api import L1db
@@ -61,7 +61,7 @@ def run(argv: list[str]) -> dict[str, object]:
 
         Backend.load = load  # type: ignore[method-assign]
     compiled_in_visits: dict[str, list[str]] = {}
-    process = ap_loop.TileProcessor._process
+    process = tile_processor.TileProcessor._process
 
     def checked(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         before = signatures()
@@ -73,7 +73,7 @@ def run(argv: list[str]) -> dict[str, object]:
                 if new:
                     compiled_in_visits.setdefault(name, []).extend(sorted(new))
 
-    ap_loop.TileProcessor._process = checked  # type: ignore[method-assign]
+    tile_processor.TileProcessor._process = checked  # type: ignore[method-assign]
     code = main(argv)
     return {
         "code": code,

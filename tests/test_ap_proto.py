@@ -146,8 +146,8 @@ def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> No
     assert stored["diaSourceId"].is_unique
     prov = parse_log(log).provenance[0]
     assert prov["config"]["ap_proto"]["divide"] == 2
-    from dia_sim.ap_loop import plan_visit
     from dia_sim.cli.ap_proto import _options, _parser
+    from dia_sim.visit_plan import plan_visit
 
     options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "2", str(sources)]),
                        load_ap_config(config))

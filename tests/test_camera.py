@@ -18,7 +18,7 @@ from astropy.time import Time
 from conftest import write_config
 from naive import NAIVE_RAFTS, naive_camera_detector, naive_in_circle
 
-from dia_sim import ap_loop
+from dia_sim import tile_processor
 from dia_sim._sphere import sample_cap
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.cli.ap_proto import main
@@ -203,7 +203,7 @@ def test_ap_proto_on_the_camera_stores_rows_by_detector_and_resumes(
     assert _run(config, sources, log, "-n", "1", "--divide", "camera") == 0
 
     # Visit 2 is abandoned after 50 of its detectors (a second Ctrl-C), then resumed.
-    real_process = ap_loop.TileProcessor.process
+    real_process = tile_processor.TileProcessor.process
     done = []
 
     def process(self, plan, tile, writer):
@@ -212,9 +212,9 @@ def test_ap_proto_on_the_camera_stores_rows_by_detector_and_resumes(
         done.append(tile)
         return real_process(self, plan, tile, writer)
 
-    monkeypatch.setattr(ap_loop.TileProcessor, "process", process)
+    monkeypatch.setattr(tile_processor.TileProcessor, "process", process)
     assert _run(config, sources, log, "-n", "2", "--divide", "camera") == 130
-    monkeypatch.setattr(ap_loop.TileProcessor, "process", real_process)
+    monkeypatch.setattr(tile_processor.TileProcessor, "process", real_process)
     visits = read_table(config, "L1dbVisit", ["visitId", "tile", "nTiles", "visitTimeMjdTai"])
     assert visits.groupby("visitId").size().to_dict() == {1: 189, 2: 50}
     capsys.readouterr()
@@ -231,9 +231,9 @@ def test_ap_proto_on_the_camera_stores_rows_by_detector_and_resumes(
     forced = read_table(config, "DiaForcedSource", ["diaObjectId", "visit", "detector"])
     assert stored["diaSourceId"].is_unique and len(stored) > 0 and len(forced) > 0
     assert set(stored["detector"]) <= set(range(189)) and set(forced["detector"]) <= set(range(189))
-    from dia_sim.ap_loop import plan_visit
     from dia_sim.cli.ap_proto import _options, _parser
     from dia_sim.options import load_ap_config
+    from dia_sim.visit_plan import plan_visit
 
     options = _options(_parser().parse_args(["--pointing-area", PATCH, "--divide", "camera", str(sources)]),
                        load_ap_config(config))

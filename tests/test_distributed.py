@@ -275,7 +275,7 @@ def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -
 def test_a_worker_keeps_its_catalogue_and_connection_for_every_tile(small_catalog: Path, tmp_path: Path) -> None:
     from conftest import write_config
 
-    from dia_sim.ap_loop import RunOptions
+    from dia_sim.options import RunOptions
     from dia_sim.tile_task import TileJob, _processor, release_worker_state
     from l1db.config import load_config
 

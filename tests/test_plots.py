@@ -128,6 +128,26 @@ def test_write_plots_one_csv(two_csvs: tuple[Path, Path], tmp_path: Path) -> Non
     assert "postgresql, last_object_table, 10000 sources/visit" in selects.get_suptitle()
 
 
+def test_store_panel_says_what_the_backend_does(two_csvs: tuple[Path, Path], tmp_path: Path) -> None:
+    """SQL stores a visit in one transaction, Cassandra in idempotent writes: the store panel's title is the run's."""
+
+    def store_title(figure) -> str:
+        return next(ax.get_title() for ax in figure.axes if ax.get_title().startswith("store:"))
+
+    cassandra = _csv(tmp_path, "c", n_visits=40, backend="cassandra", strategy="last_object_table")
+    figures = write_plots([two_csvs[0], cassandra], tmp_path / "out")
+    stores = {path.name.split("-")[0]: fig for path, fig in figures.items() if path.name.endswith("_stores.png")}
+    assert store_title(stores["postgresql"]) == "store: whole store (one transaction)"
+    cql = store_title(stores["cassandra"])
+    assert "idempotent" in cql and "transaction)" in cql and "one transaction" not in cql
+    # Runs of both kinds overlaid: the title claims neither; two SQL runs: one transaction.
+    assert store_title(figures[tmp_path / "out" / "compare.png"]) == "store: whole store"
+    sql = write_plots(list(two_csvs), tmp_path / "sql")
+    assert store_title(sql[tmp_path / "sql" / "compare.png"]) == "store: whole store (one transaction)"
+    # Without a provenance: no claim.
+    assert store_title(plot_stores(_table(two_csvs[0]))) == "store: whole store"
+
+
 def test_cli_several_csvs_with_labels(two_csvs: tuple[Path, Path], tmp_path: Path,
                                       capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "png"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dia_sim.cli.ap_proto import flags_table
+from dia_sim.cli.readme_tables import TABLES, replace_table
 from dia_sim.log2csv import CSV_COLUMNS
 from dia_sim.options import readme_table
 from l1db.timing_log import OPERATIONS
@@ -21,12 +23,23 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_option_table_is_the_generated_one() -> None:
-    # The table is written from the declarations: python -m dia_sim.options README.md
+    # The table is written from the declarations: python -m dia_sim.cli.readme_tables README.md
     lines = README.splitlines(keepends=True)
     start = lines.index("| section | key | default | allowed | meaning |\n")
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
     assert "".join(lines[start:end]) == readme_table()
     assert README.count("| section | key | default |") == 1
+
+
+def test_ap_proto_argument_table_is_the_generated_one() -> None:
+    # One row per argument of ap_proto --help, its text (python -m dia_sim.cli.readme_tables README.md).
+    assert TABLES["| ap_proto argument | meaning |"] is flags_table
+    table = flags_table()
+    assert replace_table(README, "| ap_proto argument | meaning |", table) == README
+    assert table.count("\n") == 2 + len([line for line in table.splitlines() if line.startswith("| `")])
+    for flag in ("`sources`", "`-n/--num-visits", "`--fov X`", "`--sky {south,full}`", "`--retry-wait X`",
+                 "`-v/--verbose`"):
+        assert flag in table, flag
 
 
 def test_every_operation_is_documented() -> None:

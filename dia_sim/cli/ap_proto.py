@@ -14,12 +14,14 @@ from l1db.config_model import add_arguments, flag, option_fields, validate_secti
 from l1db.errors import L1dbError, driver_error_reason
 from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop, TileResult, VisitFailed, VisitPlan
+from ..ap_loop import ApLoop
 from ..catalog import CatalogError
 from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
+from ..retries import VisitFailed
 from ..tile_pool import PoolError
+from ..visit_plan import TileResult, VisitPlan
 
-__all__ = ["main"]
+__all__ = ["main", "flags_table"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -61,6 +63,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     return p
+
+
+def flags_table() -> str:
+    """The README's table of ap_proto's arguments: one row per argument of ``ap_proto --help``, its text.
+
+    Written into the README by ``python -m dia_sim.cli.readme_tables README.md``
+    (a test checks it is current).
+    """
+    parser = _parser()
+    formatter = parser._get_formatter()
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")
+
+    lines = ["| ap_proto argument | meaning |", "|---|---|"]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if action.option_strings:
+            name = "/".join(action.option_strings)
+            if action.nargs != 0:
+                name += f" {action.metavar or action.dest.upper()}"
+        else:  # a positional, named as --help names it
+            name = str(action.metavar or action.dest)
+        lines.append(f"| `{cell(name)}` | {cell(formatter._expand_help(action))} |")
+    return "\n".join(lines) + "\n"
 
 
 def _options(args: argparse.Namespace, config: L1dbConfig) -> RunOptions:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from l1db.cli import quiet_broken_pipe
 
-from ..catalog import SKIES, expected_count, generate_catalog
+from ..catalog import expected_count, generate_catalog
+from ..survey import FOV_DEG, SKIES, SKY
 
 __all__ = ["main"]
 
@@ -38,11 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         help="mean number of sources in one field of view (default: %(default)g)",
     )
     parser.add_argument(
-        "--fov", type=float, default=3.5, metavar="DEG",
+        "--fov", type=float, default=FOV_DEG, metavar="DEG",
         help="diameter of the field of view, degrees (default: %(default)g)",
     )
     parser.add_argument(
-        "--sky", choices=SKIES, default="south",
+        "--sky", choices=SKIES, default=SKY,
         help="southern hemisphere (Dec <= 0) or the whole sky (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")

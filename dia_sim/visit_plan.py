@@ -1,0 +1,66 @@
+"""What a visit is and what a tile of it gave: the small types the driver and the workers share.
+
+The driver (`dia_sim.ap_loop.ApLoop`) plans each visit (`plan_visit`: its
+pointing and band, drawn from a generator seeded by (seed, visit), so a
+visit is the same in a first run, after a resume or in a retry) and sends
+the plan with every tile's task; the worker
+(`dia_sim.tile_processor.TileProcessor`) processes a tile of it and returns
+its counts (`TileResult`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from astropy.time import Time
+
+from .options import RunOptions
+from .pointing import random_pointings
+from .rows import BANDS
+
+__all__ = ["VisitPlan", "TileResult", "plan_visit"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VisitPlan:
+    """What one visit is: its ID, time, pointing, band and the tiles to process."""
+
+    visit_id: int
+    mjd: float
+    ra: float
+    dec: float
+    band: str
+    tiles: tuple[int, ...]
+
+    @property
+    def time(self) -> Time:
+        """Visit time (TAI)."""
+        return Time(self.mjd, format="mjd", scale="tai")
+
+
+@dataclasses.dataclass(frozen=True)
+class TileResult:
+    """Counts of one processed tile."""
+
+    visit_id: int
+    tile: int
+    objects_read: int
+    sources: int
+    new_objects: int
+    forced: int
+
+
+def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
+               tiles: tuple[int, ...] | None = None) -> VisitPlan:
+    """Pointing and band of a visit, drawn from a generator seeded by (seed, visit).
+
+    ``time`` is the visit's time, a `Time` or an MJD (TAI).
+    """
+    rng = np.random.default_rng([options.seed, visit_id])
+    ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
+    band = BANDS[int(rng.integers(len(BANDS)))]
+    if tiles is None:
+        tiles = tuple(range(options.n_tiles))
+    mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
+    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
