@@ -204,13 +204,6 @@ class L1db(abc.ABC):
         return np.unique(ids.astype(np.int64))
 
     @staticmethod
-    def _in_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-        """Whether each of ``values`` is in ``sorted_ids`` (sorted, unique, not empty): `numpy.isin` for sorted IDs."""
-        at = np.searchsorted(sorted_ids, values)
-        at[at == len(sorted_ids)] = 0
-        return sorted_ids[at] == values
-
-    @staticmethod
     def _positions(table: str, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The ``ra``, ``dec`` columns of ``frame`` as float64; every backend places rows on the sky by them.
 
@@ -264,10 +257,11 @@ class L1db(abc.ABC):
         if set_by_store:
             frame = frame.assign(**set_by_store)
         pixelization = self._pixelization_of(table)
-        positions = None if pixelization is None else self._positions(table, frame)
+        if pixelization is None:
+            return PreparedRows(table, check_frame(self.tables[table], frame))
+        ra, dec = self._positions(table, frame)
         checked = check_frame(self.tables[table], frame)
-        pixels = None if pixelization is None or positions is None else pixelization.pixel_index(*positions)
-        return PreparedRows(table, checked, pixels)
+        return PreparedRows(table, checked, pixelization.pixel_index(ra, dec))
 
     def _prepare_objects(self, objects: pd.DataFrame, visit_mjd: float) -> PreparedRows:
         """`_prepare_rows` for new DiaObject versions of a visit at ``visit_mjd``.
@@ -446,10 +440,11 @@ class L1db(abc.ABC):
         if months == 0 or len(ids) == 0:
             return empty_frame(list(self.tables[table].columns))
         start = visit_mjd - months * MONTH_DAYS
-        found = self._read_history(table, region, ids, start, visit_mjd, explain)
+        found, by_id = self._read_history(table, region, ids, start, visit_mjd, explain)
         mjd = found["midpointMjdTai"].to_numpy(dtype=np.float64, na_value=np.nan)
         keep = (mjd > start) & (mjd < visit_mjd)
-        keep &= self._in_sorted(found["diaObjectId"].to_numpy(dtype=np.int64, na_value=-1), ids)
+        if not by_id:
+            keep &= np.isin(found["diaObjectId"].to_numpy(dtype=np.int64, na_value=-1), ids)
         if not keep.all():
             found = found[keep]
         return found.reset_index(drop=True)
@@ -465,14 +460,22 @@ class L1db(abc.ABC):
     @abc.abstractmethod
     def _read_history(
         self, table: str, region: Any, ids: np.ndarray, start_mjd: float, end_mjd: float, explain: bool
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, bool]:
         """Rows of the history ``table`` of the objects ``ids`` between ``start_mjd`` and ``end_mjd``, or more.
 
         ``ids`` are sorted, unique and not empty; ``region`` is the field
-        (a backend may select by it instead of by ID). Returns a frame of the
-        published columns of ``table`` with their dtypes; may hold rows of
-        other objects or outside the window (exclusive at both ends), which
-        `getDiaSources` and `getDiaForcedSources` trim away.
+        (a backend may select by it instead of by ID).
+
+        Returns
+        -------
+        rows : `pandas.DataFrame`
+            The published columns of ``table`` with their dtypes; may hold
+            rows outside the window (exclusive at both ends) and, unless
+            ``by_id``, rows of other objects: `getDiaSources` and
+            `getDiaForcedSources` trim them away.
+        by_id : `bool`
+            Whether the rows were selected by object ID (every row is of one
+            of ``ids``), which spares the trim by ID.
         """
 
     def getDiaFSources(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
@@ -563,6 +566,7 @@ class L1db(abc.ABC):
         self._store_history(self._prepare_rows("DiaForcedSource", forced))
 
     def _store_history(self, rows: PreparedRows) -> None:
+        """`storeDiaSources` and `storeDiaForcedSources` once their rows are checked."""
         self.checkSchema()
         with self._records_after_store():
             self._append(rows)

@@ -54,8 +54,8 @@ class CassandraReads(CassandraClient):
 
     def _read_history(
         self, table: str, region: Any, ids: np.ndarray, start_mjd: float, end_mjd: float, explain: bool
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, bool]:
         """Every row of the partitions of the region's pixels and the window: of any object, at any time in them."""
         pixels = self.partitioning.region_pixels(region)
         time_parts = self.partitioning.window_partitions(start_mjd, end_mjd)
-        return self._read_partitions(table, list(self.tables[table].columns), pixels, time_parts, explain)
+        return self._read_partitions(table, list(self.tables[table].columns), pixels, time_parts, explain), False

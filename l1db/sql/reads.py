@@ -81,7 +81,7 @@ class SqlReads(SqlClient):
 
     def _read_history(
         self, table: str, region: Any, ids: np.ndarray, start_mjd: float, end_mjd: float, explain: bool
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, bool]:
         """The rows in the window, selected by object ID, or by the field's pixels (``source_select = by-fov``).
 
         Forced sources are always selected by object ID (the table has no
@@ -96,10 +96,10 @@ class SqlReads(SqlClient):
             if table == "DiaSource" and self.config.source_select == "by-fov":
                 ranges = self.pixelization.envelope(region)
                 where = sa.and_(self.pixelization.pixel_ranges_clause(sql_table.c[PIXEL_COLUMN], ranges), in_window)
-                return self._read(conn, sa.select(*columns).where(where), explain)
+                return self._read(conn, sa.select(*columns).where(where), explain), False
             frames = [
                 self._read(conn, sa.select(*columns).where(sql_table.c.diaObjectId.in_(chunk), in_window),
                            explain and i == 0)
                 for i, chunk in enumerate(id_chunks(ids, conn.dialect.name))
             ]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), True

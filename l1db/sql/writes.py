@@ -1,10 +1,12 @@
 """Stores of the SQL backends: one transaction per visit, a write path per indexing strategy.
 
-A mixin of `l1db.sql.l1db_sql.L1dbSql`, writing what `l1db.api.L1db`
-has checked and placed on the sky (`l1db.frames.PreparedVisit`). Validity of DiaObject versions: a
-stored version starts at the visit time and is open (``validityEndMjdTai``
-NULL) until a newer version of the same object is stored, which closes it
-(``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
+A mixin of `l1db.sql.l1db_sql.L1dbSql`, writing what `l1db.api.L1db` has
+checked and placed on the sky (`l1db.frames.PreparedVisit`; the pixels go to
+the ``pixelId`` column of DiaObject and DiaSource).
+
+Validity of DiaObject versions: a stored version starts at the visit time and
+is open (``validityEndMjdTai`` NULL) until a newer version of the same object
+is stored, which closes it (``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
 versions live in ``DiaObjectLast`` (replaced by delete + insert, or by the
 native upsert) and DiaObject keeps the history without closing validity.
 With ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are
