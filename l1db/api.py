@@ -14,9 +14,18 @@ implementations sit below it:
 config's URL (``cassandra://...`` or an SQLAlchemy URL), picked from the table
 of `l1db.backends`. Nothing above `l1db` knows which one it has.
 
-Timing: the per-table operations inside a store are timed by the backend and
-handed to a sink; `L1db.timing` sets the sink for a block of calls, and a
-record reaches it only once the rows it describes are stored.
+What is the same on every backend is done here, once: the checks of the
+arguments, the history windows and their empty results, the trims of what a
+backend reads to the exact region, window and objects, the checks of the
+frames a store writes and the sky pixels of their rows. A backend implements
+narrow primitives below them (`L1db._read_objects`, `L1db._read_history`,
+`L1db._write_visit`, `L1db._append`, `L1db._pixelization_of`).
+
+Timing: a whole store (``store``) and the per-table operations inside it
+(``obj_insert``, ``src_insert``, ...) are timed by the backend and handed to a
+sink; `L1db.timing` sets the sink for a block of calls, and a record reaches it
+only once the rows it describes are stored. The reads are timed by the caller
+(the AP loop's ``obj_select``, ``src_select``, ``fsrc_select``).
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ import sqlalchemy as sa
 from astropy.time import Time
 
 from .config import L1dbConfig, load_config
-from .frames import L1dbInputError
+from .constants import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
+from .frames import L1dbInputError, PreparedRows, PreparedVisit, check_frame, empty_frame
+from .pixelization import Pixelization, check_region, region_contains
 from .schema_model import TableDef
-from .tables import load_definitions, published_tables
+from .tables import load_definitions, published_definitions, published_tables
 from .timer import Timer, TimingRecord, TimingSink, null_sink
 
 __all__ = [
@@ -66,10 +77,10 @@ class L1db(abc.ABC):
     config : `str`, `pathlib.Path` or `L1dbConfig`
         Configuration file or validated configuration.
     monitor : callable, optional
-        Default sink for the `TimingRecord` of every table operation inside
-        the stores (``obj_insert``, ``src_insert``, ...); `timing` replaces it
-        for a block of calls. The reads and the whole store are timed by the
-        caller.
+        Default sink for the `TimingRecord` of every store (``store``) and
+        of every table operation inside the stores (``obj_insert``,
+        ``src_insert``, ...); `timing` replaces it for a block of calls. The
+        reads are timed by the caller.
 
     Attributes
     ----------
@@ -90,8 +101,7 @@ class L1db(abc.ABC):
         self.config = config
         schema_def = load_definitions(config)
         self.schema_def = schema_def
-        self.definitions: dict[str, TableDef] = {n: schema_def.tables[n] for n in ("DiaObject", "DiaSource",
-                                                                                     "DiaForcedSource")}
+        self.definitions: dict[str, TableDef] = published_definitions(schema_def)
         self.tables: dict[str, sa.Table] = published_tables(schema_def)
         self._sink: TimingSink = monitor or null_sink
         self._pending: list[TimingRecord] | None = None
@@ -169,6 +179,86 @@ class L1db(abc.ABC):
                                  "they place each row in its sky pixel")
         return ra, dec
 
+    #: Columns a backend adds to the published tables and sets itself (e.g. SQL's
+    #: sky-pixel column): a stored frame that holds one has it dropped, not refused.
+    _backend_columns: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    def _pixelization_of(self, table: str) -> Pixelization | None:
+        """The pixelization the backend places the rows of ``table`` on the sky by, or `None`.
+
+        The stores check the positions of the rows of such a table (every
+        row needs one) and compute their pixels once (`PreparedRows.pixels`).
+        """
+
+    def _prepare_rows(self, table: str, frame: pd.DataFrame, **set_by_store: Any) -> PreparedRows:
+        """Check the rows of a store once, before anything is written, and place them on the sky.
+
+        ``set_by_store`` holds the columns the store sets itself (DiaObject's
+        validity), replacing the caller's.
+
+        Raises
+        ------
+        L1dbInputError
+            If ``frame`` is not a DataFrame, a position the backend needs is
+            missing or not finite, or `check_frame` refuses it.
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise L1dbInputError(f"{table}: expected a pandas DataFrame, not {type(frame).__name__}")
+        own = [c for c in frame.columns if c in self._backend_columns]
+        if own:
+            frame = frame.drop(columns=own)
+        if set_by_store:
+            frame = frame.assign(**set_by_store)
+        pixelization = self._pixelization_of(table)
+        if pixelization is None:
+            return PreparedRows(table, check_frame(self.tables[table], frame))
+        ra, dec = self._positions(table, frame)
+        checked = check_frame(self.tables[table], frame)
+        return PreparedRows(table, checked, pixelization.pixel_index(ra, dec))
+
+    def _prepare_objects(self, objects: pd.DataFrame, visit_mjd: float) -> PreparedRows:
+        """`_prepare_rows` for new DiaObject versions of a visit at ``visit_mjd``.
+
+        The store owns validity: a new version starts at the visit and is open.
+        A visit holds one version per object.
+        """
+        if not isinstance(objects, pd.DataFrame):
+            raise L1dbInputError(f"DiaObject: expected a pandas DataFrame, not {type(objects).__name__}")
+        rows = self._prepare_rows("DiaObject", objects, validityStartMjdTai=visit_mjd, validityEndMjdTai=np.nan)
+        if rows.frame["diaObjectId"].duplicated().any():
+            raise L1dbInputError("DiaObject: duplicate diaObjectId values in one visit")
+        return rows
+
+    def _prepare_visit(
+        self,
+        visit_time: Time | datetime.datetime,
+        objects: pd.DataFrame | None,
+        sources: pd.DataFrame | None,
+        forced: pd.DataFrame | None,
+        visit_id: int | None,
+        tile: int,
+        n_tiles: int,
+    ) -> PreparedVisit:
+        """Every frame of a `store` checked and placed, before anything is written."""
+        visit_mjd = to_mjd_tai(visit_time)
+        return PreparedVisit(
+            visit_mjd,
+            None if objects is None else self._prepare_objects(objects, visit_mjd),
+            None if sources is None else self._prepare_rows("DiaSource", sources),
+            None if forced is None else self._prepare_rows("DiaForcedSource", forced),
+            visit_id,
+            tile,
+            n_tiles,
+        )
+
+    def _object_columns(self) -> list[sa.Column]:
+        """The published DiaObject columns that `getDiaObjects` returns (see ``read_full_objects``)."""
+        table = self.tables["DiaObject"]
+        if self.config.read_full_objects:
+            return list(table.columns)
+        return [table.c[name] for name in AP_OBJECT_COLUMNS]
+
     # -- life cycle ----------------------------------------------------------------
 
     @abc.abstractmethod
@@ -228,7 +318,6 @@ class L1db(abc.ABC):
 
     # -- reads ---------------------------------------------------------------------
 
-    @abc.abstractmethod
     def getDiaObjects(self, region: Any, explain: bool = False) -> pd.DataFrame:
         """Latest version of every DiaObject whose position lies in ``region``.
 
@@ -245,8 +334,12 @@ class L1db(abc.ABC):
             `AP_OBJECT_COLUMNS` (``read_full_objects = 0``) or every column;
             exactly the objects inside the region.
         """
+        check_region(region)
+        self.checkSchema()
+        objects = self._read_objects(region, explain)
+        inside = region_contains(region, objects["ra"].to_numpy(), objects["dec"].to_numpy())
+        return objects[inside].reset_index(drop=True)
 
-    @abc.abstractmethod
     def getDiaSources(
         self,
         region: Any,
@@ -272,8 +365,8 @@ class L1db(abc.ABC):
         sources : `pandas.DataFrame`
             Every DiaSource column; empty (with the columns) when the window is 0.
         """
+        return self._history("DiaSource", region, objects, self.config.read_sources_months, visit_time, explain)
 
-    @abc.abstractmethod
     def getDiaForcedSources(
         self,
         region: Any,
@@ -285,6 +378,64 @@ class L1db(abc.ABC):
 
         Parameters are as for `getDiaSources`.
         """
+        return self._history(
+            "DiaForcedSource", region, objects, self.config.read_forced_sources_months, visit_time, explain
+        )
+
+    def _history(
+        self,
+        table: str,
+        region: Any,
+        objects: pd.DataFrame | np.ndarray,
+        months: int,
+        visit_time: Time | datetime.datetime,
+        explain: bool,
+    ) -> pd.DataFrame:
+        """Rows of ``table`` for ``objects`` in the window of ``months`` before the visit, exactly."""
+        check_region(region)
+        self.checkSchema()
+        ids = self._object_ids(objects)
+        visit_mjd = to_mjd_tai(visit_time)
+        if months == 0 or len(ids) == 0:
+            return empty_frame(list(self.tables[table].columns))
+        start = visit_mjd - months * MONTH_DAYS
+        found, by_id = self._read_history(table, region, ids, start, visit_mjd, explain)
+        mjd = found["midpointMjdTai"].to_numpy(dtype=np.float64, na_value=np.nan)
+        keep = (mjd > start) & (mjd < visit_mjd)
+        if not by_id:
+            keep &= np.isin(found["diaObjectId"].to_numpy(dtype=np.int64, na_value=-1), ids)
+        if not keep.all():
+            found = found[keep]
+        return found.reset_index(drop=True)
+
+    @abc.abstractmethod
+    def _read_objects(self, region: Any, explain: bool) -> pd.DataFrame:
+        """The latest version of every DiaObject that may lie in ``region`` (`getDiaObjects` trims them to it).
+
+        Returns a frame of `_object_columns` with their dtypes; may hold
+        objects outside the region (those of the pixels that cover it).
+        """
+
+    @abc.abstractmethod
+    def _read_history(
+        self, table: str, region: Any, ids: np.ndarray, start_mjd: float, end_mjd: float, explain: bool
+    ) -> tuple[pd.DataFrame, bool]:
+        """Rows of the history ``table`` of the objects ``ids`` between ``start_mjd`` and ``end_mjd``, or more.
+
+        ``ids`` are sorted, unique and not empty; ``region`` is the field
+        (a backend may select by it instead of by ID).
+
+        Returns
+        -------
+        rows : `pandas.DataFrame`
+            The published columns of ``table`` with their dtypes; may hold
+            rows outside the window (exclusive at both ends) and, unless
+            ``by_id``, rows of other objects: `getDiaSources` and
+            `getDiaForcedSources` trim them away.
+        by_id : `bool`
+            Whether the rows were selected by object ID (every row is of one
+            of ``ids``), which spares the trim by ID.
+        """
 
     def getDiaFSources(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
         """Name kept from the original API: `getDiaForcedSources`."""
@@ -292,7 +443,6 @@ class L1db(abc.ABC):
 
     # -- stores --------------------------------------------------------------------
 
-    @abc.abstractmethod
     def store(
         self,
         visit_time: Time | datetime.datetime,
@@ -335,6 +485,30 @@ class L1db(abc.ABC):
         l1db.frames.L1dbInputError
             For a frame that does not fit its table; nothing is written.
         """
+        visit = self._prepare_visit(visit_time, objects, sources, forced, visit_id, tile, n_tiles)
+        self.checkSchema()
+        with self._records_after_store(), self._timed("store"):
+            self._write_visit(visit, explain)
+
+    @abc.abstractmethod
+    def _write_visit(self, visit: PreparedVisit, explain: bool) -> None:
+        """Write a checked visit: all of it, in the backend's way (one transaction, or idempotently).
+
+        Called inside the ``store`` timing, with the timing records held until
+        it returns (`_records_after_store`); it times each table operation
+        (``obj_insert``, `_APPEND_OPS`, ``visit_insert``, ...) with `_timed`.
+        """
+
+    #: Timing operation of the append of each history table.
+    _APPEND_OPS = {"DiaSource": "src_insert", "DiaForcedSource": "fsrc_insert"}
+
+    def _timed_append(self, rows: PreparedRows) -> Timer:
+        """The timer of the append of ``rows`` to their history table (``src_insert``, ``fsrc_insert``)."""
+        return self._timed(self._APPEND_OPS[rows.table], len(rows))
+
+    @abc.abstractmethod
+    def _append(self, rows: PreparedRows) -> None:
+        """Store checked DiaSources or DiaForcedSources alone (`storeDiaSources`), timed by `_timed_append`."""
 
     def storeDiaObjects(
         self, objects: pd.DataFrame, visit_time: Time | datetime.datetime, explain: bool = False
@@ -342,13 +516,19 @@ class L1db(abc.ABC):
         """Store new DiaObject versions; see `store`."""
         self.store(visit_time, objects, None, None, explain=explain)
 
-    @abc.abstractmethod
     def storeDiaSources(self, sources: pd.DataFrame) -> None:
         """Store DiaSources (appended in bulk: no statement looks rows up, so nothing to explain)."""
+        self._store_history(self._prepare_rows("DiaSource", sources))
 
-    @abc.abstractmethod
     def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
         """Store DiaForcedSources (appended in bulk, as `storeDiaSources`)."""
+        self._store_history(self._prepare_rows("DiaForcedSource", forced))
+
+    def _store_history(self, rows: PreparedRows) -> None:
+        """`storeDiaSources` and `storeDiaForcedSources` once their rows are checked."""
+        self.checkSchema()
+        with self._records_after_store():
+            self._append(rows)
 
     # -- visits --------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ are rejected for the same reason (MySQL has none).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any, cast
@@ -46,6 +47,8 @@ __all__ = [
     "frame_of",
     "empty_frame",
     "new_frame",
+    "PreparedRows",
+    "PreparedVisit",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -484,3 +487,69 @@ def new_frame(table: sqlalchemy.Table, **columns: Any) -> pd.DataFrame:
         kind = column_kind(column)
         data[column.name] = np.full(n, "", dtype=object) if kind == "str" else np.zeros(n, dtype=kind)
     return check_frame(table, pd.DataFrame(data))
+
+
+# -- what a store hands its backend ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedRows:
+    """One table's rows, checked once for a store, with the sky pixel of each row.
+
+    Made by `l1db.api.L1db` before anything is written and handed to the
+    backend, which neither checks the rows again nor places them again.
+
+    Attributes
+    ----------
+    table : `str`
+        Published table name: ``DiaObject``, ``DiaSource`` or ``DiaForcedSource``.
+    frame : `pandas.DataFrame`
+        What `check_frame` returns for the published table (every column, in
+        table order, with its dtype; DiaObject's validity set by the store).
+    pixels : `numpy.ndarray` or `None`
+        Sky pixel (int64) of each row's ``ra``, ``dec`` in the pixelization
+        the backend places this table by; `None` if it places it by none.
+    """
+
+    table: str
+    frame: pd.DataFrame
+    pixels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedVisit:
+    """A visit's store, checked once: what `l1db.api.L1db.store` hands the backend to write.
+
+    Attributes
+    ----------
+    visit_mjd : `float`
+        The visit's time, MJD (TAI): the validity start of the new DiaObject versions.
+    objects, sources, forced : `PreparedRows` or `None`
+        New DiaObject versions, DiaSources and DiaForcedSources; `None` when
+        the visit has none of that kind.
+    visit_id : `int` or `None`
+        The visit to record in L1dbVisit once its rows are stored, if any.
+    tile, n_tiles : `int`
+        Tile of the visit and the visit's number of tiles.
+    """
+
+    visit_mjd: float
+    objects: PreparedRows | None
+    sources: PreparedRows | None
+    forced: PreparedRows | None
+    visit_id: int | None = None
+    tile: int = 0
+    n_tiles: int = 1
+
+    @property
+    def history(self) -> list[PreparedRows]:
+        """The DiaSources and DiaForcedSources that the visit stores, in that order: appended as they are."""
+        return [rows for rows in (self.sources, self.forced) if rows is not None]
+
+    @property
+    def tables(self) -> dict[str, PreparedRows]:
+        """Every table's rows that the visit stores, by published table name."""
+        return {rows.table: rows for rows in (self.objects, self.sources, self.forced) if rows is not None}

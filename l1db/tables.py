@@ -16,7 +16,7 @@ from .errors import SchemaError
 from .schema_model import ColumnDef, SchemaDef, SchemaFormatError, TableDef, load_schema
 
 __all__ = ["PIXEL_COLUMN", "PUBLISHED_TABLES", "packaged_schema_path", "load_definitions", "sql_type",
-           "table_columns", "published_tables"]
+           "table_columns", "published_definitions", "published_tables"]
 
 #: Name of the sky-pixel column the SQL backends add to DiaObject and DiaSource.
 PIXEL_COLUMN = "pixelId"
@@ -108,6 +108,11 @@ def table_columns(table: TableDef, with_pixel: bool, keys: tuple[str, ...]) -> l
     return cols
 
 
+def published_definitions(schema_def: SchemaDef) -> dict[str, TableDef]:
+    """The definitions of DiaObject, DiaSource and DiaForcedSource, keyed as published."""
+    return {name: schema_def.tables[name] for name in PUBLISHED_TABLES}
+
+
 def published_tables(schema_def: SchemaDef) -> dict[str, sa.Table]:
     """DiaObject, DiaSource and DiaForcedSource as they are published (no toolkit column), keyed as published.
 
@@ -115,7 +120,6 @@ def published_tables(schema_def: SchemaDef) -> dict[str, sa.Table]:
     """
     metadata = sa.MetaData()
     return {
-        name: sa.Table(name, metadata, *table_columns(schema_def.tables[name], False,
-                                                      tuple(schema_def.tables[name].primary_key)))
-        for name in PUBLISHED_TABLES
+        name: sa.Table(name, metadata, *table_columns(definition, False, tuple(definition.primary_key)))
+        for name, definition in published_definitions(schema_def).items()
     }

@@ -121,7 +121,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     visits = read_table(config, "L1dbVisit", ["visitId", "applied"])
     assert visits["applied"].all()
     # Applying the older version again (a late retry) never replaces the newer one.
-    other._apply_versions(other._checked_objects(objects, T0.tai.mjd))
+    other._apply_versions(other._prepare_objects(objects, T0.tai.mjd))
     again = other.getDiaObjects(_circle(40.5, -10.0, 1.6))
     assert (again["validityStartMjdTai"] == (T0 + 1 * u.day).tai.mjd).all() and len(again) == n
     other.close()

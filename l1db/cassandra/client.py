@@ -51,7 +51,8 @@ class CassandraClient(L1db):
     def _name(self, table: str) -> str:
         return f"{quote(self.keyspace)}.{quote(table)}"
 
-    def _prepare(self, key: str, cql: str, write: bool) -> PreparedStatement:
+    def _statement(self, key: str, cql: str, write: bool) -> PreparedStatement:
+        """The prepared statement of ``cql``, prepared on the server once per client and kept under ``key``."""
         statement = self._prepared.get(key)
         if statement is None:
             statement = self._session.prepare(cql)
@@ -71,8 +72,12 @@ class CassandraClient(L1db):
         return self._plain.execute(statement, parameters, timeout=timeout or default)
 
     @staticmethod
-    def _rows(result: Any) -> dict[str, list[Any]]:
-        """The columns of a small result of the plain session, by name."""
+    def _plain_columns(result: Any) -> dict[str, list[Any]]:
+        """The columns of a small result of the plain session (schema, visits), by name, as Python values.
+
+        The results of the numpy session are unpacked by
+        `l1db.cassandra.session.typed_frame` instead.
+        """
         rows = list(result)
         names = result.column_names or []
         return {name: [row[i] for row in rows] for i, name in enumerate(names)}
@@ -84,7 +89,7 @@ class CassandraClient(L1db):
         raise NotImplementedError
 
     def _read_partitions(self, table: str, columns: Sequence[sa.Column], pixels: np.ndarray,
-                         time_parts: list[int] | None) -> pd.DataFrame:
+                         time_parts: list[int] | None, explain: bool = False) -> pd.DataFrame:
         """Rows of the given partitions (`l1db.cassandra.reads.CassandraReads`)."""
         raise NotImplementedError
 

@@ -49,18 +49,18 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         self.partitioning.pixelization.warm_up()
 
     def serverVersion(self) -> tuple[str, str]:
-        rows = self._rows(self._plain.execute("SELECT release_version FROM system.local"))
+        rows = self._plain_columns(self._plain.execute("SELECT release_version FROM system.local"))
         return "cassandra", str(rows["release_version"][0])
 
     # -- schema --------------------------------------------------------------------------
 
     def _keyspace_tables(self) -> list[str] | None:
         """Tables of the keyspace, or `None` if it does not exist."""
-        rows = self._rows(self._simple(
+        rows = self._plain_columns(self._simple(
             "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", [self.keyspace]))
         if not len(rows.get("keyspace_name", [])):
             return None
-        rows = self._rows(self._simple(
+        rows = self._plain_columns(self._simple(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace]))
         return sorted(str(n) for n in rows.get("table_name", []))
 
@@ -94,7 +94,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     def describeSchema(self) -> list[str]:
         lines = []
         for table in TABLES:
-            rows = self._rows(self._simple(
+            rows = self._plain_columns(self._simple(
                 "SELECT column_name, kind, position FROM system_schema.columns "
                 "WHERE keyspace_name = %s AND table_name = %s", [self.keyspace, table]))
             names = [str(n) for n in rows["column_name"]]
@@ -116,7 +116,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     def checkSchema(self) -> None:
         if not self._schema_checked:
             try:
-                rows = self._rows(self._simple(f"SELECT name, value FROM {self._name('L1dbMetadata')}"))
+                rows = self._plain_columns(self._simple(f"SELECT name, value FROM {self._name('L1dbMetadata')}"))
             except InvalidRequest:
                 raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}; "
                                   "run create_l1_schema first") from None

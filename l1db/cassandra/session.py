@@ -47,7 +47,6 @@ __all__ = [
     "connect",
     "consistency",
     "execute_concurrently",
-    "columns_of",
     "log_partition_plan",
     "typed_frame",
     "error_reason",
@@ -254,7 +253,7 @@ def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str]) -> list[np.ndarr
     return [serialized_column(*checked_values(frame[name], kind), kind) for name, kind in zip(frame.columns, kinds)]
 
 
-def columns_of(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
+def _pages_by_column(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:
     """The column arrays of every page of numpy-decoded results, by column name."""
     columns: dict[str, list[np.ndarray]] = {}
     for result in results:
@@ -280,8 +279,13 @@ def _typed_column(kind: str, parts: list[np.ndarray]) -> np.ndarray | pd.api.ext
     return typed_array(kind, values.astype(np.int8 if kind == "int8" else bool if kind == "bool" else kind), nulls)
 
 
-def typed_frame(columns: Sequence[sa.Column], pages: Mapping[str, list[np.ndarray]]) -> pd.DataFrame:
-    """A frame of ``columns`` with the `l1db.frames.check_frame` dtypes, from `columns_of` output."""
+def typed_frame(columns: Sequence[sa.Column], results: Sequence[Any]) -> pd.DataFrame:
+    """A frame of ``columns`` with the `l1db.frames.check_frame` dtypes, from the results of the numpy session.
+
+    The one way results of the numpy session (`connect`) are unpacked; the
+    plain session's small results are read as Python values instead.
+    """
+    pages = _pages_by_column(results)
     if not pages or not len(next(iter(pages.values()))):
         return empty_frame(columns)
     arrays = [_typed_column(column_kind(c), pages[c.name]) for c in columns]

@@ -30,7 +30,7 @@ class CassandraVisits(CassandraClient):
                             timeout=self.options["write_timeout"])
 
     def _mark_applied(self, visit_id: int, tile: int) -> None:
-        statement = self._prepare(
+        statement = self._statement(
             "update:applied",
             f'UPDATE {self._name("L1dbVisit")} SET applied = true WHERE bucket = 0 AND "visitId" = ? AND tile = ?',
             write=True)
@@ -45,7 +45,7 @@ class CassandraVisits(CassandraClient):
         self.checkSchema()
         # The partition is clustered newest first.
         order = "" if last else ' ORDER BY "visitId" ASC'
-        rows = self._rows(self._simple(
+        rows = self._plain_columns(self._simple(
             f'SELECT "visitId", "visitTimeMjdTai" FROM {self._name("L1dbVisit")} WHERE bucket = 0{order} LIMIT 1'))
         if not len(rows.get("visitId", [])):
             return None
@@ -53,7 +53,7 @@ class CassandraVisits(CassandraClient):
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()
-        rows = self._rows(self._simple(
+        rows = self._plain_columns(self._simple(
             f'SELECT tile, "nTiles" FROM {self._name("L1dbVisit")} WHERE bucket = 0 AND "visitId" = %s',
             [int(visit_id)]))
         tiles = {int(t) for t in rows.get("tile", [])}

@@ -1,6 +1,8 @@
 """Stores of the Cassandra backend: idempotent visits without transactions.
 
-A mixin of `l1db.cassandra.l1db_cassandra.L1dbCassandra`.
+A mixin of `l1db.cassandra.l1db_cassandra.L1dbCassandra`, writing what
+`l1db.api.L1db` has checked and placed in its sky-pixel partitions
+(`l1db.frames.PreparedVisit`).
 
 Stores: Cassandra has no multi-partition transactions, so a visit cannot be
 atomic as on SQL. It is made safe instead, in three steps:
@@ -27,22 +29,20 @@ never replaces a newer one.
 
 from __future__ import annotations
 
-import datetime
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, overload
 
 import numpy as np
 import pandas as pd
-from astropy.time import Time
+import sqlalchemy as sa
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
-from ..constants import to_mjd_tai
-from ..frames import L1dbInputError, check_frame
+from ..frames import PreparedRows, PreparedVisit
+from ..pixelization import Pixelization
 from .client import CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
-from .session import columns_of, log_partition_plan, serialized_column, serialized_frame, wire_bytes
+from .session import log_partition_plan, serialized_column, serialized_frame, typed_frame, wire_bytes
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -60,6 +60,10 @@ MAX_BATCH_ROWS = 5000
 # Rows of DiaObjectLastToPartition (one partition each) sent in one request.
 _MAPPING_GROUP = 100
 
+# The columns of a lookup of DiaObjectLastToPartition.
+_LOOKUP_COLUMNS = (sa.Column("diaObjectId", sa.BigInteger, nullable=False),
+                   sa.Column(PART_COLUMN, sa.BigInteger, nullable=False))
+
 # Microseconds per day: DiaObjectLast writes are timestamped with the validity
 # start in microseconds of MJD, so that the newest version always wins.
 _US_PER_DAY = 86_400_000_000
@@ -72,36 +76,22 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
 class CassandraWrites(CassandraClient):
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
-    @overload
-    def _checked(self, table: str, frame: None) -> None: ...
-    @overload
-    def _checked(self, table: str, frame: pd.DataFrame) -> pd.DataFrame: ...
-    def _checked(self, table: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
-        if frame is None:
-            return None
-        if not isinstance(frame, pd.DataFrame):
-            raise L1dbInputError(f"{table}: expected a pandas DataFrame, not {type(frame).__name__}")
-        self._positions(table, frame)
-        return check_frame(self.tables[table], frame)
+    def _pixelization_of(self, table: str) -> Pixelization | None:
+        # Every table is partitioned by sky pixel.
+        return self.partitioning.pixelization
 
-    def _checked_objects(self, objects: pd.DataFrame | None, visit_mjd: float) -> pd.DataFrame | None:
-        if objects is None:
-            return None
-        if not isinstance(objects, pd.DataFrame):
-            raise L1dbInputError(f"DiaObject: expected a pandas DataFrame, not {type(objects).__name__}")
-        # The store owns validity: a new version starts now and is open.
-        objects = objects.assign(validityStartMjdTai=visit_mjd, validityEndMjdTai=np.nan)
-        checked = self._checked("DiaObject", objects)
-        if checked["diaObjectId"].duplicated().any():
-            raise L1dbInputError("DiaObject: duplicate diaObjectId values in one visit")
-        return checked
+    @staticmethod
+    def _pixels(rows: PreparedRows) -> np.ndarray:
+        """The sky-pixel partition of each of ``rows`` (`_pixelization_of` places every table)."""
+        assert rows.pixels is not None
+        return rows.pixels
 
     def _insert(self, table: str, columns: Sequence[str], timestamped: bool = False) -> PreparedStatement:
         names = ", ".join(quote(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
         using = " USING TIMESTAMP ?" if timestamped else ""
         key = f"insert:{table}:{names}:{timestamped}"
-        return self._prepare(key, f"INSERT INTO {self._name(table)} ({names}) VALUES ({marks}){using}", write=True)
+        return self._statement(key, f"INSERT INTO {self._name(table)} ({names}) VALUES ({marks}){using}", write=True)
 
     def _rows_per_batch(self, frame: pd.DataFrame) -> int:
         row_bytes = 32 + sum(wire_bytes(self._column_kinds.get(n, "int64")) for n in frame.columns)
@@ -139,17 +129,16 @@ class CassandraWrites(CassandraClient):
                     batch.add(bound)
                 yield batch, None
 
-    def _write_table(self, table: str, frame: pd.DataFrame, time_column: str) -> None:
+    def _write_table(self, table: str, rows: PreparedRows, time_column: str) -> None:
         """Write rows of a history table to their (sky pixel, time partition) partitions."""
-        ra, dec = self._positions(table, frame)
-        pixels = self.partitioning.pixels(ra, dec)
+        frame, pixels = rows.frame, self._pixels(rows)
         times = self.partitioning.time_partitions(frame[time_column].to_numpy(dtype=np.float64))
         keyed = frame.assign(**{PART_COLUMN: pixels, TIME_PART_COLUMN: times})
         columns = [PART_COLUMN, TIME_PART_COLUMN, *frame.columns]
         statement = self._insert(table, columns)
         self._run(self._batches(statement, keyed[columns], (pixels, times)), write=True)
 
-    def _apply_versions(self, objects: pd.DataFrame, explain: bool = False) -> None:
+    def _apply_versions(self, versions: PreparedRows, explain: bool = False) -> None:
         """Make ``objects`` (new DiaObject versions) the latest ones in DiaObjectLast.
 
         Every write carries the version's validity start as its timestamp, so
@@ -157,25 +146,24 @@ class CassandraWrites(CassandraClient):
         version. An object whose sky pixel changed has its old row deleted.
         With ``explain``, the plan of the lookup of their partitions is logged.
         """
+        objects, pixels = versions.frame, self._pixels(versions)
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
-        ra, dec = self._positions("DiaObject", objects)
-        pixels = self.partitioning.pixels(ra, dec)
         stamps = _version_timestamps(objects["validityStartMjdTai"].to_numpy(dtype=np.float64))
         with self._timed("obj_last_delete") as timer:
-            lookup = self._prepare(
+            lookup = self._statement(
                 "select:last_partition",
                 f'SELECT "diaObjectId", {quote(PART_COLUMN)} FROM {self._name("DiaObjectLastToPartition")} '
                 f'WHERE "diaObjectId" IN ?', write=False)
             chunks = [ids[i : i + 100].tolist() for i in range(0, len(ids), 100)]
             if explain:
                 log_partition_plan(lookup, len(ids), f"one per diaObjectId, in {len(chunks)} statements")
-            found = self._rows_of_results(self._run(((lookup, (chunk,)) for chunk in chunks), write=False))
-            old_ids = np.asarray(found.get("diaObjectId", np.empty(0)), dtype=np.int64)
-            old_parts = np.asarray(found.get(PART_COLUMN, np.empty(0)), dtype=np.int64)
+            found = typed_frame(_LOOKUP_COLUMNS, self._run(((lookup, (chunk,)) for chunk in chunks), write=False))
+            old_ids = found["diaObjectId"].to_numpy(dtype=np.int64)
+            old_parts = found[PART_COLUMN].to_numpy(dtype=np.int64)
             order = np.argsort(ids)
             where = order[np.searchsorted(ids, old_ids, sorter=order)] if len(old_ids) else np.empty(0, np.int64)
             moved = old_parts != pixels[where]
-            delete = self._prepare(
+            delete = self._statement(
                 "delete:last",
                 f'DELETE FROM {self._name("DiaObjectLast")} USING TIMESTAMP ? '
                 f'WHERE {quote(PART_COLUMN)} = ? AND "diaObjectId" = ?', write=True)
@@ -194,67 +182,40 @@ class CassandraWrites(CassandraClient):
             self._run(self._batches(mapping, frame, (groups,), extra=[stamps], per_batch=_MAPPING_GROUP),
                       write=True)
 
-    def _rows_of_results(self, results: Sequence[Any]) -> dict[str, np.ndarray]:
-        pages = columns_of(results)
-        return {name: np.concatenate([np.ma.getdata(p) for p in parts]) for name, parts in pages.items()}
+    def _append(self, rows: PreparedRows) -> None:
+        with self._timed_append(rows):
+            self._write_table(rows.table, rows, "midpointMjdTai")
 
-    def store(
-        self,
-        visit_time: Time | datetime.datetime,
-        objects: pd.DataFrame | None,
-        sources: pd.DataFrame | None = None,
-        forced: pd.DataFrame | None = None,
-        visit_id: int | None = None,
-        tile: int = 0,
-        n_tiles: int = 1,
-        explain: bool = False,
-    ) -> None:
-        visit_mjd = to_mjd_tai(visit_time)
-        prepared = {
-            "DiaObject": self._checked_objects(objects, visit_mjd),
-            "DiaSource": self._checked("DiaSource", sources),
-            "DiaForcedSource": self._checked("DiaForcedSource", forced),
-        }
-        self.checkSchema()
+    def _write_visit(self, visit: PreparedVisit, explain: bool) -> None:
+        """The three steps of the module's docstring; a store cut short is finished before the next read or store."""
         try:
-            with self._records_after_store(), self._timed("store"):
-                self._store(prepared, visit_mjd, visit_id, tile, n_tiles, explain)
+            objects = visit.objects
+            if objects is not None:
+                with self._timed("obj_insert", len(objects)):
+                    self._write_table("DiaObject", objects, "validityStartMjdTai")
+            for rows in visit.history:
+                self._append(rows)
+            if visit.visit_id is not None:
+                # Every row is acknowledged: from here on the visit counts as stored.
+                parts = set() if objects is None else set(np.unique(self._pixels(objects)).tolist())
+                with self._timed("visit_insert", 1):
+                    self._record_visit(visit.visit_id, visit.visit_mjd, visit.tile, visit.n_tiles, parts,
+                                       applied=objects is None)
+            if objects is not None:
+                self._apply_versions(objects, explain)
+                if visit.visit_id is not None:
+                    self._mark_applied(visit.visit_id, visit.tile)
         except BaseException:
             # Whatever was half-done is finished (or redone) before the next read.
             self._needs_recovery = True
             raise
-
-    def _store(self, prepared: dict[str, pd.DataFrame | None], visit_mjd: float, visit_id: int | None,
-               tile: int, n_tiles: int, explain: bool) -> None:
-        objects = prepared["DiaObject"]
-        if objects is not None:
-            with self._timed("obj_insert", len(objects)):
-                self._write_table("DiaObject", objects, "validityStartMjdTai")
-        if prepared["DiaSource"] is not None:
-            with self._timed("src_insert", len(prepared["DiaSource"])):
-                self._write_table("DiaSource", prepared["DiaSource"], "midpointMjdTai")
-        if prepared["DiaForcedSource"] is not None:
-            with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
-                self._write_table("DiaForcedSource", prepared["DiaForcedSource"], "midpointMjdTai")
-        parts: set[int] = set()
-        if objects is not None:
-            ra, dec = self._positions("DiaObject", objects)
-            parts = set(np.unique(self.partitioning.pixels(ra, dec)).tolist())
-        if visit_id is not None:
-            # Every row is acknowledged: from here on the visit counts as stored.
-            with self._timed("visit_insert", 1):
-                self._record_visit(visit_id, visit_mjd, tile, n_tiles, parts, applied=objects is None)
-        if objects is not None:
-            self._apply_versions(objects, explain)
-            if visit_id is not None:
-                self._mark_applied(visit_id, tile)
 
     def _apply_unapplied_visits(self) -> None:
         """Apply to DiaObjectLast the versions of visits recorded but not applied (a store cut short)."""
         result = self._simple(
             f'SELECT "visitId", tile, "visitTimeMjdTai", parts, applied FROM {self._name("L1dbVisit")} '
             f"WHERE bucket = 0 LIMIT {RECOVERY_ROWS}")
-        rows = self._rows(result)
+        rows = self._plain_columns(result)
         if not len(rows.get("visitId", [])):
             return
         applied = np.array([bool(a) for a in rows["applied"]])
@@ -269,17 +230,6 @@ class CassandraWrites(CassandraClient):
             versions = self._read_partitions("DiaObject", columns, parts, [int(time_part)])
             versions = versions[versions["validityStartMjdTai"].to_numpy() == visit_mjd].reset_index(drop=True)
             if len(versions):
-                self._apply_versions(versions)
+                pixels = self.partitioning.pixels(*self._positions("DiaObject", versions))
+                self._apply_versions(PreparedRows("DiaObject", versions, pixels))
             self._mark_applied(visit_id, tile)
-
-    def storeDiaSources(self, sources: pd.DataFrame) -> None:
-        checked = self._checked("DiaSource", sources)
-        self.checkSchema()
-        with self._records_after_store(), self._timed("src_insert", len(checked)):
-            self._write_table("DiaSource", checked, "midpointMjdTai")
-
-    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
-        checked = self._checked("DiaForcedSource", forced)
-        self.checkSchema()
-        with self._records_after_store(), self._timed("fsrc_insert", len(checked)):
-            self._write_table("DiaForcedSource", checked, "midpointMjdTai")

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..schema_model import SchemaDef, TableDef
-from ..tables import PIXEL_COLUMN, load_definitions, table_columns
+from ..tables import PIXEL_COLUMN, load_definitions, published_definitions, table_columns
 from .partitions import PARTITION_COLUMNS, TimePartitions
 
 __all__ = [
@@ -91,7 +91,7 @@ class L1Schema:
         if schema_def is None:
             schema_def = load_definitions(config)
         self.schema_def = schema_def
-        self.definitions = {n: schema_def.tables[n] for n in ("DiaObject", "DiaSource", "DiaForcedSource")}
+        self.definitions = published_definitions(schema_def)
         self.metadata = sa.MetaData()
         self.tables: dict[str, sa.Table] = {}
         self.partitions: TimePartitions | None = None

@@ -1,9 +1,12 @@
 """Stores of the SQL backends: one transaction per visit, a write path per indexing strategy.
 
-A mixin of `l1db.sql.l1db_sql.L1dbSql`. Validity of DiaObject versions: a
-stored version starts at the visit time and is open (``validityEndMjdTai``
-NULL) until a newer version of the same object is stored, which closes it
-(``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
+A mixin of `l1db.sql.l1db_sql.L1dbSql`, writing what `l1db.api.L1db` has
+checked and placed on the sky (`l1db.frames.PreparedVisit`; the pixels go to
+the ``pixelId`` column of DiaObject and DiaSource).
+
+Validity of DiaObject versions: a stored version starts at the visit time and
+is open (``validityEndMjdTai`` NULL) until a newer version of the same object
+is stored, which closes it (``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
 versions live in ``DiaObjectLast`` (replaced by delete + insert, or by the
 native upsert) and DiaObject keeps the history without closing validity.
 With ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are
@@ -19,16 +22,15 @@ drops the partitions past ``retention_days``.
 
 from __future__ import annotations
 
-import datetime
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from astropy.time import Time
 
-from ..constants import to_mjd_tai
-from ..frames import L1dbInputError, check_frame
+from ..frames import PreparedRows, PreparedVisit
+from ..pixelization import Pixelization
 from . import bulk_insert
 from .chunks import id_chunks
 from .client import SqlClient
@@ -43,27 +45,16 @@ _LOG = logging.getLogger(__name__)
 class SqlWrites(SqlClient):
     """The write half of the SQL L1 API (and the nightly merge)."""
 
-    def _with_pixels(self, table_name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        ra, dec = self._positions(table_name, frame)
-        return frame.assign(**{PIXEL_COLUMN: self.pixelization.pixel_index(ra, dec)})
+    #: The sky-pixel column of DiaObject and DiaSource, set by the store.
+    _backend_columns = frozenset({PIXEL_COLUMN})
 
-    def _prepare_objects(self, objects: pd.DataFrame, visit_mjd: float) -> pd.DataFrame:
-        if not isinstance(objects, pd.DataFrame):
-            raise L1dbInputError(f"DiaObject: expected a pandas DataFrame, not {type(objects).__name__}")
-        objects = objects.drop(columns=[PIXEL_COLUMN], errors="ignore")
-        # The store owns validity: a new version starts now and is open.
-        objects = objects.assign(validityStartMjdTai=visit_mjd, validityEndMjdTai=np.nan)
-        checked = check_frame(self._table("DiaObject"), self._with_pixels("DiaObject", objects))
-        if checked["diaObjectId"].duplicated().any():
-            raise L1dbInputError("DiaObject: duplicate diaObjectId values in one visit")
-        return checked
+    def _pixelization_of(self, table: str) -> Pixelization | None:
+        return self.pixelization if PIXEL_COLUMN in self._table(table).columns else None
 
-    def _prepare(self, table_name: str, frame: pd.DataFrame, with_pixels: bool) -> pd.DataFrame:
-        if not isinstance(frame, pd.DataFrame):
-            raise L1dbInputError(f"{table_name}: expected a pandas DataFrame, not {type(frame).__name__}")
-        if with_pixels:
-            frame = self._with_pixels(table_name, frame.drop(columns=[PIXEL_COLUMN], errors="ignore"))
-        return check_frame(self._table(table_name), frame)
+    @staticmethod
+    def _stored_frame(rows: PreparedRows) -> pd.DataFrame:
+        """The frame of ``rows`` as its SQL table holds it: with the sky-pixel column where it has one."""
+        return rows.frame if rows.pixels is None else rows.frame.assign(**{PIXEL_COLUMN: rows.pixels})
 
     def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
@@ -126,72 +117,46 @@ class SqlWrites(SqlClient):
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
 
-    def _ensure_partitions(self, prepared: dict[str, pd.DataFrame | None], visit_mjd: float | None = None) -> None:
+    def _ensure_partitions(self, prepared: Mapping[str, PreparedRows], visit_mjd: float | None = None) -> None:
         """Create the time partitions the rows of ``prepared`` (and the days after the visit) fall in."""
         if self.partitions is None:
             return
         times = {}
         for table in self.partitions.tables:
-            frame = prepared.get(table)
+            rows = prepared.get(table)
             column = PARTITION_COLUMNS[table]
-            parts = [] if frame is None else [frame[column].to_numpy(dtype=np.float64, na_value=np.nan)]
+            parts = [] if rows is None else [rows.frame[column].to_numpy(dtype=np.float64, na_value=np.nan)]
             if visit_mjd is not None:
                 parts.append(self.partitions.horizon(visit_mjd))
             if parts:
                 times[table] = np.concatenate(parts)
         self.partitions.ensure(self.engine, times)
 
-    def storeDiaSources(self, sources: pd.DataFrame) -> None:
-        """One transaction."""
-        prepared = self._prepare("DiaSource", sources, with_pixels=True)
-        self.checkSchema()
-        self._ensure_partitions({"DiaSource": prepared})
-        with self._records_after_store(), self.engine.begin() as conn, self._timed("src_insert", len(prepared)):
-            bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared)
+    def _insert_history(self, conn: sa.Connection, rows: PreparedRows) -> None:
+        """Insert DiaSources or DiaForcedSources in the transaction of ``conn``."""
+        frame = self._stored_frame(rows)
+        with self._timed_append(rows):
+            bulk_insert.insert_frame(conn, self._table(rows.table), frame)
 
-    def storeDiaForcedSources(self, forced: pd.DataFrame) -> None:
-        """One transaction."""
-        prepared = self._prepare("DiaForcedSource", forced, with_pixels=False)
-        self.checkSchema()
-        self._ensure_partitions({"DiaForcedSource": prepared})
-        with self._records_after_store(), self.engine.begin() as conn, self._timed("fsrc_insert", len(prepared)):
-            bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared)
+    def _append(self, rows: PreparedRows) -> None:
+        """One transaction (after the partitions the rows need)."""
+        self._ensure_partitions({rows.table: rows})
+        with self.engine.begin() as conn:
+            self._insert_history(conn, rows)
 
-    def store(
-        self,
-        visit_time: Time | datetime.datetime,
-        objects: pd.DataFrame | None,
-        sources: pd.DataFrame | None = None,
-        forced: pd.DataFrame | None = None,
-        visit_id: int | None = None,
-        tile: int = 0,
-        n_tiles: int = 1,
-        explain: bool = False,
-    ) -> None:
+    def _write_visit(self, visit: PreparedVisit, explain: bool) -> None:
         """One transaction: all of the visit or nothing (see `L1db.store`)."""
-        visit_mjd = to_mjd_tai(visit_time)
-        prepared = {
-            "DiaObject": None if objects is None else self._prepare_objects(objects, visit_mjd),
-            "DiaSource": None if sources is None else self._prepare("DiaSource", sources, with_pixels=True),
-            "DiaForcedSource": None if forced is None else self._prepare("DiaForcedSource", forced, False),
-        }
-        self.checkSchema()
-        with self._records_after_store(), self._timed("store"):
-            # Before the store's transaction (and in the store's time); also with the nightly
-            # table, so that DiaObject's partitions are ready for dailyJob's merge.
-            self._ensure_partitions(prepared, visit_mjd)
-            with self.engine.begin() as conn:
-                if prepared["DiaObject"] is not None:
-                    self._store_objects(conn, prepared["DiaObject"], visit_mjd, explain)
-                if prepared["DiaSource"] is not None:
-                    with self._timed("src_insert", len(prepared["DiaSource"])):
-                        bulk_insert.insert_frame(conn, self._table("DiaSource"), prepared["DiaSource"])
-                if prepared["DiaForcedSource"] is not None:
-                    with self._timed("fsrc_insert", len(prepared["DiaForcedSource"])):
-                        bulk_insert.insert_frame(conn, self._table("DiaForcedSource"), prepared["DiaForcedSource"])
-                if visit_id is not None:
-                    with self._timed("visit_insert", 1):
-                        self._insert_visit(conn, visit_id, visit_mjd, tile, n_tiles)
+        # Before the store's transaction (and in the store's time); also with the nightly
+        # table, so that DiaObject's partitions are ready for dailyJob's merge.
+        self._ensure_partitions(visit.tables, visit.visit_mjd)
+        with self.engine.begin() as conn:
+            if visit.objects is not None:
+                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain)
+            for rows in visit.history:
+                self._insert_history(conn, rows)
+            if visit.visit_id is not None:
+                with self._timed("visit_insert", 1):
+                    self._insert_visit(conn, visit.visit_id, visit.visit_mjd, visit.tile, visit.n_tiles)
 
     def dailyJob(self) -> int:
         """Merge DiaObjectNightly into the DiaObject tables, then maintain the time partitions; return rows merged.
