@@ -134,7 +134,7 @@ def test_missing_maven_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def started_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A run dir with one node started on ADDRESS by ``cassandra_nodes start``; stopped afterwards."""
     path = tmp_path_factory.mktemp("cassandra-run")
     started = time.monotonic()
@@ -148,6 +148,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
     finally:
         server.stop(path, timeout=30)
+
+
+@pytest.fixture
+def run_dir(started_run_dir: Path) -> Iterator[Path]:
+    """The module's run dir (`started_run_dir`) with its node up, whatever the test before did; left up afterwards.
+
+    A test may kill or stop the node: it is started again here, so that every
+    test starts from, and leaves, a running node and the tests pass in any order.
+    """
+    assert server.ensure_running(started_run_dir) == [ADDRESS]
+    yield started_run_dir
+    assert server.ensure_running(started_run_dir) == [ADDRESS]
 
 
 def node_pid(run_dir: Path) -> int:
