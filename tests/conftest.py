@@ -21,6 +21,7 @@ backend.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -66,6 +67,71 @@ SERVERS = Servers(**{
                             ("cassandra_hosts", "L1DB_TEST_CASSANDRA_HOSTS"))
     if variable in os.environ
 })
+
+
+# -- What may run side by side ------------------------------------------------------
+#
+# scripts/test.sh runs the suite on two pytest-xdist workers (``-n 2 --dist loadgroup``).
+# Every test makes its own databases and keyspaces under unique names (`_test_database`),
+# so the tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on
+# 127.0.0.1. Two kinds of tests must not run beside just any other:
+#
+# - Tests marked ``restarts_servers`` (test_db_restart, test_fault_injection) stop and
+#   start the shared PostgreSQL or MariaDB, which any other test may be using. They hold
+#   `_server_lock` exclusively; every other test holds it shared for its whole run (setup
+#   to teardown), so a restart waits for the tests running on the other worker and they
+#   wait for it. A lock rather than a second, serial pytest phase: one run, one report,
+#   one --durations table, and the other worker goes on with the tests that use no shared
+#   server (those of the next point) meanwhile. A writer waiting at the gate stops new
+#   readers, so a restart is not starved by the stream of short tests.
+# - Modules that start servers of their own at fixed addresses in a module fixture
+#   (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster: three nodes on
+#   127.0.0.21-23; test_distributed: network namespaces with their own PostgreSQL) are one
+#   ``xdist_group`` each: their tests stay on one worker, which starts the servers once.
+#   They use no shared server, so they are marked ``own_servers`` and take no lock.
+#
+# Without xdist (``pytest -p no:xdist`` or ``-n 0``) the lock is taken and given back by
+# the one process: the suite runs serially as before.
+
+#: Marks of this suite (registered in `pytest_configure`).
+MARKS = {
+    "restarts_servers": "stops and starts the shared PostgreSQL or MariaDB: runs alone among the tests using them",
+    "own_servers": "uses only servers of its own (no shared server): runs beside a restarts_servers test",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+@pytest.fixture(scope="session")
+def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every xdist worker of this run sees (the parent of the workers' base temp dirs)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(autouse=True)
+def _server_lock(request: pytest.FixtureRequest, _lock_dir: Path) -> Iterator[None]:
+    """Shared for a test using the shared servers, exclusive for a ``restarts_servers`` one (see above)."""
+    if request.node.get_closest_marker("own_servers"):
+        yield
+        return
+    exclusive = request.node.get_closest_marker("restarts_servers") is not None
+    with open(_lock_dir / "servers.gate", "a") as gate, open(_lock_dir / "servers.lock", "a") as lock:
+        if exclusive:
+            fcntl.flock(gate, fcntl.LOCK_EX)  # no new reader from here on
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)  # waits while a restart is waiting or running
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -46,6 +46,9 @@ REPO = Path(__file__).resolve().parents[1]
 BASE_ADDRESS = "127.0.0.21"
 HOSTS = [server.node_address(BASE_ADDRESS, i) for i in (1, 2, 3)]
 
+#: One worker runs the module, which starts its cluster once and uses no shared server (tests/conftest.py).
+pytestmark = [pytest.mark.xdist_group("cassandra_cluster"), pytest.mark.own_servers]
+
 
 def nodes_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "l1db.cli.cassandra_nodes", *args], check=False, cwd=REPO,

@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: Address of the test node: away from 127.0.0.1, where the default run dir's node listens.
 ADDRESS = "127.0.0.201"
 
+#: One worker runs the module, which starts its node once and uses no shared server (tests/conftest.py).
+pytestmark = [pytest.mark.xdist_group("cassandra_server"), pytest.mark.own_servers]
+
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run ``python -m l1db.cli.cassandra_nodes ARGS`` from the repository root, as a user would."""
