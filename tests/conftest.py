@@ -200,18 +200,27 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 
+@pytest.fixture(scope="session")
+def _catalogs() -> dict[tuple[float, int], Path]:
+    """The catalogues of `catalog_fixture` made so far in this session (each pytest-xdist worker has its own)."""
+    return {}
+
+
 def catalog_fixture(per_visit: float, seed: int = 3, name: str = "sources"):
     """A module-scoped fixture: a southern-sky catalogue (``gen_sources``) of ``per_visit`` sources a field.
 
     Use as ``sources = catalog_fixture(400)`` in a test module; each module picks its own density and seed.
+    The file is read-only to the tests: modules asking for the same density and seed share one.
     """
     @pytest.fixture(scope="module", name=name)
-    def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def catalog(tmp_path_factory: pytest.TempPathFactory, _catalogs: dict[tuple[float, int], Path]) -> Path:
         from dia_sim.catalog import generate_catalog
 
-        path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-        generate_catalog(path, per_visit=per_visit, sky="south", seed=seed)
-        return path
+        if (per_visit, seed) not in _catalogs:
+            path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+            generate_catalog(path, per_visit=per_visit, sky="south", seed=seed)
+            _catalogs[per_visit, seed] = path
+        return _catalogs[per_visit, seed]
 
     return catalog
 
