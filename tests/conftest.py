@@ -100,9 +100,28 @@ MARKS = {
 }
 
 
+#: Tests of half a minute or more (on a loaded 2-core machine, outside the xdist groups), longest first, started first so that no
+#: worker is left running one of them alone at the end (``--dist loadgroup`` deals out the groups, then the other
+#: tests in collection order).
+LONG_TESTS = (
+    "tests/test_readme.py::test_readme_block_runs[3_node_Cassandra_cluster",
+    "tests/test_readme.py::test_readme_block_runs[log2csv_and_plot_timing",
+    "tests/test_camera.py::test_ap_proto_on_the_camera",
+    "tests/test_ap_proto.py::test_sigterm_finishes_the_visit_like_a_first_ctrl_c",
+    "tests/test_state.py::test_refusals[cassandra]",
+    "tests/test_fits.py::test_plot_timing_history_and_projection",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`LONG_TESTS` first, longest first; the others keep their order."""
+    items.sort(key=lambda item: next((i for i, long in enumerate(LONG_TESTS) if item.nodeid.startswith(long)),
+                                     len(LONG_TESTS)))
 
 
 @pytest.fixture(scope="session")
