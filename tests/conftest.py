@@ -100,7 +100,7 @@ MARKS = {
 }
 
 
-#: Tests of half a minute or more (on a loaded 2-core machine, outside the xdist groups), longest first, started first so that no
+#: Tests of half a minute or more (on a loaded 2-core machine, outside the xdist groups), started first so that no
 #: worker is left running one of them alone at the end (``--dist loadgroup`` deals out the groups, then the other
 #: tests in collection order).
 LONG_TESTS = (
