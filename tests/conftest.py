@@ -71,7 +71,7 @@ SERVERS = Servers(**{
 
 # -- What may run side by side ------------------------------------------------------
 #
-# scripts/test.sh runs the suite on two pytest-xdist workers (``-n 2 --dist loadgroup``).
+# scripts/test.sh runs the suite on three pytest-xdist workers (``-n 3 --dist loadgroup``).
 # Every test makes its own databases and keyspaces under unique names (`_test_database`),
 # so the tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on
 # 127.0.0.1. Two kinds of tests must not run beside just any other:
@@ -84,11 +84,13 @@ SERVERS = Servers(**{
 #   one --durations table, and the other worker goes on with the tests that use no shared
 #   server (those of the next point) meanwhile. A writer waiting at the gate stops new
 #   readers, so a restart is not starved by the stream of short tests.
-# - Modules that start servers of their own at fixed addresses in a module fixture
-#   (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster: three nodes on
-#   127.0.0.21-23; test_distributed: network namespaces with their own PostgreSQL) are one
-#   ``xdist_group`` each: their tests stay on one worker, which starts the servers once.
-#   They use no shared server, so they are marked ``own_servers`` and take no lock.
+# - Tests that start servers of their own at fixed addresses (test_cassandra_server: a node on
+#   127.0.0.201; test_cassandra_cluster: three nodes on 127.0.0.21-23; the README's 3-node
+#   block: 127.0.0.11-13; test_distributed: network namespaces with their own PostgreSQL) are
+#   ``xdist_group``s: their tests stay on one worker, which starts the servers once. Those
+#   starting Cassandra nodes are one group ("cassandra_nodes"), run one after another: nodes
+#   of two run dirs started at the same moment failed ("127.0.0.21:7000 is in use by another
+#   process"). They use no shared server, so they are marked ``own_servers`` and take no lock.
 #
 # Without xdist (``pytest -p no:xdist`` or ``-n 0``) the lock is taken and given back by
 # the one process: the suite runs serially as before.
