@@ -84,4 +84,4 @@ fi
 # (tests/conftest.py says which tests may not run side by side and how they are kept apart);
 # the 20 slowest tests listed at the end. Later arguments win: `bash scripts/test.sh -n 0`
 # runs serially.
-exec python -m pytest -n "${L1DB_TEST_WORKERS:-3}" --dist loadgroup --durations=20 "$@"
+exec python -m pytest -n "${L1DB_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=20 "$@"

@@ -71,29 +71,31 @@ SERVERS = Servers(**{
 
 # -- What may run side by side ------------------------------------------------------
 #
-# scripts/test.sh runs the suite on three pytest-xdist workers (``-n 3 --dist loadgroup``).
-# Every test makes its own databases and keyspaces under unique names (`_test_database`),
-# so the tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on
-# 127.0.0.1. Two kinds of tests must not run beside just any other:
+# scripts/test.sh runs the suite on three pytest-xdist workers, a test file at a time
+# (``-n 3 --dist loadfile --no-loadscope-reorder``): a module's tests stay on one worker, so
+# its module fixtures are made once, and the modules that start servers of their own at
+# fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
+# three nodes on 127.0.0.21-23; test_readme's 3-node block: 127.0.0.11-13;
+# test_distributed: network namespaces with their own PostgreSQL) start them once, on one
+# worker. (``--dist loadgroup`` with ``xdist_group`` marks would be finer, but pytest-xdist
+# 3.8 cannot group under pytest 9.2: its group suffix on the node id is lost.) Every test
+# makes its own databases and keyspaces under unique names (`_test_database`), so the
+# tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on 127.0.0.1.
 #
-# - Tests marked ``restarts_servers`` (test_db_restart, test_fault_injection) stop and
-#   start the shared PostgreSQL or MariaDB, which any other test may be using. They hold
-#   `_server_lock` exclusively; every other test holds it shared for its whole run (setup
-#   to teardown), so a restart waits for the tests running on the other worker and they
-#   wait for it. A lock rather than a second, serial pytest phase: one run, one report,
-#   one --durations table, and the other worker goes on with the tests that use no shared
-#   server (those of the next point) meanwhile. A writer waiting at the gate stops new
-#   readers, so a restart is not starved by the stream of short tests.
-# - Tests that start servers of their own at fixed addresses (test_cassandra_server: a node on
-#   127.0.0.201; test_cassandra_cluster: three nodes on 127.0.0.21-23; the README's 3-node
-#   block: 127.0.0.11-13; test_distributed: network namespaces with their own PostgreSQL) are
-#   ``xdist_group``s: their tests stay on one worker, which starts the servers once. Those
-#   starting Cassandra nodes are one group ("cassandra_nodes"), run one after another: nodes
-#   of two run dirs started at the same moment failed ("127.0.0.21:7000 is in use by another
-#   process"). They use no shared server, so they are marked ``own_servers`` and take no lock.
+# Tests marked ``restarts_servers`` (test_db_restart, test_fault_injection) stop and start
+# the shared PostgreSQL or MariaDB, which any other test may be using. They hold
+# `_server_lock` exclusively; every other test holds it shared for its whole run (setup to
+# teardown), so a restart waits for the tests running on the other workers and they wait
+# for it. A lock rather than a second, serial pytest phase: one run, one report, one
+# --durations table, and the tests marked ``own_servers`` (using no shared server) go on
+# meanwhile. A writer waiting at the gate stops new readers, so a restart is not starved by
+# the stream of short tests.
 #
-# Without xdist (``pytest -p no:xdist`` or ``-n 0``) the lock is taken and given back by
-# the one process: the suite runs serially as before.
+# The files are dealt out in `LONG_FILES` order first (the longest first, so that no worker
+# is left alone with one of them at the end), then in collection order.
+#
+# Without xdist (``-n 0``) the lock is taken and given back by the one process: the suite
+# runs serially as before.
 
 #: Marks of this suite (registered in `pytest_configure`).
 MARKS = {
@@ -102,16 +104,16 @@ MARKS = {
 }
 
 
-#: Tests of half a minute or more (on a loaded 2-core machine, outside the xdist groups), started first so that no
-#: worker is left running one of them alone at the end (``--dist loadgroup`` deals out the groups, then the other
-#: tests in collection order).
-LONG_TESTS = (
-    "tests/test_readme.py::test_readme_block_runs[3_node_Cassandra_cluster",
-    "tests/test_readme.py::test_readme_block_runs[log2csv_and_plot_timing",
-    "tests/test_camera.py::test_ap_proto_on_the_camera",
-    "tests/test_ap_proto.py::test_sigterm_finishes_the_visit_like_a_first_ctrl_c",
-    "tests/test_state.py::test_refusals[cassandra]",
-    "tests/test_fits.py::test_plot_timing_history_and_projection",
+#: Test files of several minutes (on a loaded 2-core machine), longest first: dealt out first.
+LONG_FILES = (
+    "tests/test_cassandra_cluster.py",
+    "tests/test_readme.py",
+    "tests/test_ap_proto.py",
+    "tests/test_l1db.py",
+    "tests/test_distributed.py",
+    "tests/test_cassandra_server.py",
+    "tests/test_state.py",
+    "tests/test_db_restart.py",
 )
 
 
@@ -121,9 +123,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`LONG_TESTS` first, longest first; the others keep their order."""
-    items.sort(key=lambda item: next((i for i, long in enumerate(LONG_TESTS) if item.nodeid.startswith(long)),
-                                     len(LONG_TESTS)))
+    """The tests of `LONG_FILES` first, in that order; the others keep their order."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))
 
 
 @pytest.fixture(scope="session")

@@ -46,8 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 BASE_ADDRESS = "127.0.0.21"
 HOSTS = [server.node_address(BASE_ADDRESS, i) for i in (1, 2, 3)]
 
-#: One worker runs the tests that start nodes, one after another; they use no shared server (tests/conftest.py).
-pytestmark = [pytest.mark.xdist_group("cassandra_nodes"), pytest.mark.own_servers]
+#: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
 
 
 def nodes_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: Address of the test node: away from 127.0.0.1, where the default run dir's node listens.
 ADDRESS = "127.0.0.201"
 
-#: One worker runs the tests that start nodes, one after another; they use no shared server (tests/conftest.py).
-pytestmark = [pytest.mark.xdist_group("cassandra_nodes"), pytest.mark.own_servers]
+#: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -105,7 +105,6 @@ def test_cassandra_errors_classified() -> None:
 
 
 @pytest.mark.restarts_servers
-@pytest.mark.xdist_group("restarts_servers")
 @pytest.mark.parametrize("server", ["postgresql", "mysql"])
 def test_server_restart_mid_run_is_survived(server: str, sources: Path, tmp_path: Path) -> None:
     """The server goes down for 2 s during a run: ap_proto reconnects, retries, finishes; the failure is logged."""
@@ -151,7 +150,6 @@ def test_server_restart_mid_run_is_survived(server: str, sources: Path, tmp_path
 
 
 @pytest.mark.restarts_servers
-@pytest.mark.xdist_group("restarts_servers")
 def test_retries_exhausted_stop_with_one_line_and_resume(sources: Path, tmp_path: Path) -> None:
     """PostgreSQL down longer than the retries last: one line, exit 1; a later run resumes cleanly."""
     url, drop = create_test_database("postgresql", tmp_path)

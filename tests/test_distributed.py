@@ -39,8 +39,8 @@ RUN = ["--divide", "2", "--retry-wait", "0.5"]
 #: Columns that hold wall-clock times (none in the published L1 tables nor in the toolkit's).
 WALL_CLOCK: dict[str, set[str]] = {}
 
-#: One worker runs the module, which makes its hosts once and uses no shared server (tests/conftest.py).
-pytestmark = [pytest.mark.xdist_group("distributed"), pytest.mark.own_servers]
+#: Its hosts and their PostgreSQL are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
 
 
 def _env() -> dict[str, str]:

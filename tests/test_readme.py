@@ -140,15 +140,8 @@ def _names_a_server(block: Block) -> bool:
 
 # A block that names no test server runs on SQLite or on nodes of its own (the 3-node cluster
 # block): it may run while a test restarts the shared servers (tests/conftest.py).
-# A block that starts nodes runs on the worker of the other tests that do (tests/conftest.py).
-def _marks(block: Block) -> list[pytest.MarkDecorator]:
-    marks = [] if _names_a_server(block) else [pytest.mark.own_servers]
-    if "cassandra_nodes start" in block.code:
-        marks.append(pytest.mark.xdist_group("cassandra_nodes"))
-    return marks
-
-
-@pytest.mark.parametrize("block", [pytest.param(b, marks=_marks(b)) for b in RUN], ids=[b.id for b in RUN])
+@pytest.mark.parametrize("block", [b if _names_a_server(b) else pytest.param(b, marks=pytest.mark.own_servers)
+                                   for b in RUN], ids=[b.id for b in RUN])
 def test_readme_block_runs(block: Block, scratch: Path) -> None:
     from conftest import create_test_database
 
