@@ -33,6 +33,8 @@ INSTALL_REQUIRES = [
 
 TEST_REQUIRES = [
     "pytest>=9.0",
+    # Runs the suite on three workers (scripts/test.sh; tests/conftest.py says what may run side by side).
+    "pytest-xdist>=3.8.0",
     "nbclient>=0.11",
     "nbformat>=5.11",
     "ipykernel>=7.4",

@@ -81,4 +81,8 @@ if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
     cassandra_nodes start
     export L1DB_TEST_CASSANDRA_HOSTS=127.0.0.1
 fi
-exec python -m pytest "$@"
+# Three pytest-xdist workers on two cores: the tests wait on the servers much of the time
+# (tests/conftest.py says which tests may not run side by side and how they are kept apart);
+# the 20 slowest tests listed at the end. Later arguments win: `bash scripts/test.sh -n 0`
+# runs serially.
+exec python -m pytest -n "${L1DB_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=20 "$@"

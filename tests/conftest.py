@@ -21,6 +21,7 @@ backend.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -68,6 +69,94 @@ SERVERS = Servers(**{
                             ("cassandra_hosts", "L1DB_TEST_CASSANDRA_HOSTS"))
     if variable in os.environ
 })
+
+
+# -- What may run side by side ------------------------------------------------------
+#
+# scripts/test.sh runs the suite on three pytest-xdist workers, a test file at a time
+# (``-n 3 --dist loadfile --no-loadscope-reorder``): a module's tests stay on one worker, so
+# its module fixtures are made once, and the modules that start servers of their own at
+# fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
+# three nodes on 127.0.0.21-23; test_readme's 3-node block: 127.0.0.11-13;
+# test_distributed: network namespaces with their own PostgreSQL) start them once, on one
+# worker. (``--dist loadgroup`` with ``xdist_group`` marks would be finer, but pytest-xdist
+# 3.8 cannot group under pytest 9.2: its group suffix on the node id is lost.) Every test
+# makes its own databases and keyspaces under unique names (`_test_database`), so the
+# tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on 127.0.0.1.
+#
+# Tests marked ``restarts_servers`` (test_db_restart, test_fault_injection) stop and start
+# the shared PostgreSQL or MariaDB, which any other test may be using. They hold
+# `_server_lock` exclusively; every other test holds it shared for its whole run (setup to
+# teardown), so a restart waits for the tests running on the other workers and they wait
+# for it. A lock rather than a second, serial pytest phase: one run, one report, one
+# --durations table, and the tests marked ``own_servers`` (using no shared server) go on
+# meanwhile. A writer waiting at the gate stops new readers, so a restart is not starved by
+# the stream of short tests.
+#
+# The files are dealt out in `LONG_FILES` order first (the longest first, so that no worker
+# is left alone with one of them at the end), then in collection order.
+#
+# Without xdist (``-n 0``) the lock is taken and given back by the one process: the suite
+# runs serially as before.
+
+#: Marks of this suite (registered in `pytest_configure`).
+MARKS = {
+    "restarts_servers": "stops and starts the shared PostgreSQL or MariaDB: runs alone among the tests using them",
+    "own_servers": "uses only servers of its own (no shared server): runs beside a restarts_servers test",
+}
+
+
+#: Test files of several minutes (on a loaded 2-core machine), longest first: dealt out first.
+LONG_FILES = (
+    "tests/test_cassandra_cluster.py",
+    "tests/test_readme.py",
+    "tests/test_ap_proto.py",
+    "tests/test_l1db.py",
+    "tests/test_distributed.py",
+    "tests/test_cassandra_server.py",
+    "tests/test_state.py",
+    "tests/test_db_restart.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of `LONG_FILES` first, in that order; the others keep their order."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))
+
+
+@pytest.fixture(scope="session")
+def _lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every xdist worker of this run sees (the parent of the workers' base temp dirs)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(autouse=True)
+def _server_lock(request: pytest.FixtureRequest, _lock_dir: Path) -> Iterator[None]:
+    """Shared for a test using the shared servers, exclusive for a ``restarts_servers`` one (see above)."""
+    if request.node.get_closest_marker("own_servers"):
+        yield
+        return
+    exclusive = request.node.get_closest_marker("restarts_servers") is not None
+    with open(_lock_dir / "servers.gate", "a") as gate, open(_lock_dir / "servers.lock", "a") as lock:
+        if exclusive:
+            fcntl.flock(gate, fcntl.LOCK_EX)  # no new reader from here on
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)  # waits while a restart is waiting or running
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -138,18 +227,27 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 
+@pytest.fixture(scope="session")
+def _catalogs() -> dict[tuple[float, int], Path]:
+    """The catalogues of `catalog_fixture` made so far in this session (each pytest-xdist worker has its own)."""
+    return {}
+
+
 def catalog_fixture(per_visit: float, seed: int = 3, name: str = "sources"):
     """A module-scoped fixture: a southern-sky catalogue (``gen_sources``) of ``per_visit`` sources a field.
 
     Use as ``sources = catalog_fixture(400)`` in a test module; each module picks its own density and seed.
+    The file is read-only to the tests: modules asking for the same density and seed share one.
     """
     @pytest.fixture(scope="module", name=name)
-    def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    def catalog(tmp_path_factory: pytest.TempPathFactory, _catalogs: dict[tuple[float, int], Path]) -> Path:
         from dia_sim.catalog import generate_catalog
 
-        path = tmp_path_factory.mktemp("catalog") / "sources.npy"
-        generate_catalog(path, per_visit=per_visit, sky="south", seed=seed)
-        return path
+        if (per_visit, seed) not in _catalogs:
+            path = tmp_path_factory.mktemp("catalog") / "sources.npy"
+            generate_catalog(path, per_visit=per_visit, sky="south", seed=seed)
+            _catalogs[per_visit, seed] = path
+        return _catalogs[per_visit, seed]
 
     return catalog
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from ap_runs import PATCH, ap_proto_command, run_ap_proto, wait_for_visits
 from astropy.time import Time
 from conftest import catalog_fixture, write_config
 
@@ -28,15 +28,9 @@ from l1db.scratch import read_table
 from l1db.timing_log import parse_log
 
 PER_VISIT = 400
-PATCH = "0,6,-20,-14"
 
 
 sources = catalog_fixture(PER_VISIT)
-
-
-def _run(config: Path, sources: Path, log: Path, *extra: str) -> int:
-    return main(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
-                 "--transients-per-visit", "10", "--no-progress", *extra, str(sources)])
 
 
 def _ops(log: Path) -> pd.DataFrame:
@@ -65,7 +59,7 @@ def test_run_logs_match_database(db_url: str, make_config, sources: Path, tmp_pa
     from l1db.cli.create_l1_schema import main as create
 
     assert create(["-c", str(config)]) == 0
-    assert _run(config, sources, log, "-n", "6", "--row-count-every", "3") == 0
+    assert run_ap_proto(config, sources, log, "-n", "6", "--row-count-every", "3") == 0
     parsed = parse_log(log)
     timings = parsed.timings
     assert parsed.malformed == 0
@@ -118,7 +112,7 @@ def test_sources_per_visit_within_poisson_tolerance(sources: Path, tmp_path: Pat
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
     n_visits = 12
-    assert _run(config, sources, log, "-n", str(n_visits), "--sky", "south") == 0
+    assert run_ap_proto(config, sources, log, "-n", str(n_visits), "--sky", "south") == 0
     detections = _ops(log).query("op == 'sim_detect'")["rows"].to_numpy()
     # Catalogue sources in a field are Poisson(PER_VISIT) too: the sum of three Poissons.
     expected = PER_VISIT + 100 + 10
@@ -136,8 +130,8 @@ def test_tiles_cover_the_field_exactly_once(sources: Path, tmp_path: Path) -> No
 
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
-    assert main(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "0",
-                 "--transients-per-visit", "0", "--divide", "2", "-n", "2", "--no-progress", str(sources)]) == 0
+    assert run_ap_proto(config, sources, log, "--false-per-visit", "0", "--transients-per-visit", "0",
+                        "--divide", "2", "-n", "2") == 0
     visits = _visits(config)
     assert sorted(visits.groupby("visitId")["tile"].apply(sorted).tolist()) == [[0, 1, 2, 3]] * 2
     assert (visits["nTiles"] == 4).all()
@@ -165,21 +159,15 @@ def test_no_update_writes_nothing(db_url: str, make_config, sources: Path, tmp_p
 
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
-    assert _run(config, sources, log, "-n", "2") == 0
+    assert run_ap_proto(config, sources, log, "-n", "2") == 0
     before = _db_counts(config)
-    assert _run(config, sources, log, "-n", "3", "--no-update") == 0
+    assert run_ap_proto(config, sources, log, "-n", "3", "--no-update") == 0
     assert _db_counts(config) == before
     timings = _ops(log)
     last_run = parse_log(log).provenance[-1]["run"]
     ops = set(timings.loc[timings["run"] == last_run, "op"])
     assert "obj_select" in ops and "src_select" in ops
     assert not ops & {"store", "obj_insert", "src_insert", "fsrc_insert", "visit_insert"}
-
-
-def _ap_proto_command(config: Path, sources: Path, log: Path, n: int) -> list[str]:
-    script = Path(sys.executable).parent / "ap_proto"
-    return [str(script), "-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
-            "--transients-per-visit", "10", "--no-progress", "-n", str(n), str(sources)]
 
 
 def test_resume_after_kill(db_url: str, make_config, sources: Path, tmp_path: Path) -> None:
@@ -189,19 +177,17 @@ def test_resume_after_kill(db_url: str, make_config, sources: Path, tmp_path: Pa
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
     total = 8
-    proc = subprocess.Popen(_ap_proto_command(config, sources, log, total), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", total), stderr=subprocess.PIPE, text=True)
     # Kill it hard once a few visits are in (mid-visit, most likely).
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if log.exists() and log.read_text().count('"op": "visit"') >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    try:
+        wait_for_visits(log, 3, 120, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(_visits(config))
     assert 3 <= done < total
     # Resume: the next run continues after the last stored visit.
-    assert _run(config, sources, log, "-n", str(total - done)) == 0
+    assert run_ap_proto(config, sources, log, "-n", str(total - done)) == 0
     visits = _visits(config)
     assert sorted(visits["visitId"].tolist()) == list(range(1, total + 1))
     counts = _db_counts(config)
@@ -229,10 +215,12 @@ def test_sigint_finishes_the_visit_and_resumes(sources: Path, tmp_path: Path) ->
 
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
-    proc = subprocess.Popen(_ap_proto_command(config, sources, log, 200), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and '"op": "visit"' in log.read_text()):
-        time.sleep(0.05)
+    proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", 200), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_visits(log, 1, 120, proc)
+    except BaseException:
+        proc.kill()
+        raise
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -253,11 +241,13 @@ def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Pa
 
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
-    command = _ap_proto_command(config, sources, log, 1000) + ["--divide", str(divide)]
+    command = ap_proto_command(config, sources, log, "-n", 1000, "--divide", divide)
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and '"op": "visit"' in log.read_text()):
-        time.sleep(0.05)
+    try:
+        wait_for_visits(log, 1, 120, proc)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -271,7 +261,7 @@ def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Pa
     assert _logged_rows(timings, "src_insert") == _db_counts(config)["DiaSource"]
     assert set(timings["visit"]) == set(visits["visitId"])
     # It resumes at the next visit.
-    assert _run(config, sources, log, "-n", "1", "--divide", str(divide)) == 0
+    assert run_ap_proto(config, sources, log, "-n", "1", "--divide", str(divide)) == 0
     assert _visits(config)["visitId"].max() == visits["visitId"].max() + 1
 
 
@@ -307,7 +297,7 @@ def test_nightly_table_merged_by_the_daily_job(make_sql_config, sources: Path, t
 
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
-    assert _run(config, sources, log, "-n", "7", "--daily-job-every", "3") == 0
+    assert run_ap_proto(config, sources, log, "-n", "7", "--daily-job-every", "3") == 0
     timings = _ops(log)
     merges = timings[timings["op"] == "daily_merge"]
     assert merges["visit"].tolist() == [4, 7]
@@ -334,7 +324,7 @@ def test_same_seed_same_data_on_cassandra_and_sqlite(make_cassandra_config, sour
     for name, config in configs.items():
         assert create(["-c", str(config)]) == 0
         log = tmp_path / f"{name}.jsonl"
-        assert _run(config, sources, log, "-n", "8") == 0
+        assert run_ap_proto(config, sources, log, "-n", "8") == 0
         timings = _ops(log)
         rows[name] = timings.groupby(["visit", "op"])["rows"].sum()
     ops = ["sim_detect", "obj_select", "sim_associate", "src_select", "fsrc_select", "sim_rows", "obj_insert",
@@ -366,7 +356,7 @@ def test_resumed_runs_give_bit_identical_times(sql_backend: str, tmp_path: Path,
             config = write_config(tmp_path / f"{name}.cfg", url, dia_object_index="baseline")
             assert create(["-c", str(config)]) == 0
             for n in chunks:
-                assert _run(config, sources, tmp_path / f"{name}.jsonl", "-n", str(n), *start) == 0
+                assert run_ap_proto(config, sources, tmp_path / f"{name}.jsonl", "-n", str(n), *start) == 0
             stored[name] = (
                 _visits(config).sort_values("visitId").reset_index(drop=True),
                 read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai"])
@@ -378,7 +368,7 @@ def test_resumed_runs_give_bit_identical_times(sql_backend: str, tmp_path: Path,
                 # Another interval than the database's is refused before anything is written.
                 log = tmp_path / "other.jsonl"
                 capsys.readouterr()
-                assert _run(config, sources, log, "-n", "1", "-i", "30") == 1
+                assert run_ap_proto(config, sources, log, "-n", "1", "-i", "30") == 1
                 err = capsys.readouterr().err
                 assert err.count("\n") == 1 and "--interval" in err and not log.exists()
         finally:
@@ -397,7 +387,7 @@ def test_first_visit_at_the_documented_start_time(tmp_path: Path, sources: Path)
 
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
     assert create(["-c", str(config)]) == 0
-    assert _run(config, sources, tmp_path / "t.jsonl", "-n", "2") == 0
+    assert run_ap_proto(config, sources, tmp_path / "t.jsonl", "-n", "2") == 0
     visits = _visits(config).sort_values("visitId")
     times = Time(visits["visitTimeMjdTai"].to_numpy(), format="mjd", scale="tai")
     assert times.isot.tolist() == ["2026-01-01T20:00:00.000", "2026-01-01T20:00:45.000"]
@@ -412,14 +402,14 @@ def test_error_not_worth_a_retry_is_recorded_and_stops_at_once(tmp_path: Path, s
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3", retry_wait=30)
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "t.jsonl"
-    assert _run(config, sources, log, "-n", "1") == 0
+    assert run_ap_proto(config, sources, log, "-n", "1") == 0
     engine = sa.create_engine(f"sqlite:///{tmp_path}/l1db.sqlite3")
     with engine.begin() as conn:
         conn.exec_driver_sql('ALTER TABLE "DiaSource" DROP COLUMN "apFlux"')
     engine.dispose()
     capsys.readouterr()
     start = time.monotonic()
-    assert _run(config, sources, log, "-n", "2") == 1
+    assert run_ap_proto(config, sources, log, "-n", "2") == 1
     assert time.monotonic() - start < 30  # no wait for a retry
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apFlux" in err and "Traceback" not in err, err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ap_runs import PATCH
 from astropy.time import Time
 from conftest import catalog_fixture, write_config
 
@@ -19,9 +20,6 @@ from dia_sim.catalog import generate_catalog
 from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
 from l1db import open_l1db
 from l1db.cli import create_l1_schema
-
-PATCH = "0,6,-20,-14"
-
 
 sources = catalog_fixture(200)
 

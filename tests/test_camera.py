@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ap_runs import PATCH, run_ap_proto
 from astropy.time import Time
 from conftest import write_config
 from naive import NAIVE_RAFTS, naive_camera_detector, naive_in_circle
@@ -21,7 +22,6 @@ from naive import NAIVE_RAFTS, naive_camera_detector, naive_in_circle
 from dia_sim import tile_processor
 from dia_sim._sphere import sample_cap
 from dia_sim.catalog import SourceCatalog, generate_catalog
-from dia_sim.cli.ap_proto import main
 from dia_sim.field import FieldTile, field_tiles
 from dia_sim.log2csv import logs_to_table, tiles_per_visit
 from dia_sim.tiling import CAMERA_DETECTOR_SIDE, CAMERA_DETECTORS, CAMERA_EMPTY_DETECTORS, divide_of, tiling
@@ -184,12 +184,8 @@ def test_log2csv_counts_189_tiles_for_the_camera() -> None:
 
 # ------------------------------------------------------------ ap_proto --divide camera
 
-PATCH = "0,6,-20,-14"
-
-
 def _run(config: Path, sources: Path, log: Path, *extra: str) -> int:
-    return main(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
-                 "--transients-per-visit", "10", "--no-progress", "--workers", "1", *extra, str(sources)])
+    return run_ap_proto(config, sources, log, "--workers", "1", *extra)
 
 
 def test_ap_proto_on_the_camera_stores_rows_by_detector_and_resumes(

@@ -25,12 +25,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ap_runs import ap_proto_command, visits_logged, wait_for_visits
 from conftest import catalog_fixture, write_config
 
 from l1db import open_l1db
@@ -45,7 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: Node 1's address; nodes 2 and 3 follow. Away from the shared node (127.0.0.1) and test_cassandra_server's.
 BASE_ADDRESS = "127.0.0.21"
 HOSTS = [server.node_address(BASE_ADDRESS, i) for i in (1, 2, 3)]
-PATCH = "0,6,-20,-14"
+
+#: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
 
 
 def nodes_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,25 +90,6 @@ def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", *
     return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
                         replication_factor=3, read_consistency=consistency, write_consistency=consistency,
                         row_count_every=0, **options)
-
-
-def ap_proto(config: Path, sources: Path, log: Path, n: int) -> list[str]:
-    return [sys.executable, str(REPO / "bin" / "ap_proto"), "-c", str(config), "-l", str(log), "--pointing-area",
-            PATCH, "--false-per-visit", "100", "--transients-per-visit", "10", "--no-progress", "-n", str(n),
-            str(sources)]
-
-
-def visits_logged(log: Path) -> int:
-    return log.read_text().count('"op": "visit"') if log.exists() else 0
-
-
-def wait_for_visits(proc: subprocess.Popen, log: Path, n: int, timeout: float = 300) -> int:
-    deadline = time.monotonic() + timeout
-    while visits_logged(log) < n:
-        assert proc.poll() is None, f"ap_proto ended (exit {proc.returncode}) before visit {n}"
-        assert time.monotonic() < deadline, f"fewer than {n} visits within {timeout} s"
-        time.sleep(0.1)
-    return visits_logged(log)
 
 
 def kill_node(cluster: Path, index: int) -> None:
@@ -157,12 +140,12 @@ def test_one_node_lost_and_back_loses_and_duplicates_nothing(cluster: Path, keys
     log = tmp_path / "quorum.jsonl"
     total = 8
     with open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen(ap_proto(config, sources, log, total), stderr=err, text=True)
+        proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", total), stderr=err, text=True)
     try:
-        at_kill = wait_for_visits(proc, log, 2)
+        at_kill = wait_for_visits(log, 2, 300, proc)
         kill_node(cluster, 3)
         # Visits are stored with one replica of three gone.
-        wait_for_visits(proc, log, at_kill + 2)
+        wait_for_visits(log, at_kill + 2, 300, proc)
         start_node(cluster, 3)
         assert proc.wait(timeout=600) == 0, (tmp_path / "stderr").read_text()
     finally:
@@ -175,7 +158,8 @@ def test_one_node_lost_and_back_loses_and_duplicates_nothing(cluster: Path, keys
     assert set(server.cql_peers(HOSTS[0])) >= {HOSTS[1], HOSTS[2]}
     all_config = cluster_config(tmp_path, keyspace, "ALL", retry_attempts=5, retry_wait=1)
     all_log = tmp_path / "all.jsonl"
-    proc = subprocess.run(ap_proto(all_config, sources, all_log, 2), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(ap_proto_command(all_config, sources, all_log, "-n", 2), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     check_database_equals_logs(all_config, [log, all_log], total + 2)
 
@@ -187,9 +171,9 @@ def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: P
     log = tmp_path / "quorum.jsonl"
     total = 20
     with open(tmp_path / "stderr", "w") as stderr:
-        proc = subprocess.Popen(ap_proto(config, sources, log, total), stderr=stderr, text=True)
+        proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", total), stderr=stderr, text=True)
     try:
-        wait_for_visits(proc, log, 2)
+        wait_for_visits(log, 2, 300, proc)
         kill_node(cluster, 2)
         kill_node(cluster, 3)
         proc.wait(timeout=600)
@@ -217,7 +201,7 @@ def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: P
         resume_at = db.lastVisit()[0] + 1
     finally:
         db.close()
-    proc = subprocess.run(ap_proto(config, sources, log, total - resume_at + 1), capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(ap_proto_command(config, sources, log, "-n", total - resume_at + 1), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     check_database_equals_logs(config, [log], total)

@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: Address of the test node: away from 127.0.0.1, where the default run dir's node listens.
 ADDRESS = "127.0.0.201"
 
+#: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
+
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run ``python -m l1db.cli.cassandra_nodes ARGS`` from the repository root, as a user would."""
@@ -134,7 +137,7 @@ def test_missing_maven_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def started_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A run dir with one node started on ADDRESS by ``cassandra_nodes start``; stopped afterwards."""
     path = tmp_path_factory.mktemp("cassandra-run")
     started = time.monotonic()
@@ -148,6 +151,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
     finally:
         server.stop(path, timeout=30)
+
+
+@pytest.fixture
+def run_dir(started_run_dir: Path) -> Iterator[Path]:
+    """The module's run dir (`started_run_dir`) with its node up, whatever the test before did; left up afterwards.
+
+    A test may kill or stop the node: it is started again here, so that every
+    test starts from, and leaves, a running node and the tests pass in any order.
+    """
+    assert server.ensure_running(started_run_dir) == [ADDRESS]
+    yield started_run_dir
+    assert server.ensure_running(started_run_dir) == [ADDRESS]
 
 
 def node_pid(run_dir: Path) -> int:

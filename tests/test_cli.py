@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+SETUP = Path(__file__).resolve().parents[1] / "setup.py"
 
 PROGRAM = """
 import sys
@@ -30,9 +35,20 @@ def test_output_into_a_closed_pipe(decorated: bool) -> None:
     assert ("BrokenPipeError" in result.stderr) != decorated, result.stderr
 
 
-def test_every_tool_is_decorated() -> None:
-    from dia_sim.cli import ap_proto, gen_sources, log2csv, plot_timing
-    from l1db.cli import create_l1_schema, l1db_state, parse_cat
+def console_scripts() -> dict[str, str]:
+    """setup.py's ``CONSOLE_SCRIPTS`` (``name = module:function``), read without running setup()."""
+    for node in ast.parse(SETUP.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CONSOLE_SCRIPTS"
+                                                for t in node.targets):
+            entries = ast.literal_eval(node.value)
+            return dict(tuple(part.strip() for part in entry.split("=", 1)) for entry in entries)
+    raise AssertionError(f"no CONSOLE_SCRIPTS list in {SETUP}")
 
-    for module in (ap_proto, gen_sources, log2csv, plot_timing, create_l1_schema, parse_cat, l1db_state):
-        assert hasattr(module.main, "__wrapped__"), module.__name__
+
+def test_every_tool_is_decorated() -> None:
+    scripts = console_scripts()
+    assert len(scripts) >= 8 and "ap_proto" in scripts and "cassandra_nodes" in scripts, scripts
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        main = getattr(importlib.import_module(module), function)
+        assert hasattr(main, "__wrapped__"), name

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from ap_runs import ap_proto_command, wait_for_visits
 from conftest import catalog_fixture, create_test_database, write_config
 
 from dia_sim.log2csv import logs_to_table
@@ -23,9 +23,6 @@ from l1db.timing_log import parse_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database, restart_server, server_is_up  # noqa: E402
-
-PATCH = "0,6,-20,-14"
-
 
 sources = catalog_fixture(400)
 
@@ -107,21 +104,7 @@ def test_cassandra_errors_classified() -> None:
     assert not is_retryable(InvalidRequest("Undefined column name nope"))
 
 
-def _ap_proto(config: Path, sources: Path, log: Path, n: int) -> list[str]:
-    script = Path(sys.executable).parent / "ap_proto"
-    return [str(script), "-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "100",
-            "--transients-per-visit", "10", "--no-progress", "-n", str(n), str(sources)]
-
-
-def _wait_for_visits(proc: subprocess.Popen, log: Path, n: int) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count('"op": "visit"') >= n:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"ap_proto did not store {n} visits (exit {proc.poll()})")
-
-
+@pytest.mark.restarts_servers
 @pytest.mark.parametrize("server", ["postgresql", "mysql"])
 def test_server_restart_mid_run_is_survived(server: str, sources: Path, tmp_path: Path) -> None:
     """The server goes down for 2 s during a run: ap_proto reconnects, retries, finishes; the failure is logged."""
@@ -134,9 +117,9 @@ def test_server_restart_mid_run_is_survived(server: str, sources: Path, tmp_path
         assert create(["-c", str(config)]) == 0
         log = tmp_path / "run.jsonl"
         total = 40
-        proc = subprocess.Popen(_ap_proto(config, sources, log, total), stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", total), stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for_visits(proc, log, 4)
+            wait_for_visits(log, 4, 180, proc)
             restart_server(server, down=2.0)
             _, err = proc.communicate(timeout=600)
         finally:
@@ -166,6 +149,7 @@ def test_server_restart_mid_run_is_survived(server: str, sources: Path, tmp_path
         drop()
 
 
+@pytest.mark.restarts_servers
 def test_retries_exhausted_stop_with_one_line_and_resume(sources: Path, tmp_path: Path) -> None:
     """PostgreSQL down longer than the retries last: one line, exit 1; a later run resumes cleanly."""
     url, drop = create_test_database("postgresql", tmp_path)
@@ -175,9 +159,9 @@ def test_retries_exhausted_stop_with_one_line_and_resume(sources: Path, tmp_path
 
         assert create(["-c", str(config)]) == 0
         log = tmp_path / "run.jsonl"
-        proc = subprocess.Popen(_ap_proto(config, sources, log, 200), stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", 200), stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for_visits(proc, log, 3)
+            wait_for_visits(log, 3, 180, proc)
             restart_server("postgresql", down=4.0)
             _, err = proc.communicate(timeout=600)
         finally:
@@ -190,7 +174,8 @@ def test_retries_exhausted_stop_with_one_line_and_resume(sources: Path, tmp_path
         failures = parse_log(log).failures
         assert failures["attempt"].tolist()[-2:] == [1, 2] and failures["retry"].tolist()[-2:] == [True, False]
         # Resume: the run continues where it stopped; the database equals the log.
-        proc = subprocess.run(_ap_proto(config, sources, log, 3), stderr=subprocess.PIPE, text=True, timeout=600)
+        proc = subprocess.run(ap_proto_command(config, sources, log, "-n", 3), stderr=subprocess.PIPE, text=True,
+                              timeout=600)
         assert proc.returncode == 0, proc.stderr
         check = check_database(config, [log])
         assert check.problems == [] and check.unlogged == []

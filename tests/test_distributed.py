@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from ap_runs import ap_proto_command, run_ap_proto, wait_for_visits
 from netns_hosts import Hosts, PostgresHost
 
 from dia_sim.catalog import generate_catalog
@@ -32,13 +33,14 @@ from conftest import catalog_fixture
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DASK = str(Path(sys.executable).parent / "dask")
-PATCH = "0,6,-20,-14"
 PORT = 8786
-#: Options of every run here: a small field population on a small patch (fields overlap), 2 x 2 tiles.
-RUN = ["--pointing-area", PATCH, "--false-per-visit", "100", "--transients-per-visit", "10", "--divide", "2",
-       "--retry-wait", "0.5", "--no-progress"]
+#: Options of every run here beside `ap_runs.RUN_OPTIONS`: 2 x 2 tiles, short waits between retries.
+RUN = ["--divide", "2", "--retry-wait", "0.5"]
 #: Columns that hold wall-clock times (none in the published L1 tables nor in the toolkit's).
 WALL_CLOCK: dict[str, set[str]] = {}
+
+#: Its hosts and their PostgreSQL are its own: it may run while a test restarts the shared servers (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
 
 
 def _env() -> dict[str, str]:
@@ -108,18 +110,7 @@ def _database(pg: PostgresHost, name: str, work: Path) -> Path:
 
 
 def _ap_proto(hosts: Hosts, config: Path, log: Path, catalog: Path, n: int, *extra: str) -> list[str]:
-    return hosts.command("driver", [PYTHON, ROOT / "bin" / "ap_proto", "-c", config, "-l", log, "-n", n, *RUN,
-                                    *extra, catalog])
-
-
-def _wait_for_tiles(proc: subprocess.Popen, log: Path, n: int, what: str) -> None:
-    """Wait until ``n`` tiles are logged (their ``visit`` records), the run still going."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count('"op": "visit"') >= n:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the run ended (exit {proc.returncode}) {what}"
+    return hosts.command("driver", ap_proto_command(config, catalog, log, "-n", n, *RUN, *extra))
 
 
 def _engine(config: Path) -> sa.Engine:
@@ -181,8 +172,12 @@ def test_a_worker_host_lost_mid_run_loses_and_duplicates_nothing(cluster, worker
     total = 6
     proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
                                       "--workers", "2"), stderr=subprocess.PIPE, text=True, env=_env())
-    # Once two visits are in, the first worker host goes away.
-    _wait_for_tiles(proc, log, 8, "before a worker could be killed")
+    # Once two visits are in (their 8 tiles' visit records), the first worker host goes away.
+    try:
+        wait_for_visits(log, 8, 600, proc)
+    except BaseException:
+        proc.kill()
+        raise
     assert workers["worker1"].poll() is None, "the first worker host's worker is not running"
     workers["worker1"].send_signal(signal.SIGKILL)  # `ip netns exec` execs the worker: this is its pid
     _, err = proc.communicate(timeout=900)
@@ -226,7 +221,11 @@ def test_a_database_restart_is_retried_on_the_workers_and_logged_by_the_driver(c
     proc = subprocess.Popen(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
                                       "--workers", "2", "--retry-attempts", "8"),
                             stderr=subprocess.PIPE, text=True, env=_env())
-    _wait_for_tiles(proc, log, 8, "before the database could be restarted")
+    try:
+        wait_for_visits(log, 8, 600, proc)  # two visits of 4 tiles
+    except BaseException:
+        proc.kill()
+        raise
     pg.restart(down=2.0)
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
@@ -252,15 +251,14 @@ def test_many_tiles_run_in_a_bounded_pool(small_catalog: Path, tmp_path: Path) -
     """9 tiles a visit in 2 worker processes; one log written by the driver, every tile once, all stored."""
     from conftest import write_config
 
-    from dia_sim.cli.ap_proto import main
     from l1db.cli.create_l1_schema import main as create
     from l1db.scratch import read_table
 
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
     assert create(["-c", str(config)]) == 0
     log = tmp_path / "t.jsonl"
-    assert main(["-c", str(config), "-l", str(log), "-n", "2", *[a for a in RUN if a not in ("--divide", "2")],
-                 "--divide", "3", "--workers", "2", str(small_catalog)]) == 0
+    assert run_ap_proto(config, small_catalog, log, "-n", "2", "--retry-wait", "0.5", "--divide", "3",
+                        "--workers", "2") == 0
     parsed = parse_log(log)
     assert len(parsed.provenance) == 1 and parsed.malformed == 0
     assert parsed.provenance[0]["pool"]["workers"] == 2 and parsed.provenance[0]["pool"]["scheduler"] == "local"

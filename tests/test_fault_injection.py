@@ -11,6 +11,9 @@ from conftest import SERVERS
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fault_injection  # noqa: E402
 
+#: It restarts PostgreSQL for real: alone among the tests using it (tests/conftest.py).
+pytestmark = pytest.mark.restarts_servers
+
 
 def test_kills_and_a_restart_leave_a_database_equal_to_its_log(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture) -> None:

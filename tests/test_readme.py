@@ -147,14 +147,21 @@ def scratch(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("block", RUN, ids=[b.id for b in RUN])
+def _names_a_server(block: Block) -> bool:
+    return any(name in block.code or name in block.setup for name in SERVER_CONFIGS)
+
+
+# A block that names no test server runs on SQLite or on nodes of its own (the 3-node cluster
+# block): it may run while a test restarts the shared servers (tests/conftest.py).
+@pytest.mark.parametrize("block", [b if _names_a_server(b) else pytest.param(b, marks=pytest.mark.own_servers)
+                                   for b in RUN], ids=[b.id for b in RUN])
 def test_readme_block_runs(block: Block, scratch: Path) -> None:
     from conftest import create_test_database
 
     drops = []
     try:
         for name, backend in SERVER_CONFIGS.items():
-            if name in block.code or name in block.setup:
+            if name in block.code or name in block.setup:  # as in _names_a_server
                 url, drop = create_test_database(backend, scratch)
                 drops.append(drop)
                 config = scratch / "cfg" / name

@@ -14,16 +14,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from ap_runs import run_ap_proto
 from conftest import cassandra_session, catalog_fixture, create_test_database, write_config
 
-from dia_sim.cli.ap_proto import main as ap_proto
 from l1db.cli.create_l1_schema import main as create_schema
 from l1db.cli.l1db_state import main as l1db_state
 from l1db.config import load_config, normalize_url, parse_cassandra_url
 from l1db.state import MANIFEST
 from l1db.timing_log import parse_log
 
-PATCH = "0,6,-20,-14"
 VISITS = 3
 
 
@@ -42,9 +41,8 @@ def target_url(backend: str, tmp_path: Path):
 
 
 def _ap_proto(config: Path, sources: Path, log: Path, visits: int) -> None:
-    assert ap_proto(["-c", str(config), "-l", str(log), "--pointing-area", PATCH, "--false-per-visit", "50",
-                     "--transients-per-visit", "5", "--row-count-every", "1", "--no-progress", "-n", str(visits),
-                     str(sources)]) == 0
+    assert run_ap_proto(config, sources, log, "--false-per-visit", "50", "--transients-per-visit", "5",
+                        "--row-count-every", "1", "-n", visits) == 0
 
 
 def _tables(config: Path) -> dict[str, pd.DataFrame]:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ap_runs import ap_proto_args
 from conftest import catalog_fixture, create_test_database, write_config
 
 from l1db.cli.create_l1_schema import main as create_l1_schema
@@ -49,9 +50,7 @@ def _check(config: Path, sources: Path, log: Path, *extra: str) -> dict:
     """Run the checker on ``config`` in a new interpreter; its JSON report."""
     assert create_l1_schema(["-c", str(config)]) == 0
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    argv = [sys.executable, str(CHECKER), *extra, "-c", str(config), "-n", str(VISITS), "-l", str(log),
-            "--pointing-area", "0,6,-20,-14", "--false-per-visit", "100", "--transients-per-visit", "10",
-            "--no-progress", str(sources)]
+    argv = [sys.executable, str(CHECKER), *extra, *ap_proto_args(config, sources, log, "-n", VISITS)]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
