@@ -127,13 +127,30 @@ def release_worker_state(run: str) -> None:
         processor.close()
 
 
+def _same_message(exc: BaseException) -> BaseException | None:
+    """An error of ``exc``'s own class with its message alone, or `None` if the class cannot be made so.
+
+    What ``exc`` may carry besides its message (state that holds a driver's
+    locks, e.g. a `VisitFailed` whose retries ended on a Cassandra error) does
+    not pickle; its class and message are what the driver needs (the
+    traceback travels as text in `TileOutcome`).
+    """
+    try:
+        return type(exc)(str(exc))
+    except Exception:  # noqa: BLE001 - a class whose constructor takes other arguments
+        return None
+
+
 def _portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling (to reach the driver); else an error saying the same in one line."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 - any failure to pickle means: send a description
-        pass
+    for candidate in (exc, _same_message(exc)):
+        if candidate is None:
+            continue
+        try:
+            pickle.loads(pickle.dumps(candidate))
+            return candidate
+        except Exception:  # noqa: BLE001 - any failure to pickle means: try the next, then send a description
+            pass
     reason = driver_error_reason(exc)
     if reason is not None:
         return L1dbError(reason)
