@@ -111,6 +111,11 @@ def keyspace(cluster: Path) -> str:
     return f"l1dbtest_{uuid.uuid4().hex[:12]}"
 
 
+# The client's request timeouts stay at their defaults (read_timeout 120 s, write_timeout 60 s): they
+# are not what the kill tests wait on. A killed node's connections close at once, and the
+# coordinator fails the requests it was waiting on the node for when gossip marks it down
+# (the failure records of the runs say so: ReadTimeout from the server 12-14 s after the kill);
+# lower ones would only add spurious timeouts on a loaded machine.
 def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", **options: object) -> Path:
     return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
                         replication_factor=3, read_consistency=consistency, write_consistency=consistency,
