@@ -21,8 +21,9 @@ left, whatever happened. Each test makes its own keyspace.
 - The README block runs as written on the cluster (all its nodes started
   again if a test left one down) and stops it.
 
-Small catalogue and few visits: about 10 minutes on a loaded 2-core machine,
-much of it the nodes starting.
+Small catalogue and few visits, but the README block's run as written: about
+11 minutes on a loaded 2-core machine (the cluster start 1.5, the kill tests
+2.5 and 4, the README block 3), much of it nodes starting.
 """
 
 from __future__ import annotations
