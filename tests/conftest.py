@@ -77,12 +77,13 @@ SERVERS = Servers(**{
 # (``-n 3 --dist loadfile --no-loadscope-reorder``): a module's tests stay on one worker, so
 # its module fixtures are made once, and the modules that start servers of their own at
 # fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
-# three nodes on 127.0.0.21-23; test_readme's 3-node block: 127.0.0.11-13;
-# test_distributed: network namespaces with their own PostgreSQL) start them once, on one
-# worker. (``--dist loadgroup`` with ``xdist_group`` marks would be finer, but pytest-xdist
-# 3.8 cannot group under pytest 9.2: its group suffix on the node id is lost.) Every test
-# makes its own databases and keyspaces under unique names (`_test_database`), so the
-# tests share only the servers: PostgreSQL, MariaDB and the Cassandra node on 127.0.0.1.
+# three nodes on 127.0.0.11-13, the cluster of README's 3-node block, which that module
+# runs as its last test; test_distributed: network namespaces with their own PostgreSQL)
+# start them once, on one worker. (``--dist loadgroup`` with ``xdist_group`` marks would be
+# finer, but pytest-xdist 3.8 cannot group under pytest 9.2: its group suffix on the node id
+# is lost.) Every test makes its own databases and keyspaces under unique names
+# (`_test_database`), so the tests share only the servers: PostgreSQL, MariaDB and the
+# Cassandra node on 127.0.0.1.
 #
 # Tests marked ``restarts_servers`` (test_db_restart, test_fault_injection) stop and start
 # the shared PostgreSQL or MariaDB, which any other test may be using. They hold

@@ -1,8 +1,14 @@
 """A 3-node Cassandra cluster (replication factor 3, QUORUM) that loses nodes while ap_proto runs.
 
-Real nodes, started by ``cassandra_nodes start -n 3`` in a temporary run dir on
-127.0.0.21 .. 127.0.0.23 (never the shared node on 127.0.0.1) and stopped at
-the end of the module, whatever happened. Each test makes its own keyspace.
+Real nodes: the cluster of README's "3-node Cassandra cluster" block, started
+by that block's first line (``cassandra_nodes start -n 3 --base-address
+127.0.0.11 --run-dir run/cassandra-3node``) in a scratch dir like the one
+tests/test_readme.py runs blocks in, on 127.0.0.11 .. 127.0.0.13 (never the
+shared node on 127.0.0.1). One cluster start serves the module: the tests
+below use it, and the last one runs the README block itself (its directive
+``runs-in`` names this file), whose ``cassandra_nodes start`` finds the nodes
+up and whose last line stops them. The module's fixture stops whatever is
+left, whatever happened. Each test makes its own keyspace.
 
 - One node killed (``kill -9``) mid-run: QUORUM (2 of 3) still holds, so the
   run goes on (a request that was in flight on the dead node is retried) and
@@ -12,15 +18,19 @@ the end of the module, whatever happened. Each test makes its own keyspace.
 - Two nodes killed mid-run: no quorum; once its retries are spent ap_proto
   stops with one error line and exit 1. The nodes come back, the run
   resumes, and the database again holds exactly what the logs say.
+- The README block runs as written on the cluster (all its nodes started
+  again if a test left one down) and stops it.
 
-Small catalogue and few visits: about 6 minutes on a loaded 2-core machine,
-most of it the nodes starting.
+Small catalogue and few visits, but the README block's run as written: about
+11 minutes on a loaded 2-core machine (the cluster start 1.5, the kill tests
+2.5 and 4, the README block 3), much of it nodes starting.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,6 +42,7 @@ from pathlib import Path
 import pytest
 from ap_runs import ap_proto_command, visits_logged, wait_for_visits
 from conftest import catalog_fixture, write_config
+from readme_blocks import ROOT, block_env, block_under, copy_scratch, run_block
 
 from l1db import open_l1db
 from l1db.cassandra import server
@@ -41,9 +52,13 @@ from l1db.timing_log import parse_logs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-#: Node 1's address; nodes 2 and 3 follow. Away from the shared node (127.0.0.1) and test_cassandra_server's.
-BASE_ADDRESS = "127.0.0.21"
+#: README's block that starts the cluster, runs ap_proto on it and stops it (run here: see the module docstring).
+README_BLOCK = block_under("3_node_Cassandra_cluster")
+#: Its first line, which starts the cluster (in the README scratch dir).
+START_LINE = README_BLOCK.code.splitlines()[0]
+#: Node 1's address (the README block's); nodes 2 and 3 follow. Away from the shared node (127.0.0.1) and
+#: test_cassandra_server's.
+BASE_ADDRESS = "127.0.0.11"
 HOSTS = [server.node_address(BASE_ADDRESS, i) for i in (1, 2, 3)]
 
 #: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
@@ -51,20 +66,31 @@ pytestmark = pytest.mark.own_servers
 
 
 def nodes_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "l1db.cli.cassandra_nodes", *args], check=False, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "l1db.cli.cassandra_nodes", *args], check=False, cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Run dir of a 3-node cluster started by cassandra_nodes; stopped afterwards even on failure.
+def readme_scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scratch dir of the README block (copies of cfg/, schema/, ...); the cluster's run dir is in it."""
+    return copy_scratch(tmp_path_factory.mktemp("readme-3node"))
 
-    The cluster is the module's own and is thrown away (its data removed, its
-    logs kept), so the tests' keyspaces are not dropped one by one.
+
+@pytest.fixture(scope="module")
+def cluster(readme_scratch: Path) -> Iterator[Path]:
+    """Run dir of the 3-node cluster started by the README block's first line; stopped afterwards even on failure.
+
+    The README block's last line stops it when the module runs whole; the
+    cluster is thrown away (its data removed, its logs kept), so the tests'
+    keyspaces are not dropped one by one.
     """
-    path = tmp_path_factory.mktemp("cassandra-3node")
+    argv = shlex.split(START_LINE, comments=True)
+    assert argv[:2] == ["cassandra_nodes", "start"] and argv[argv.index("--base-address") + 1] == BASE_ADDRESS, \
+        START_LINE
+    path = readme_scratch / argv[argv.index("--run-dir") + 1]
     try:
-        proc = nodes_cli("start", "-n", "3", "--run-dir", str(path), "--base-address", BASE_ADDRESS)
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", START_LINE], check=False, cwd=readme_scratch,
+                              env=block_env(), capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"3 of 3 nodes up ({', '.join(HOSTS)}" in proc.stdout
         yield path
@@ -86,6 +112,11 @@ def keyspace(cluster: Path) -> str:
     return f"l1dbtest_{uuid.uuid4().hex[:12]}"
 
 
+# The client's request timeouts stay at their defaults (read_timeout 120 s, write_timeout 60 s): they
+# are not what the kill tests wait on. A killed node's connections close at once, and the
+# coordinator fails the requests it was waiting on the node for when gossip marks it down
+# (the failure records of the runs say so: ReadTimeout from the server 12-14 s after the kill);
+# lower ones would only add spurious timeouts on a loaded machine.
 def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", **options: object) -> Path:
     return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
                         replication_factor=3, read_consistency=consistency, write_consistency=consistency,
@@ -205,3 +236,10 @@ def test_two_nodes_lost_stop_the_run_which_resumes_when_they_are_back(cluster: P
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     check_database_equals_logs(config, [log], total)
+
+
+def test_readme_block_runs_on_the_cluster_and_stops_it(cluster: Path, readme_scratch: Path) -> None:
+    """README's 3-node block, as written, last: its start finds the nodes up (or starts those a test left down)."""
+    assert README_BLOCK.runs_in == Path(__file__).resolve().relative_to(ROOT).as_posix()
+    run_block(README_BLOCK, readme_scratch)
+    assert [node.pid for node in server.status(cluster, check_cql=False)] == [None, None, None]

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from readme_blocks import README, ROOT, RUNNABLE, Block, copy_scratch, names_a_server, readme_blocks, run_block
 
 from dia_sim.cli.ap_proto import flags_table
 from dia_sim.cli.readme_tables import TABLES, replace_table
 from dia_sim.log2csv import CSV_COLUMNS
 from dia_sim.options import readme_table
 from l1db.timing_log import OPERATIONS
-
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
 
 
 def test_option_table_is_the_generated_one() -> None:
@@ -84,103 +79,50 @@ def test_ci_runs_the_readme_test_command() -> None:
 #                                           for hours; a test checks that it is there.
 #   <!-- readme-test: setup: COMMANDS -->   shell commands run first, in the same shell, to make
 #                                           the files the block reads (a short run's log, ...).
+#   <!-- readme-test: runs-in: FILE -->     the block is run, as above, by the test file FILE
+#                                           (tests/...) instead of here, e.g. where what it
+#                                           starts is shared with other tests (the 3-node
+#                                           cluster block: tests/test_cassandra_cluster.py);
+#                                           FILE takes it with block_under("HEADING") and
+#                                           runs it with run_block (tests/readme_blocks.py),
+#                                           and a test checks that it does.
 #
 # New blocks are picked up automatically: add a block and it runs, or say why it cannot.
-
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
-DIRECTIVE = re.compile(r"<!-- readme-test: (not-run|setup): (.*?) -->\s*$", re.S)
-RUNNABLE = {"bash": "bash", "sh": "bash", "python": "python"}
-#: Example configs naming a server, and the backend a block naming them runs against.
-SERVER_CONFIGS = {"l1db-pg.cfg": "postgresql", "l1db-mysql.cfg": "mysql", "l1db-cassandra.cfg": "cassandra"}
-
-
-@dataclasses.dataclass
-class Block:
-    line: int
-    language: str
-    code: str
-    not_run: str | None
-    setup: str
-    heading: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.heading}-line{self.line}"
-
-
-def readme_blocks() -> list[Block]:
-    """Every fenced code block of the README, with its readme-test directives."""
-    blocks = []
-    for match in FENCE.finditer(README):
-        before = README[: match.start()].splitlines()
-        directives: dict[str, str] = {}
-        while before and before[-1].startswith("<!-- readme-test:"):
-            found = DIRECTIVE.match(before.pop())
-            assert found, "malformed readme-test directive above the block at line " \
-                f"{README[: match.start()].count(chr(10)) + 1}"
-            directives[found.group(1)] = found.group(2).strip()
-        headings = re.findall(r"^#+ (.+)$", README[: match.start()], re.M)
-        heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
-        blocks.append(Block(README[: match.start()].count("\n") + 1, match.group(1), match.group(2),
-                            directives.get("not-run"), directives.get("setup", ""), heading))
-    return blocks
-
+# Finding the blocks and running one is tests/readme_blocks.py.
 
 BLOCKS = [b for b in readme_blocks() if b.language in RUNNABLE]
-RUN = [b for b in BLOCKS if b.not_run is None]
+RUN = [b for b in BLOCKS if b.not_run is None and b.runs_in is None]
 
 
 def test_every_block_runs_or_says_why_not() -> None:
     assert BLOCKS and RUN
     for block in readme_blocks():
         if block.language not in RUNNABLE:
-            assert block.not_run is None and not block.setup, \
+            assert block.not_run is None and not block.setup and block.runs_in is None, \
                 f"line {block.line}: directive on a {block.language or 'plain'} block"
         elif block.not_run is not None:
             assert len(block.not_run) > 10, f"line {block.line}: not-run needs a reason"
+            assert block.runs_in is None, f"line {block.line}: not-run and runs-in"
+        elif block.runs_in is not None:
+            # The file runs it: it takes the block by its heading and hands it to run_block.
+            path = ROOT / block.runs_in
+            assert path.is_file() and path.parent == ROOT / "tests", f"line {block.line}: no test file {block.runs_in}"
+            text = path.read_text()
+            assert f'block_under("{block.heading}")' in text and "run_block(" in text, \
+                f"line {block.line}: {block.runs_in} does not run the block (block_under, run_block)"
 
 
 @pytest.fixture
 def scratch(tmp_path: Path) -> Path:
-    for name in ("cfg", "schema", "notebooks", "tests/data"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
+    return copy_scratch(tmp_path)
 
 
-def _names_a_server(block: Block) -> bool:
-    return any(name in block.code or name in block.setup for name in SERVER_CONFIGS)
-
-
-# A block that names no test server runs on SQLite or on nodes of its own (the 3-node cluster
-# block): it may run while a test restarts the shared servers (tests/conftest.py).
-@pytest.mark.parametrize("block", [b if _names_a_server(b) else pytest.param(b, marks=pytest.mark.own_servers)
+# A block that names no test server runs on SQLite: it may run while a test restarts the shared
+# servers (tests/conftest.py).
+@pytest.mark.parametrize("block", [b if names_a_server(b) else pytest.param(b, marks=pytest.mark.own_servers)
                                    for b in RUN], ids=[b.id for b in RUN])
 def test_readme_block_runs(block: Block, scratch: Path) -> None:
-    from conftest import create_test_database
-
-    drops = []
-    try:
-        for name, backend in SERVER_CONFIGS.items():
-            if name in block.code or name in block.setup:  # as in _names_a_server
-                url, drop = create_test_database(backend, scratch)
-                drops.append(drop)
-                config = scratch / "cfg" / name
-                config.write_text(re.sub(r"^url = .*$", f"url = {url}", config.read_text(), flags=re.M))
-        bin_dir = str(Path(sys.executable).parent)
-        env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
-                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
-        if RUNNABLE[block.language] == "python":
-            if block.setup:
-                subprocess.run(["bash", "-euo", "pipefail", "-c", block.setup], cwd=scratch, env=env, check=True)
-            argv = [sys.executable, "-c", block.code]
-        else:
-            argv = ["bash", "-euo", "pipefail", "-c", f"{block.setup}\n{block.code}"]
-        done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=1800)
-    finally:
-        for drop in drops:
-            drop()
-    assert done.returncode == 0, \
-        f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    run_block(block, scratch)
 
 
 # ---------------------------------------------------------------- layout and notebook

@@ -1,0 +1,127 @@
+"""The README's code blocks as tests run them: found with their directives, copied into a scratch dir, run.
+
+One implementation for every test that runs a README block: tests/test_readme.py
+runs each block on its own; a block marked ``runs-in: FILE`` is run by that
+test file instead (`block_under`), e.g. tests/test_cassandra_cluster.py runs the
+3-node cluster block on the cluster its other tests use. The convention README
+authors follow is in tests/test_readme.py ("the README's code blocks run").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["ROOT", "README", "RUNNABLE", "SERVER_CONFIGS", "Block", "readme_blocks", "block_under", "names_a_server",
+           "copy_scratch", "block_env", "run_block"]
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
+DIRECTIVE = re.compile(r"<!-- readme-test: (not-run|setup|runs-in): (.*?) -->\s*$", re.S)
+#: Languages of the blocks that run, and what runs them.
+RUNNABLE = {"bash": "bash", "sh": "bash", "python": "python"}
+#: Example configs naming a server, and the backend a block naming them runs against.
+SERVER_CONFIGS = {"l1db-pg.cfg": "postgresql", "l1db-mysql.cfg": "mysql", "l1db-cassandra.cfg": "cassandra"}
+#: What a scratch dir holds: copies of these folders of the repository.
+SCRATCH_FOLDERS = ("cfg", "schema", "notebooks", "tests/data")
+
+
+@dataclasses.dataclass
+class Block:
+    """A fenced code block of the README with its ``readme-test`` directives."""
+
+    line: int
+    language: str
+    code: str
+    not_run: str | None
+    setup: str
+    heading: str
+    #: The test file (relative to the repository) that runs the block instead of tests/test_readme.py.
+    runs_in: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.heading}-line{self.line}"
+
+
+def readme_blocks() -> list[Block]:
+    """Every fenced code block of the README, with its readme-test directives."""
+    blocks = []
+    for match in FENCE.finditer(README):
+        before = README[: match.start()].splitlines()
+        directives: dict[str, str] = {}
+        while before and before[-1].startswith("<!-- readme-test:"):
+            found = DIRECTIVE.match(before.pop())
+            assert found, "malformed readme-test directive above the block at line " \
+                f"{README[: match.start()].count(chr(10)) + 1}"
+            directives[found.group(1)] = found.group(2).strip()
+        headings = re.findall(r"^#+ (.+)$", README[: match.start()], re.M)
+        heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
+        blocks.append(Block(README[: match.start()].count("\n") + 1, match.group(1), match.group(2),
+                            directives.get("not-run"), directives.get("setup", ""), heading,
+                            directives.get("runs-in")))
+    return blocks
+
+
+def block_under(heading: str) -> Block:
+    """The one block under ``heading`` (as in `Block.heading`) that says ``runs-in``: the caller runs it."""
+    found = [b for b in readme_blocks() if b.heading == heading and b.runs_in is not None]
+    assert len(found) == 1, f"{len(found)} README blocks with a runs-in directive under {heading!r}"
+    return found[0]
+
+
+def names_a_server(block: Block) -> bool:
+    """Whether the block names an example config of a server (`SERVER_CONFIGS`): it then runs on a test server."""
+    return any(name in block.code or name in block.setup for name in SERVER_CONFIGS)
+
+
+def copy_scratch(path: Path) -> Path:
+    """Make ``path`` a scratch dir for README blocks (copies of `SCRATCH_FOLDERS`); return it."""
+    for name in SCRATCH_FOLDERS:
+        shutil.copytree(ROOT / name, path / name)
+    return path
+
+
+def block_env() -> dict[str, str]:
+    """The environment of a block: the toolkit's commands on PATH, its source tree importable, no plot windows."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
+
+
+def run_block(block: Block, scratch: Path) -> None:
+    """Run ``block`` in ``scratch`` (a `copy_scratch` dir) as tests/test_readme.py says; fail the test if it fails.
+
+    The example configs it names are first pointed at a fresh database (keyspace) of the test servers
+    (tests/conftest.py), dropped afterwards.
+    """
+    from conftest import create_test_database
+
+    drops = []
+    try:
+        for name, backend in SERVER_CONFIGS.items():
+            if name in block.code or name in block.setup:  # as in names_a_server
+                url, drop = create_test_database(backend, scratch)
+                drops.append(drop)
+                config = scratch / "cfg" / name
+                config.write_text(re.sub(r"^url = .*$", f"url = {url}", config.read_text(), flags=re.M))
+        env = block_env()
+        if RUNNABLE[block.language] == "python":
+            if block.setup:
+                subprocess.run(["bash", "-euo", "pipefail", "-c", block.setup], cwd=scratch, env=env, check=True)
+            argv = [sys.executable, "-c", block.code]
+        else:
+            argv = ["bash", "-euo", "pipefail", "-c", f"{block.setup}\n{block.code}"]
+        done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=1800)
+    finally:
+        for drop in drops:
+            drop()
+    assert done.returncode == 0, \
+        f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
