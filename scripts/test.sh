@@ -91,8 +91,9 @@ if [ -n "$cassandra_start" ]; then
     [ "$started" = 0 ] || { echo "Cassandra did not start (exit $started)" >&2; exit 1; }
     export L1DB_TEST_CASSANDRA_HOSTS=127.0.0.1
 fi
-# Three pytest-xdist workers on two cores: the tests wait on the servers much of the time
-# (tests/conftest.py says which tests may not run side by side and how they are kept apart);
+# Three pytest-xdist workers on two cores: a worker whose test waits (a node starting, a
+# server restarting) leaves the cores to the other two (tests/conftest.py says which tests
+# may not run side by side and how they are kept apart);
 # the 20 slowest tests listed at the end. Later arguments win: `bash scripts/test.sh -n 0`
 # runs serially.
 exec python -m pytest -n "${L1DB_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=20 "$@"

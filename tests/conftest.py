@@ -110,12 +110,12 @@ MARKS = {
 #: Test files of several minutes (on a loaded 2-core machine), longest first: dealt out first.
 LONG_FILES = (
     "tests/test_cassandra_cluster.py",
-    "tests/test_readme.py",
     "tests/test_ap_proto.py",
     "tests/test_l1db.py",
     "tests/test_distributed.py",
-    "tests/test_cassandra_server.py",
     "tests/test_state.py",
+    "tests/test_readme.py",
+    "tests/test_cassandra_server.py",
     "tests/test_db_restart.py",
 )
 
