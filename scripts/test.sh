@@ -65,6 +65,9 @@ export L1DB_TEST_PG_URL="$PG_URL" L1DB_TEST_MYSQL_URL="$MY_URL"
 
 . "$ROOT/scripts/_venv.sh" test,notebook
 cd "$ROOT"
+# The suite starts hundreds of Python processes: let them keep the toolkit's own compiled
+# modules (__pycache__/, git-ignored) instead of compiling them in each one.
+unset PYTHONDONTWRITEBYTECODE
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
 # It starts in the background while the lint and type checks run (a minute on a fresh clone).
