@@ -271,8 +271,8 @@ class Pixelization:
         """Index a few positions and cover a small field once, outside any timing.
 
         The first call of the numba kernels compiles them (or loads them from
-        numba's cache), and healpy's first calls set up its tables: a first
-        visit should measure neither.
+        numba's cache), and a HEALPix index's first call imports healpy and
+        sets up its tables: a first visit should measure neither.
         """
         self.pixel_index(np.array([10.0, 190.0]), np.array([-20.0, 45.0]))
         center = lsst.sphgeom.UnitVector3d(lsst.sphgeom.LonLat.fromDegrees(10.0, -20.0))
