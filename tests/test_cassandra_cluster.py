@@ -21,9 +21,10 @@ left, whatever happened. Each test makes its own keyspace.
 - The README block runs as written on the cluster (all its nodes started
   again if a test left one down) and stops it.
 
-Small catalogue and few visits, but the README block's run as written: about
-11 minutes on a loaded 2-core machine (the cluster start 1.5, the kill tests
-2.5 and 4, the README block 3), much of it nodes starting.
+Small catalogue and few visits, and the README block's run as written: about
+6 minutes in the whole suite on a 2-core machine (BENCHMARKS.md: the cluster
+start 63 s, one node lost 118 s, the README block 91 s), much of it nodes
+starting.
 """
 
 from __future__ import annotations
