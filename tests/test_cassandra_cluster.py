@@ -22,9 +22,9 @@ left, whatever happened. Each test makes its own keyspace.
   again if a test left one down) and stops it.
 
 Small catalogue and few visits, and the README block's run as written: about
-6 minutes in the whole suite on a 2-core machine (BENCHMARKS.md: the cluster
-start 63 s, one node lost 118 s, the README block 91 s), much of it nodes
-starting.
+7 minutes in the whole suite on a 2-core machine (BENCHMARKS.md: the cluster
+start 63 s, one node lost 118 s, two nodes lost 162 s, the README block 91 s),
+much of it nodes starting.
 """
 
 from __future__ import annotations
