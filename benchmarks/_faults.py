@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from l1db.backends import CASSANDRA, SQL
 from l1db.config import load_config
 from l1db.scratch import read_table
 from l1db.tables import load_definitions
@@ -166,7 +167,7 @@ def check_database(config_path: str | os.PathLike, logs: Iterable[str | os.PathL
     if object_visits.isna().any():
         problems.append(f"DiaObject: {int(object_visits.isna().sum())} versions of no stored visit")
     nightly = pd.DataFrame(columns=["diaObjectId", "validityStartMjdTai"])
-    if config.backend == "sql" and config.dia_object_nightly:
+    if config.backend == SQL and config.dia_object_nightly:
         nightly = read_table(config, "DiaObjectNightly", ["diaObjectId", "validityStartMjdTai"])
     all_versions = pd.concat([objects, nightly], ignore_index=True)
     stored = {
@@ -197,9 +198,9 @@ def check_database(config_path: str | os.PathLike, logs: Iterable[str | os.PathL
 
     # The latest-version table holds the newest version of every object.
     newest = all_versions.groupby("diaObjectId")["validityStartMjdTai"].max()
-    if config.backend == "cassandra" or config.dia_object_index == "last_object_table":
+    if config.backend == CASSANDRA or config.dia_object_index == "last_object_table":
         last = read_table(config, "DiaObjectLast", ["diaObjectId", "validityStartMjdTai"])
-        if config.backend == "sql" and config.dia_object_nightly:
+        if config.backend == SQL and config.dia_object_nightly:
             newest = objects.groupby("diaObjectId")["validityStartMjdTai"].max()  # the nightly ones wait
         latest = last.set_index("diaObjectId")["validityStartMjdTai"]
         label = "DiaObjectLast"
