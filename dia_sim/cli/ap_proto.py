@@ -7,19 +7,17 @@ import logging
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from l1db.cli import quiet_broken_pipe
 from l1db.config import ConfigError, L1dbConfig, default_config_path
 from l1db.config_model import add_arguments, flag, option_fields, validate_section
 from l1db.errors import L1dbError, driver_error_reason
-from l1db.frames import L1dbInputError
 
-from ..ap_loop import ApLoop
-from ..catalog import CatalogError
 from ..options import ApProtoSection, RunOptions, load_ap_config, run_options
-from ..retries import VisitFailed
-from ..tile_pool import PoolError
-from ..visit_plan import TileResult, VisitPlan
+
+if TYPE_CHECKING:
+    from ..visit_plan import TileResult, VisitPlan
 
 __all__ = ["main", "flags_table"]
 
@@ -152,6 +150,15 @@ class _Progress:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 1 error, 2 usage, 130 interrupted)."""
     args = _parser().parse_args(argv)
+    # The loop and what it raises, after the arguments: --help and a usage error need none of
+    # pandas, numba, healpy and Dask (a second of CPU).
+    from l1db.frames import L1dbInputError
+
+    from ..ap_loop import ApLoop
+    from ..catalog import CatalogError
+    from ..retries import VisitFailed
+    from ..tile_pool import PoolError
+
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     if args.explain:
         level = min(level, logging.INFO)
