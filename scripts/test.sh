@@ -78,6 +78,7 @@ if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
     export L1DB_CASSANDRA_RUN_DIR="${L1DB_CASSANDRA_RUN_DIR:-$ROOT/run/cassandra}"
     echo "starting Cassandra (cassandra_nodes start) in the background ..."
     cassandra_log="$(mktemp)"
+    trap 'rm -f "$cassandra_log"' EXIT  # also when a check below fails
     cassandra_nodes start >"$cassandra_log" 2>&1 &
     cassandra_start=$!
 fi

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ROOT", "README", "RUNNABLE", "SERVER_CONFIGS", "Block", "readme_blocks", "block_under", "names_a_server",
-           "copy_scratch", "block_env", "run_block"]
+__all__ = ["ROOT", "README", "RUNNABLE", "SERVER_CONFIGS", "Block", "readme_blocks", "block_under", "server_configs",
+           "names_a_server", "copy_scratch", "block_env", "run_block"]
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -77,9 +77,14 @@ def block_under(heading: str) -> Block:
     return found[0]
 
 
+def server_configs(block: Block) -> list[str]:
+    """The example configs of a server (`SERVER_CONFIGS`) that the block (or its setup) names."""
+    return [name for name in SERVER_CONFIGS if name in block.code or name in block.setup]
+
+
 def names_a_server(block: Block) -> bool:
-    """Whether the block names an example config of a server (`SERVER_CONFIGS`): it then runs on a test server."""
-    return any(name in block.code or name in block.setup for name in SERVER_CONFIGS)
+    """Whether the block names an example config of a server: it then runs on a test server."""
+    return bool(server_configs(block))
 
 
 def copy_scratch(path: Path) -> Path:
@@ -106,12 +111,11 @@ def run_block(block: Block, scratch: Path) -> None:
 
     drops = []
     try:
-        for name, backend in SERVER_CONFIGS.items():
-            if name in block.code or name in block.setup:  # as in names_a_server
-                url, drop = create_test_database(backend, scratch)
-                drops.append(drop)
-                config = scratch / "cfg" / name
-                config.write_text(re.sub(r"^url = .*$", f"url = {url}", config.read_text(), flags=re.M))
+        for name in server_configs(block):
+            url, drop = create_test_database(SERVER_CONFIGS[name], scratch)
+            drops.append(drop)
+            config = scratch / "cfg" / name
+            config.write_text(re.sub(r"^url = .*$", f"url = {url}", config.read_text(), flags=re.M))
         env = block_env()
         if RUNNABLE[block.language] == "python":
             if block.setup:
