@@ -22,16 +22,13 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask
-import distributed
-from distributed.diagnostics.plugin import WorkerPlugin
+if TYPE_CHECKING:
+    import distributed
 
 __all__ = ["PoolError", "TilePool", "default_workers"]
 
@@ -53,33 +50,6 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-class _WorkerSetup(WorkerPlugin):
-    """What every worker of the pool needs before its first tile.
-
-    Dask's statistical profiler samples every thread's stack every 10 ms in
-    the worker's process: its CPU time would be counted in every operation's
-    ``user`` time (process CPU time), so it is stopped. The local pool's
-    worker processes also leave Ctrl-C and SIGTERM (sent to the whole
-    process group) to ap_proto, which decides whether the visit finishes.
-    """
-
-    name = "l1dbproto-worker-setup"
-    idempotent = True
-
-    def __init__(self, ignore_stop_signals: bool) -> None:
-        self.ignore_stop_signals = ignore_stop_signals
-
-    def setup(self, worker: Any) -> None:
-        for name in ("profile", "profile-cycle"):
-            callback = worker.periodic_callbacks.get(name)
-            if callback is not None:
-                callback.stop()
-        # A worker process runs its event loop, and so this, in its main thread; a worker thread never does.
-        if self.ignore_stop_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class TilePool:
@@ -112,6 +82,12 @@ class TilePool:
         n = min(workers or default_workers(), max(n_tasks, 1))
         if not scheduler and n == 1:
             return  # the tasks run here, one after the other (`run`)
+        # Dask only for a pool with workers: a run without one does not pay for its import.
+        import dask
+        import distributed
+
+        from .dask_worker_setup import WorkerSetup
+
         if scheduler:
             try:
                 self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -136,7 +112,7 @@ class TilePool:
                     dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
             self.client = distributed.Client(self._cluster, set_as_default=False)
-        self.client.register_plugin(_WorkerSetup(ignore_stop_signals=self._cluster is not None))
+        self.client.register_plugin(WorkerSetup(ignore_stop_signals=self._cluster is not None))
         # Futures of the standard library: waited on with a timeout, interrupted by Ctrl-C.
         self._executor = self.client.get_executor(pure=False)
 
@@ -170,6 +146,8 @@ class TilePool:
             for _, fn, args in tasks:
                 yield fn(*args)
             return
+        import distributed
+
         futures = {self._executor.submit(fn, *args, key=key): key for key, fn, args in tasks}
         pending = set(futures)
         lost: str | None = None

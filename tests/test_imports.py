@@ -3,7 +3,8 @@
 Every test and every user's command starts Python; ``import l1db`` used to load pandas,
 SQLAlchemy, numba, astropy and healpy (with matplotlib): about 2 s of CPU for
 ``cassandra_nodes --help``. The package's names are now imported on first use
-(``l1db/__init__.py``) and healpy only for a HEALPix index (``l1db/pixelization.py``).
+(``l1db/__init__.py``), healpy only for a HEALPix index (``l1db/pixelization.py``) and Dask
+only for a pool of workers (``dia_sim/tile_pool.py``).
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ def test_every_exported_name_resolves() -> None:
         assert getattr(l1db, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         l1db.nothing  # noqa: B018
+
+
+def test_dask_only_for_a_pool_with_workers() -> None:
+    """ap_proto's loop loads Dask only when its tiles go to workers (``--workers`` > 1 or a scheduler)."""
+    assert "distributed" not in loaded_after("import dia_sim.ap_loop\n"
+                                             "from dia_sim.tile_pool import TilePool\nTilePool(1, n_tasks=4)")
+    # The check can fail: a pool of two local workers does load it.
+    assert "distributed" in loaded_after("from dia_sim.tile_pool import TilePool\n"
+                                         "TilePool(2, n_tasks=4).close()")
