@@ -71,6 +71,10 @@ unset PYTHONDONTWRITEBYTECODE
 
 # Apache Cassandra: fetched from Maven Central once, one node on 127.0.0.1 (run/cassandra/).
 # It starts in the background while the lint and type checks run (a minute on a fresh clone).
+# The nodes the tests start (this one, the 3-node cluster's, test_cassandra_server's) compile
+# with C1 only: short-lived nodes that never reach C2's pay-off (the cluster tests' nodes used
+# 38 % less CPU, BENCHMARKS.md). `cassandra_nodes status` names the option: not a node to measure.
+export L1DB_CASSANDRA_JVM_OPTIONS="${L1DB_CASSANDRA_JVM_OPTIONS--XX:TieredStopAtLevel=1}"
 cassandra_start=""
 if [ -z "${L1DB_TEST_CASSANDRA_HOSTS:-}" ]; then
     # The run dir by its absolute path: tools that reach the nodes (nodetool for l1db_state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -205,6 +206,19 @@ def test_status_of_a_running_node(run_dir: Path) -> None:
     assert f"node 1  {ADDRESS}" in proc.stdout
     for words in (f"pid {node.pid}", " up ", f"CQL {server.CASSANDRA_VERSION}", f"logs {node.log_dir}"):
         assert words in proc.stdout
+    # The JVM options it was started with beyond the shipped ones (scripts/test.sh: C1 only) are named.
+    extra = server.extra_jvm_options()
+    assert node.extra_jvm_options == shlex.join(extra)
+    assert all(option in server._cmdline(node.pid) for option in extra)
+    assert ("not a node to measure" in proc.stdout) == bool(extra)
+
+
+def test_extra_jvm_options_that_cannot_be_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(server.JVM_OPTIONS_ENV, "-Dx='unclosed")
+    with pytest.raises(server.CassandraError, match=f"{server.JVM_OPTIONS_ENV} cannot be split"):
+        server.extra_jvm_options()
+    monkeypatch.setenv(server.JVM_OPTIONS_ENV, "-XX:TieredStopAtLevel=1  -Da=b")
+    assert server.extra_jvm_options() == ["-XX:TieredStopAtLevel=1", "-Da=b"]
 
 
 def test_start_again_is_idempotent(run_dir: Path) -> None:

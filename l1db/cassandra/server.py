@@ -62,6 +62,7 @@ __all__ = [
     "START_TIMEOUT",
     "STOP_TIMEOUT",
     "HOME_ENV",
+    "JVM_OPTIONS_ENV",
     "NATIVE_PORT",
     "RUN_DIR_ENV",
     "STORAGE_PORT",
@@ -107,10 +108,16 @@ CLUSTER_NAME = "l1dbproto"
 RUN_DIR_ENV = "L1DB_CASSANDRA_RUN_DIR"
 #: Environment variable naming the folder whose lib/ holds the Cassandra jars.
 HOME_ENV = "L1DB_CASSANDRA_HOME"
+#: Environment variable with JVM options (split like a shell line) added after the shipped ones
+#: for every node started, e.g. ``-XX:TieredStopAtLevel=1`` for short-lived test nodes
+#: (scripts/test.sh); never set for a node that is measured.
+JVM_OPTIONS_ENV = "L1DB_CASSANDRA_JVM_OPTIONS"
 
 _MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 #: File of a node's folder holding its JMX port.
 _JMX_PORT_FILE = "jmx.port"
+#: File of a node's folder holding the extra JVM options (`JVM_OPTIONS_ENV`) it was last started with.
+_EXTRA_OPTIONS_FILE = "jvm-extra.options"
 _JAVA_MAJOR = 17
 _MIN_HEAP_MIB = 256
 _MAX_NODES = 32
@@ -203,6 +210,10 @@ class NodeStatus:
         answer (or was not asked).
     rss_mib : `float` or `None`
         Resident memory of the JVM in MiB, `None` when it is not running.
+    extra_jvm_options : `str`
+        The ``$L1DB_CASSANDRA_JVM_OPTIONS`` the running JVM was started with
+        (e.g. the test nodes' ``-XX:TieredStopAtLevel=1``); empty when none or
+        not running. A node started with them is not one to measure.
     """
 
     index: int
@@ -211,6 +222,7 @@ class NodeStatus:
     pid: int | None
     release_version: str | None
     rss_mib: float | None
+    extra_jvm_options: str = ""
 
     @property
     def running(self) -> bool:
@@ -599,6 +611,28 @@ def _pick_jmx_port(node_dir: Path) -> int:
     raise CassandraError("no free port on 127.0.0.1 for the node's JMX")  # pragma: no cover - bind(0) succeeds
 
 
+def extra_jvm_options() -> list[str]:
+    """The JVM options of ``$L1DB_CASSANDRA_JVM_OPTIONS`` (none when unset).
+
+    Raises
+    ------
+    CassandraError
+        If the variable is not a valid shell-like line.
+    """
+    try:
+        return shlex.split(os.environ.get(JVM_OPTIONS_ENV, ""))
+    except ValueError as exc:
+        raise CassandraError(f"{JVM_OPTIONS_ENV} cannot be split into options: {exc}") from None
+
+
+def _started_with_options(node_dir: Path) -> str:
+    """The extra JVM options the node was last started with (`JVM_OPTIONS_ENV`); empty when none."""
+    try:
+        return (node_dir / _EXTRA_OPTIONS_FILE).read_text().strip()
+    except OSError:
+        return ""
+
+
 def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms: int, jmx: int) -> list[str]:
     logs = node_dir / "logs"
     jamm = max(lib.glob("jamm-*.jar"))
@@ -607,6 +641,7 @@ def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms
         f"-Xms{heap}",
         f"-Xmx{heap}",
         *jvm_options(),
+        *extra_jvm_options(),
         f"-javaagent:{jamm}",
         f"-XX:ErrorFile={logs}/hs_err_%p.log",
         # As cassandra-env.sh: a rotated GC log beside system.log.
@@ -747,6 +782,11 @@ def _launch(info: ClusterInfo, index: int, node_dir: Path, java: str, lib: Path,
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     (node_dir / "conf" / "cassandra.yaml").write_text(_render_yaml(info, index))
     cmd = _java_command(java, lib, node_dir, info.heap, ring_delay_ms, _pick_jmx_port(node_dir))
+    extra = extra_jvm_options()
+    if extra:
+        (node_dir / _EXTRA_OPTIONS_FILE).write_text(shlex.join(extra) + "\n")
+    else:
+        (node_dir / _EXTRA_OPTIONS_FILE).unlink(missing_ok=True)
     env = dict(os.environ)
     env["MALLOC_ARENA_MAX"] = "4"  # as cassandra-env.sh: keeps native memory (RSS) down
     for name in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):
@@ -907,7 +947,8 @@ def status(
         pid = _node_pid(node_dir) if node_dir.is_dir() else None
         version = cql_release_version(address, timeout=cql_timeout) if pid is not None and check_cql else None
         rss = _rss_mib(pid) if pid is not None else None
-        result.append(NodeStatus(index, address, node_dir, pid, version, rss))
+        extra = _started_with_options(node_dir) if pid is not None else ""
+        result.append(NodeStatus(index, address, node_dir, pid, version, rss, extra))
     return result
 
 
@@ -1092,7 +1133,9 @@ def _start_one(
     log_offset = _log_size(node_dir)
     if pid is not None:
         if cql_release_version(address):
-            say(f"node {index} ({address}) is already running (pid {pid})")
+            extra = _started_with_options(node_dir)
+            said = f", started with JVM options {extra}: not a node to measure" if extra else ""
+            say(f"node {index} ({address}) is already running (pid {pid}){said}")
             return
         say(f"node {index} ({address}) is running (pid {pid}) but does not answer CQL yet: waiting for it")
     else:
@@ -1106,7 +1149,8 @@ def _start_one(
         others_run = any(_node_pid(run_dir / f"node{i}") is not None
                          for i in range(1, info.nodes + 1) if i != index and (run_dir / f"node{i}").is_dir())
         ring_delay_ms = _REJOIN_RING_DELAY_MS if joined_before and others_run else _RING_DELAY_MS
-        say(f"starting node {index} on {address} (heap {info.heap}) ...")
+        extra = f", JVM options {shlex.join(extra_jvm_options())} from {JVM_OPTIONS_ENV}" if extra_jvm_options() else ""
+        say(f"starting node {index} on {address} (heap {info.heap}{extra}) ...")
         pid = _launch(info, index, node_dir, java, lib, ring_delay_ms)
     version = _wait_for_cql(index, address, pid, node_dir, timeout, log_offset)
     others = [

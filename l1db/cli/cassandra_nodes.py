@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
             "The server is the official Maven artifact org.apache.cassandra:cassandra-all, fetched once with\n"
             f"Maven into ~/.cache/l1dbproto/cassandra-{server.CASSANDRA_VERSION}/lib "
             f"(or ${server.HOME_ENV}/lib) and run on Java 17.\n"
-            "Each node runs detached from this command; its logs are in RUN_DIR/nodeN/logs."
+            "Each node runs detached from this command; its logs are in RUN_DIR/nodeN/logs.\n"
+            f"${server.JVM_OPTIONS_ENV} adds JVM options to the nodes started (the tests' nodes: C1 only,\n"
+            "cheaper to start); status names them: such a node is not one to measure."
         ),
         epilog=(
             "exit codes: 0 done (status: every node up and answering CQL), 1 error, 2 usage error,\n"
@@ -133,6 +135,9 @@ def _status(run_dir: str | None) -> int:
         rss = f"RSS {node.rss_mib:.0f} MiB" if node.rss_mib is not None else ""
         print(f"  node {node.index}  {node.address:<15} {pid:<11} {state:<5} {cql:<18} {rss:<13} "
               f"logs {node.log_dir}".rstrip())
+        if node.extra_jvm_options:
+            print(f"          started with JVM options {node.extra_jvm_options} ({server.JVM_OPTIONS_ENV}): "
+                  f"not a node to measure")
     return 0 if all(node.cql for node in nodes) else 3
 
 
