@@ -484,7 +484,7 @@ def _projection_html(run: ReportRun) -> str:
 
 
 def _run_html(run: ReportRun, index: int, threshold: float) -> str:
-    parts = [f'<section class="run" id="run-{index}"><h2>Run: {_e(run.name)}</h2>', _state_html(run),
+    parts = [f'<section class="run" id="run-{index}"><h2>Run #{index + 1}: {_e(run.name)}</h2>', _state_html(run),
              "<h3>What was run</h3>", _facts_html(run),
              "<h3>Summary per operation</h3>",
              '<p class="note">Wall time per visit over the complete visits (of a tiled visit: the slowest tile); '
@@ -506,10 +506,10 @@ def _comparison_html(runs: Sequence[ReportRun]) -> str:
     summaries = [operation_summary(run.complete).set_index("op") for run in runs]
     ops = [op for op in CSV_OPERATIONS if any(op in s.index for s in summaries)]
     header = ["operation"]
-    for k, run in enumerate(runs):
-        header += [f"{run.name}: median (s)", f"{run.name}: p95 (s)"]
+    for k in range(len(runs)):
+        header += [f"#{k + 1} median (s)", f"#{k + 1} p95 (s)"]
         if k:
-            header.append(f"{run.name}: median / first run's")
+            header.append(f"#{k + 1} median / #1's")
     rows = []
     for op in ops:
         cells = [f"<td><code>{_e(op)}</code></td>"]
@@ -525,8 +525,8 @@ def _comparison_html(runs: Sequence[ReportRun]) -> str:
                              f'{f"{ratio:.2f}" if math.isfinite(ratio) else ""}</td>')
         rows.append(f'<tr data-op="{_e(op)}">{"".join(cells)}</tr>')
     parts = ['<section id="comparison"><h2>Comparison</h2>',
-             f"<p>{len(runs)} runs: " + "; ".join(f"<b>{_e(run.name)}</b> ({len(run.complete):,} complete visits)"
-                                                  for run in runs) + ".</p>",
+             f"<p>{len(runs)} runs: " + "; ".join(f"<b>#{k + 1}</b> {_e(run.name)} ({len(run.complete):,} complete "
+                                                  "visits)" for k, run in enumerate(runs)) + ".</p>",
              "<h3>Medians side by side</h3>", _table(header, rows, ' class="compare"'),
              "<h3>What differs between the runs</h3>"]
     differences = provenance_differences(runs)
@@ -534,7 +534,8 @@ def _comparison_html(runs: Sequence[ReportRun]) -> str:
         diff_rows = [f'<tr class="diff" data-key="{_e(key)}"><th><code>{_e(key)}</code></th>'
                      + "".join(f"<td>{_e(value)}</td>" for value in values) + "</tr>"
                      for key, values in differences.items()]
-        parts.append(_table(["provenance key", *(run.name for run in runs)], diff_rows, ' class="differences"'))
+        parts.append(_table(["provenance key", *(f"#{k + 1} {run.name}" for k, run in enumerate(runs))], diff_rows,
+                            ' class="differences"'))
     else:
         parts.append('<p class="note">Their provenance is the same (but for run ids and start times).</p>')
     tables = [run.complete for run in runs]

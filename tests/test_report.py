@@ -28,7 +28,7 @@ from headless_chromium import Chromium
 from dia_sim.cli.log2csv import main as log2csv
 from dia_sim.cli.report import main as l1db_report
 from l1db.cli.create_l1_schema import main as create_l1_schema
-from l1db.timing_log import parse_log
+from l1db.timing_log import TimingLogWriter, parse_log
 
 sources = catalog_fixture(300, seed=5)
 
@@ -177,6 +177,24 @@ def test_escapes_what_it_reads(runs: dict[str, tuple[Path, Path]], tmp_path: Pat
     assert "<script" not in page and "<b>odd" not in page and "<img src=\"https" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img" in page
     assert "&lt;b&gt;odd&lt;/b&gt;" in page
+
+
+def test_failures_listed(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    """A failed attempt written by the log's writer: the log's page lists the record, the CSV's counts it."""
+    log = tmp_path / "failed.jsonl"
+    shutil.copy(runs["baseline"][0], log)
+    run = parse_log(log).provenance[0]["run"]
+    with TimingLogWriter(log, run=run) as writer:
+        writer.failure(3, 0, "src_insert", "OperationalError", "database is locked <again>", 1, 0.25, 2.0, True)
+    page = _report(tmp_path, log)
+    failures = [t for t in _Tables(page).tables if t["attrs"].get("class") == "failures"]
+    cells = ["".join(text) for _, text in failures[0]["rows"][1]["cells"]]
+    assert cells[:6] == [run, "3", "0", "src_insert", "OperationalError", "database is locked <again>"]
+    assert "database is locked &lt;again&gt;" in page and "1 failed attempt(s)" in page
+    csv = tmp_path / "failed.csv"
+    assert log2csv([str(log), "-o", str(csv)]) == 0
+    page = _report(tmp_path, csv, name="csv.html")
+    assert "1 failed attempt(s) in 1 visit(s)" in page
 
 
 def test_partial_log(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
