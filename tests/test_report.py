@@ -30,6 +30,9 @@ from dia_sim.cli.report import main as l1db_report
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.timing_log import TimingLogWriter, parse_log
 
+#: SQLite and a browser only: no shared server (tests/conftest.py).
+pytestmark = pytest.mark.own_servers
+
 sources = catalog_fixture(300, seed=5)
 
 #: The page's wall-time statistics and the quantile pandas computes for each.
@@ -133,13 +136,13 @@ def _report(tmp_path: Path, *inputs: object, name: str = "report.html") -> str:
 
 def test_numbers_equal_the_csv(runs: dict[str, tuple[Path, Path]], tmp_path: Path,
                                capsys: pytest.CaptureFixture) -> None:
-    log, csv = runs["last"]
+    csv = runs["last"][1]
     page = _report(tmp_path, csv)
     assert capsys.readouterr().out.strip() == str(tmp_path / "report.html")
     assert_summary_matches_csv(page, csv)
-    # The log directly gives the same numbers (log2csv's aggregation, not a second one).
-    from_log = page_stats(_report(tmp_path, log, name="from-log.html"), "summary", data_run="0")
-    from_csv = page_stats(page, "summary", data_run="0")
+    # A log directly gives the numbers of its CSV (log2csv's aggregation, not a second one).
+    from_log = page_stats(_report(tmp_path, runs["baseline"][0], name="log.html"), "summary", data_run="0")
+    from_csv = page_stats(_report(tmp_path, runs["baseline"][1], name="csv.html"), "summary", data_run="0")
     assert from_log.keys() == from_csv.keys()
     for op, stats in from_csv.items():
         # The CSV holds times to 1 microsecond: a last digit may round the other way.
@@ -199,7 +202,7 @@ def test_failures_listed(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> 
 
 def test_partial_log(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
     """A run still going: its last visit unfinished, its last line half written."""
-    lines = runs["last"][0].read_text().splitlines(keepends=True)
+    lines = runs["baseline"][0].read_text().splitlines(keepends=True)
     partial = tmp_path / "partial.jsonl"
     partial.write_text("".join(lines[:-3]) + lines[-3][: len(lines[-3]) // 2])
     parsed = parse_log(partial)
