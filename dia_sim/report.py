@@ -412,7 +412,8 @@ def _state_html(run: ReportRun) -> str:
         notes.append("no visit recorded yet")
     elif "complete" in run.table.columns:
         last = run.table.iloc[-1]
-        if last["complete"] == 0 and int(last["failures"] or 0) == 0:
+        failures = last.get("failures", 0)
+        if last["complete"] == 0 and (pd.isna(failures) or failures == 0):
             notes.append(f"the last visit ({int(last['visit']):,}) is unfinished: the run may still be going")
     return "".join(f'<p class="warn">{_e(note)}</p>' for note in notes)
 
@@ -441,7 +442,7 @@ def _failures_html(run: ReportRun) -> str:
         incomplete = run.table[(run.table["complete"] == 0).fillna(False)]
         if len(incomplete):
             rows = [f"<tr><td>{_e(r.run)}</td><td>{_e(r.visit)}</td><td class=\"num\">{_e(r.n_tiles)}</td>"
-                    f"<td class=\"num\">{_e(r.failures)}</td></tr>" for r in incomplete.itertuples()]
+                    f"<td class=\"num\">{_e(getattr(r, 'failures', ''))}</td></tr>" for r in incomplete.itertuples()]
             parts.append(f"<p>{len(incomplete):,} incomplete visit(s) (abandoned by a kill or a failure, "
                          "or still running), left out of the statistics, plots and fits:</p>")
             parts.append(_table(["run", "visit", "tiles with records", "failed attempts"], rows,
@@ -472,11 +473,12 @@ def _projection_html(run: ReportRun) -> str:
         parts.append(_figure_img(plot_history([table], [run.name], [run.provenance]), "history depth"))
     projection, how = project_run(table, run.provenance, visits=SURVEY_YEAR_VISITS, nodes=PROJECTION_NODES)
     nodes = [c for c in projection.columns if c.startswith("N=")]
-    rows = ["<tr>" + f"<td><code>{_e(r['op'])}</code></td><td class=\"num\">{_count(float(r['rows']))}</td>"
+    rows = ["<tr>" + f"<td><code>{_e(r['op'])}</code></td><td class=\"num\">{_count(float(np.round(r['rows'])))}</td>"
             f"<td>{_e(r['fit'])}</td>" + "".join(f'<td class="num">{_seconds(float(r[n]))}</td>' for n in nodes)
             + "</tr>" for r in projection.to_dict("records")]
     parts.append(f"<p>Per-visit time projected to visit {SURVEY_YEAR_VISITS:,} (one survey year) on clusters of "
-                 f"N nodes, seconds; {_e(how)}.</p>")
+                 f"N nodes, seconds, from the {len(table):,} complete visits (the shorter the run, the rougher the "
+                 f"projection); {_e(how)}.</p>")
     parts.append(_table(["operation", "rows", "fit", *nodes], rows, ' class="projection"'))
     parts.append(_figure_img(plot_projection(table, projection, label=run.name, visits=SURVEY_YEAR_VISITS),
                              "projection"))
