@@ -292,12 +292,16 @@ def assert_looks_right(browser: Chromium, path: Path) -> str:
     visit = browser.load(path)
     assert visit.errors == []
     assert [url for url in visit.requests if not url.startswith("data:")] == [visit.url]
-    pixels = matplotlib.image.imread(io.BytesIO(visit.screenshot), format="png")
+    assert not_blank(browser, visit.screenshot)
+    return visit.dom
+
+
+def not_blank(browser: Chromium, screenshot: bytes) -> bool:
+    """Whether a screenshot of the browser's viewport shows text, tables and figures: many shades, far from one."""
+    pixels = matplotlib.image.imread(io.BytesIO(screenshot), format="png")
     assert pixels.shape[:2] == (browser.height, browser.width)
     grey = pixels[..., :3].mean(axis=2)
-    # Text, tables and figures: many shades, and far from one colour.
-    assert grey.std() > 0.05 and np.unique(np.round(grey, 2)).size > 20
-    return visit.dom
+    return bool(grey.std() > 0.05 and np.unique(np.round(grey, 2)).size > 20)
 
 
 def test_single_run_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
@@ -310,6 +314,7 @@ def test_single_run_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, 
     fetching.write_text('<!DOCTYPE html><html><body><p>x</p><img src="http://example.org/x.png"></body></html>')
     visit = browser.load(fetching)
     assert "http://example.org/x.png" in visit.requests and visit.errors
+    assert not not_blank(browser, visit.screenshot)  # a line of text on white is blank enough
     assert _resource_urls(fetching.read_text()) == ["http://example.org/x.png"]
 
 
