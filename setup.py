@@ -64,6 +64,7 @@ CONSOLE_SCRIPTS = [
     "ap_proto = dia_sim.cli.ap_proto:main",
     "log2csv = dia_sim.cli.log2csv:main",
     "plot_timing = dia_sim.cli.plot_timing:main",
+    "l1db_report = dia_sim.cli.report:main",
     "cassandra_nodes = l1db.cli.cassandra_nodes:main",
     "l1db_state = l1db.cli.l1db_state:main",
 ]

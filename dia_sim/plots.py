@@ -61,6 +61,7 @@ __all__ = [
     "panel_title",
     "complete_rows",
     "load_run",
+    "run_figures",
     "write_plots",
     "describe_figures",
     "HISTORY_PANELS",
@@ -476,6 +477,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "run"
 
 
+def run_figures(table: pd.DataFrame, label: str | None = None, backend: str | None = None, *,
+                bin_size: int | None = None, threshold: float = DEFAULT_THRESHOLD,
+                metric: str = "real") -> dict[str, Figure]:
+    """The per-visit figures of one run: ``selects``, ``stores`` and ``slow_fraction`` (`write_plots`' files).
+
+    ``label`` titles them; ``backend`` (the run's) titles the whole store's panel.
+    """
+    return {
+        "selects": plot_selects(table, label=label, bin_size=bin_size, metric=metric),
+        "stores": plot_stores(table, label=label, bin_size=bin_size, metric=metric, backend=backend),
+        "slow_fraction": plot_slow_fraction(table, threshold, bin_size=bin_size, label=label),
+    }
+
+
 def write_plots(
     csv_paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -565,11 +580,9 @@ def write_plots(
                 slug += "-1"
             used.add(slug)
             prefix = slug + "_"
-        figures[out / f"{prefix}selects.png"] = plot_selects(table, label=title, bin_size=bin_size, metric=metric)
-        figures[out / f"{prefix}stores.png"] = plot_stores(table, label=title, bin_size=bin_size, metric=metric,
-                                                           backend=backend)
-        figures[out / f"{prefix}slow_fraction.png"] = plot_slow_fraction(
-            table, threshold, bin_size=bin_size, label=title)
+        for name, figure in run_figures(table, title, backend, bin_size=bin_size, threshold=threshold,
+                                        metric=metric).items():
+            figures[out / f"{prefix}{name}.png"] = figure
     figures[out / "compare.png"] = plot_compare(tables, legends, bin_size=bin_size, metric=metric, backends=backends)
     for path, fig in figures.items():
         fig.savefig(path)

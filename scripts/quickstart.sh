@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on SQLite, at reduced density so that it takes a
 # couple of minutes: install the toolkit into .venv, make a source catalogue,
-# create the L1 schema, run the AP loop, turn the timing log into a CSV and plots.
+# create the L1 schema, run the AP loop, turn the timing log into a CSV, plots and
+# one HTML report.
 # Everything it writes goes to run/quickstart/ (override with L1DB_RUN_DIR);
 # VISITS (default 40) sets the number of visits.
 set -euo pipefail
@@ -12,7 +13,7 @@ RUN="${L1DB_RUN_DIR:-$ROOT/run/quickstart}"
 VISITS="${VISITS:-40}"
 mkdir -p "$RUN"
 cd "$RUN"
-rm -f timing.jsonl timing.csv timing.csv.provenance.json
+rm -f timing.jsonl timing.csv timing.csv.provenance.json report.html
 CFG="$RUN/l1db.cfg"
 cat > "$CFG" <<CFGEOF
 [database]
@@ -41,8 +42,12 @@ echo "== log2csv"
 log2csv timing.jsonl -o timing.csv
 echo "== plot_timing"
 plot_timing timing.csv -o plots
+echo "== l1db_report"
+l1db_report timing.csv -o report.html
 echo
 echo "done. In $RUN:"
 echo "  l1db.sqlite3   the L1 database    timing.jsonl  the timing log"
 echo "  timing.csv     one row per visit  plots/*.png   the timing plots"
+echo "  report.html    the run on one page (opens offline in any browser)"
 echo "Analysis notebook (it reads run/quickstart/timing.csv): .venv/bin/jupyter lab notebooks/timing_analysis.ipynb"
+echo "Report: $RUN/report.html"

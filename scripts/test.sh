@@ -13,6 +13,7 @@ need=()
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb >/dev/null || need+=(mariadb-client)
+command -v chromium >/dev/null || need+=(chromium)  # tests/test_report.py opens the report in it, headless
 if [ ${#need[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { echo "install PostgreSQL and MariaDB (or MySQL) servers first: ${need[*]}" >&2; exit 1; }
     echo "installing ${need[*]} ..."

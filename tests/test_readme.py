@@ -51,7 +51,7 @@ def test_every_csv_column_is_documented() -> None:
 def test_every_command_has_an_example() -> None:
     setup = (ROOT / "setup.py").read_text()
     commands = re.findall(r'"(\w+) = [\w.]+:main"', setup)
-    assert len(commands) == 8
+    assert len(commands) == 9
     for command in commands:
         assert re.search(rf"^{command} ", README, re.M), command
         assert (ROOT / "bin" / command).is_file()
