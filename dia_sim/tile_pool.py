@@ -52,6 +52,22 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _import_dask() -> tuple[Any, Any]:
+    """Dask and distributed, imported for a pool with workers only (a run without one does not pay for them).
+
+    Importing distributed the first time sets its logger's level (INFO) from
+    Dask's config: the level set before (ap_proto's ``-v``) is kept.
+    """
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    import dask
+    import distributed
+
+    if level != logging.NOTSET:
+        logger.setLevel(level)
+    return dask, distributed
+
+
 class TilePool:
     """The workers of a run, local or on a Dask cluster.
 
@@ -82,10 +98,7 @@ class TilePool:
         n = min(workers or default_workers(), max(n_tasks, 1))
         if not scheduler and n == 1:
             return  # the tasks run here, one after the other (`run`)
-        # Dask only for a pool with workers: a run without one does not pay for its import.
-        import dask
-        import distributed
-
+        dask, distributed = _import_dask()
         from .dask_worker_setup import WorkerSetup
 
         if scheduler:
