@@ -33,10 +33,11 @@ To add an option, add one field to its section's model, e.g. in `L1dbSection`::
 (an ``[ap_proto]`` option: a field of `dia_sim.options.RunSettings`, or of
 `dia_sim.options.SimConfig` for the simulation). The field is then an
 attribute of `L1dbConfig` (or `RunOptions` / ``RunOptions.sim``), a key of
-the file, a flag of ``ap_proto`` and a row of the README table. Then show
-the key in the example configs of ``cfg/`` (``key = default``) and write
-the generated docs (``python -m dia_sim.cli.readme_tables README.md cfg/*.cfg``: the
-README table and the comment above each key; tests check both).
+the file, a flag of ``ap_proto`` and a row of the option table of
+docs/configuration.md. Then show the key in the example configs of ``cfg/``
+(``key = default``) and write the generated docs (``python -m
+dia_sim.cli.readme_tables docs/*.md cfg/*.cfg``: the option table and the
+comment above each key; tests check both).
 
 - choices: annotate ``Literal["a", "b"]`` (``Switch`` for 0 | 1); bounds: ``ge=``,
   ``gt=``, ``le=``, ``lt=``; the allowed values are described from them;
