@@ -22,8 +22,8 @@ type, default, bounds or choices, backend tag, one line of documentation,
 cross-field checks as validators of the model) is all there is: loading and
 validation, the one-line errors (``FILE: [section] key: bad value 'x';
 allowed: ...``, ``--flag: ...``), the objects the code uses (`L1dbConfig`,
-`dia_sim.options.RunOptions`), ``ap_proto --help`` and the README's option
-table follow from it (`l1db.config_model`).
+`dia_sim.options.RunOptions`), ``ap_proto --help`` and the option table of
+docs/configuration.md follow from it (`l1db.config_model`).
 
 To add an option, add one field to its section's model, e.g. in `L1dbSection`::
 
@@ -262,7 +262,7 @@ class CassandraSection(Section):
         return self
 
 
-#: l1db's own sections, in the order the README documents them.
+#: l1db's own sections, in the order docs/configuration.md documents them.
 L1DB_SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSection,
     "l1db": L1dbSection,
