@@ -75,7 +75,8 @@ def readme_blocks() -> list[Block]:
                 found = DIRECTIVE.match(before.pop())
                 assert found, f"malformed readme-test directive above the block at {file}:{line}"
                 directives[found.group(1)] = found.group(2).strip()
-            headings = re.findall(r"^#+ (.+)$", text[: match.start()], re.M)
+            # Headings outside code: a comment line of a block above ("# ...") is not one.
+            headings = re.findall(r"^#+ (.+)$", FENCE.sub("", text[: match.start()]), re.M)
             heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
             blocks.append(Block(file, line, match.group(1), match.group(2), directives.get("not-run"),
                                 directives.get("setup", ""), heading, directives.get("runs-in")))
