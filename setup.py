@@ -6,7 +6,7 @@ Every dependency and its tested lower bound is declared here, and only here.
 from setuptools import setup
 
 # Lower bounds are the versions the test suite was run with (see BENCHMARKS.md
-# and the README); older ones may work but are not tested.
+# and docs/installing.md); older ones may work but are not tested.
 INSTALL_REQUIRES = [
     "SQLAlchemy>=2.1.9,<3",
     "psycopg2-binary>=2.9.13",

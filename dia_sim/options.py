@@ -9,10 +9,10 @@ Bounds, defaults and documentation are those of the fields below (see
 `l1db.config` for adding an option); `load_config` validates the section
 with the rest of the file, so a bad value names the file, section and key.
 
-`readme_table` is the README's option table (every section, l1db's and
-``[ap_proto]``) and `config_file_text` the option comments of the example
-configs, from the declarations; ``python -m dia_sim.cli.readme_tables
-README.md cfg/*.cfg`` writes them (tests check both are current).
+`readme_table` is the option table of docs/configuration.md (every section,
+l1db's and ``[ap_proto]``) and `config_file_text` the option comments of the
+example configs, from the declarations; ``python -m dia_sim.cli.readme_tables
+docs/*.md cfg/*.cfg`` writes them (tests check both are current).
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def _all_sections() -> list[tuple[str, type[Section]]]:
 
 
 def readme_table() -> str:
-    """The README's option table: every option of l1db's sections and dia_sim's."""
+    """The option table of docs/configuration.md: every option of l1db's sections and dia_sim's."""
     return markdown_table(_all_sections())
 
 

@@ -22,8 +22,8 @@ type, default, bounds or choices, backend tag, one line of documentation,
 cross-field checks as validators of the model) is all there is: loading and
 validation, the one-line errors (``FILE: [section] key: bad value 'x';
 allowed: ...``, ``--flag: ...``), the objects the code uses (`L1dbConfig`,
-`dia_sim.options.RunOptions`), ``ap_proto --help`` and the README's option
-table follow from it (`l1db.config_model`).
+`dia_sim.options.RunOptions`), ``ap_proto --help`` and the option table of
+docs/configuration.md follow from it (`l1db.config_model`).
 
 To add an option, add one field to its section's model, e.g. in `L1dbSection`::
 
@@ -33,10 +33,11 @@ To add an option, add one field to its section's model, e.g. in `L1dbSection`::
 (an ``[ap_proto]`` option: a field of `dia_sim.options.RunSettings`, or of
 `dia_sim.options.SimConfig` for the simulation). The field is then an
 attribute of `L1dbConfig` (or `RunOptions` / ``RunOptions.sim``), a key of
-the file, a flag of ``ap_proto`` and a row of the README table. Then show
-the key in the example configs of ``cfg/`` (``key = default``) and write
-the generated docs (``python -m dia_sim.cli.readme_tables README.md cfg/*.cfg``: the
-README table and the comment above each key; tests check both).
+the file, a flag of ``ap_proto`` and a row of the option table of
+docs/configuration.md. Then show the key in the example configs of ``cfg/``
+(``key = default``) and write the generated docs (``python -m
+dia_sim.cli.readme_tables docs/*.md cfg/*.cfg``: the option table and the
+comment above each key; tests check both).
 
 - choices: annotate ``Literal["a", "b"]`` (``Switch`` for 0 | 1); bounds: ``ge=``,
   ``gt=``, ``le=``, ``lt=``; the allowed values are described from them;
@@ -261,7 +262,7 @@ class CassandraSection(Section):
         return self
 
 
-#: l1db's own sections, in the order the README documents them.
+#: l1db's own sections, in the order docs/configuration.md documents them.
 L1DB_SECTIONS: dict[str, type[Section]] = {
     "database": DatabaseSection,
     "l1db": L1dbSection,

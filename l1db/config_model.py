@@ -5,7 +5,7 @@ with `option` (default, one-line documentation, bounds, backend tag). From
 that one declaration follow: validation of an INI file (`validate_section`,
 used by `l1db.config.load_config`), the one-line `ConfigError` naming the
 file, section and key (or the command-line flag), the command-line arguments
-of a tool (`add_arguments`), and the README's option table
+of a tool (`add_arguments`), and the option table of docs/configuration.md
 (`markdown_table`). See `l1db.config` for how to add an option.
 """
 
@@ -95,7 +95,7 @@ def option(
     default
         The default (validated like a given value); leave out for a required option.
     doc : `str`
-        One line for ``--help``, the README and the config files.
+        One line for ``--help``, docs/configuration.md and the config files.
     backend : `str`, optional
         ``sql`` or ``cassandra``: the backend the option means something for;
         giving it in a config of the other backend is an error.
@@ -324,7 +324,7 @@ def comment(field: FieldInfo, width: int = 88) -> list[str]:
 
 
 def markdown_table(sections: Iterable[tuple[str, type[BaseModel]]]) -> str:
-    """The README's option table: one row per option of every section, in declaration order."""
+    """The option table of docs/configuration.md: one row per option of every section, in declaration order."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")

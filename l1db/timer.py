@@ -29,7 +29,7 @@ class TimingRecord:
     Attributes
     ----------
     op : `str`
-        Operation name (the list is in README, "Timing log").
+        Operation name (the list is in docs/timing-log.md).
     real : `float`
         Wall-clock seconds.
     user : `float`

@@ -1,10 +1,11 @@
-"""The README's code blocks as tests run them: found with their directives, copied into a scratch dir, run.
+"""The code blocks of README.md and docs/*.md as tests run them: found with their directives, run in a scratch dir.
 
-One implementation for every test that runs a README block: tests/test_readme.py
-runs each block on its own; a block marked ``runs-in: FILE`` is run by that
-test file instead (`block_under`), e.g. tests/test_cassandra_cluster.py runs the
-3-node cluster block on the cluster its other tests use. The convention README
-authors follow is in tests/test_readme.py ("the README's code blocks run").
+One implementation for every test that runs a documentation block:
+tests/test_readme.py runs each block on its own; a block marked ``runs-in:
+FILE`` is run by that test file instead (`block_under`), e.g.
+tests/test_cassandra_cluster.py runs the 3-node cluster block (docs/cassandra.md)
+on the cluster its other tests use. The convention authors follow is in
+tests/test_readme.py ("the documentation's code blocks run").
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ROOT", "README", "RUNNABLE", "SERVER_CONFIGS", "Block", "readme_blocks", "block_under", "server_configs",
-           "names_a_server", "copy_scratch", "block_env", "run_block"]
+__all__ = ["ROOT", "DOCS", "README", "RUNNABLE", "SERVER_CONFIGS", "Block", "readme_blocks", "block_under",
+           "server_configs", "names_a_server", "copy_scratch", "block_env", "run_block"]
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+#: The documentation, by path relative to the repository: README.md (the front page), then docs/*.md (the reference).
+DOCS = {path.relative_to(ROOT).as_posix(): path.read_text()
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+README = DOCS["README.md"]
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 DIRECTIVE = re.compile(r"<!-- readme-test: (not-run|setup|runs-in): (.*?) -->\s*$", re.S)
@@ -35,8 +39,10 @@ SCRATCH_FOLDERS = ("cfg", "schema", "notebooks", "tests/data")
 
 @dataclasses.dataclass
 class Block:
-    """A fenced code block of the README with its ``readme-test`` directives."""
+    """A fenced code block of README.md or a docs/ page, with its ``readme-test`` directives."""
 
+    #: The file it is in, relative to the repository (a key of `DOCS`).
+    file: str
     line: int
     language: str
     code: str
@@ -48,32 +54,39 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.heading}-line{self.line}"
+        """Unique over the files: the file's name without ``.md``, the heading, the line."""
+        return f"{Path(self.file).stem}-{self.heading}-line{self.line}"
+
+    @property
+    def where(self) -> str:
+        """``FILE:LINE``, for messages."""
+        return f"{self.file}:{self.line}"
 
 
 def readme_blocks() -> list[Block]:
-    """Every fenced code block of the README, with its readme-test directives."""
+    """Every fenced code block of README.md and docs/*.md (`DOCS`), with its readme-test directives."""
     blocks = []
-    for match in FENCE.finditer(README):
-        before = README[: match.start()].splitlines()
-        directives: dict[str, str] = {}
-        while before and before[-1].startswith("<!-- readme-test:"):
-            found = DIRECTIVE.match(before.pop())
-            assert found, "malformed readme-test directive above the block at line " \
-                f"{README[: match.start()].count(chr(10)) + 1}"
-            directives[found.group(1)] = found.group(2).strip()
-        headings = re.findall(r"^#+ (.+)$", README[: match.start()], re.M)
-        heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
-        blocks.append(Block(README[: match.start()].count("\n") + 1, match.group(1), match.group(2),
-                            directives.get("not-run"), directives.get("setup", ""), heading,
-                            directives.get("runs-in")))
+    for file, text in DOCS.items():
+        for match in FENCE.finditer(text):
+            line = text[: match.start()].count("\n") + 1
+            before = text[: match.start()].splitlines()
+            directives: dict[str, str] = {}
+            while before and before[-1].startswith("<!-- readme-test:"):
+                found = DIRECTIVE.match(before.pop())
+                assert found, f"malformed readme-test directive above the block at {file}:{line}"
+                directives[found.group(1)] = found.group(2).strip()
+            # Headings outside code: a comment line of a block above ("# ...") is not one.
+            headings = re.findall(r"^#+ (.+)$", FENCE.sub("", text[: match.start()]), re.M)
+            heading = re.sub(r"\W+", "_", headings[-1]).strip("_") if headings else "top"
+            blocks.append(Block(file, line, match.group(1), match.group(2), directives.get("not-run"),
+                                directives.get("setup", ""), heading, directives.get("runs-in")))
     return blocks
 
 
 def block_under(heading: str) -> Block:
-    """The one block under ``heading`` (as in `Block.heading`) that says ``runs-in``: the caller runs it."""
+    """The one block under ``heading`` (`Block.heading`, of any file) that says ``runs-in``: the caller runs it."""
     found = [b for b in readme_blocks() if b.heading == heading and b.runs_in is not None]
-    assert len(found) == 1, f"{len(found)} README blocks with a runs-in directive under {heading!r}"
+    assert len(found) == 1, f"{len(found)} documentation blocks with a runs-in directive under {heading!r}"
     return found[0]
 
 
@@ -88,7 +101,7 @@ def names_a_server(block: Block) -> bool:
 
 
 def copy_scratch(path: Path) -> Path:
-    """Make ``path`` a scratch dir for README blocks (copies of `SCRATCH_FOLDERS`); return it."""
+    """Make ``path`` a scratch dir for documentation blocks (copies of `SCRATCH_FOLDERS`); return it."""
     for name in SCRATCH_FOLDERS:
         shutil.copytree(ROOT / name, path / name)
     return path
@@ -128,4 +141,4 @@ def run_block(block: Block, scratch: Path) -> None:
         for drop in drops:
             drop()
     assert done.returncode == 0, \
-        f"README block at line {block.line} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        f"block at {block.where} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

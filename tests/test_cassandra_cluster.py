@@ -1,11 +1,11 @@
 """A 3-node Cassandra cluster (replication factor 3, QUORUM) that loses nodes while ap_proto runs.
 
-Real nodes: the cluster of README's "3-node Cassandra cluster" block, started
+Real nodes: the cluster of docs/cassandra.md's "3-node Cassandra cluster" block, started
 by that block's first line (``cassandra_nodes start -n 3 --base-address
 127.0.0.11 --run-dir run/cassandra-3node``) in a scratch dir like the one
 tests/test_readme.py runs blocks in, on 127.0.0.11 .. 127.0.0.13 (never the
 shared node on 127.0.0.1). One cluster start serves the module: the tests
-below use it, and the last one runs the README block itself (its directive
+below use it, and the last one runs the documentation block itself (its directive
 ``runs-in`` names this file), whose ``cassandra_nodes start`` finds the nodes
 up and whose last line stops them. The module's fixture stops whatever is
 left, whatever happened. Each test makes its own keyspace.
@@ -18,7 +18,7 @@ left, whatever happened. Each test makes its own keyspace.
 - Two nodes killed mid-run: no quorum; once its retries are spent ap_proto
   stops with one error line and exit 1. The nodes come back, the run
   resumes, and the database again holds exactly what the logs say.
-- The README block runs as written on the cluster (all its nodes started
+- The documentation block runs as written on the cluster (all its nodes started
   again if a test left one down) and stops it.
 
 Small catalogue and few visits, and the README block's run as written: about
@@ -53,7 +53,7 @@ from l1db.timing_log import parse_logs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
 
-#: README's block that starts the cluster, runs ap_proto on it and stops it (run here: see the module docstring).
+#: docs/cassandra.md's block that starts the cluster, runs ap_proto on it, stops it (run here: see the docstring).
 README_BLOCK = block_under("3_node_Cassandra_cluster")
 #: Its first line, which starts the cluster (in the README scratch dir).
 START_LINE = README_BLOCK.code.splitlines()[0]

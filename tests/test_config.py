@@ -46,7 +46,7 @@ def test_example_configs_load_with_every_option_documented(name: str) -> None:
         for key, field in option_fields(model).items():
             if option_backend(field) in (None, config.backend):
                 assert f"\n{key} =" in text, f"{name} does not show {key}"
-    # The comments are the declarations' (python -m dia_sim.cli.readme_tables README.md cfg/*.cfg) and the values
+    # The comments are the declarations' (python -m dia_sim.cli.readme_tables docs/*.md cfg/*.cfg) and the values
     # the defaults.
     assert config_file_text(text) == text
     for model in L1DB_SECTIONS.values():

@@ -1,4 +1,4 @@
-"""README stays the reference: every option, command, operation, CSV column and module is in it, and its code runs."""
+"""README.md and docs/*.md stay the reference: every option, command, operation, CSV column, module; their code runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from readme_blocks import README, ROOT, RUNNABLE, Block, copy_scratch, names_a_server, readme_blocks, run_block
+from readme_blocks import DOCS, README, ROOT, RUNNABLE, Block, copy_scratch, names_a_server, readme_blocks, run_block
 
 from dia_sim.cli.ap_proto import flags_table
 from dia_sim.cli.readme_tables import TABLES, replace_table
@@ -16,21 +16,32 @@ from dia_sim.log2csv import CSV_COLUMNS
 from dia_sim.options import readme_table
 from l1db.timing_log import OPERATIONS
 
+#: Every documentation file as one text, for what must be documented somewhere.
+ALL_DOCS = "\n".join(DOCS.values())
 
-def test_option_table_is_the_generated_one() -> None:
-    # The table is written from the declarations: python -m dia_sim.cli.readme_tables README.md
-    lines = README.splitlines(keepends=True)
-    start = lines.index("| section | key | default | allowed | meaning |\n")
-    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
-    assert "".join(lines[start:end]) == readme_table()
-    assert README.count("| section | key | default |") == 1
+
+def the_file_with(line: str) -> str:
+    """The text of the one documentation file (`DOCS`) that has the line ``line``."""
+    found = [text for text in DOCS.values() if line in text.splitlines()]
+    assert len(found) == 1, f"{len(found)} documentation files have the line {line!r}"
+    return found[0]
+
+
+def test_generated_tables_are_current() -> None:
+    # Written from the declarations: python -m dia_sim.cli.readme_tables docs/*.md cfg/*.cfg
+    assert TABLES["| section | key | default | allowed | meaning |"] is readme_table
+    for header, table in TABLES.items():
+        assert ALL_DOCS.count(header) == 1, header
+        text = the_file_with(header)
+        assert replace_table(text, header, table()) == text, header
 
 
 def test_ap_proto_argument_table_is_the_generated_one() -> None:
-    # One row per argument of ap_proto --help, its text (python -m dia_sim.cli.readme_tables README.md).
+    # One row per argument of ap_proto --help, its text (python -m dia_sim.cli.readme_tables docs/*.md).
     assert TABLES["| ap_proto argument | meaning |"] is flags_table
     table = flags_table()
-    assert replace_table(README, "| ap_proto argument | meaning |", table) == README
+    text = the_file_with("| ap_proto argument | meaning |")
+    assert replace_table(text, "| ap_proto argument | meaning |", table) == text
     assert table.count("\n") == 2 + len([line for line in table.splitlines() if line.startswith("| `")])
     for flag in ("`sources`", "`-n/--num-visits", "`--fov X`", "`--sky {south,full}`", "`--retry-wait X`",
                  "`-v/--verbose`"):
@@ -39,13 +50,13 @@ def test_ap_proto_argument_table_is_the_generated_one() -> None:
 
 def test_every_operation_is_documented() -> None:
     for op in OPERATIONS:
-        assert f"| `{op}` |" in README, op
+        assert f"| `{op}` |" in ALL_DOCS, op
 
 
 def test_every_csv_column_is_documented() -> None:
     for column in CSV_COLUMNS:
         base = re.sub(r"_(real|cpu)$", "", column)
-        assert f"`{column}`" in README or f"`{base}`" in README, column
+        assert f"`{column}`" in ALL_DOCS or f"`{base}`" in ALL_DOCS, column
 
 
 def test_every_command_has_an_example() -> None:
@@ -53,7 +64,7 @@ def test_every_command_has_an_example() -> None:
     commands = re.findall(r'"(\w+) = [\w.]+:main"', setup)
     assert len(commands) == 9
     for command in commands:
-        assert re.search(rf"^{command} ", README, re.M), command
+        assert re.search(rf"^{command} ", ALL_DOCS, re.M), command
         assert (ROOT / "bin" / command).is_file()
 
 
@@ -62,9 +73,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
 
 
-# ---------------------------------------------------------------- the README's code blocks run
+# ---------------------------------------------------------------- the documentation's code blocks run
 #
-# Convention (README.md authors, read this): every fenced code block whose language is
+# Convention (authors of README.md and docs/*.md, read this): every fenced code block whose language is
 # `bash`, `sh` or `python` is a command or Python example, and the tests run it, each block on its
 # own: in a new scratch directory holding copies of cfg/, schema/, notebooks/ and tests/data/,
 # with the toolkit's commands on PATH, under `bash -euo pipefail` (or `python`). The example
@@ -83,7 +94,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 #                                           (tests/...) instead of here, e.g. where what it
 #                                           starts is shared with other tests (the 3-node
 #                                           cluster block: tests/test_cassandra_cluster.py);
-#                                           FILE takes it with block_under("HEADING") and
+#                                           FILE takes it with block_under("HEADING") (the
+#                                           heading as in Block.heading, unique over the files) and
 #                                           runs it with run_block (tests/readme_blocks.py),
 #                                           and a test checks that it does.
 #
@@ -99,17 +111,17 @@ def test_every_block_runs_or_says_why_not() -> None:
     for block in readme_blocks():
         if block.language not in RUNNABLE:
             assert block.not_run is None and not block.setup and block.runs_in is None, \
-                f"line {block.line}: directive on a {block.language or 'plain'} block"
+                f"{block.where}: directive on a {block.language or 'plain'} block"
         elif block.not_run is not None:
-            assert len(block.not_run) > 10, f"line {block.line}: not-run needs a reason"
-            assert block.runs_in is None, f"line {block.line}: not-run and runs-in"
+            assert len(block.not_run) > 10, f"{block.where}: not-run needs a reason"
+            assert block.runs_in is None, f"{block.where}: not-run and runs-in"
         elif block.runs_in is not None:
             # The file runs it: it takes the block by its heading and hands it to run_block.
             path = ROOT / block.runs_in
-            assert path.is_file() and path.parent == ROOT / "tests", f"line {block.line}: no test file {block.runs_in}"
+            assert path.is_file() and path.parent == ROOT / "tests", f"{block.where}: no test file {block.runs_in}"
             text = path.read_text()
             assert f'block_under("{block.heading}")' in text and "run_block(" in text, \
-                f"line {block.line}: {block.runs_in} does not run the block (block_under, run_block)"
+                f"{block.where}: {block.runs_in} does not run the block (block_under, run_block)"
 
 
 @pytest.fixture
@@ -129,7 +141,8 @@ def test_readme_block_runs(block: Block, scratch: Path) -> None:
 
 
 def test_layout_table_lists_every_module() -> None:
-    layout = README[README.index("## Layout"):]
+    text = the_file_with("| path | what |")
+    layout = text[text.index("| path | what |"):]
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w/]+/)`(?:, `[\w.]+`)? \| (.*) \|$", layout, re.M)}
     for top in ("l1db", "dia_sim", "benchmarks"):
         for path in sorted((ROOT / top).rglob("*.py")):
@@ -139,15 +152,15 @@ def test_layout_table_lists_every_module() -> None:
             folder = max((f for f in rows if relative.startswith(f)), key=len, default=None)
             assert folder is not None, f"no layout row for {relative}"
             assert f"`{relative[len(folder):]}`" in rows[folder] or f"`{path.name}`" in rows[folder], \
-                f"README layout row {folder} does not list {relative}"
+                f"layout row {folder} does not list {relative}"
 
 
 def test_the_notebook_opens_with_what_the_readme_installs() -> None:
-    """quickstart.sh installs the notebook extra, which brings JupyterLab; the README says how to open it."""
+    """quickstart.sh installs the notebook extra, which brings JupyterLab; the docs say how to open it."""
     setup = (ROOT / "setup.py").read_text()
     assert re.search(r'"notebook": NOTEBOOK_REQUIRES', setup) and "jupyterlab" in setup
     assert re.search(r"_venv\.sh\"? notebook", (ROOT / "scripts" / "quickstart.sh").read_text())
-    assert "jupyter lab notebooks/timing_analysis.ipynb" in README
+    assert "jupyter lab notebooks/timing_analysis.ipynb" in ALL_DOCS
     # The extra is installed here too (scripts/test.sh): JupyterLab answers.
     jupyter = Path(sys.executable).parent / "jupyter"
     done = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True, timeout=120)

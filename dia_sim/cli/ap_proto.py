@@ -64,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def flags_table() -> str:
-    """The README's table of ap_proto's arguments: one row per argument of ``ap_proto --help``, its text.
+    """The table of ap_proto's arguments (docs/commands.md): one row per argument of ``ap_proto --help``, its text.
 
-    Written into the README by ``python -m dia_sim.cli.readme_tables README.md``
+    Written into docs/commands.md by ``python -m dia_sim.cli.readme_tables docs/*.md``
     (a test checks it is current).
     """
     parser = _parser()

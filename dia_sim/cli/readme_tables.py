@@ -1,11 +1,13 @@
-"""Write the README's generated tables and the example configs' option comments from the declarations.
+"""Write the documentation's generated tables and the example configs' option comments from the declarations.
 
-``python -m dia_sim.cli.readme_tables README.md cfg/*.cfg`` rewrites the
-README's option table (every config section, l1db's and ``[ap_proto]``:
-`dia_sim.options.readme_table`), its table of ap_proto's arguments
-(`dia_sim.cli.ap_proto.flags_table`) and the comment above each option of the
-example configs (`dia_sim.options.config_file_text`). Without an argument it
-prints the two tables. Tests check that the files are current.
+``python -m dia_sim.cli.readme_tables docs/*.md cfg/*.cfg`` rewrites the
+option table (every config section, l1db's and ``[ap_proto]``:
+`dia_sim.options.readme_table`) and the table of ap_proto's arguments
+(`dia_sim.cli.ap_proto.flags_table`) in the Markdown file that holds each
+(docs/configuration.md, docs/commands.md: the file with the table's header
+line), and the comment above each option of the example configs
+(`dia_sim.options.config_file_text`). Without an argument it prints the two
+tables. Tests check that the files are current.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .ap_proto import flags_table
 
 __all__ = ["TABLES", "replace_table", "main"]
 
-#: The README's generated tables: the header line each starts with, and what writes it.
+#: The documentation's generated tables: the header line each starts with, and what writes it.
 TABLES: dict[str, Callable[[], str]] = {
     "| section | key | default | allowed | meaning |": readme_table,
     "| ap_proto argument | meaning |": flags_table,
@@ -44,18 +46,20 @@ def replace_table(text: str, header: str, table: str) -> str:
 
 
 def _write(path: Path) -> None:
-    """Rewrite the generated parts of the README (its tables) or of an example config (its comments)."""
+    """Rewrite the generated parts of a Markdown file (the tables it holds) or of an example config (its comments)."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".cfg":
         text = config_file_text(text)
     else:
+        lines = text.splitlines()
         for header, table in TABLES.items():
-            text = replace_table(text, header, table())
+            if header in lines:
+                text = replace_table(text, header, table())
     path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the generated parts of the files named; with none, print the README's tables."""
+    """Write the generated parts of the files named; with none, print the generated tables."""
     names = sys.argv[1:] if argv is None else argv
     for name in names:
         _write(Path(name))
@@ -64,5 +68,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m dia_sim.cli.readme_tables README.md cfg/*.cfg
+if __name__ == "__main__":  # python -m dia_sim.cli.readme_tables docs/*.md cfg/*.cfg
     sys.exit(main())
