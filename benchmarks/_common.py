@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -118,3 +119,37 @@ def median_time(func: Callable[[], T], runs: int) -> tuple[float, T]:
         seconds, result = timed(func)
         times.append(seconds)
     return statistics.median(times), result
+
+
+def add_results_option(parser: argparse.ArgumentParser) -> None:
+    """``--results DIR``: where `keep_results` puts the runs' timing logs and their report."""
+    parser.add_argument("--results", type=Path, default=None, metavar="DIR",
+                        help="keep each run's timing log in DIR and write DIR/report.html comparing them "
+                             "(l1db_report); BENCHMARKS.md links the reports under benchmarks/results/")
+
+
+def keep_results(logs: Mapping[str, Path], out_dir: Path, title: str) -> Path:
+    """Copy each run's timing log to ``out_dir/LABEL.jsonl`` and write ``out_dir/report.html`` of them all.
+
+    Parameters
+    ----------
+    logs : `~collections.abc.Mapping` [`str`, `pathlib.Path`]
+        Label of each run (e.g. its backend) -> its timing log.
+    out_dir : `pathlib.Path`
+        Folder for the logs and the report; made if missing.
+    title : `str`
+        The report's title.
+
+    Returns
+    -------
+    report : `pathlib.Path`
+        The report written.
+    """
+    from dia_sim.report import load_runs, write_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for label, log in logs.items():
+        kept.append(out_dir / f"{label}.jsonl")
+        shutil.copyfile(log, kept[-1])
+    return write_report(load_runs(kept, list(logs)), out_dir / "report.html", title=title)

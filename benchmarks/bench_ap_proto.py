@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import add_backend_options, backend_database, markdown_table
+from _common import add_backend_options, add_results_option, backend_database, keep_results, markdown_table
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -36,7 +36,8 @@ STORE_OPS = ("obj_insert", "obj_validity_update", "obj_last_delete", "obj_last_i
 COUNTS = ("obj_read", "src_read", "fsrc_read", "src_stored", "fsrc_stored")
 
 
-def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, name: str) -> pd.DataFrame:
+def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, name: str) -> Path:
+    """Create the schema and run ap_proto on one backend; return its timing log."""
     config = work / f"{name}.cfg"
     # Cassandra has one layout (its latest-version table): --strategy is for the SQL backends.
     layout = ("[cassandra]\nreplication_factor = 1\n" if url.startswith("cassandra")
@@ -50,8 +51,7 @@ def run_backend(url: str, catalog: Path, args: argparse.Namespace, work: Path, n
     log = work / f"{name}.jsonl"
     if ap_proto(["-c", str(config), "-n", str(args.visits), "-l", str(log), "--no-progress", str(catalog)]) != 0:
         raise RuntimeError(f"ap_proto failed for {name}")
-    table, _ = logs_to_table([log])
-    return table
+    return log
 
 
 def summarize(name: str, table: pd.DataFrame) -> dict[str, object]:
@@ -76,6 +76,7 @@ def main() -> int:
                         help="full-density catalogue (made with seed 1 if missing)")
     parser.add_argument("--seed", type=int, default=1)
     add_backend_options(parser)
+    add_results_option(parser)
     args = parser.parse_args()
     backends = args.backends
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,9 +86,14 @@ def main() -> int:
             generate_catalog(catalog, per_visit=10_000, seed=1)
         load = os.getloadavg()[0]
         rows = []
+        logs = {}
         for backend in backends:
             with backend_database(backend, DB_NAME, work, args) as url:
-                rows.append(summarize(backend, run_backend(url, catalog, args, work, backend)))
+                logs[backend] = run_backend(url, catalog, args, work, backend)
+            rows.append(summarize(backend, logs_to_table([logs[backend]])[0]))
+        if args.results is not None:
+            report = keep_results(logs, args.results, f"ap_proto end to end, {args.visits} visits per backend")
+            print(f"logs and report in {args.results} ({report.name})")
     print(f"{args.visits} visits, {args.strategy}, patch {args.patch}, seed {args.seed}; "
           f"medians over visits {args.visits // 2 + 1}-{args.visits}, seconds; "
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")
