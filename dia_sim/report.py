@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from l1db.config import DEFAULT_PIXEL_LEVELS
+
 from .fits import ROW_COLUMNS, SURVEY_YEAR_VISITS, compression_of, numeric_column, project_run
 from .log2csv import (
     COUNT_COLUMNS,
@@ -112,6 +114,13 @@ _FACTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("started", ("time",)),
     ("command", ("argv",)),
 )
+
+#: Facts whose 0 in the config means a default: label -> what it means, from the flattened provenance.
+_ZERO_MEANS: dict[str, Any] = {
+    "pixel level": lambda flat: "default: level "
+    + str(DEFAULT_PIXEL_LEVELS.get(flat.get("config.l1db.pixelization", ""), "of the pixelization")),
+    "workers": lambda flat: "default: the machine's cores, at most a visit's tiles",
+}
 
 #: Provenance keys that differ between any two runs, so never listed as a difference.
 _ALWAYS_DIFFERENT = ("run", "time")
@@ -393,6 +402,8 @@ def _facts_html(run: ReportRun) -> str:
         value = next((flat[k] for k in keys if flat.get(k) not in (None, "", "null")), None)
         if value is None and label == "time compression":
             value = "none"
+        elif value == "0" and label in _ZERO_MEANS:
+            value = f"0 ({_ZERO_MEANS[label](flat)})"
         if value is not None:
             facts.append((label, value))
     rows = [f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>" for label, value in facts]
