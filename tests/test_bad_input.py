@@ -227,3 +227,53 @@ def test_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         assert plot_timing.main([str(path), "-o", str(out)]) == 1, path
         _one_line(capsys, "plot_timing", str(path), words)
         assert not out.exists()
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nothing can be made in: read-only to a user, a /proc folder to root (who ignores modes)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/proc/self/fdinfo")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+def test_unwritable_outputs(tmp_path: Path, good_config: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    """An output that cannot be written (a folder, a path under a file, no permission) is one line, not a traceback."""
+    from l1db.cli import l1db_state
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for log, words in ((tmp_path, "Is a directory"), (a_file / "timing.jsonl", "Not a directory"),
+                       (_unwritable_folder(tmp_path) / "timing.jsonl", "cannot write the timing log")):
+        assert ap_proto.main(["-c", str(good_config), "-l", str(log), "--no-progress", str(sources)]) == 1
+        _one_line(capsys, "ap_proto", str(log), words)
+    assert _visits_stored(good_config) == 0
+    for folder, words in ((a_file / "state", "a-file is a file, not a folder"),
+                          (_unwritable_folder(tmp_path) / "state", "cannot write the saved state")):
+        assert l1db_state.main(["save", "-c", str(good_config), str(folder)]) == 1
+        _one_line(capsys, "l1db_state", words)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_damaged_cassandra_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A Cassandra run dir that is a file, lies under one, or holds a damaged cluster.json: one line each."""
+    from l1db.cli import cassandra_nodes, l1db_state
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for run_dir in (a_file, a_file / "run"):
+        for command in (["start", "--base-address", "127.0.0.41"], ["status"], ["stop"]):
+            assert cassandra_nodes.main([*command, "--run-dir", str(run_dir)]) == 1, command
+            _one_line(capsys, "cassandra_nodes", f"{a_file} is a file, not a folder")
+    assert not (a_file / "run").exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "cluster.json").write_text('{"version": ')
+    config = write_config(tmp_path / "cassandra.cfg", "cassandra://127.0.0.41/l1db_damaged")
+    assert l1db_state.main(["save", "-c", str(config), "--run-dir", str(damaged), str(tmp_path / "state")]) == 1
+    _one_line(capsys, "l1db_state", "cluster.json is damaged")
+    assert not (tmp_path / "state").exists()
