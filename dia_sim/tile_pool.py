@@ -26,6 +26,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -115,6 +116,7 @@ class TilePool:
         if not scheduler and n == 1:
             return  # the tasks run here, one after the other (`run`)
         if scheduler:
+            _refused(scheduler)
             try:
                 self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as exc:
@@ -253,6 +255,21 @@ class TilePool:
                 self._cluster.close(timeout=5 if abandon else 30)
             except Exception:  # noqa: BLE001
                 _LOG.debug("closing the local Dask cluster failed", exc_info=True)
+
+
+def _refused(scheduler: str) -> None:
+    """Raise `PoolError` at once if nothing listens at ``scheduler`` (Dask would retry for `CONNECT_TIMEOUT` s)."""
+    parts = urllib.parse.urlsplit(scheduler)
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT):
+            pass
+    except ConnectionRefusedError:
+        raise PoolError(f"cannot reach the Dask scheduler at {scheduler}: connection refused, nothing listens "
+                        f"there (start one with: dask scheduler --port PORT)") from None
+    except OSError:
+        pass  # unreachable or slow: Dask's own connection says so
 
 
 def _one_line(exc: BaseException) -> str:

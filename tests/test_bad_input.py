@@ -277,3 +277,44 @@ def test_damaged_cassandra_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert l1db_state.main(["save", "-c", str(config), "--run-dir", str(damaged), str(tmp_path / "state")]) == 1
     _one_line(capsys, "l1db_state", "cluster.json is damaged")
     assert not (tmp_path / "state").exists()
+
+
+def test_wording_of_huge_values_bad_ports_and_refusals(tmp_path: Path, good_config: Path, sources: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """What a fault tester met: each said in the toolkit's words, in one line, at once."""
+    import re
+    import time
+
+    # A huge float is echoed as such, never as its 300 digits, nor as numpy's words.
+    for argv, words in ((["--observations-per-year", "1e300", "--pointing-area", PATCH], "K = 1e+300"),
+                        (["--false-per-visit", "1e300"], "--false-per-visit"),
+                        (["--transients-per-visit", "1e300"], "--transients-per-visit")):
+        assert _ap_proto(tmp_path, "-c", str(good_config), *argv, str(sources)) == 1, argv
+        err = _one_line(capsys, "ap_proto", words)
+        assert not re.search(r"\d{20}", err) and "lam value" not in err, err
+    assert gen_sources.main(["--per-visit", "1e300", "-o", str(tmp_path / "huge.npy")]) == 1
+    err = _one_line(capsys, "gen_sources", "--per-visit 1e+300", "GB free")
+    assert not (tmp_path / "huge.npy").exists()
+    # A bad port is named as a port (an SQL URL; the Cassandra URL's says so already); the password never.
+    for port in ("abc", "99999999", "1e300"):
+        config = tmp_path / "port.cfg"
+        config.write_text(f"[database]\nurl = postgresql://scott:tiger@127.0.0.1:{port}/x\n")
+        assert create_l1_schema.main(["-c", str(config)]) == 1, port
+        err = _one_line(capsys, "create_l1_schema", f"bad port '{port}'", "65535")
+        assert "invalid literal" not in err and "tiger" not in err
+    # plot_timing -o that is a file, or lies under one: said so, not "[Errno 17] File exists".
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    csv = tmp_path / "run.csv"
+    csv.write_text("visit\n1\n")
+    for out in (a_file, a_file / "plots"):
+        assert plot_timing.main([str(csv), "-o", str(out)]) == 1
+        err = _one_line(capsys, "plot_timing", f"{a_file} is a file, not a folder")
+        assert "Errno" not in err
+    # A scheduler address where nothing listens is said at once (Dask would retry for 30 s).
+    started = time.monotonic()
+    assert _ap_proto(tmp_path, "-c", str(good_config), "--divide", "2", "--scheduler", "tcp://127.0.0.1:1",
+                     str(sources)) == 1
+    _one_line(capsys, "ap_proto", "tcp://127.0.0.1:1", "connection refused")
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "timing.jsonl").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from l1db.cli import input_file_problem, quiet_broken_pipe
 
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"plot_timing: {problem}", file=sys.stderr)
         return 1
+    out = Path(args.output_dir)
+    for where in (out, *out.parents):
+        if where.exists() and not where.is_dir():
+            print(f"plot_timing: -o {args.output_dir}: {where} is a file, not a folder", file=sys.stderr)
+            return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1
@@ -130,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.csv, args.output_dir, labels=args.label, visits=args.project_visits, nodes=args.nodes,
                 survey_per_year=args.survey_per_year, growth=args.growth)
             figures.update(projection)
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:  # the output folder cannot be made or written
+        print(f"plot_timing: {exc.filename or args.output_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.
         print(f"plot_timing: {exc}", file=sys.stderr)
         return 1
