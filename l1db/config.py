@@ -501,6 +501,10 @@ def _check_url(url: str) -> None:
         parsed = sqlalchemy.make_url(normalize_url(url))
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise ValueError("not an SQLAlchemy URL") from None
+    if parsed.get_backend_name() in ("mysql", "mariadb") and not parsed.database:
+        # MariaDB has no default database: without one, every tool would fail deep in the driver.
+        raise ValueError("names no database; allowed: mysql://USER:PASSWORD@HOST:PORT/DATABASE (an existing "
+                         "database: CREATE DATABASE name)")
     try:
         check_driver(parsed, "")
     except ConfigError as exc:

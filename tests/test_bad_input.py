@@ -318,3 +318,20 @@ def test_wording_of_huge_values_bad_ports_and_refusals(tmp_path: Path, good_conf
     _one_line(capsys, "ap_proto", "tcp://127.0.0.1:1", "connection refused")
     assert time.monotonic() - started < 20
     assert not (tmp_path / "timing.jsonl").exists()
+
+
+def test_mariadb_url_without_a_database(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    """A MariaDB URL naming no database: one line from every tool (was a driver traceback), no password."""
+    from l1db.cli import l1db_state
+
+    config = tmp_path / "mariadb.cfg"
+    config.write_text("[database]\nurl = mysql://scott:tiger@127.0.0.1:3306/\n")
+    runs = {
+        "create_l1_schema": lambda: create_l1_schema.main(["-c", str(config)]),
+        "ap_proto": lambda: _ap_proto(tmp_path, "-c", str(config), str(sources)),
+        "l1db_state": lambda: l1db_state.main(["restore", "-c", str(config), str(tmp_path / "saved")]),
+    }
+    for prog, run in runs.items():
+        assert run() == 1, prog
+        err = _one_line(capsys, prog, "names no database", "/DATABASE")
+        assert "tiger" not in err
