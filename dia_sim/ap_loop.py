@@ -359,11 +359,11 @@ class ApLoop:
                 assert self.writer is not None  # the run's log is open
                 outcome.records.write_to(self.writer)
                 logged.add(outcome.tile)
-            if outcome.error is not None:
-                failed = failed or outcome
-            else:
-                assert outcome.result is not None  # a tile stored has its result
-                results.append(outcome.result)
+                if outcome.error is not None:
+                    failed = failed or outcome
+                else:
+                    assert outcome.result is not None  # a tile stored has its result
+                    results.append(outcome.result)
 
         logged: set[int] = set()
         try:
