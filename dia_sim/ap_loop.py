@@ -21,6 +21,9 @@ timing log. An object near a tile edge belongs to exactly one tile, so a
 source detected across the edge from its object starts a new object, as at a
 detector edge.
 
+Signals: see `ApLoop.run`. The log accounts for every tile stored, also
+when a visit is abandoned.
+
 Failures: a connection-level database error (a server restart, a failover, a
 Cassandra node gone: `l1db.errors.is_retryable`) ends a tile's attempt, or
 the driver's own database work (resuming, row counts, the daily job); it is
@@ -32,10 +35,11 @@ stops (`dia_sim.retries.VisitFailed`) and can be resumed later.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,15 +55,60 @@ from .options import RunOptions
 from .retries import run_with_retries
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .tile_pool import TilePool
-from .tile_task import RemoteTraceback, TileJob, TileOutcome, process_tile, release_worker_state, share_catalog
+from .tile_task import (
+    RemoteTraceback,
+    TileJob,
+    TileOutcome,
+    abandon_run,
+    process_tile,
+    release_worker_state,
+    share_catalog,
+)
 from .tiling import divide_of
 from .visit_plan import TileResult, VisitPlan, plan_visit
 
-__all__ = ["ApLoop"]
+__all__ = ["ApLoop", "VisitAbandoned"]
 
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class VisitAbandoned(KeyboardInterrupt):
+    """A second stop signal abandoned a visit: which of its tiles are stored (and logged), which are not.
+
+    Parameters
+    ----------
+    visit_id : `int`
+        The visit abandoned.
+    n_tiles : `int`
+        Its tiles.
+    stored : `list` [`int`]
+        Its tiles stored, each with its records in the timing log.
+    cut : `bool`
+        A third signal stopped the wait for the tiles being stored: they may
+        be stored without their records.
+    """
+
+    def __init__(self, visit_id: int, n_tiles: int, stored: list[int], cut: bool = False) -> None:
+        super().__init__(visit_id, n_tiles, stored, cut)
+        self.visit_id = visit_id
+        self.n_tiles = n_tiles
+        self.stored = stored
+        self.cut = cut
+
+    def __str__(self) -> str:
+        if len(self.stored) == self.n_tiles:
+            return f"visit {self.visit_id} completed after all: its {self.n_tiles} tiles stored and logged"
+        if self.stored:
+            kept = (f"{len(self.stored)} of its {self.n_tiles} tiles kept, stored and logged "
+                    f"({', '.join(map(str, self.stored))})")
+        else:
+            kept = f"none of its {self.n_tiles} tile(s) kept"
+        if self.cut:
+            return (f"visit {self.visit_id} abandoned: {kept}; stopped at once, so the tiles being stored then "
+                    f"may be stored without their records in the timing log")
+        return f"visit {self.visit_id} abandoned: {kept}; the others were not stored"
 
 
 class ApLoop:
@@ -107,6 +156,9 @@ class ApLoop:
         self.writer: TimingLogWriter | None = None
         #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
         self.stop_signal: signal.Signals | None = None
+        # A block a second signal must not cut (`_signals_deferred`), and a signal that came during it.
+        self._deferring = False
+        self._deferred = False
 
     @property
     def l1db(self) -> L1db:
@@ -218,8 +270,12 @@ class ApLoop:
         written to the timing log as each tile comes back. A first Ctrl-C
         (SIGINT) or SIGTERM (what schedulers and container platforms send)
         lets the current visit finish and then stops (`stop_signal` says
-        which); a second one abandons the visit (`KeyboardInterrupt`): the
-        local pool's workers are stopped and their transactions roll back.
+        which); a second one abandons the visit (`VisitAbandoned`): no tile
+        is begun any more, the tiles being stored on the pool's workers finish
+        and are logged, a tile run in this process (a pool of one) is
+        interrupted (its transaction rolls back; on Cassandra it is not
+        recorded, and the resume writes its rows again). A third one stops at
+        once (`KeyboardInterrupt`).
 
         Raises
         ------
@@ -233,6 +289,7 @@ class ApLoop:
                         lost_after=max(30.0, opts.retry_wait * (2**opts.retry_attempts - 1)))
         share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
         abandoned = False
+        old_handlers: dict[int, Any] = {}
         try:
             info = self.provenance(pool)
             self.writer = TimingLogWriter(self.log_path)
@@ -262,34 +319,69 @@ class ApLoop:
             except KeyboardInterrupt:
                 abandoned = True
                 raise
+        finally:
+            # The run is ending: a signal now waits until it has (the handlers stay ours until then, so
+            # that a second signal does not kill the process before the log is closed and the end said).
+            self._deferring = True
+            try:
+                run = self.writer.run if self.writer is not None else None
+                pool.close(abandon=abandoned, teardown=(release_worker_state, run) if run else None)
+                if run:
+                    release_worker_state(run)  # the tiles run in this process by a pool of one
+                self._reset()
+                if self.writer is not None:
+                    self.writer.close()
             finally:
                 for sig, handler in old_handlers.items():
                     signal.signal(sig, handler)
-        finally:
-            run = self.writer.run if self.writer is not None else None
-            pool.close(abandon=abandoned, teardown=(release_worker_state, run) if run else None)
-            if run:
-                release_worker_state(run)  # the tiles run in this process by a pool of one
-            self._reset()
-            if self.writer is not None:
-                self.writer.close()
+                self._deferring = self._deferred = False
         return done
 
     def _run_visit(self, pool: TilePool, job: TileJob, plan: VisitPlan) -> list[TileResult]:
         """Run the tiles of a visit on the pool; write each tile's records as it comes back.
 
         Raises the first tile's error once every tile has come back (the
-        others' stores, and their records, are kept).
+        others' stores, and their records, are kept). A second stop signal
+        abandons the visit: no tile is begun any more, the tiles being stored
+        finish and are logged, and `VisitAbandoned` says which tiles are kept.
         """
         tasks = [(f"tile-{job.run}-{plan.visit_id}-{tile}", process_tile, (job, plan, tile)) for tile in plan.tiles]
         results: list[TileResult] = []
         failed: TileOutcome | None = None
-        for outcome in pool.run(tasks):
-            outcome.records.write_to(self.writer)
-            if outcome.error is not None:
-                failed = failed or outcome
-            else:
-                results.append(outcome.result)
+
+        def take(outcome: TileOutcome) -> None:
+            nonlocal failed
+            # Written whole or not at all: a signal now waits (`_on_stop_signal`), and an outcome
+            # handed over again by `TilePool.drain` is written once.
+            with self._signals_deferred():
+                if not outcome.started or outcome.tile in logged:
+                    return
+                assert self.writer is not None  # the run's log is open
+                outcome.records.write_to(self.writer)
+                logged.add(outcome.tile)
+                if outcome.error is not None:
+                    failed = failed or outcome
+                else:
+                    assert outcome.result is not None  # a tile stored has its result
+                    results.append(outcome.result)
+
+        logged: set[int] = set()
+        try:
+            for outcome in pool.run(tasks):
+                take(outcome)
+        except KeyboardInterrupt:
+            if pool.client is not None:
+                print(f"\nabandoning visit {plan.visit_id}: no tile is begun any more; the tiles being stored "
+                      f"finish and are logged (stop signal again to stop at once)", file=sys.stderr)
+            cut = False
+            try:
+                for outcome in pool.drain((abandon_run, job.run)):
+                    take(outcome)
+            except KeyboardInterrupt:
+                cut = True
+            n_tiles = self.options.n_tiles
+            before = set(range(n_tiles)) - set(plan.tiles)  # stored by the run that began the visit
+            raise VisitAbandoned(plan.visit_id, n_tiles, sorted(before | {r.tile for r in results}), cut) from None
         if failed is not None:
             error = failed.error
             assert error is not None  # failed is the first outcome with an error
@@ -324,8 +416,23 @@ class ApLoop:
         """Whether a signal asked the run to stop after the current visit."""
         return self.stop_signal is not None
 
+    @contextlib.contextmanager
+    def _signals_deferred(self) -> Iterator[None]:
+        """A block a second stop signal does not interrupt: it takes effect at the block's end."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._deferred:
+            self._deferred = False
+            raise KeyboardInterrupt
+
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self.stop_signal is not None:
+            if self._deferring:
+                self._deferred = True
+                return
             raise KeyboardInterrupt
         self.stop_signal = signal.Signals(signum)
         if signum == signal.SIGINT:

@@ -181,5 +181,6 @@ def derive_cadence(
     # Rounded up to the millisecond, so that exactly n visits fit in a night.
     interval = math.ceil(night / n * 1000.0) / 1000.0
     if math.ceil(night / interval) != n:
-        raise ValueError(f"{n} visits a night leave no room between visits; give a smaller K or patch")
+        raise ValueError(f"K = {observations_per_year:g} makes {float(n):.4g} visits a night, which leaves no room "
+                         f"between visits (they are a millisecond apart at least); give a smaller K or patch")
     return Cadence(float(observations_per_year), float(centre_area), field, n, step, interval)

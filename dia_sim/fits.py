@@ -54,12 +54,14 @@ __all__ = [
     "PROJECTED_OPERATIONS",
     "ROW_COLUMNS",
     "SURVEY_YEAR_VISITS",
+    "MIN_PROJECTION_VISITS",
     "LineFit",
     "OperationFit",
     "cadence_of",
     "history_months",
     "window_fill_visit",
     "line_fit",
+    "check_projectable",
     "numeric_column",
     "slopes_before_after",
     "fit_operations",
@@ -73,6 +75,9 @@ __all__ = [
 
 #: One survey year: 800 visits a night, 360 nights.
 SURVEY_YEAR_VISITS = 288_000
+#: Fewest complete visits a run must hold to be projected (`project_run`): a line through a handful of
+#: visits, extrapolated a thousandfold, says nothing (and its uncertainty cannot even be estimated below 3).
+MIN_PROJECTION_VISITS = 20
 #: The reads: they scale with the nodes of a cluster in `project`.
 READ_OPERATIONS: tuple[str, ...] = ("obj_select", "src_select", "fsrc_select")
 #: The operations whose sum is a visit's projected time (reads, the whole store, the simulation).
@@ -150,6 +155,11 @@ class LineFit:
     x_min: float
     x_max: float
     y_mean: float
+    #: Mean of x, sum of squared deviations of x, and the residuals' standard deviation (n - 2 degrees of
+    #: freedom; NaN for 2 points): what `stderr` needs.
+    x_mean: float = math.nan
+    sxx: float = math.nan
+    residual_std: float = math.nan
 
     def __call__(self, x: float | np.ndarray) -> float | np.ndarray:
         return self.intercept + self.slope * x
@@ -157,6 +167,12 @@ class LineFit:
     def extrapolate(self, x: float) -> float:
         """The line at ``x``; a line falling with x (noise in a flat series) gives the mean instead, never < 0."""
         return max(float(self(x)) if self.slope >= 0 else self.y_mean, 0.0)
+
+    def stderr(self, x: float) -> float:
+        """Standard error of `extrapolate` at ``x`` (of the fitted line there; of the mean for a falling line)."""
+        if self.slope < 0:
+            return self.residual_std / math.sqrt(self.n)
+        return self.residual_std * math.sqrt(1.0 / self.n + (x - self.x_mean) ** 2 / self.sxx)
 
 
 def line_fit(x: np.ndarray, y: np.ndarray) -> LineFit | None:
@@ -171,7 +187,9 @@ def line_fit(x: np.ndarray, y: np.ndarray) -> LineFit | None:
     residual = y - (intercept + slope * x)
     total = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else 1.0
-    return LineFit(float(intercept), float(slope), int(x.size), r2, float(x.min()), float(x.max()), float(y.mean()))
+    residual_std = math.sqrt(float((residual**2).sum()) / (x.size - 2)) if x.size > 2 else math.nan
+    return LineFit(float(intercept), float(slope), int(x.size), r2, float(x.min()), float(x.max()), float(y.mean()),
+                   float(x.mean()), float(((x - x.mean()) ** 2).sum()), residual_std)
 
 
 def numeric_column(table: pd.DataFrame, name: str) -> np.ndarray:
@@ -209,6 +227,8 @@ class OperationFit:
     rows_by_visit: LineFit | None = None
     #: Median time over the last third of the run's visits (the time it takes now).
     recent: float = math.nan
+    #: Standard error of `recent` (1.2533 sigma / sqrt(n) of a median).
+    recent_stderr: float = math.nan
 
 
 def fit_operations(table: pd.DataFrame, ops: Sequence[str] = PROJECTED_OPERATIONS,
@@ -229,6 +249,7 @@ def fit_operations(table: pd.DataFrame, ops: Sequence[str] = PROJECTED_OPERATION
             line_fit(rows, values) if rows is not None else None,
             line_fit(visits, rows) if rows is not None else None,
             float(np.median(values[late])) if late.any() else math.nan,
+            1.2533 * float(np.std(values[late], ddof=1)) / math.sqrt(late.sum()) if late.sum() > 1 else math.nan,
         )
     return fits
 
@@ -281,8 +302,10 @@ def project(fits: Mapping[str, OperationFit], visits: int = SURVEY_YEAR_VISITS,
     -------
     frame : `pandas.DataFrame`
         One row per operation and a ``visit`` row (their sum), columns
-        ``op``, ``rows``, ``fit`` (``rows``, ``end of run`` or ``visit``), and
-        ``N=<n>`` (seconds).
+        ``op``, ``rows``, ``fit`` (``rows``, ``end of run`` or ``visit``),
+        ``stderr`` (the standard error of the fit's seconds on one node, from
+        the scatter of the run's visits about the fit; the visit's: of the
+        sum, the operations taken as independent) and ``N=<n>`` (seconds).
     """
     if growth not in GROWTH:
         raise ValueError(f"growth must be one of {GROWTH}, not {growth!r}")
@@ -291,19 +314,21 @@ def project(fits: Mapping[str, OperationFit], visits: int = SURVEY_YEAR_VISITS,
     for op, fit in fits.items():
         if op not in PROJECTED_OPERATIONS:
             continue
-        rows, how, seconds = math.nan, "end of run", fit.recent
+        rows, how, seconds, stderr = math.nan, "end of run", fit.recent, fit.recent_stderr
         if op in READ_OPERATIONS:
             rows = rows_at.get(fit.rows_column, math.nan) if fit.rows_column is not None else math.nan
             if not math.isfinite(rows) and fit.rows_by_visit is not None:
                 rows = fit.rows_by_visit.extrapolate(visits)
         if math.isfinite(rows) and fit.by_rows is not None:
-            seconds, how = fit.by_rows.extrapolate(rows), "rows"
+            seconds, how, stderr = fit.by_rows.extrapolate(rows), "rows", fit.by_rows.stderr(rows)
         elif growth == "linear" and fit.by_visit is not None:  # no rows, or rows that never changed
-            seconds, how = fit.by_visit.extrapolate(visits), "visit"
+            seconds, how, stderr = fit.by_visit.extrapolate(visits), "visit", fit.by_visit.stderr(visits)
         scale = [1.0 / n if op in READ_OPERATIONS else 1.0 for n in nodes]
-        records.append({"op": op, "rows": rows, "fit": how, **{f"N={n}": seconds * s for n, s in zip(nodes, scale)}})
-    frame = pd.DataFrame(records, columns=["op", "rows", "fit", *[f"N={n}" for n in nodes]])
-    total = {"op": "visit", "rows": math.nan, "fit": "sum", **{f"N={n}": frame[f"N={n}"].sum() for n in nodes}}
+        records.append({"op": op, "rows": rows, "fit": how, "stderr": stderr,
+                        **{f"N={n}": seconds * s for n, s in zip(nodes, scale)}})
+    frame = pd.DataFrame(records, columns=["op", "rows", "fit", "stderr", *[f"N={n}" for n in nodes]])
+    total = {"op": "visit", "rows": math.nan, "fit": "sum", "stderr": math.sqrt(float((frame["stderr"] ** 2).sum())),
+             **{f"N={n}": frame[f"N={n}"].sum() for n in nodes}}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -317,6 +342,15 @@ def compression_of(provenance: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]
         if isinstance(record.get("time_compression"), Mapping):
             return record["time_compression"]
     return None
+
+
+def check_projectable(table: pd.DataFrame, name: str = "the run") -> None:
+    """Refuse (`ValueError`, one line) a run of fewer than `MIN_PROJECTION_VISITS` visits to project."""
+    visits = np.unique(numeric_column(table, "visit")[np.isfinite(numeric_column(table, "visit"))]).size
+    if visits < MIN_PROJECTION_VISITS:
+        raise ValueError(f"{name} has {visits} complete visit(s); a projection needs at least "
+                         f"{MIN_PROJECTION_VISITS} (a line through fewer, extrapolated to thousands of visits, "
+                         f"says nothing)")
 
 
 def project_run(table: pd.DataFrame, provenance: Sequence[Mapping[str, Any]] = (), *,
@@ -336,7 +370,13 @@ def project_run(table: pd.DataFrame, provenance: Sequence[Mapping[str, Any]] = (
         `project` output.
     how : `str`
         One line saying where the projected rows came from.
+
+    Raises
+    ------
+    ValueError
+        If the run has fewer than `MIN_PROJECTION_VISITS` visits.
     """
+    check_projectable(table)
     fits = fit_operations(table)
     compression = compression_of(provenance)
     fill = window_fill_visit(numeric_column(table, "visit").astype(np.int64), provenance) if len(table) else math.nan

@@ -44,8 +44,9 @@ class SimConfig(Section):
 
     detection_fraction: float = option(
         1.0, "probability that a catalogue source in the field is detected", ge=0.0, le=1.0)
-    false_per_visit: float = option(5050.0, "mean number of noise DiaSources per field", ge=0.0)
-    transients_per_visit: float = option(100.0, "mean number of new transients per field", ge=0.0)
+    # At most 10 million: a visit's rows must fit in memory (and numpy's Poisson draw refuses a huge mean).
+    false_per_visit: float = option(5050.0, "mean number of noise DiaSources per field", ge=0.0, le=1e7)
+    transients_per_visit: float = option(100.0, "mean number of new transients per field", ge=0.0, le=1e7)
     scatter_arcsec: float = option(
         0.1, "Gaussian positional scatter (per axis) of detected catalogue sources, arcsec", ge=0.0, internal=True)
     match_radius_arcsec: float = option(1.0, "association radius, arcsec", gt=0.0, alias="match_radius")

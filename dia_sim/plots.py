@@ -38,6 +38,7 @@ from .fits import (
     ROW_COLUMNS,
     SURVEY_OBSERVATIONS_PER_YEAR,
     SURVEY_YEAR_VISITS,
+    check_projectable,
     history_months,
     line_fit,
     numeric_column,
@@ -822,6 +823,7 @@ def write_projection_plots(
         if table.empty:
             raise ValueError(f"{os.fspath(path)}: no complete visit row; nothing to project")
         name = labels[k] if labels is not None else (description["label"] or Path(path).stem)
+        check_projectable(table, os.fspath(path))
         projection = project_run(table, read_provenance(path), visits=visits, nodes=nodes,
                                  survey_per_year=survey_per_year or SURVEY_OBSERVATIONS_PER_YEAR, growth=growth)
         runs.append((name, table, projection))

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,8 @@ class TilePool:
         self.lost_after = lost_after
         self._cluster = None
         self.client: distributed.Client | None = None
+        #: Futures of `run` (future: key) whose results were not handed over yet (`drain`).
+        self._unreturned: dict[Any, str] = {}
         n = min(workers or default_workers(), max(n_tasks, 1))
         if not scheduler and n == 1:
             return  # the tasks run here, one after the other (`run`)
@@ -102,6 +105,7 @@ class TilePool:
         from .dask_worker_setup import WorkerSetup
 
         if scheduler:
+            _refused(scheduler)
             try:
                 self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as exc:
@@ -148,6 +152,10 @@ class TilePool:
     def run(self, tasks: Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]]) -> Iterator[Any]:
         """Run ``tasks`` (key, function, arguments); yield their results as they finish.
 
+        A result is handed over once the loop over them asks for the next: a
+        loop interrupted before that (`KeyboardInterrupt`) gets it again from
+        `drain`.
+
         Raises
         ------
         PoolError
@@ -162,6 +170,27 @@ class TilePool:
         import distributed
 
         futures = {self._executor.submit(fn, *args, key=key): key for key, fn, args in tasks}
+        self._unreturned = dict(futures)
+        yield from self._results(futures)
+
+    def drain(self, stop: tuple[Callable[..., Any], Any]) -> Iterator[Any]:
+        """After `run` was interrupted: run ``stop`` (a function and its argument) on every worker, then
+        yield the results of the tasks `run` had not handed over, as they finish.
+
+        ``stop`` tells the workers to begin no more of the tasks (they return
+        at once), so that this waits only for the tasks already running.
+        Nothing for a pool of one (its task was interrupted with the loop).
+        """
+        if self.client is None or not self._unreturned:
+            return
+        self.client.run(stop[0], stop[1], wait=True)
+        try:
+            yield from self._results(dict(self._unreturned))
+        except PoolError as exc:
+            _LOG.warning("%s", exc)
+
+    def _results(self, futures: dict[Any, str]) -> Iterator[Any]:
+        """The results of ``futures`` (future: key) as they finish; see `run`."""
         pending = set(futures)
         lost: str | None = None
         no_worker_since: float | None = None
@@ -180,6 +209,7 @@ class TilePool:
                                     f"this version of l1dbproto on every worker host") from None
                 except concurrent.futures.CancelledError:
                     lost = lost or f"task {futures[future]} was cancelled by the Dask scheduler; run again to resume"
+                self._unreturned.pop(future, None)
             if pending and self._cluster is None:
                 if self._workers():
                     no_worker_since = None
@@ -216,6 +246,21 @@ class TilePool:
                 self._cluster.close(timeout=5 if abandon else 30)
             except Exception:  # noqa: BLE001
                 _LOG.debug("closing the local Dask cluster failed", exc_info=True)
+
+
+def _refused(scheduler: str) -> None:
+    """Raise `PoolError` at once if nothing listens at ``scheduler`` (Dask would retry for `CONNECT_TIMEOUT` s)."""
+    parts = urllib.parse.urlsplit(scheduler)
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT):
+            pass
+    except ConnectionRefusedError:
+        raise PoolError(f"cannot reach the Dask scheduler at {scheduler}: connection refused, nothing listens "
+                        f"there (start one with: dask scheduler --port PORT)") from None
+    except OSError:
+        pass  # unreachable or slow: Dask's own connection says so
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,6 +8,11 @@ the tile and returns a `TileOutcome`: its result or error, and its timing and
 failure records (`l1db.timing_log.HeldRecords`) for the driver to write. The
 same task runs in a remote ``dask worker``, in a local pool's process, or in
 ap_proto's own process (a pool of one).
+
+A run abandoned by a second Ctrl-C or SIGTERM (`abandon_run`, run on every
+worker by the driver) starts no more tiles: each task not yet begun returns at
+once, not started, while the tiles already being stored finish and return
+their records, so that the driver logs every tile that is stored.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from .options import RunOptions
 from .tile_processor import TileProcessor
 from .visit_plan import TileResult, VisitPlan
 
-__all__ = ["TileJob", "TileOutcome", "RemoteTraceback", "process_tile", "release_worker_state", "share_catalog"]
+__all__ = ["TileJob", "TileOutcome", "RemoteTraceback", "abandon_run", "process_tile", "release_worker_state",
+           "share_catalog"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,8 @@ class TileOutcome:
     error: BaseException | None = None
     #: The worker's traceback of ``error``.
     traceback: str = ""
+    #: False for a task of an abandoned run that was not begun (`abandon_run`): nothing stored, nothing to log.
+    started: bool = True
 
 
 class RemoteTraceback(Exception):
@@ -70,6 +78,8 @@ _CATALOGS_LOCK = threading.Lock()
 #: Each worker thread's run and `TileProcessor`, by thread: the worker's state from tile to tile.
 _PROCESSORS: dict[int, tuple[str, TileProcessor]] = {}
 _PROCESSORS_LOCK = threading.Lock()
+#: Runs abandoned by the driver (`abandon_run`): their tasks not yet begun start nothing.
+_ABANDONED: set[str] = set()
 
 
 def _file_key(path: str) -> tuple[str, int, int]:
@@ -118,9 +128,16 @@ def _processor(job: TileJob) -> TileProcessor:
     return processor
 
 
+def abandon_run(run: str) -> None:
+    """Start no more tiles of ``run`` in this process: its tasks not yet begun return not started."""
+    with _PROCESSORS_LOCK:
+        _ABANDONED.add(run)
+
+
 def release_worker_state(run: str) -> None:
     """Close the database connections this process's workers keep for ``run`` (its tiles are done)."""
     with _PROCESSORS_LOCK:
+        _ABANDONED.discard(run)
         ended = [thread for thread, (owner, _) in _PROCESSORS.items() if owner == run]
         processors = [_PROCESSORS.pop(thread)[1] for thread in ended]
     for processor in processors:
@@ -165,6 +182,9 @@ def process_tile(job: TileJob, plan: VisitPlan, tile: int) -> TileOutcome:
     records come back in the `TileOutcome`, for the driver to write and raise.
     """
     held = HeldRecords()
+    with _PROCESSORS_LOCK:
+        if job.run in _ABANDONED:
+            return TileOutcome(plan.visit_id, tile, None, held, started=False)
     try:
         result = _processor(job).process(plan, tile, held)
     except Exception as exc:

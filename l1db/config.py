@@ -491,10 +491,21 @@ def _check_url(url: str) -> None:
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return
+    # The port said in our words (SQLAlchemy's is "invalid literal for int()"); only the port is echoed,
+    # never the rest of the URL, which may hold a password.
+    host_port = url.partition("://")[2].rpartition("@")[2].partition("/")[0].partition("?")[0]
+    port = host_port.rpartition(":")[2] if ":" in host_port and not host_port.endswith("]") else ""
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"bad port {port!r}; allowed: an integer from 1 to 65535 (SCHEME://USER:PASSWORD@HOST:PORT/"
+                         f"DATABASE)")
     try:
         parsed = sqlalchemy.make_url(normalize_url(url))
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):
         raise ValueError("not an SQLAlchemy URL") from None
+    if parsed.get_backend_name() in ("mysql", "mariadb") and not parsed.database:
+        # MariaDB has no default database: without one, every tool would fail deep in the driver.
+        raise ValueError("names no database; allowed: mysql://USER:PASSWORD@HOST:PORT/DATABASE (an existing "
+                         "database: CREATE DATABASE name)")
     try:
         check_driver(parsed, "")
     except ConfigError as exc:

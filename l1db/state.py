@@ -167,13 +167,19 @@ def new_state_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     if final.exists():
         raise StateError(f"{final} exists: save into a new folder (a saved state is never overwritten)")
+    for parent in (final.parent, *final.parent.parents):
+        if parent.exists() and not parent.is_dir():
+            raise StateError(f"{parent} is a file, not a folder: cannot save into {final}")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StateError(f"{final.parent}: cannot make the folder: {exc.strerror}") from None
     partial = final.parent / f".{final.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    try:
+        partial.mkdir()
+    except OSError as exc:
+        raise StateError(f"{final.parent}: cannot write the saved state there: {exc.strerror}") from None
     try:
         yield partial
         partial.rename(final)

@@ -118,6 +118,7 @@ __all__ = [
     "TIMING_COLUMNS",
     "FAILURE_COLUMNS",
     "TimingLogWriter",
+    "TimingLogError",
     "HeldRecords",
     "ParsedLog",
     "new_run_id",
@@ -205,6 +206,10 @@ def _dumps(record: Mapping[str, Any]) -> str:
     return json.dumps(record, default=_json_default, allow_nan=False, ensure_ascii=False)
 
 
+class TimingLogError(ValueError):
+    """The timing log cannot be opened for writing (a directory, a path under a file, no permission); one line."""
+
+
 class TimingLogWriter:
     """Writes provenance and timing records of one run.
 
@@ -218,6 +223,11 @@ class TimingLogWriter:
     run : `str`, optional
         Run id; a new one (`new_run_id`) if not given. The processes of a tiled
         run pass the same id.
+
+    Raises
+    ------
+    TimingLogError
+        If the path cannot be opened for appending.
 
     Examples
     --------
@@ -234,7 +244,10 @@ class TimingLogWriter:
         self._stream: TextIO | None = None
         if isinstance(target, (str, os.PathLike)):
             self.path: Path | None = Path(target)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as exc:
+                raise TimingLogError(f"{target}: cannot write the timing log there: {exc.strerror}") from None
             self._end_torn_line()
         else:
             self.path = None

@@ -265,6 +265,66 @@ def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Pa
     assert _visits(config)["visitId"].max() == visits["visitId"].max() + 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_second_sigterm_logs_every_tile_it_keeps(workers: int, sources: Path, tmp_path: Path) -> None:
+    """A second SIGTERM abandons the visit: every tile kept is stored and logged, and the message names them.
+
+    With a pool of workers the tiles being stored finish (and are logged); with
+    a pool of one (ap_proto's own process) the tile being stored rolls back.
+    """
+    import os
+    import re
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    from l1db.cli.create_l1_schema import main as create
+
+    assert create(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    command = ap_proto_command(config, sources, log, "-n", 1000, "--divide", 2, "--workers", workers)
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for_visits(log, 5, 120, proc)  # the first visit's 4 tiles, and a tile of the second
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    os.killpg(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)  # the first handled, the visit not yet finished
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "rolled back" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ap_proto: interrupted; visit ") and last.endswith("Run again to resume."), err
+    # The log accounts for every tile in the database: its store (one visit_insert a tile) and its rows.
+    visits = _visits(config)
+    timings = _ops(log)
+    stored_tiles = visits.groupby("visitId")["tile"].apply(sorted).to_dict()
+    logged_tiles = timings[timings["op"] == "visit_insert"].groupby("visit")["tile"].apply(sorted).to_dict()
+    assert stored_tiles == logged_tiles
+    stored = read_table(config, "DiaSource", ["visit"]).groupby("visit").size().to_dict()
+    logged = timings[timings["op"] == "src_insert"].groupby("visit")["rows"].sum().to_dict()
+    assert stored == logged
+    # The message says what was kept: the abandoned visit's tiles in the database.
+    abandoned = int(visits["visitId"].max())
+    kept = re.search(r"visit (\d+) (?:abandoned: (\d+) of its 4 tiles kept, stored and logged \(([\d, ]+)\)"
+                     r"|abandoned: none of its|completed after all)", last)
+    assert kept is not None, last
+    if kept.group(3):
+        assert int(kept.group(1)) == abandoned
+        assert [int(t) for t in kept.group(3).split(",")] == stored_tiles[abandoned]
+    elif "none" in last:
+        assert int(kept.group(1)) == abandoned + 1
+    else:
+        assert int(kept.group(1)) == abandoned and stored_tiles[abandoned] == [0, 1, 2, 3]
+    # The resume completes the visit, and the log still equals the database.
+    assert run_ap_proto(config, sources, log, "-n", "1", "--divide", "2") == 0
+    visits = _visits(config)
+    assert (visits.groupby("visitId").size() == 4).all()
+    timings = _ops(log)
+    assert (read_table(config, "DiaSource", ["visit"]).groupby("visit").size().to_dict()
+            == timings[timings["op"] == "src_insert"].groupby("visit")["rows"].sum().to_dict())
+
+
 def test_bad_input_is_one_line(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from conftest import write_config
 

@@ -227,3 +227,111 @@ def test_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         assert plot_timing.main([str(path), "-o", str(out)]) == 1, path
         _one_line(capsys, "plot_timing", str(path), words)
         assert not out.exists()
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nothing can be made in: read-only to a user, a /proc folder to root (who ignores modes)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/proc/self/fdinfo")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    return folder
+
+
+def test_unwritable_outputs(tmp_path: Path, good_config: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    """An output that cannot be written (a folder, a path under a file, no permission) is one line, not a traceback."""
+    from l1db.cli import l1db_state
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for log, words in ((tmp_path, "Is a directory"), (a_file / "timing.jsonl", "Not a directory"),
+                       (_unwritable_folder(tmp_path) / "timing.jsonl", "cannot write the timing log")):
+        assert ap_proto.main(["-c", str(good_config), "-l", str(log), "--no-progress", str(sources)]) == 1
+        _one_line(capsys, "ap_proto", str(log), words)
+    assert _visits_stored(good_config) == 0
+    for folder, words in ((a_file / "state", "a-file is a file, not a folder"),
+                          (_unwritable_folder(tmp_path) / "state", "cannot write the saved state")):
+        assert l1db_state.main(["save", "-c", str(good_config), str(folder)]) == 1
+        _one_line(capsys, "l1db_state", words)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_damaged_cassandra_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A Cassandra run dir that is a file, lies under one, or holds a damaged cluster.json: one line each."""
+    from l1db.cli import cassandra_nodes, l1db_state
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for run_dir in (a_file, a_file / "run"):
+        for command in (["start", "--base-address", "127.0.0.41"], ["status"], ["stop"]):
+            assert cassandra_nodes.main([*command, "--run-dir", str(run_dir)]) == 1, command
+            _one_line(capsys, "cassandra_nodes", f"{a_file} is a file, not a folder")
+    assert not (a_file / "run").exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "cluster.json").write_text('{"version": ')
+    config = write_config(tmp_path / "cassandra.cfg", "cassandra://127.0.0.41/l1db_damaged")
+    assert l1db_state.main(["save", "-c", str(config), "--run-dir", str(damaged), str(tmp_path / "state")]) == 1
+    _one_line(capsys, "l1db_state", "cluster.json is damaged")
+    assert not (tmp_path / "state").exists()
+
+
+def test_wording_of_huge_values_bad_ports_and_refusals(tmp_path: Path, good_config: Path, sources: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """What a fault tester met: each said in the toolkit's words, in one line, at once."""
+    import re
+    import time
+
+    # A huge float is echoed as such, never as its 300 digits, nor as numpy's words.
+    for argv, words in ((["--observations-per-year", "1e300", "--pointing-area", PATCH], "K = 1e+300"),
+                        (["--false-per-visit", "1e300"], "--false-per-visit"),
+                        (["--transients-per-visit", "1e300"], "--transients-per-visit")):
+        assert _ap_proto(tmp_path, "-c", str(good_config), *argv, str(sources)) == 1, argv
+        err = _one_line(capsys, "ap_proto", words)
+        assert not re.search(r"\d{20}", err) and "lam value" not in err, err
+    assert gen_sources.main(["--per-visit", "1e300", "-o", str(tmp_path / "huge.npy")]) == 1
+    err = _one_line(capsys, "gen_sources", "--per-visit 1e+300", "GB free")
+    assert not (tmp_path / "huge.npy").exists()
+    # A bad port is named as a port (an SQL URL; the Cassandra URL's says so already); the password never.
+    for port in ("abc", "99999999", "1e300"):
+        config = tmp_path / "port.cfg"
+        config.write_text(f"[database]\nurl = postgresql://scott:tiger@127.0.0.1:{port}/x\n")
+        assert create_l1_schema.main(["-c", str(config)]) == 1, port
+        err = _one_line(capsys, "create_l1_schema", f"bad port '{port}'", "65535")
+        assert "invalid literal" not in err and "tiger" not in err
+    # plot_timing -o that is a file, or lies under one: said so, not "[Errno 17] File exists".
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    csv = tmp_path / "run.csv"
+    csv.write_text("visit\n1\n")
+    for out in (a_file, a_file / "plots"):
+        assert plot_timing.main([str(csv), "-o", str(out)]) == 1
+        err = _one_line(capsys, "plot_timing", f"{a_file} is a file, not a folder")
+        assert "Errno" not in err
+    # A scheduler address where nothing listens is said at once (Dask would retry for 30 s).
+    started = time.monotonic()
+    assert _ap_proto(tmp_path, "-c", str(good_config), "--divide", "2", "--scheduler", "tcp://127.0.0.1:1",
+                     str(sources)) == 1
+    _one_line(capsys, "ap_proto", "tcp://127.0.0.1:1", "connection refused")
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "timing.jsonl").exists()
+
+
+def test_mariadb_url_without_a_database(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    """A MariaDB URL naming no database: one line from every tool (was a driver traceback), no password."""
+    from l1db.cli import l1db_state
+
+    config = tmp_path / "mariadb.cfg"
+    config.write_text("[database]\nurl = mysql://scott:tiger@127.0.0.1:3306/\n")
+    runs = {
+        "create_l1_schema": lambda: create_l1_schema.main(["-c", str(config)]),
+        "ap_proto": lambda: _ap_proto(tmp_path, "-c", str(config), str(sources)),
+        "l1db_state": lambda: l1db_state.main(["restore", "-c", str(config), str(tmp_path / "saved")]),
+    }
+    for prog, run in runs.items():
+        assert run() == 1, prog
+        err = _one_line(capsys, prog, "names no database", "/DATABASE")
+        assert "tiger" not in err

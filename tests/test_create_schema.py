@@ -154,6 +154,28 @@ def test_cassandra_schema_layout(cassandra_db_url: str, make_cassandra_config, c
     assert key("DiaObjectLastToPartition", "partition_key") == ["diaObjectId"]
 
 
+def test_cassandra_replication_above_the_live_nodes_is_refused(cassandra_db_url: str, make_cassandra_config,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """A replication factor above the live nodes: one line naming both numbers, and no keyspace made."""
+    from conftest import cassandra_session
+
+    cluster, session = cassandra_session()
+    try:
+        up = sorted(str(host.endpoint.address) for host in cluster.metadata.all_hosts() if host.is_up)
+        live = len(up)
+        keyspace = cassandra_db_url.rsplit("/", 1)[1]
+        config = make_cassandra_config(replication_factor=live + 2)
+        assert main(["-c", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert err == (f"create_l1_schema: error: replication_factor {live + 2} is above the {live} live node(s) "
+                       f"of the cluster ({', '.join(up)}): nothing created; set "
+                       f"replication_factor to at most {live}, or start more nodes\n"), err
+        assert not list(session.execute("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                                        [keyspace]))
+    finally:
+        cluster.shutdown()
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -174,3 +174,40 @@ def test_plot_timing_bad_nodes(tmp_path: Path, capsys: pytest.CaptureFixture) ->
         plot_timing([str(a), "-o", str(tmp_path), "--project", "--nodes", "0,3"])
     assert exc.value.code == 2
     assert "--nodes" in capsys.readouterr().err
+
+
+def test_projection_uncertainty_is_the_fits_standard_error() -> None:
+    """The stderr of a projected time: the standard error of the fitted line there (numpy's covariance)."""
+    rng = np.random.default_rng(7)
+    x = np.linspace(0, 1000, 60)
+    y = 0.2 + 3e-4 * x + rng.normal(0, 0.05, x.size)
+    fit = line_fit(x, y)
+    assert fit is not None
+    _, cov = np.polyfit(x, y, 1, cov=True)
+    for at in (500.0, 288_000.0):
+        v = np.array([at, 1.0])
+        assert fit.stderr(at) == pytest.approx(float(np.sqrt(v @ cov @ v)), rel=1e-9)
+    frame = project(fit_operations(synthetic_table(noise=0.02)), SURVEY_YEAR_VISITS, {"src_read": 1e6},
+                    growth="linear").set_index("op")
+    assert (frame["stderr"] > 0).all() and np.isfinite(frame["stderr"]).all()
+    assert frame.loc["visit", "stderr"] == pytest.approx(float(np.sqrt((frame.drop("visit")["stderr"] ** 2).sum())))
+
+
+def test_plot_timing_refuses_to_project_too_few_visits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dia_sim.fits import MIN_PROJECTION_VISITS
+
+    table = synthetic_table()
+    few = _write(tmp_path, table[table["visit"] < table["visit"].min() + 2], "few")
+    out = tmp_path / "plots"
+    assert plot_timing([str(few), "-o", str(out), "--project"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("plot_timing: ") and "Traceback" not in err, err
+    assert f"has 2 complete visit(s); a projection needs at least {MIN_PROJECTION_VISITS}" in err
+    assert not out.exists()  # refused before anything is written
+    enough = _write(tmp_path, table[table["visit"] < table["visit"].min() + MIN_PROJECTION_VISITS], "enough")
+    assert plot_timing([str(enough), "-o", str(out), "--project"]) == 0
+    printed = capsys.readouterr().out
+    assert "stderr" in printed and "standard error" in printed
+    with pytest.raises(SystemExit):
+        plot_timing(["--help"])
+    assert f"at least {MIN_PROJECTION_VISITS} complete visits" in " ".join(capsys.readouterr().out.split())

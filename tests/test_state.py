@@ -79,6 +79,22 @@ def _tables(config: Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def _files(folder: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file under ``folder``: its modification time (ns), size and SHA-256."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size,
+                                         hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _read_only(folder: Path, on: bool = True) -> None:
+    """Make ``folder`` and what it holds read-only (``on``), or writable again."""
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222 if on else mode | 0o200)
+
+
 def _last_visit_records(log: Path) -> tuple[pd.DataFrame, dict]:
     """(op, rows) of the log's last visit, and its last row-count record."""
     parsed = parse_log(log)
@@ -106,7 +122,14 @@ def test_restored_database_makes_the_same_next_visit(backend: str, db_url: str, 
     assert not list(tmp_path.glob(".saved.partial*"))
 
     monkeypatch.chdir(tmp_path)  # a folder given relative to the working directory
-    assert l1db_state(["restore", "-c", str(restored), saved.name]) == 0
+    files = _files(saved)
+    _read_only(saved)
+    try:
+        assert l1db_state(["restore", "-c", str(restored), saved.name]) == 0
+    finally:
+        _read_only(saved, False)
+    # A saved state is read-only to a restore: no file of it written, moved or touched.
+    assert _files(saved) == files
     before = _tables(original)
     after_restore = _tables(restored)
     assert list(before) == list(after_restore)

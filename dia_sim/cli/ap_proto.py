@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     # pandas, numba, healpy and Dask (a second of CPU).
     from l1db.frames import L1dbInputError
 
-    from ..ap_loop import ApLoop
+    from ..ap_loop import ApLoop, VisitAbandoned
     from ..catalog import CatalogError
     from ..retries import VisitFailed
     from ..tile_pool import PoolError
@@ -176,9 +176,14 @@ def main(argv: list[str] | None = None) -> int:
             done = loop.run(progress)
         finally:
             progress.close()
+    except VisitAbandoned as exc:
+        # A second Ctrl-C or SIGTERM during a visit: what was kept.
+        print(f"ap_proto: interrupted; {exc}. Run again to resume.", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        # A second Ctrl-C or SIGTERM.
-        print("ap_proto: interrupted; the current visit was rolled back. Run again to resume.", file=sys.stderr)
+        # A second Ctrl-C or SIGTERM between visits (a daily job or row count, rolled back), or at the start.
+        print("ap_proto: interrupted between visits; every visit stored is complete and logged. "
+              "Run again to resume.", file=sys.stderr)
         return 130
     except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, PoolError, ValueError) as exc:
         print(f"ap_proto: error: {exc}", file=sys.stderr)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shutil
 import sys
 from pathlib import Path
 
 from l1db.cli import quiet_broken_pipe
 
-from ..catalog import expected_count, generate_catalog
+from ..catalog import CATALOG_DTYPE, expected_count, generate_catalog
 from ..survey import FOV_DEG, SKIES, SKY
 
 __all__ = ["main"]
@@ -90,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not output.parent.is_dir():
         print(f"gen_sources: error: directory {output.parent} does not exist", file=sys.stderr)
+        return 1
+    # A catalogue that cannot fit is refused before it is drawn (a huge --per-visit, e.g. 1e300).
+    size = mean * CATALOG_DTYPE.itemsize
+    free = shutil.disk_usage(output.parent).free
+    if size > free:
+        print(f"gen_sources: error: --per-visit {args.per_visit:g} makes about {mean:.3g} sources "
+              f"({size / 1e9:.3g} GB), more than the {free / 1e9:.3g} GB free in {output.parent}; give a smaller "
+              f"--per-visit", file=sys.stderr)
         return 1
 
     bar = None

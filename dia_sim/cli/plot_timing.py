@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from l1db.cli import input_file_problem, quiet_broken_pipe
 
-from ..fits import GROWTH, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS
+from ..fits import GROWTH, MIN_PROJECTION_VISITS, SURVEY_OBSERVATIONS_PER_YEAR, SURVEY_YEAR_VISITS, check_projectable
 from ..plots import (
     DEFAULT_THRESHOLD,
     SCALING_ASSUMPTION,
     describe_figures,
+    load_run,
     write_history_plots,
     write_plots,
     write_projection_plots,
@@ -42,7 +44,9 @@ time-compressed runs: ap_proto --observations-per-year).
 --project adds projection.png (per CSV): each read's time against its rows,
 and the per-visit time projected to one survey year (--project-visits) on
 clusters of --nodes nodes, assuming reads scale as 1/N; the projection is
-also printed. Labels and titles come from --label or from the CSV's provenance
+also printed, with the standard error of each fitted time. A run of fewer than
+{min_visits} complete visits is not projected (refused before anything is written).
+Labels and titles come from --label or from the CSV's provenance
 sidecar (CSV.provenance.json: backend, indexing strategy, density).
 """
 
@@ -56,7 +60,8 @@ def _positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="plot_timing", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="plot_timing", description=_DESCRIPTION.format(min_visits=MIN_PROJECTION_VISITS),
+        formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("csv", nargs="+", metavar="CSV", help="per-visit CSV files written by log2csv")
     parser.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="folder for the PNG files")
@@ -72,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", action="store_true",
                         help="also write history.png: time against history depth, slopes before/after the window fills")
     parser.add_argument("--project", action="store_true",
-                        help="also write projection.png and print the per-visit time projected to --project-visits")
+                        help="also write projection.png and print the per-visit time projected to --project-visits, "
+                        f"with its standard error (runs of at least {MIN_PROJECTION_VISITS} complete visits)")
     parser.add_argument("--project-visits", type=_positive_int, default=SURVEY_YEAR_VISITS, metavar="N",
                         help="visit number to project to (default %(default)s: one survey year at 800 a night)")
     parser.add_argument("--nodes", type=_node_list, default=(1, 3, 6, 12), metavar="N,N,...",
@@ -105,10 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"plot_timing: {problem}", file=sys.stderr)
         return 1
+    out = Path(args.output_dir)
+    for where in (out, *out.parents):
+        if where.exists() and not where.is_dir():
+            print(f"plot_timing: -o {args.output_dir}: {where} is a file, not a folder", file=sys.stderr)
+            return 1
     if args.label is not None and len(args.label) != len(args.csv):
         print(f"plot_timing: {len(args.csv)} CSV files but {len(args.label)} labels", file=sys.stderr)
         return 1
     try:
+        if args.project:  # before anything is written
+            for path in args.csv:
+                check_projectable(load_run(path)[0], path)
         figures = write_plots(
             args.csv, args.output_dir, labels=args.label, bin_size=args.bin, threshold=args.threshold,
             metric="cpu" if args.cpu else "real", include_incomplete=args.include_incomplete,
@@ -122,14 +136,18 @@ def main(argv: list[str] | None = None) -> int:
                 args.csv, args.output_dir, labels=args.label, visits=args.project_visits, nodes=args.nodes,
                 survey_per_year=args.survey_per_year, growth=args.growth)
             figures.update(projection)
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:  # the output folder cannot be made or written
+        print(f"plot_timing: {exc.filename or args.output_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as exc:
         # pandas raises ValueError/ParserError (a ValueError) on a file that is no CSV table.
         print(f"plot_timing: {exc}", file=sys.stderr)
         return 1
     for line in describe_figures(figures):
         print(line)
     if args.project:
-        print(f"projected per-visit time at visit {args.project_visits:,}, seconds; {SCALING_ASSUMPTION}")
+        print(f"projected per-visit time at visit {args.project_visits:,}, seconds; {SCALING_ASSUMPTION}; "
+              f"stderr: the standard error of the fitted time on one node")
         for label, (frame, how) in tables.items():
             print(f"\n{label} ({how}):")
             print(frame.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))

@@ -66,6 +66,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
 
     def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
         """As `L1db.makeSchema`; Cassandra's time partitions are part of the keys, nothing is made ahead."""
+        self._check_replication()
         existing = self._keyspace_tables()
         if existing and not drop:
             present = [t for t in TABLES if t in existing] or existing
@@ -90,6 +91,19 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         self._schema_checked = True
         self._needs_recovery = False
         return list(TABLES)
+
+    def _check_replication(self) -> None:
+        """Refuse, before anything is made or dropped, a replication factor above the cluster's live nodes.
+
+        Such a keyspace can be created, but no write at QUORUM (or ALL) can
+        succeed in it: the tables would be made and their metadata not.
+        """
+        factor = int(self.options["replication_factor"])
+        up = sorted(str(host.endpoint.address) for host in self._cluster.metadata.all_hosts() if host.is_up)
+        if factor > len(up):
+            raise SchemaError(f"replication_factor {factor} is above the {len(up)} live node(s) of the cluster "
+                              f"({', '.join(up) or 'none'}): nothing created; set replication_factor to at most "
+                              f"{len(up)}, or start more nodes")
 
     def describeSchema(self) -> list[str]:
         lines = []

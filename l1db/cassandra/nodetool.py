@@ -100,7 +100,10 @@ def cluster_nodes(run_dir: str | os.PathLike[str] | None, hosts: tuple[str, ...]
         node is down or was started without JMX.
     """
     run_dir = server.default_run_dir() if run_dir is None else Path(run_dir).expanduser().resolve()
-    info = server.cluster_info(run_dir)
+    try:
+        info = server.cluster_info(run_dir)
+    except server.CassandraError as exc:  # a damaged run dir: said in one line, as a state's error
+        raise StateError(str(exc)) from None
     if info is None:
         raise StateError(f"{run_dir} holds no Cassandra nodes: give --run-dir the run dir of the database's "
                          "nodes (as for cassandra_nodes); nodetool works on this toolkit's local nodes only")
@@ -109,7 +112,11 @@ def cluster_nodes(run_dir: str | os.PathLike[str] | None, hosts: tuple[str, ...]
         raise StateError(f"{', '.join(stranger)} is not a node of the cluster in {run_dir} "
                          f"({', '.join(info.addresses)}): give --run-dir the run dir of the database's nodes")
     nodes = []
-    for status in server.status(run_dir, check_cql=False):
+    try:
+        statuses = server.status(run_dir, check_cql=False)
+    except server.CassandraError as exc:
+        raise StateError(str(exc)) from None
+    for status in statuses:
         if not status.running:
             raise StateError(f"node {status.index} ({status.address}) of {run_dir} is not running: "
                              f"start it (cassandra_nodes start --run-dir {run_dir})")

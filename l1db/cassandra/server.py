@@ -1100,6 +1100,10 @@ def start(
             info = ClusterInfo(CASSANDRA_VERSION, nodes or 1, base_address or DEFAULT_BASE_ADDRESS,
                                heap or DEFAULT_HEAP, f"{CLUSTER_NAME}-{digest}")
         else:
+            if base_address is not None and base_address != info.base_address and not any(path.glob("node*")):
+                # No node was ever made here (the first start was refused, e.g. on a port taken): the
+                # address is still free to choose, as the refusal advised.
+                info = dataclasses.replace(info, base_address=base_address)
             if base_address is not None and base_address != info.base_address:
                 raise CassandraError(f"{path} was set up with node 1 on {info.base_address}, not {base_address} "
                                      "(use another run dir)")

@@ -9,7 +9,8 @@ For this toolkit's local nodes (`l1db.cassandra.server`), through nodetool
   ``nodetool clearsnapshot``;
 - restore: the schema made afresh in the (absent or empty) target keyspace
   from the config, as ``create_l1_schema`` makes it, then on every node
-  ``nodetool import --copy-data`` of that node's SSTables into each table: the
+  ``nodetool import`` of a copy of that node's SSTables (the saved state is
+  only read) into each table: the
   rows come back with their write times, so the next visit overwrites them as
   it would have the originals. Node N's files go back to node N, so the
   target cluster has the nodes (and token ranges) of the saved one; import
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -132,8 +134,17 @@ class CassandraState:
                 source = folder / f"node{node.index}" / table
                 if not any(source.iterdir()):
                     continue  # nothing was ever stored in it on this node
-                node.nodetool("import", "--copy-data", "--", self.keyspace, table, str(source.resolve()),
-                              what=f"importing {table}")
+                # nodetool import rewrites the SSTables' metadata (level, repair state) where they
+                # lie, even with --copy-data: it gets a copy, beside the node's data, and the saved
+                # state stays as it was (it may be read-only). The copy's folder is named as a keyspace
+                # may be (letters, digits, underscores): Cassandra reads SSTables only under such a name.
+                with tempfile.TemporaryDirectory(prefix="l1db_state_import_", dir=node.node_dir) as scratch:
+                    copy = Path(scratch) / table
+                    copy.mkdir()
+                    for file in source.iterdir():
+                        if file.is_file():
+                            shutil.copyfile(file, copy / file.name)
+                    node.nodetool("import", "--", self.keyspace, table, str(copy), what=f"importing {table}")
 
     def clear(self) -> None:
         """Drop what a restore made: the keyspace if it made it, else its tables."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from ..cassandra import server
 from . import quiet_broken_pipe
@@ -118,6 +119,15 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _run_dir_problem(run_dir: str | None) -> str | None:
+    """Why ``run_dir`` cannot be a run dir (it, or a folder above it, is a file), or `None`."""
+    path = server.default_run_dir() if run_dir is None else Path(run_dir).expanduser()
+    for where in (path, *path.parents):
+        if where.exists() and not where.is_dir():
+            return f"{where} is a file, not a folder: give --run-dir a folder (made if absent)"
+    return None
+
+
 def _status(run_dir: str | None) -> int:
     nodes = server.status(run_dir)
     path = server.default_run_dir() if run_dir is None else run_dir
@@ -148,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command in ("start", "stop", "status"):
+            problem = _run_dir_problem(args.run_dir)
+            if problem is not None:
+                raise server.CassandraError(problem)
         if args.command == "start":
             nodes = server.start(args.run_dir, args.nodes, node=args.node, heap=args.heap,
                                  base_address=args.base_address, timeout=args.timeout, report=_print)
@@ -165,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except server.CassandraError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the run dir's files: a folder that cannot be made or written
+        print(f"{PROG}: error: {exc.filename or args.run_dir}: {exc.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (nodes already started keep running; see {PROG} status)", file=sys.stderr)
