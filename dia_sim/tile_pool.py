@@ -167,8 +167,6 @@ class TilePool:
             for _, fn, args in tasks:
                 yield fn(*args)
             return
-        import distributed
-
         futures = {self._executor.submit(fn, *args, key=key): key for key, fn, args in tasks}
         self._unreturned = dict(futures)
         yield from self._results(futures)
@@ -191,6 +189,8 @@ class TilePool:
 
     def _results(self, futures: dict[Any, str]) -> Iterator[Any]:
         """The results of ``futures`` (future: key) as they finish; see `run`."""
+        import distributed  # imported already: a pool with futures has a client (`_import_dask`)
+
         pending = set(futures)
         lost: str | None = None
         no_worker_since: float | None = None
