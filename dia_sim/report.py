@@ -14,7 +14,7 @@ time, and the rows the operation read or stored), the rows read and stored
 per visit, plot_timing's per-visit figures (`dia_sim.plots.run_figures`),
 the history figure of a time-compressed run, failed attempts and incomplete
 visits, and the survey-year projection (`dia_sim.fits.project_run`) once
-the run has `MIN_FIT_VISITS` complete visits. With several runs it starts
+the run has `dia_sim.fits.MIN_PROJECTION_VISITS` complete visits. With several runs it starts
 with their medians side by side, the provenance keys that differ, and the
 figure overlaying them (`dia_sim.plots.plot_compare`).
 
@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 
 from l1db.config import DEFAULT_PIXEL_LEVELS
 
-from .fits import ROW_COLUMNS, SURVEY_YEAR_VISITS, compression_of, numeric_column, project_run
+from .fits import ROW_COLUMNS, SURVEY_YEAR_VISITS, check_projectable, compression_of, numeric_column, project_run
 from .log2csv import (
     COUNT_COLUMNS,
     CSV_OPERATIONS,
@@ -65,7 +65,6 @@ from .plots import (
 )
 
 __all__ = [
-    "MIN_FIT_VISITS",
     "PROJECTION_NODES",
     "STATISTICS",
     "ReportError",
@@ -82,8 +81,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: Complete visits a run needs before the report fits and projects it.
-MIN_FIT_VISITS = 10
 #: Cluster sizes of the report's projection.
 PROJECTION_NODES: tuple[int, ...] = (1, 3, 6, 12)
 #: The wall-time statistics of the summary: name -> percentile.
@@ -476,9 +473,10 @@ def _counts_html(run: ReportRun) -> str:
 def _projection_html(run: ReportRun) -> str:
     table = run.complete
     title = "<h3>Steady state: fit and projection</h3>"
-    if len(table) < MIN_FIT_VISITS:
-        return (title + f'<p class="note">{len(table):,} complete visit(s): too few to fit '
-                f"(at least {MIN_FIT_VISITS}).</p>")
+    try:
+        check_projectable(table)
+    except ValueError as exc:  # too few visits: the same rule and words as plot_timing --project
+        return title + f'<p class="note">No projection: {_e(exc)}.</p>'
     parts = [title]
     if compression_of(run.provenance) is not None:
         parts.append(_figure_img(plot_history([table], [run.name], [run.provenance]), "history depth"))

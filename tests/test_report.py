@@ -1,8 +1,8 @@
 """l1db_report on real short SQLite runs: its numbers against the CSV, bad input, a partial log, a browser.
 
 Two runs of ap_proto on the small patch (tests/ap_runs.py), each with its own
-database and log: 12 visits with ``last_object_table`` (enough for the
-projection) and 5 with ``baseline``. The statistics on the page are checked
+database and log: 20 visits with ``last_object_table`` (enough for the
+projection, `dia_sim.fits.MIN_PROJECTION_VISITS`) and 5 with ``baseline``. The statistics on the page are checked
 against pandas on the CSV; the browser tests open the pages in headless
 chromium (tests/headless_chromium.py), one browser for the module.
 """
@@ -27,6 +27,7 @@ from headless_chromium import Chromium
 
 from dia_sim.cli.log2csv import main as log2csv
 from dia_sim.cli.report import main as l1db_report
+from dia_sim.fits import MIN_PROJECTION_VISITS
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.timing_log import TimingLogWriter, parse_log
 
@@ -53,7 +54,7 @@ def _run(tmp: Path, name: str, sources: Path, visits: int, strategy: str) -> tup
 def runs(tmp_path_factory: pytest.TempPathFactory, sources: Path) -> dict[str, tuple[Path, Path]]:
     """Two real runs: name -> (timing log, per-visit CSV with its sidecar)."""
     tmp = tmp_path_factory.mktemp("report-runs")
-    return {"last": _run(tmp, "last", sources, 12, "last_object_table"),
+    return {"last": _run(tmp, "last", sources, MIN_PROJECTION_VISITS, "last_object_table"),
             "baseline": _run(tmp, "baseline", sources, 5, "baseline")}
 
 
@@ -147,7 +148,7 @@ def test_numbers_equal_the_csv(runs: dict[str, tuple[Path, Path]], tmp_path: Pat
     for op, stats in from_csv.items():
         # The CSV holds times to 1 microsecond: a last digit may round the other way.
         np.testing.assert_allclose([from_log[op][k] for k in stats], list(stats.values()), atol=1.01e-4, err_msg=op)
-    # What was run, from the provenance; 12 complete visits: the projection is there.
+    # What was run, from the provenance; enough complete visits: the projection is there.
     provenance = json.loads(Path(f"{csv}.provenance.json").read_text())["runs"][0]
     assert f"<td>{provenance['server_version']}</td>" in page and provenance["run"] in page
     assert "<td>last_object_table</td>" in page and 'class="projection"' in page
@@ -166,8 +167,9 @@ def test_comparison_side_by_side(runs: dict[str, tuple[Path, Path]], tmp_path: P
                    for row in t["rows"] if "data-key" in row["attrs"]}
     assert "config.l1db.dia_object_index" in differences and "config.database.url" in differences
     assert "seed" not in differences and "run" not in differences
-    # Only one run has 10 complete visits: one projection.
+    # Only one run has enough complete visits: one projection; the other says why not.
     assert page.count('class="projection"') == 1
+    assert f"a projection needs at least {MIN_PROJECTION_VISITS}" in page
 
 
 def test_escapes_what_it_reads(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
