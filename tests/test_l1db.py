@@ -14,6 +14,7 @@ from astropy.time import Time
 from l1db_frames import random_rows, random_sky_points, random_visit
 from naive import naive_in_circle, naive_region_contains
 
+import l1db.constants
 import l1db.sql.bulk_insert
 import l1db.sql.chunks
 from l1db import MONTH_DAYS, L1db, open_l1db
@@ -291,6 +292,52 @@ def test_exactly_one_latest_version(make_config, layout: dict) -> None:
         closed = rows["validityEndMjdTai"].notna()
         np.testing.assert_array_equal(rows["validityEndMjdTai"][closed], nxt[closed])
     engine.dispose()
+    db.close()
+
+
+def test_latest_versions_hold_the_published_columns_and_full_rows_come_from_history(
+        make_config, layout: dict) -> None:
+    """getDiaObjects returns the latest version's values: AP columns (from DiaObjectLast where there is one),
+    or with read_full_objects = 1 every DiaObject column of that version (read from DiaObject by key).
+
+    Versions span time partitions (PostgreSQL 10 days, Cassandra 30), two fall in one partition, some
+    objects move to other sky pixels, and random NULLs replace values of the previous version.
+    """
+    rng = np.random.default_rng(16)
+    short = make_config(**layout)
+    db = open_l1db(short)
+    db.makeSchema()
+    full = open_l1db(make_config(read_full_objects=1, **layout))
+    n = 240
+    ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    definition = db.definitions["DiaObject"]
+    latest = {}
+    for visit, (days, share) in enumerate([(0, 1.0), (45, 0.5), (46, 0.25)]):
+        pick = np.sort(rng.choice(n, size=int(n * share), replace=False))
+        moved = rng.random(len(pick)) < 0.3
+        dec[pick[moved]] += 1.5  # another sky pixel (and Cassandra partition)
+        objects = random_rows(rng, definition, len(pick), diaObjectId=ids[pick], ra=ra[pick], dec=dec[pick])
+        t = T0 + days * u.day
+        db.store(t, objects, None, None, visit_id=visit)
+        objects["validityStartMjdTai"] = t.tai.mjd
+        objects["validityEndMjdTai"] = np.nan
+        for row in objects.itertuples(index=False):
+            latest[row.diaObjectId] = row
+    expected = l1db.frames.check_frame(db.tables["DiaObject"], pd.DataFrame(list(latest.values())))
+    expected = expected.sort_values("diaObjectId").reset_index(drop=True)
+    region = _circle(150.0, -58.0, 5.0)
+    if layout.get("dia_object_nightly"):
+        db.dailyJob()
+
+    read = full.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
+    assert list(read.columns) == [c.name for c in db.tables["DiaObject"].columns]
+    pd.testing.assert_frame_equal(read, expected)
+
+    read = db.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
+    assert list(read.columns) == list(l1db.constants.AP_OBJECT_COLUMNS)
+    pd.testing.assert_frame_equal(read, expected[list(l1db.constants.AP_OBJECT_COLUMNS)])
+    full.close()
     db.close()
 
 
