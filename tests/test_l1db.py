@@ -433,6 +433,44 @@ def test_missing_or_mismatched_schema(make_config) -> None:
     other.close()
 
 
+def test_refuses_a_latest_version_table_of_full_rows(make_config) -> None:
+    """A database made when DiaObjectLast held every DiaObject column is refused with one line."""
+    config = make_config(dia_object_index="last_object_table")
+    db = open_l1db(config)
+    db.makeSchema()
+    obj = db.definitions["DiaObject"]
+    if db.config.backend == "cassandra":
+        from conftest import cassandra_session
+
+        from l1db.cassandra.partitions import PART_COLUMN
+        from l1db.cassandra.schema import table_ddl
+
+        cluster, session = cassandra_session()
+        try:
+            session.execute(f'DROP TABLE "{db.keyspace}"."DiaObjectLast"', timeout=120)
+            session.execute(table_ddl(db.keyspace, "DiaObjectLast", obj, (PART_COLUMN,), ("diaObjectId",)),
+                            timeout=120)
+        finally:
+            cluster.shutdown()
+    else:
+        from l1db.tables import PIXEL_COLUMN, table_columns
+
+        engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        old = sa.Table("DiaObjectLast", sa.MetaData(), *table_columns(obj, True, ("diaObjectId",)))
+        with engine.begin() as conn:
+            sa.Table("DiaObjectLast", sa.MetaData(), autoload_with=conn).drop(conn)
+            old.create(conn)
+        engine.dispose()
+        assert PIXEL_COLUMN in old.c
+    db.close()
+    db = open_l1db(config)
+    with pytest.raises(SchemaError) as err:
+        db.getDiaObjects(_circle(1.0, 1.0, 1.0))
+    message = str(err.value)
+    assert "DiaObjectLast" in message and "create_l1_schema --drop" in message and "\n" not in message
+    db.close()
+
+
 def test_published_default_lets_a_column_be_left_out(make_config) -> None:
     rng = np.random.default_rng(8)
     db = _l1db(make_config, source_select="by-oid")
