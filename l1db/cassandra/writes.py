@@ -13,8 +13,9 @@ atomic as on SQL. It is made safe instead, in three steps:
 2. once every row is acknowledged at the write consistency, the visit (tile)
    is recorded in ``L1dbVisit``: from then on it counts as stored;
 3. the new versions are applied to ``DiaObjectLast`` (its published columns
-   only; an object that moved to another sky pixel has its old row deleted,
-   through ``DiaObjectLastToPartition``), and the visit is marked applied.
+   only, NULLs written, so that no value of the version replaced stays; an
+   object that moved to another sky pixel has its old row deleted, through
+   ``DiaObjectLastToPartition``), and the visit is marked applied.
 
 A visit killed in step 1 is not recorded: a resumed run stores it again. Its
 reads see nothing of the first attempt (step 1 writes only history, which
@@ -35,7 +36,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
@@ -97,16 +98,17 @@ class CassandraWrites(CassandraClient):
         return int(max(1, min(MAX_BATCH_ROWS, self.options["batch_max_kib"] * 1024 // row_bytes)))
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
-                 extra: Sequence[np.ndarray] = (), per_batch: int | None = None,
+                 extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
                  ) -> Iterator[tuple[BatchStatement, None]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
-        arrays (e.g. write timestamps) after them.
+        arrays (e.g. write timestamps) after them. With ``replace`` (rows that
+        replace others of the same key), NULLs are written, not left unset.
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
-        wire = [*serialized_frame(frame, kinds),
+        wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
                 *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
         columns = [a[order] for a in wire]
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
@@ -174,7 +176,8 @@ class CassandraWrites(CassandraClient):
             columns = [PART_COLUMN, *(c.name for c in self.last_object.columns if c.name in objects)]
             statement = self._insert("DiaObjectLast", columns, timestamped=True)
             keyed = objects.assign(**{PART_COLUMN: pixels})[columns]
-            self._run(self._batches(statement, keyed, (pixels,), extra=[stamps]), write=True)
+            # A NULL of the new version replaces the old version's value (a tombstone cell, where NULL).
+            self._run(self._batches(statement, keyed, (pixels,), extra=[stamps], replace=True), write=True)
             # One partition per object: sent in groups, each group one request.
             mapping = self._insert("DiaObjectLastToPartition", ["diaObjectId", PART_COLUMN], timestamped=True)
             groups = np.arange(len(ids)) // _MAPPING_GROUP
