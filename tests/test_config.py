@@ -92,6 +92,15 @@ source_select = by-fov
     assert config.source_select == "by-fov"
 
 
+@pytest.mark.parametrize("options", [
+    "dia_object_index = last_object_table\nhistory_partition_days = 30\n",  # no retention: nothing dropped
+    "dia_object_index = baseline\nhistory_partition_days = 30\nretention_days = 400\n",  # DiaObject unpartitioned
+])
+def test_full_objects_where_the_latest_rows_are_kept(tmp_path: Path, options: str) -> None:
+    path = _write(tmp_path, f"[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\n{options}read_full_objects = 1\n")
+    assert load_config(path).read_full_objects == 1
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -129,15 +138,6 @@ source_select = by-fov
          ["[l1db]", "history_partition_days", "an integer >= 0"]),
     ],
 )
-@pytest.mark.parametrize("options", [
-    "dia_object_index = last_object_table\nhistory_partition_days = 30\n",  # no retention: nothing dropped
-    "dia_object_index = baseline\nhistory_partition_days = 30\nretention_days = 400\n",  # DiaObject unpartitioned
-])
-def test_full_objects_where_the_latest_rows_are_kept(tmp_path: Path, options: str) -> None:
-    path = _write(tmp_path, f"[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\n{options}read_full_objects = 1\n")
-    assert load_config(path).read_full_objects == 1
-
-
 def test_errors_name_file_section_key_and_allowed(tmp_path: Path, text: str, expected: list[str]) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
