@@ -1,7 +1,7 @@
 """Bytes on disk of each table of an L1 database (PostgreSQL and Cassandra), for the benchmarks.
 
-- PostgreSQL: ``pg_total_relation_size`` (heap, TOAST and indexes) summed over
-  the table's partitions (``pg_partition_tree``; a plain table is its own tree).
+- PostgreSQL: ``pg_total_relation_size`` (heap, TOAST and indexes), of a
+  partitioned table summed over its partitions (``pg_partition_tree``).
 - Cassandra: the keyspace is flushed on every node of the run dir (nodetool),
   then the files of each table's data folder are summed over the nodes
   (SSTables with their indexes; snapshots and backups left out). Compaction
@@ -30,7 +30,9 @@ def _pg_bytes(url: str) -> dict[str, int]:
         with engine.connect() as conn:
             # Top-level tables only (not the partitions, counted in their parent's tree).
             rows = conn.execute(sa.text(
-                "SELECT c.relname, (SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t) "
+                # pg_partition_tree lists no rows for a table that is not partitioned.
+                "SELECT c.relname, CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(t.relid)) "
+                "FROM pg_partition_tree(c.oid) t) ELSE pg_total_relation_size(c.oid) END "
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
                 "ORDER BY c.relname")).all()
