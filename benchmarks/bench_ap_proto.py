@@ -7,9 +7,14 @@ pointing patch (so that fields overlap and the history reads grow), then
 second half of the run, as a Markdown table. The same seed gives every
 backend the same visits, so the columns compare like with like.
 
+With ``--disk`` (PostgreSQL and Cassandra), also the bytes on disk of each
+table at the end of the run (`_disk.table_bytes`: Cassandra's keyspace is
+flushed first).
+
 Usage::
 
     .venv/bin/python benchmarks/bench_ap_proto.py --visits 40 --catalog /tmp/sources.npy
+    .venv/bin/python benchmarks/bench_ap_proto.py --visits 40 --backends postgresql,cassandra --disk
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 from _common import add_backend_options, add_results_option, backend_database, keep_results, markdown_table
+from _disk import table_bytes
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.cli.ap_proto import main as ap_proto
@@ -75,10 +81,16 @@ def main() -> int:
     parser.add_argument("--catalog", type=Path, default=None,
                         help="full-density catalogue (made with seed 1 if missing)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--disk", action="store_true",
+                        help="also print the bytes on disk of each table at the end (postgresql and cassandra)")
+    parser.add_argument("--cassandra-run-dir", default=None,
+                        help="run dir of the Cassandra nodes, for --disk (default: $L1DB_CASSANDRA_RUN_DIR)")
     add_backend_options(parser)
     add_results_option(parser)
     args = parser.parse_args()
     backends = args.backends
+    if args.disk and set(backends) - {"postgresql", "cassandra"}:
+        parser.error("--disk measures postgresql and cassandra only: give --backends postgresql,cassandra")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         catalog = args.catalog or work / "sources.npy"
@@ -87,9 +99,12 @@ def main() -> int:
         load = os.getloadavg()[0]
         rows = []
         logs = {}
+        disk: dict[str, dict[str, int]] = {}
         for backend in backends:
             with backend_database(backend, DB_NAME, work, args) as url:
                 logs[backend] = run_backend(url, catalog, args, work, backend)
+                if args.disk:
+                    disk[backend] = table_bytes(url, args.cassandra_run_dir)
             rows.append(summarize(backend, logs_to_table([logs[backend]])[0]))
         if args.results is not None:
             report = keep_results(logs, args.results, f"ap_proto end to end, {args.visits} visits per backend")
@@ -99,6 +114,11 @@ def main() -> int:
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")
     frame = pd.DataFrame(rows)
     print(markdown_table(frame))
+    if disk:
+        sizes = pd.DataFrame(disk).fillna(0).astype("int64")
+        sizes.loc["total"] = sizes.sum()
+        print("\nbytes on disk at the end, MiB\n")
+        print(markdown_table((sizes / 2**20).round(2).rename_axis("table").reset_index()))
     return 0
 
 

@@ -594,8 +594,8 @@ def main() -> int:
           "was needed: both schemas are lsst-sdm-schemas apdb.yaml); which client goes first alternates per visit")
     print("- what differs by design: getDiaObjects reads 7 columns (toolkit) vs the 10 of dax_apdb's "
           "DiaObjectLast; dax_apdb returns every object of the covering partitions, trimmed to the field here "
-          "inside its timing; the toolkit's DiaObjectLast holds full rows (more bytes stored), dax_apdb's a "
-          "10-column subset; dax_apdb's store also writes DiaSourceToPartition, ApdbVisitDetector and "
+          "inside its timing; both DiaObjectLast tables hold the 10 published columns; dax_apdb's store also "
+          "writes DiaSourceToPartition, ApdbVisitDetector and "
           "DiaObjectDedup, one statement per object for DiaObjectLastToPartition, the toolkit's writes L1dbVisit")
     raw = notes["apdb_raw_objects"][first - 1:]
     if raw:

@@ -161,7 +161,10 @@ class L1dbSection(Section):
         64, "largest number of pixel ranges a region is turned into (more ranges: tighter superset)",
         ge=1, backend="sql")
     read_full_objects: Switch = option(
-        0, "0 = getDiaObjects returns the columns the AP loop needs; 1 = every column")
+        0, "0 = getDiaObjects returns the columns the AP loop needs (read from DiaObjectLast where there is "
+        "one: it holds only its published columns); 1 = every DiaObject column: where there is a DiaObjectLast "
+        "(last_object_table, Cassandra) the latest versions' full rows are read from DiaObject by their key "
+        "(diaObjectId, validityStartMjdTai); not with retention_days, which drops them")
     read_sources_months: int = option(
         12, "DiaSource history window in months (30-day months) before the visit; 0 = do not read", ge=0)
     read_forced_sources_months: int = option(
@@ -203,6 +206,10 @@ class L1dbSection(Section):
         if retention and retention < window:
             raise bad_value("retention_days", retention, f"0 or >= {window:g}",
                             f"(shorter than the history window of {window:g} days, so reads would miss rows)")
+        if retention and self.read_full_objects and self.dia_object_index == "last_object_table":
+            raise option_error("read_full_objects", "1 cannot be served with retention_days: the full latest rows "
+                               "are read from DiaObject, whose old time partitions retention drops (set one of "
+                               "them to 0)")
         return self
 
     @model_validator(mode="after")

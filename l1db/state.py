@@ -149,7 +149,9 @@ def check_matching(manifest: Manifest, backend: str, options: Mapping[str, str],
         raise StateError(f"{folder} was saved with other schema options ({'; '.join(diffs)}); "
                          "restore it with a config of the same options")
     if manifest.schema_digest != digest:
-        raise StateError(f"{folder} was saved with other table definitions than the config's schema_file")
+        # The packaged definitions change with the toolkit, e.g. when DiaObjectLast took its published columns.
+        raise StateError(f"{folder} was saved with other table definitions than the config's (its schema_file, "
+                         "else the toolkit's packaged schema): restore it with the toolkit version that saved it")
 
 
 @contextlib.contextmanager

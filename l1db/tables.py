@@ -12,17 +12,28 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from .config import L1dbConfig
+from .constants import AP_OBJECT_COLUMNS
 from .errors import SchemaError
 from .schema_model import ColumnDef, SchemaDef, SchemaFormatError, TableDef, load_schema
 
-__all__ = ["PIXEL_COLUMN", "PUBLISHED_TABLES", "packaged_schema_path", "load_definitions", "sql_type",
-           "table_columns", "published_definitions", "published_tables"]
+__all__ = ["PIXEL_COLUMN", "PUBLISHED_TABLES", "LAST_OBJECT_TABLE", "LAST_OBJECT_KEY", "packaged_schema_path",
+           "load_definitions", "last_object_definition", "sql_type", "table_columns", "published_definitions",
+           "published_tables"]
 
 #: Name of the sky-pixel column the SQL backends add to DiaObject and DiaSource.
 PIXEL_COLUMN = "pixelId"
 
 #: The published tables every schema holds.
 PUBLISHED_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
+
+#: The published latest-version table: a subset of DiaObject's columns for the
+#: latest version of each object (``last_object_table`` on SQL, always on
+#: Cassandra), defined in the schema file like the others.
+LAST_OBJECT_TABLE = "DiaObjectLast"
+
+#: The columns of DiaObjectLast that name a DiaObject version: the full latest
+#: rows are read from DiaObject by them (``read_full_objects = 1``).
+LAST_OBJECT_KEY = ("diaObjectId", "validityStartMjdTai")
 
 
 def load_definitions(config: L1dbConfig) -> SchemaDef:
@@ -34,7 +45,7 @@ def load_definitions(config: L1dbConfig) -> SchemaDef:
         If the file is missing, unreadable, not a schema file, or lacks a
         published table; the message is one line naming the file.
     """
-    path = Path(config.schema_file) if config.schema_file else packaged_schema_path()
+    path = _schema_path(config)
     where = config.where("l1db", "schema_file")
     try:
         schema_def = load_schema(path)
@@ -44,6 +55,42 @@ def load_definitions(config: L1dbConfig) -> SchemaDef:
     if missing:
         raise SchemaError(f"{where}: {path}: the table definitions lack {', '.join(sorted(missing))}")
     return schema_def
+
+
+def last_object_definition(config: L1dbConfig, schema_def: SchemaDef) -> TableDef:
+    """The definition of `LAST_OBJECT_TABLE`, checked against DiaObject's.
+
+    Its rows are projections of DiaObject versions, so each of its columns
+    must be a DiaObject column of the same type; it must hold
+    `LAST_OBJECT_KEY` (to find the full version in DiaObject) and
+    `AP_OBJECT_COLUMNS` (what ``getDiaObjects`` returns with
+    ``read_full_objects = 0``).
+
+    Raises
+    ------
+    SchemaError
+        One line naming the file and what is wrong.
+    """
+    where = config.where("l1db", "schema_file")
+    path = _schema_path(config)
+    last = schema_def.tables.get(LAST_OBJECT_TABLE)
+    if last is None:
+        raise SchemaError(f"{where}: {path}: the table definitions lack {LAST_OBJECT_TABLE} (the published "
+                          "latest-version table; parse_cat apdb --tables ...,DiaObjectLast)")
+    obj = {c.name: c for c in schema_def.tables["DiaObject"].columns}
+    names = [c.name for c in last.columns]
+    foreign = [c.name for c in last.columns if c.name not in obj or obj[c.name].type != c.type]
+    if foreign:
+        raise SchemaError(f"{where}: {path}: {LAST_OBJECT_TABLE} columns {foreign} are not DiaObject columns "
+                          "of the same type")
+    missing = [c for c in dict.fromkeys((*LAST_OBJECT_KEY, *AP_OBJECT_COLUMNS)) if c not in names]
+    if missing:
+        raise SchemaError(f"{where}: {path}: {LAST_OBJECT_TABLE} lacks the columns {missing} that the reads need")
+    return last
+
+
+def _schema_path(config: L1dbConfig) -> Path:
+    return Path(config.schema_file) if config.schema_file else packaged_schema_path()
 
 
 def packaged_schema_path() -> Path:

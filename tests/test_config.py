@@ -92,6 +92,15 @@ source_select = by-fov
     assert config.source_select == "by-fov"
 
 
+@pytest.mark.parametrize("options", [
+    "dia_object_index = last_object_table\nhistory_partition_days = 30\n",  # no retention: nothing dropped
+    "dia_object_index = baseline\nhistory_partition_days = 30\nretention_days = 400\n",  # DiaObject unpartitioned
+])
+def test_full_objects_where_the_latest_rows_are_kept(tmp_path: Path, options: str) -> None:
+    path = _write(tmp_path, f"[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\n{options}read_full_objects = 1\n")
+    assert load_config(path).read_full_objects == 1
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -121,6 +130,10 @@ source_select = by-fov
         ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\nhistory_partition_days = 30\n"
          "retention_days = 200\nread_forced_sources_months = 6\n",
          ["[l1db] retention_days:", "shorter than the history window of 360 days", "allowed: 0 or >= 360"]),
+        # The full latest rows are read from DiaObject, whose partitions retention drops.
+        ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\ndia_object_index = last_object_table\n"
+         "history_partition_days = 30\nretention_days = 400\nread_full_objects = 1\n",
+         ["[l1db] read_full_objects:", "cannot be served with retention_days", "DiaObject"]),
         ("[database]\nurl = postgresql://u@127.0.0.1/db\n[l1db]\nhistory_partition_days = -1\n",
          ["[l1db]", "history_partition_days", "an integer >= 0"]),
     ],

@@ -15,14 +15,17 @@ from l1db.parse_cat import packaged_apdb_path
 from l1db.sql.schema import PIXEL_COLUMN
 
 
-def _felis_columns() -> dict[str, list[str]]:
+def _felis_columns(names: tuple[str, ...] = ("DiaObject", "DiaSource", "DiaForcedSource")) -> dict[str, list[str]]:
     """The published tables' columns as lsst-felis reads apdb.yaml."""
     model = felis.datamodel.Schema.from_uri(str(packaged_apdb_path()), context={"id_generation": True})
-    return {
-        t.name: [c.name for c in t.columns]
-        for t in model.tables
-        if t.name in ("DiaObject", "DiaSource", "DiaForcedSource")
-    }
+    return {t.name: [c.name for c in t.columns] for t in model.tables if t.name in names}
+
+
+def _published_last_columns() -> list[str]:
+    """DiaObjectLast's columns as lsst-felis reads apdb.yaml: the published latest-version table."""
+    columns = _felis_columns(("DiaObjectLast",))["DiaObjectLast"]
+    assert len(columns) == 10 and len(set(columns) & set(_felis_columns()["DiaObject"])) == 10
+    return columns
 
 
 def _inspect(url: str) -> sa.Inspector:
@@ -63,8 +66,10 @@ def test_schema_has_every_published_column(
         db_columns = [c["name"] for c in inspector.get_columns(name)]
         toolkit = [PIXEL_COLUMN] if name != "DiaForcedSource" else []
         assert db_columns == columns + toolkit, name
+    # The latest-version table has exactly its published columns (the full rows are in DiaObject).
+    published = {"DiaObjectLast": _published_last_columns(), "DiaObjectNightly": felis["DiaObject"]}
     for name in extra_tables:
-        assert [c["name"] for c in inspector.get_columns(name)] == felis["DiaObject"] + [PIXEL_COLUMN]
+        assert [c["name"] for c in inspector.get_columns(name)] == published[name] + [PIXEL_COLUMN], name
     key = inspector.get_pk_constraint("DiaObject")["constrained_columns"]
     if options["dia_object_index"] == "pix_id_iov":
         assert key == [PIXEL_COLUMN, "diaObjectId", "validityStartMjdTai"]
@@ -143,7 +148,7 @@ def test_cassandra_schema_layout(cassandra_db_url: str, make_cassandra_config, c
     for name, published in felis.items():
         toolkit = {"apdb_part", "apdb_time_part"}
         assert set(columns[name]) == set(published) | toolkit, name
-    assert set(columns["DiaObjectLast"]) == set(felis["DiaObject"]) | {"apdb_part"}
+    assert set(columns["DiaObjectLast"]) == set(_published_last_columns()) | {"apdb_part"}
     assert key("DiaObjectLast", "partition_key") == ["apdb_part"]
     assert key("DiaObjectLast", "clustering") == ["diaObjectId"]
     for name in felis:

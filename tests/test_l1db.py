@@ -14,6 +14,7 @@ from astropy.time import Time
 from l1db_frames import random_rows, random_sky_points, random_visit
 from naive import naive_in_circle, naive_region_contains
 
+import l1db.constants
 import l1db.sql.bulk_insert
 import l1db.sql.chunks
 from l1db import MONTH_DAYS, L1db, open_l1db
@@ -294,6 +295,52 @@ def test_exactly_one_latest_version(make_config, layout: dict) -> None:
     db.close()
 
 
+def test_latest_versions_hold_the_published_columns_and_full_rows_come_from_history(
+        make_config, layout: dict) -> None:
+    """getDiaObjects returns the latest version's values: AP columns (from DiaObjectLast where there is one),
+    or with read_full_objects = 1 every DiaObject column of that version (read from DiaObject by key).
+
+    Versions span time partitions (PostgreSQL 10 days, Cassandra 30), two fall in one partition, some
+    objects move to other sky pixels, and random NULLs replace values of the previous version.
+    """
+    rng = np.random.default_rng(16)
+    short = make_config(**layout)
+    db = open_l1db(short)
+    db.makeSchema()
+    full = open_l1db(make_config(read_full_objects=1, **layout))
+    n = 240
+    ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    definition = db.definitions["DiaObject"]
+    latest = {}
+    for visit, (days, share) in enumerate([(0, 1.0), (45, 0.5), (46, 0.25)]):
+        pick = np.sort(rng.choice(n, size=int(n * share), replace=False))
+        moved = rng.random(len(pick)) < 0.3
+        dec[pick[moved]] += 1.5  # another sky pixel (and Cassandra partition)
+        objects = random_rows(rng, definition, len(pick), diaObjectId=ids[pick], ra=ra[pick], dec=dec[pick])
+        t = T0 + days * u.day
+        db.store(t, objects, None, None, visit_id=visit)
+        objects["validityStartMjdTai"] = t.tai.mjd
+        objects["validityEndMjdTai"] = np.nan
+        for row in objects.itertuples(index=False):
+            latest[row.diaObjectId] = row
+    expected = l1db.frames.check_frame(db.tables["DiaObject"], pd.DataFrame(list(latest.values())))
+    expected = expected.sort_values("diaObjectId").reset_index(drop=True)
+    region = _circle(150.0, -58.0, 5.0)
+    if layout.get("dia_object_nightly"):
+        db.dailyJob()
+
+    read = full.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
+    assert list(read.columns) == [c.name for c in db.tables["DiaObject"].columns]
+    pd.testing.assert_frame_equal(read, expected)
+
+    read = db.getDiaObjects(region).sort_values("diaObjectId").reset_index(drop=True)
+    assert list(read.columns) == list(l1db.constants.AP_OBJECT_COLUMNS)
+    pd.testing.assert_frame_equal(read, expected[list(l1db.constants.AP_OBJECT_COLUMNS)])
+    full.close()
+    db.close()
+
+
 def _bad_inputs(db: L1db, rng: np.random.Generator):
     defs = db.definitions
     good = random_rows(rng, defs["DiaSource"], 5, diaSourceId=np.arange(5, dtype=np.int64),
@@ -384,6 +431,44 @@ def test_missing_or_mismatched_schema(make_config) -> None:
     with pytest.raises(SchemaError, match=option):
         other.lastVisit()
     other.close()
+
+
+def test_refuses_a_latest_version_table_of_full_rows(make_config) -> None:
+    """A database made when DiaObjectLast held every DiaObject column is refused with one line."""
+    config = make_config(dia_object_index="last_object_table")
+    db = open_l1db(config)
+    db.makeSchema()
+    obj = db.definitions["DiaObject"]
+    if db.config.backend == "cassandra":
+        from conftest import cassandra_session
+
+        from l1db.cassandra.partitions import PART_COLUMN
+        from l1db.cassandra.schema import table_ddl
+
+        cluster, session = cassandra_session()
+        try:
+            session.execute(f'DROP TABLE "{db.keyspace}"."DiaObjectLast"', timeout=120)
+            session.execute(table_ddl(db.keyspace, "DiaObjectLast", obj, (PART_COLUMN,), ("diaObjectId",)),
+                            timeout=120)
+        finally:
+            cluster.shutdown()
+    else:
+        from l1db.tables import PIXEL_COLUMN, table_columns
+
+        engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        old = sa.Table("DiaObjectLast", sa.MetaData(), *table_columns(obj, True, ("diaObjectId",)))
+        with engine.begin() as conn:
+            sa.Table("DiaObjectLast", sa.MetaData(), autoload_with=conn).drop(conn)
+            old.create(conn)
+        engine.dispose()
+        assert PIXEL_COLUMN in old.c
+    db.close()
+    db = open_l1db(config)
+    with pytest.raises(SchemaError) as err:
+        db.getDiaObjects(_circle(1.0, 1.0, 1.0))
+    message = str(err.value)
+    assert "DiaObjectLast" in message and "create_l1_schema --drop" in message and "\n" not in message
+    db.close()
 
 
 def test_published_default_lets_a_column_be_left_out(make_config) -> None:

@@ -7,6 +7,7 @@ same rows, bit for bit, and the two timing logs the same row counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +21,8 @@ from conftest import cassandra_session, catalog_fixture, create_test_database, w
 from l1db.cli.create_l1_schema import main as create_schema
 from l1db.cli.l1db_state import main as l1db_state
 from l1db.config import load_config, normalize_url, parse_cassandra_url
-from l1db.state import MANIFEST
+from l1db.state import MANIFEST, schema_digest
+from l1db.tables import load_definitions
 from l1db.timing_log import parse_log
 
 VISITS = 3
@@ -180,6 +182,20 @@ def test_refusals(backend: str, db_url: str, target_url: str, sources: Path, tmp
     other = write_config(tmp_path / "other.cfg", target_url, dia_object_index="pix_id_iov",
                          part_pixel_level=8)
     assert "other schema options" in refused("restore", "-c", str(other), str(saved))
+    # A state saved when DiaObjectLast held full rows: the toolkit's table definitions then were the
+    # packaged ones without DiaObjectLast's, and their digest is in its manifest.
+    old = tmp_path / "before_published_last"
+    shutil.copytree(saved, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    definitions = load_definitions(load_config(original))
+    assert manifest["schema_digest"] == schema_digest(definitions)
+    without_last = dataclasses.replace(definitions, tables={
+        name: table for name, table in definitions.tables.items() if name != "DiaObjectLast"})
+    manifest["schema_digest"] = schema_digest(without_last)
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    empty = write_config(tmp_path / "empty.cfg", target_url)
+    assert "other table definitions" in refused("restore", "-c", str(empty), str(old))
+    assert _tables(empty) == {}
     # Another backend than the saved one.
     sqlite = write_config(tmp_path / "sqlite.cfg", f"sqlite:///{tmp_path}/other.sqlite3")
     if backend != "sqlite":

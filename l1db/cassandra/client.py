@@ -20,12 +20,16 @@ from cassandra.query import PreparedStatement, SimpleStatement
 from ..api import L1db
 from ..config import L1dbConfig, parse_cassandra_url
 from ..frames import column_kind
+from ..tables import last_object_definition
 from ..timer import TimingSink
-from .partitions import Partitioning
+from .partitions import PART_COLUMN, Partitioning
 from .schema import quote
 from .session import connect, consistency, execute_concurrently
 
-__all__ = ["CassandraClient"]
+__all__ = ["CassandraClient", "PART_SA_COLUMN"]
+
+#: The spatial partition column, typed for `l1db.cassandra.session.typed_frame`.
+PART_SA_COLUMN = sa.Column(PART_COLUMN, sa.BigInteger, nullable=False)
 
 
 class CassandraClient(L1db):
@@ -43,6 +47,8 @@ class CassandraClient(L1db):
         self._prepared: dict[str, PreparedStatement] = {}
         # Kind of every column a store writes (the partition columns are bigint).
         self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
+        #: DiaObjectLast's published definition: the columns of the latest versions it holds.
+        self.last_object = last_object_definition(self.config, self.schema_def)
         self._schema_checked = False
         self._needs_recovery = True
 

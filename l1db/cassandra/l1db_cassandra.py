@@ -23,7 +23,7 @@ from cassandra import InvalidRequest
 
 from ..errors import SchemaError
 from .reads import CassandraReads
-from .schema import SCHEMA_OPTIONS, TABLES, quote, schema_ddl
+from .schema import SCHEMA_OPTIONS, TABLES, published_columns, quote, schema_ddl
 from .visits import CassandraVisits
 from .writes import CassandraWrites
 
@@ -82,7 +82,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
                 f"CREATE KEYSPACE {quote(self.keyspace)} WITH replication = "
                 f"{{'class': 'SimpleStrategy', 'replication_factor': {int(self.options['replication_factor'])}}}",
                 write=True, timeout=ddl_timeout)
-        for ddl in schema_ddl(self.keyspace, self.schema_def):
+        for ddl in schema_ddl(self.keyspace, self.schema_def, self.last_object):
             self._simple(ddl, write=True, timeout=ddl_timeout)
         for name, value in self._schema_options().items():
             self._simple(f"INSERT INTO {self._name('L1dbMetadata')} (name, value) VALUES (%s, %s)", (name, value),
@@ -144,6 +144,15 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
             if missing:
                 raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
                                   "re-create it with create_l1_schema --drop")
+            for table, wanted in published_columns(self.schema_def, self.last_object).items():
+                # E.g. a DiaObjectLast of full rows, made before it took its published columns.
+                found = self._plain_columns(self._simple(
+                    "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+                    [self.keyspace, table]))
+                names = {str(n) for n in found.get("column_name", [])}
+                if names != wanted:
+                    raise SchemaError(f"table {table} has {len(names)} columns, the table definitions give it "
+                                      f"{len(wanted)}; re-create the schema with create_l1_schema --drop")
             self._schema_checked = True
         if self._needs_recovery:
             self._apply_unapplied_visits()

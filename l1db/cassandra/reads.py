@@ -17,12 +17,17 @@ import pandas as pd
 import sqlalchemy as sa
 from cassandra.query import PreparedStatement
 
-from .client import CassandraClient
+from ..frames import empty_frame
+from ..tables import LAST_OBJECT_KEY
+from .client import PART_SA_COLUMN, CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
 from .session import log_partition_plan, typed_frame
 
 __all__ = ["CassandraReads"]
+
+#: Object IDs in the ``IN`` list of one read of DiaObject's latest versions (as the lookups of the store).
+_IDS_PER_QUERY = 100
 
 
 class CassandraReads(CassandraClient):
@@ -50,7 +55,49 @@ class CassandraReads(CassandraClient):
 
     def _read_objects(self, region: Any, explain: bool) -> pd.DataFrame:
         pixels = self.partitioning.region_pixels(region)
-        return self._read_partitions("DiaObjectLast", self._object_columns(), pixels, None, explain)
+        wanted = self._object_columns()
+        held = {c.name for c in self.last_object.columns}
+        if all(c.name in held for c in wanted):
+            return self._read_partitions("DiaObjectLast", wanted, pixels, None, explain)
+        return self._read_full_latest(wanted, pixels, explain)
+
+    def _read_full_latest(self, columns: Sequence[sa.Column], pixels: np.ndarray, explain: bool) -> pd.DataFrame:
+        """The full rows of the latest versions in the sky pixels (``read_full_objects``), from DiaObject.
+
+        DiaObjectLast names each latest version (diaObjectId,
+        validityStartMjdTai) and its sky pixel; the version's DiaObject
+        partition is that pixel and the time partition of its validity start,
+        where it is read by object ID (in chunks of `_IDS_PER_QUERY`).
+        """
+        dia_object = self.tables["DiaObject"]
+        key_columns = [PART_SA_COLUMN, *(dia_object.c[k] for k in LAST_OBJECT_KEY)]
+        latest = self._read_partitions("DiaObjectLast", key_columns, pixels, None, explain)
+        if not len(latest):
+            return empty_frame(columns)
+        ids = latest["diaObjectId"].to_numpy(dtype=np.int64)
+        starts = latest["validityStartMjdTai"].to_numpy(dtype=np.float64)
+        parts = latest[PART_COLUMN].to_numpy(dtype=np.int64)
+        times = self.partitioning.time_partitions(starts)
+        names = ", ".join(quote(c.name) for c in columns)
+        statement = self._statement(
+            f"select:full_latest:{names}",
+            f"SELECT {names} FROM {self._name('DiaObject')} WHERE {quote(PART_COLUMN)} = ? "
+            f'AND {quote(TIME_PART_COLUMN)} = ? AND "diaObjectId" IN ?', write=False)
+        order = np.lexsort((ids, times, parts))
+        params = []
+        for group in np.split(order, np.flatnonzero(np.diff(parts[order]) | np.diff(times[order])) + 1):
+            for first in range(0, len(group), _IDS_PER_QUERY):
+                chunk = group[first:first + _IDS_PER_QUERY]
+                params.append((statement, (int(parts[chunk[0]]), int(times[chunk[0]]), ids[chunk].tolist())))
+        if explain:
+            log_partition_plan(statement, len(params), "one per (sky pixel, time partition) of the latest "
+                               f"versions, ids in chunks of {_IDS_PER_QUERY}: {len(params)} statements")
+        versions = typed_frame(columns, self._run(params, write=False))
+        # The partitions hold the objects' other versions of the same time partition too.
+        found = pd.MultiIndex.from_arrays([versions["diaObjectId"].to_numpy(dtype=np.int64),
+                                           versions["validityStartMjdTai"].to_numpy(dtype=np.float64)])
+        keep = found.isin(pd.MultiIndex.from_arrays([ids, starts]))
+        return versions[keep].reset_index(drop=True)
 
     def _read_history(
         self, table: str, region: Any, ids: np.ndarray, start_mjd: float, end_mjd: float, explain: bool

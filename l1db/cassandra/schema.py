@@ -1,7 +1,9 @@
 """The L1 schema as CQL tables, laid out for the workload as production lays it out.
 
 From the same table definitions as the SQL backends (``schema/``), every
-published column mapped to a CQL type:
+published column mapped to a CQL type (DiaObjectLast has the columns of its
+own published definition, a subset of DiaObject's; the full rows of every
+version are in DiaObject):
 
 ==================  ==============================  ===================================
 table               partition key                   clustering key
@@ -33,6 +35,7 @@ __all__ = [
     "cql_type",
     "quote",
     "table_ddl",
+    "published_columns",
     "schema_ddl",
 ]
 
@@ -89,18 +92,31 @@ def table_ddl(keyspace: str, name: str, tdef: TableDef, partition: tuple[str, ..
             f"WITH comment = '{comment}'")
 
 
-def schema_ddl(keyspace: str, schema_def: SchemaDef) -> list[str]:
-    """Every ``CREATE TABLE`` of the schema, in `TABLES` order."""
+def _layouts(schema_def: SchemaDef, last: TableDef) -> list[tuple[str, TableDef, tuple[str, ...], tuple[str, ...]]]:
+    """(name, definition, partition key, clustering key) of the tables of published columns."""
     obj = schema_def.tables["DiaObject"]
     src = schema_def.tables["DiaSource"]
     fsrc = schema_def.tables["DiaForcedSource"]
     space_time = (PART_COLUMN, TIME_PART_COLUMN)
+    return [
+        ("DiaObjectLast", last, (PART_COLUMN,), ("diaObjectId",)),
+        ("DiaObject", obj, space_time, tuple(obj.primary_key)),
+        ("DiaSource", src, space_time, tuple(src.primary_key)),
+        ("DiaForcedSource", fsrc, space_time, tuple(fsrc.primary_key)),
+    ]
+
+
+def published_columns(schema_def: SchemaDef, last: TableDef) -> dict[str, set[str]]:
+    """The columns `schema_ddl` gives each table of published columns (partition columns included)."""
+    return {name: {*partition, *(c.name for c in tdef.columns)}
+            for name, tdef, partition, _ in _layouts(schema_def, last)}
+
+
+def schema_ddl(keyspace: str, schema_def: SchemaDef, last: TableDef) -> list[str]:
+    """Every ``CREATE TABLE`` of the schema, in `TABLES` order; ``last`` is DiaObjectLast's definition."""
     ks = quote(keyspace)
     return [
-        table_ddl(keyspace, "DiaObjectLast", obj, (PART_COLUMN,), ("diaObjectId",)),
-        table_ddl(keyspace, "DiaObject", obj, space_time, tuple(obj.primary_key)),
-        table_ddl(keyspace, "DiaSource", src, space_time, tuple(src.primary_key)),
-        table_ddl(keyspace, "DiaForcedSource", fsrc, space_time, tuple(fsrc.primary_key)),
+        *(table_ddl(keyspace, *layout) for layout in _layouts(schema_def, last)),
         f'CREATE TABLE {ks}."DiaObjectLastToPartition" ("diaObjectId" bigint PRIMARY KEY, '
         f'{quote(PART_COLUMN)} bigint) WITH comment = \'Current spatial partition of each object in DiaObjectLast.\'',
         f'CREATE TABLE {ks}."L1dbVisit" (bucket int, "visitId" bigint, tile int, "visitTimeMjdTai" double, '

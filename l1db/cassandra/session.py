@@ -229,13 +229,15 @@ def wire_bytes(kind: str) -> int:
     return 4 + (12 if kind == "str" else np.dtype(_WIRE[kind]).itemsize)
 
 
-def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -> np.ndarray:
-    """A column in CQL's wire format: an object array of ``bytes``, ``UNSET_VALUE`` where NULL.
+def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str, null: Any = UNSET_VALUE
+                      ) -> np.ndarray:
+    """A column in CQL's wire format: an object array of ``bytes``, ``null`` where NULL.
 
     What the driver's ``BoundStatement.bind`` makes value by value, made a
     column at a time by numpy (fixed-width values are big-endian bytes of
-    their type; text is UTF-8). A NULL is left unset, never written: a NULL
-    would be a tombstone.
+    their type; text is UTF-8). By default a NULL is left unset, never
+    written: a NULL would be a tombstone. A row that replaces another of the
+    same key must write it (``null=None``), or the old value would stay.
     """
     out = np.empty(len(values), dtype=object)
     if kind == "str":
@@ -244,13 +246,14 @@ def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str) -
         wire = np.dtype(_WIRE[kind])
         out[:] = np.ascontiguousarray(values, dtype=wire).view(f"V{wire.itemsize}").tolist()
     if nulls is not None and nulls.any():
-        out[nulls] = UNSET_VALUE
+        out[nulls] = null
     return out
 
 
-def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str]) -> list[np.ndarray]:
+def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str], null: Any = UNSET_VALUE) -> list[np.ndarray]:
     """Every column of ``frame`` (`check_frame` dtypes; ``kinds`` per column) by `serialized_column`."""
-    return [serialized_column(*checked_values(frame[name], kind), kind) for name, kind in zip(frame.columns, kinds)]
+    return [serialized_column(*checked_values(frame[name], kind), kind, null)
+            for name, kind in zip(frame.columns, kinds)]
 
 
 def _pages_by_column(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:

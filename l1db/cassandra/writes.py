@@ -12,8 +12,9 @@ atomic as on SQL. It is made safe instead, in three steps:
    a NULL: an unset column is left unset, since a NULL is a tombstone);
 2. once every row is acknowledged at the write consistency, the visit (tile)
    is recorded in ``L1dbVisit``: from then on it counts as stored;
-3. the new versions are applied to ``DiaObjectLast`` (an object that moved to
-   another sky pixel has its old row deleted, through
+3. the new versions are applied to ``DiaObjectLast`` (its published columns
+   only, NULLs written, so that no value of the version replaced stays; an
+   object that moved to another sky pixel has its old row deleted, through
    ``DiaObjectLastToPartition``), and the visit is marked applied.
 
 A visit killed in step 1 is not recorded: a resumed run stores it again. Its
@@ -35,11 +36,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
-from .client import CassandraClient
+from .client import PART_SA_COLUMN, CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
 from .session import log_partition_plan, serialized_column, serialized_frame, typed_frame, wire_bytes
@@ -61,8 +62,7 @@ MAX_BATCH_ROWS = 5000
 _MAPPING_GROUP = 100
 
 # The columns of a lookup of DiaObjectLastToPartition.
-_LOOKUP_COLUMNS = (sa.Column("diaObjectId", sa.BigInteger, nullable=False),
-                   sa.Column(PART_COLUMN, sa.BigInteger, nullable=False))
+_LOOKUP_COLUMNS = (sa.Column("diaObjectId", sa.BigInteger, nullable=False), PART_SA_COLUMN)
 
 # Microseconds per day: DiaObjectLast writes are timestamped with the validity
 # start in microseconds of MJD, so that the newest version always wins.
@@ -98,16 +98,17 @@ class CassandraWrites(CassandraClient):
         return int(max(1, min(MAX_BATCH_ROWS, self.options["batch_max_kib"] * 1024 // row_bytes)))
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
-                 extra: Sequence[np.ndarray] = (), per_batch: int | None = None,
+                 extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
                  ) -> Iterator[tuple[BatchStatement, None]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
-        arrays (e.g. write timestamps) after them.
+        arrays (e.g. write timestamps) after them. With ``replace`` (rows that
+        replace others of the same key), NULLs are written, not left unset.
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
-        wire = [*serialized_frame(frame, kinds),
+        wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
                 *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
         columns = [a[order] for a in wire]
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
@@ -171,10 +172,12 @@ class CassandraWrites(CassandraClient):
                        for w, p, i in zip(where[moved], old_parts[moved], old_ids[moved])), write=True)
             timer.rows = int(moved.sum())
         with self._timed("obj_last_upsert", len(objects)):
-            columns = [PART_COLUMN, *objects.columns]
+            # The full rows are in DiaObject; DiaObjectLast holds its published subset of columns.
+            columns = [PART_COLUMN, *(c.name for c in self.last_object.columns if c.name in objects)]
             statement = self._insert("DiaObjectLast", columns, timestamped=True)
             keyed = objects.assign(**{PART_COLUMN: pixels})[columns]
-            self._run(self._batches(statement, keyed, (pixels,), extra=[stamps]), write=True)
+            # A NULL of the new version replaces the old version's value (a tombstone cell, where NULL).
+            self._run(self._batches(statement, keyed, (pixels,), extra=[stamps], replace=True), write=True)
             # One partition per object: sent in groups, each group one request.
             mapping = self._insert("DiaObjectLastToPartition", ["diaObjectId", PART_COLUMN], timestamped=True)
             groups = np.arange(len(ids)) // _MAPPING_GROUP
@@ -225,7 +228,8 @@ class CassandraWrites(CassandraClient):
             parts = np.array(sorted(rows["parts"][k] or ()), dtype=np.int64)
             _LOG.warning("visit %d tile %d was stored but not applied to DiaObjectLast: applying it now",
                          visit_id, tile)
-            columns = list(self.tables["DiaObject"].columns)
+            # DiaObjectLast's columns (positions included) are all the versions need here.
+            columns = [self.tables["DiaObject"].c[c.name] for c in self.last_object.columns]
             time_part = self.partitioning.time_partitions(np.array([visit_mjd]))[0]
             versions = self._read_partitions("DiaObject", columns, parts, [int(time_part)])
             versions = versions[versions["validityStartMjdTai"].to_numpy() == visit_mjd].reset_index(drop=True)

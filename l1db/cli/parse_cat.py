@@ -2,7 +2,7 @@
 
 Examples::
 
-    parse_cat apdb --tables DiaObject,DiaSource,DiaForcedSource -o schema/apdb-l1.yaml
+    parse_cat apdb --tables DiaObject,DiaSource,DiaForcedSource,DiaObjectLast -o schema/apdb-l1.yaml
     parse_cat baselineSchema.sql --tables DiaObject > my-schema.yaml
 """
 
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
             "schema YAML format. A one-line summary per table goes to stderr."
         ),
         epilog=(
-            "example: parse_cat apdb --tables DiaObject,DiaSource,DiaForcedSource "
+            "example: parse_cat apdb --tables DiaObject,DiaSource,DiaForcedSource,DiaObjectLast "
             "-o schema/apdb-l1.yaml"
         ),
     )

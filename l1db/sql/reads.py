@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..api import latest_versions
+from ..tables import LAST_OBJECT_KEY
 from .chunks import id_chunks
 from .client import SqlClient
 from .schema import PIXEL_COLUMN
@@ -39,12 +40,20 @@ class SqlReads(SqlClient):
         # The pixel-range query returns a superset of the region, trimmed by L1db.getDiaObjects.
         ranges = self.pixelization.envelope(region)
         table = self.schema.object_read_table
+        wanted = self._object_columns()
         where = self.pixelization.pixel_ranges_clause(table.c[PIXEL_COLUMN], ranges)
         if table.name == "DiaObject":
-            where = sa.and_(where, table.c.validityEndMjdTai.is_(None))
+            select = sa.select(*self._columns_of(table, wanted)).where(where, table.c.validityEndMjdTai.is_(None))
+        elif all(c.name in table.c for c in wanted):
+            select = sa.select(*self._columns_of(table, wanted)).where(where)
+        else:
+            # Columns DiaObjectLast does not hold (read_full_objects): the latest versions' full rows,
+            # found in DiaObject by their key.
+            history = self._table("DiaObject")
+            on = sa.and_(*(history.c[k] == table.c[k] for k in LAST_OBJECT_KEY))
+            select = sa.select(*self._columns_of(history, wanted)).select_from(table.join(history, on)).where(where)
         with self.engine.connect() as conn:
-            objects = self._read(conn, sa.select(*self._columns_of(table, self._object_columns())).where(where),
-                                 explain)
+            objects = self._read(conn, select, explain)
             if "DiaObjectNightly" in self.schema.tables:
                 objects = self._with_nightly_versions(conn, objects, ranges, explain)
         return objects

@@ -11,8 +11,10 @@ query code of the reads and stores, `l1db.sql.reads` and `l1db.sql.writes`). Fro
   (diaObjectId, validityStartMjdTai); ``pix_id_iov`` by (pixelId, diaObjectId,
   validityStartMjdTai).
 - ``DiaObjectLast`` (``last_object_table``): the latest version of each object,
-  keyed by diaObjectId (so that replacing a version is a key lookup) with an
-  index on pixelId for region reads.
+  with the columns its published definition gives (a subset of DiaObject's:
+  what association reads), keyed by diaObjectId (so that replacing a version
+  is a key lookup) with an index on pixelId for region reads. The full latest
+  rows stay in DiaObject, found by (diaObjectId, validityStartMjdTai).
 - ``DiaObjectNightly`` (``dia_object_nightly = 1``): same columns, no key and no
   index, so that inserts during the night are cheap; merged by ``dailyJob()``.
 - ``L1dbVisit``: one row per stored visit and tile, for resuming runs.
@@ -36,7 +38,14 @@ import sqlalchemy as sa
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..schema_model import SchemaDef, TableDef
-from ..tables import PIXEL_COLUMN, load_definitions, published_definitions, table_columns
+from ..tables import (
+    LAST_OBJECT_TABLE,
+    PIXEL_COLUMN,
+    last_object_definition,
+    load_definitions,
+    published_definitions,
+    table_columns,
+)
 from .partitions import PARTITION_COLUMNS, TimePartitions
 
 __all__ = [
@@ -149,9 +158,10 @@ class L1Schema:
         self._table("DiaObject", obj, obj_key, obj_indexes, with_pixel=True)
 
         if cfg.dia_object_index == "last_object_table":
+            # The published definition (a subset of DiaObject's columns), as production makes it.
             self._table(
-                "DiaObjectLast",
-                obj,
+                LAST_OBJECT_TABLE,
+                last_object_definition(cfg, self.schema_def),
                 ("diaObjectId",),
                 [("IDX_DiaObjectLast_pixelId", (PIXEL_COLUMN,))],
                 with_pixel=True,
@@ -244,9 +254,11 @@ class L1Schema:
         Raises
         ------
         SchemaError
-            If tables are missing or the schema was made with other options.
+            If tables are missing, the schema was made with other options or
+            a table's columns are not those of the table definitions.
         """
-        names = set(sa.inspect(conn).get_table_names())
+        inspector = sa.inspect(conn)
+        names = set(inspector.get_table_names())
         if "L1dbMetadata" not in names:
             raise SchemaError("the L1 schema does not exist in this database; run create_l1_schema first")
         meta = self.tables["L1dbMetadata"]
@@ -265,3 +277,11 @@ class L1Schema:
                 f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
                 "re-create it with create_l1_schema --drop"
             )
+        for name, table in self.tables.items():
+            # E.g. a DiaObjectLast of full rows, made before it took its published columns.
+            stored_columns = {c["name"] for c in inspector.get_columns(name)}
+            if stored_columns != set(table.columns.keys()):
+                raise SchemaError(
+                    f"table {name} has {len(stored_columns)} columns, the table definitions give it "
+                    f"{len(table.columns)}; re-create the schema with create_l1_schema --drop"
+                )

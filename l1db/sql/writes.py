@@ -7,8 +7,9 @@ the ``pixelId`` column of DiaObject and DiaSource).
 Validity of DiaObject versions: a stored version starts at the visit time and
 is open (``validityEndMjdTai`` NULL) until a newer version of the same object
 is stored, which closes it (``baseline`` and ``pix_id_iov``). With ``last_object_table`` the latest
-versions live in ``DiaObjectLast`` (replaced by delete + insert, or by the
-native upsert) and DiaObject keeps the history without closing validity.
+versions live in ``DiaObjectLast`` (its published columns only; replaced by
+delete + insert, or by the native upsert) and DiaObject keeps the full rows
+of every version without closing validity.
 With ``dia_object_nightly`` new versions go to ``DiaObjectNightly`` and are
 applied to the other tables by `SqlWrites.dailyJob`.
 
@@ -82,7 +83,8 @@ class SqlWrites(SqlClient):
             with self._timed("obj_insert", len(objects)):
                 bulk_insert.insert_frame(conn, dia_object, objects)
             last = self._table("DiaObjectLast")
-            latest = objects[objects["validityEndMjdTai"].isna()]
+            # The full rows went to DiaObject; DiaObjectLast holds its published subset of columns.
+            latest = objects.loc[objects["validityEndMjdTai"].isna(), [c for c in last.columns.keys() if c in objects]]
             if self.config.object_last_replace:
                 with self._timed("obj_last_upsert", len(latest)):
                     bulk_insert.upsert_frame(conn, last, latest)
