@@ -454,9 +454,30 @@ def test_first_visit_at_the_documented_start_time(tmp_path: Path, sources: Path)
     assert visits["visitTimeMjdTai"].iloc[0] == Time("2026-01-01T20:00:00", scale="tai").mjd
 
 
+def test_a_column_dropped_is_refused_before_any_visit(tmp_path: Path, sources: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """A table that lost a column is refused when the database is opened: one line, exit 1, nothing stored."""
+    from l1db.cli.create_l1_schema import main as create
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3")
+    assert create(["-c", str(config)]) == 0
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/l1db.sqlite3")
+    with engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE "DiaSource" DROP COLUMN "apFlux"')
+    engine.dispose()
+    capsys.readouterr()
+    assert run_ap_proto(config, sources, tmp_path / "t.jsonl", "-n", "1") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "table DiaSource has 103 columns, the table definitions give it 104" in err
+    assert _visits(config).empty
+
+
 def test_error_not_worth_a_retry_is_recorded_and_stops_at_once(tmp_path: Path, sources: Path,
                                                                 capsys: pytest.CaptureFixture) -> None:
-    """A column gone is no connection problem: one failure record (no retry), one line, exit 1, at once."""
+    """A statement the database refuses is no connection problem: one failure record (no retry), one line,
+    exit 1, at once. (A trigger that writes to a table that is not there: a column dropped would be
+    refused when the database is opened, before any visit, by the schema check.)"""
     from l1db.cli.create_l1_schema import main as create
 
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path}/l1db.sqlite3", retry_wait=30)
@@ -465,16 +486,17 @@ def test_error_not_worth_a_retry_is_recorded_and_stops_at_once(tmp_path: Path, s
     assert run_ap_proto(config, sources, log, "-n", "1") == 0
     engine = sa.create_engine(f"sqlite:///{tmp_path}/l1db.sqlite3")
     with engine.begin() as conn:
-        conn.exec_driver_sql('ALTER TABLE "DiaSource" DROP COLUMN "apFlux"')
+        conn.exec_driver_sql('CREATE TRIGGER "refuse" BEFORE INSERT ON "DiaSource" '
+                             'BEGIN INSERT INTO "NoSuchTable" VALUES (1); END')
     engine.dispose()
     capsys.readouterr()
     start = time.monotonic()
     assert run_ap_proto(config, sources, log, "-n", "2") == 1
     assert time.monotonic() - start < 30  # no wait for a retry
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "apFlux" in err and "Traceback" not in err, err
+    assert err.count("\n") == 1 and "no such table: main.NoSuchTable" in err and "Traceback" not in err, err
     failures = parse_log(log).failures
     assert failures[["visit", "error", "attempt", "retry"]].to_dict("records") == [
         {"visit": 2, "error": "OperationalError", "attempt": 1, "retry": False}]
-    assert failures["op"].iloc[0] in ("src_select", "store")  # the history read, or the store, meets it first
+    assert failures["op"].iloc[0] == "store"
     assert _visits(config)["visitId"].tolist() == [1]
