@@ -159,6 +159,10 @@ class ApLoop:
         # A block a second signal must not cut (`_signals_deferred`), and a signal that came during it.
         self._deferring = False
         self._deferred = False
+        # Whether a further signal in the current deferred block stops at once (a tile run in this
+        # process: `_run_visit`), and whether one did.
+        self._third_cuts = False
+        self._cut = False
 
     @property
     def l1db(self) -> L1db:
@@ -271,11 +275,10 @@ class ApLoop:
         (SIGINT) or SIGTERM (what schedulers and container platforms send)
         lets the current visit finish and then stops (`stop_signal` says
         which); a second one abandons the visit (`VisitAbandoned`): no tile
-        is begun any more, the tiles being stored on the pool's workers finish
-        and are logged, a tile run in this process (a pool of one) is
-        interrupted (its transaction rolls back; on Cassandra it is not
-        recorded, and the resume writes its rows again). A third one stops at
-        once (`KeyboardInterrupt`).
+        is begun any more, and the tiles being stored finish and are logged
+        (on the pool's workers, or the one run in this process by a pool of
+        one). A third one stops at once (`KeyboardInterrupt`; a tile cut in
+        this process rolls back, or on Cassandra is left unrecorded).
 
         Raises
         ------
@@ -366,9 +369,18 @@ class ApLoop:
                     results.append(outcome.result)
 
         logged: set[int] = set()
+        outcomes = iter(pool.run(tasks))
         try:
-            for outcome in pool.run(tasks):
-                take(outcome)
+            while True:
+                # A tile run in this process (a pool of one) is run whole, stored and logged, before a
+                # second stop signal takes effect: between its commit and its records there is no gap
+                # for the signal to fall into; a third one stops it at once. A pool's workers are waited
+                # for interruptibly.
+                with self._signals_deferred(enabled=pool.client is None, third_cuts=True):
+                    outcome = next(outcomes, None)
+                    if outcome is None:
+                        break
+                    take(outcome)
         except KeyboardInterrupt:
             if pool.client is not None:
                 print(f"\nabandoning visit {plan.visit_id}: no tile is begun any more; the tiles being stored "
@@ -379,6 +391,8 @@ class ApLoop:
                     take(outcome)
             except KeyboardInterrupt:
                 cut = True
+            cut = cut or self._cut
+            self._cut = False
             n_tiles = self.options.n_tiles
             before = set(range(n_tiles)) - set(plan.tiles)  # stored by the run that began the visit
             raise VisitAbandoned(plan.visit_id, n_tiles, sorted(before | {r.tile for r in results}), cut) from None
@@ -417,13 +431,29 @@ class ApLoop:
         return self.stop_signal is not None
 
     @contextlib.contextmanager
-    def _signals_deferred(self) -> Iterator[None]:
-        """A block a second stop signal does not interrupt: it takes effect at the block's end."""
-        self._deferring = True
+    def _signals_deferred(self, enabled: bool = True, third_cuts: bool = False) -> Iterator[None]:
+        """A block a second stop signal does not interrupt: it takes effect at the block's end.
+
+        With ``third_cuts`` a further signal stops the block at once (`_cut`).
+        Nested blocks are one block: the signal takes effect at the outermost
+        one's end, and an inner block without ``third_cuts`` is never cut.
+        """
+        if not enabled:
+            yield
+            return
+        if self._deferring:
+            outer = self._third_cuts
+            self._third_cuts = outer and third_cuts
+            try:
+                yield
+            finally:
+                self._third_cuts = outer
+            return
+        self._deferring, self._third_cuts = True, third_cuts
         try:
             yield
         finally:
-            self._deferring = False
+            self._deferring = self._third_cuts = False
         if self._deferred:
             self._deferred = False
             raise KeyboardInterrupt
@@ -431,6 +461,12 @@ class ApLoop:
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self.stop_signal is not None:
             if self._deferring:
+                if self._deferred and self._third_cuts:
+                    self._cut = True
+                    raise KeyboardInterrupt
+                if not self._deferred and self._third_cuts:
+                    print("\nabandoning the visit: the tile being stored finishes and is logged "
+                          "(stop signal again to stop at once)", file=sys.stderr)
                 self._deferred = True
                 return
             raise KeyboardInterrupt

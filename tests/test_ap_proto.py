@@ -269,8 +269,9 @@ def test_sigterm_finishes_the_visit_like_a_first_ctrl_c(divide: int, sources: Pa
 def test_second_sigterm_logs_every_tile_it_keeps(workers: int, sources: Path, tmp_path: Path) -> None:
     """A second SIGTERM abandons the visit: every tile kept is stored and logged, and the message names them.
 
-    With a pool of workers the tiles being stored finish (and are logged); with
-    a pool of one (ap_proto's own process) the tile being stored rolls back.
+    The tiles being stored finish and are logged, on a pool of workers and in ap_proto's own
+    process (a pool of one, where a signal falling between a tile's commit and its records once
+    left a tile stored without them).
     """
     import os
     import re
