@@ -633,7 +633,8 @@ def _started_with_options(node_dir: Path) -> str:
         return ""
 
 
-def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms: int, jmx: int) -> list[str]:
+def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms: int, jmx: int,
+                  extra: list[str]) -> list[str]:
     logs = node_dir / "logs"
     jamm = max(lib.glob("jamm-*.jar"))
     return [
@@ -641,7 +642,7 @@ def _java_command(java: str, lib: Path, node_dir: Path, heap: str, ring_delay_ms
         f"-Xms{heap}",
         f"-Xmx{heap}",
         *jvm_options(),
-        *extra_jvm_options(),
+        *extra,
         f"-javaagent:{jamm}",
         f"-XX:ErrorFile={logs}/hs_err_%p.log",
         # As cassandra-env.sh: a rotated GC log beside system.log.
@@ -777,12 +778,12 @@ def _last_problem(node_dir: Path, log_offset: int = 0) -> str:
     return stdout_lines[-1][:400] if stdout_lines else "no output"
 
 
-def _launch(info: ClusterInfo, index: int, node_dir: Path, java: str, lib: Path, ring_delay_ms: int) -> int:
+def _launch(info: ClusterInfo, index: int, node_dir: Path, java: str, lib: Path, ring_delay_ms: int,
+            extra: list[str]) -> int:
     for sub in ("conf", "data", "logs", "triggers"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     (node_dir / "conf" / "cassandra.yaml").write_text(_render_yaml(info, index))
-    cmd = _java_command(java, lib, node_dir, info.heap, ring_delay_ms, _pick_jmx_port(node_dir))
-    extra = extra_jvm_options()
+    cmd = _java_command(java, lib, node_dir, info.heap, ring_delay_ms, _pick_jmx_port(node_dir), extra)
     if extra:
         (node_dir / _EXTRA_OPTIONS_FILE).write_text(shlex.join(extra) + "\n")
     else:
@@ -1153,9 +1154,10 @@ def _start_one(
         others_run = any(_node_pid(run_dir / f"node{i}") is not None
                          for i in range(1, info.nodes + 1) if i != index and (run_dir / f"node{i}").is_dir())
         ring_delay_ms = _REJOIN_RING_DELAY_MS if joined_before and others_run else _RING_DELAY_MS
-        extra = f", JVM options {shlex.join(extra_jvm_options())} from {JVM_OPTIONS_ENV}" if extra_jvm_options() else ""
-        say(f"starting node {index} on {address} (heap {info.heap}{extra}) ...")
-        pid = _launch(info, index, node_dir, java, lib, ring_delay_ms)
+        options = extra_jvm_options()
+        said = f", JVM options {shlex.join(options)} from {JVM_OPTIONS_ENV}" if options else ""
+        say(f"starting node {index} on {address} (heap {info.heap}{said}) ...")
+        pid = _launch(info, index, node_dir, java, lib, ring_delay_ms, options)
     version = _wait_for_cql(index, address, pid, node_dir, timeout, log_offset)
     others = [
         other for i, other in enumerate(info.addresses, start=1)
