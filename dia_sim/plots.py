@@ -193,6 +193,10 @@ def _bin_centre(index: np.ndarray | int, origin: float, bin_size: int) -> np.nda
     return origin + (np.asarray(index) + 0.5) * bin_size - 0.5
 
 
+#: Top of a binned panel's y axis over its highest point: the legend's four lines fit above the data.
+_LEGEND_HEADROOM = 1.45
+
+
 def _draw_binned(ax: Any, visits: np.ndarray, values: np.ndarray, bin_size: int, origin: float) -> None:
     """Scatter, per-bin boxes with means, least-squares line; legend with the slope."""
     if values.size == 0:
@@ -222,8 +226,11 @@ def _draw_binned(ax: Any, visits: np.ndarray, values: np.ndarray, bin_size: int,
         (fit,) = ax.plot(xs, intercept + slope * xs, color=_FIT_COLOR, linewidth=1.5, zorder=3,
                          label=f"least squares: {slope * 1000:+.3g} s per 1,000 visits")
         handles.append(fit)
-    ax.legend(handles=handles, loc="best", framealpha=0.9)
-    ax.set_ylim(bottom=0)
+    # A fixed corner, kept clear by headroom above the highest point: loc="best" tests every
+    # point and box of the panel at each candidate place (15 % of a report's CPU, measured).
+    top = float(np.nanmax(values))
+    ax.set_ylim(0, top * _LEGEND_HEADROOM if top > 0 else 1.0)
+    ax.legend(handles=handles, loc="upper left", framealpha=0.9)
 
 
 def _grid(n: int, ncols: int) -> tuple[int, int]:
