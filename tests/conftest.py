@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cpu_census
 import pytest
 
 from l1db import backends as backend_table
@@ -129,6 +130,21 @@ FIRST_FILES = (
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+_CENSUS_START = pytest.StashKey[cpu_census.Sample | None]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or the one process without xdist)
+        session.config.stash[_CENSUS_START] = cpu_census.sample()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Where the cores' time went (`cpu_census`): to explain a run's wall time from its own output."""
+    start = config.stash.get(_CENSUS_START, None)
+    if start is not None and (end := cpu_census.sample()) is not None:
+        terminalreporter.write_line(cpu_census.census_line(start, end))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
