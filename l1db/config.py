@@ -249,6 +249,11 @@ class CassandraSection(Section):
         ge=1, backend="cassandra")
     read_concurrency: int = option(
         500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
+    query_per_spatial_partition: Switch = option(
+        1, "shape of the reads: 1 = one query per sky pixel (its time partitions in an IN list), "
+        "read_concurrency at a time; 0 = one query per table with every sky pixel of the region in an IN "
+        "list, which the node fans out (dax_apdb's default, query_per_spatial_part = False)",
+        backend="cassandra")
     write_concurrency: int = option(
         16, "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
         "connection's buffers, and the driver then fails requests with ConnectionBusy)", ge=1,
