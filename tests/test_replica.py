@@ -171,3 +171,32 @@ def test_nothing_of_the_replica_when_off(make_config, tmp_path: Path) -> None:
     with open_l1db(make_config(enable_replica=1)) as other, pytest.raises(
             SchemaError, match=r"enable_replica: database '0', config '1'"):
         other.checkSchema()
+
+
+def test_sources_stored_alone_go_to_the_chunk_of_their_newest_row(make_config) -> None:
+    # storeDiaSources / storeDiaForcedSources have no visit time: the newest midpointMjdTai stands for it.
+    db = open_l1db(make_config(enable_replica=1, replica_chunk_seconds=CHUNK_SECONDS))
+    cassandra = db.config.backend == "cassandra"
+    chunk_tables = CASSANDRA_CHUNK_TABLES if cassandra else SQL_CHUNK_TABLES
+    try:
+        db.makeSchema()
+        rng = np.random.default_rng(5)
+        n = 30
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        when = T0 + 5 * u.hour
+        _, sources, forced = random_visit(rng, db.definitions, rng.uniform(10.0, 11.0, n), rng.uniform(-5.0, -4.0, n),
+                                          ids, visit=9, visit_mjd=when.mjd, first_source_id=100, n_forced=n)
+        # Most rows an hour earlier: the chunk is that of the newest row, not of the others.
+        for frame in (sources, forced):
+            frame.loc[1:, "midpointMjdTai"] = (when - 1 * u.hour).mjd
+        db.storeDiaSources(sources)
+        db.storeDiaForcedSources(forced)
+        tables = _read_tables(db, ["ApdbReplicaChunks", chunk_tables["DiaSource"], chunk_tables["DiaForcedSource"]])
+        chunk = _expected_chunk(when.mjd)
+        assert tables["ApdbReplicaChunks"]["apdb_replica_chunk"].tolist() == [chunk]
+        for name, frame in (("DiaSource", sources), ("DiaForcedSource", forced)):
+            found = tables[chunk_tables[name]]
+            columns = ("apdb_replica_chunk", *KEYS[name])
+            assert _key_set(found, columns) == _key_set(frame.assign(apdb_replica_chunk=chunk), columns)
+    finally:
+        db.close()
