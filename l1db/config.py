@@ -180,6 +180,11 @@ class L1dbSection(Section):
     retention_days: int = option(
         0, "with history_partition_days: dailyJob() drops the time partitions that end more than N days "
         "before the last stored visit (at least the history windows); 0 = keep everything", ge=0, backend="sql")
+    enable_replica: Switch = option(
+        0, "1 = every store also writes the visit's rows into the replica-chunk tables production keeps for "
+        "the PPDB (ApdbReplicaChunks, Dia*Chunks as dax_apdb makes them; not with dia_object_nightly)")
+    replica_chunk_seconds: int = option(
+        600, "with enable_replica: length of a replica chunk, seconds of visit time (dax_apdb's default)", ge=1)
 
     @model_validator(mode="after")
     def _check_time_partitions(self, info: ValidationInfo) -> L1dbSection:
@@ -210,6 +215,14 @@ class L1dbSection(Section):
             raise option_error("read_full_objects", "1 cannot be served with retention_days: the full latest rows "
                                "are read from DiaObject, whose old time partitions retention drops (set one of "
                                "them to 0)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_replica(self) -> L1dbSection:
+        """The replica's DiaObject chunk rows name DiaObject versions, which the nightly table holds back."""
+        if self.enable_replica and self.dia_object_nightly:
+            raise option_error("enable_replica", "1 cannot be used with dia_object_nightly = 1: the new DiaObject "
+                               "versions reach DiaObject only at dailyJob(), after their store (set one of them to 0)")
         return self
 
     @model_validator(mode="after")
@@ -258,6 +271,9 @@ class CassandraSection(Section):
         16, "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
         "connection's buffers, and the driver then fails requests with ConnectionBusy)", ge=1,
         backend="cassandra")
+    replica_sub_chunk_count: int = option(
+        64, "with [l1db] enable_replica: sub-partitions of each replica chunk (dax_apdb's default); a store "
+        "writes each table's chunk rows to one of them", ge=1, backend="cassandra")
     batch_max_kib: int = option(
         1024, "largest single-partition batch of a store, KiB of row data", ge=1, backend="cassandra")
     read_timeout: float = option(120.0, "request timeout of the reads, seconds", ge=0.1, backend="cassandra")

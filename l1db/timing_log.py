@@ -143,7 +143,8 @@ OPERATIONS: dict[str, str] = {
     "obj_select": "read the latest DiaObject versions in the field (rows: objects read)",
     "src_select": "read the DiaSource history of the objects in the field (rows: sources read)",
     "fsrc_select": "read the DiaForcedSource history of the objects in the field (rows: forced sources read)",
-    "obj_insert": "insert new DiaObject versions into DiaObject, the table of every version (rows: versions inserted)",
+    "obj_insert": "insert new DiaObject versions into DiaObject, the table of every version (with enable_replica, "
+                  "also into its replica-chunk table) (rows: versions inserted)",
     "obj_validity_update": "close the validity interval of the previous DiaObject versions (rows: updated)",
     "obj_last_delete": "delete previous versions from DiaObjectLast (Cassandra: the rows of objects that moved "
                        "to another sky pixel, found through DiaObjectLastToPartition) (rows: deleted)",
@@ -151,8 +152,10 @@ OPERATIONS: dict[str, str] = {
     "obj_last_upsert": "upsert the new versions into DiaObjectLast (SQL: the native upsert; Cassandra: the insert, "
                        "and DiaObjectLastToPartition) (rows)",
     "obj_nightly_insert": "insert new DiaObject versions into DiaObjectNightly (rows: inserted)",
-    "src_insert": "insert the visit's DiaSources (rows: inserted)",
-    "fsrc_insert": "insert the visit's DiaForcedSources (rows: inserted)",
+    "src_insert": "insert the visit's DiaSources (with enable_replica, also into its replica-chunk table) "
+                  "(rows: inserted)",
+    "fsrc_insert": "insert the visit's DiaForcedSources (with enable_replica, also into its replica-chunk table) "
+                   "(rows: inserted)",
     "visit_insert": "record the visit as stored (rows: 1)",
     "store": "the whole store of the visit (all the operations above): SQL's transaction with its commit; "
              "Cassandra's writes until every row is acknowledged and the visit applied",

@@ -20,6 +20,7 @@ from cassandra.query import PreparedStatement, SimpleStatement
 from ..api import L1db
 from ..config import L1dbConfig, parse_cassandra_url
 from ..frames import column_kind
+from ..replica import SUB_CHUNK_COLUMN
 from ..tables import last_object_definition
 from ..timer import TimingSink
 from .partitions import PART_COLUMN, Partitioning
@@ -47,6 +48,7 @@ class CassandraClient(L1db):
         self._prepared: dict[str, PreparedStatement] = {}
         # Kind of every column a store writes (the partition columns are bigint).
         self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
+        self._column_kinds[SUB_CHUNK_COLUMN] = "int32"  # the replica's sub-chunk is an int, as dax_apdb's
         #: DiaObjectLast's published definition: the columns of the latest versions it holds.
         self.last_object = last_object_definition(self.config, self.schema_def)
         self._schema_checked = False
