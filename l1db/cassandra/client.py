@@ -24,7 +24,7 @@ from ..tables import last_object_definition
 from ..timer import TimingSink
 from .partitions import PART_COLUMN, Partitioning
 from .schema import quote
-from .session import connect, consistency, execute_concurrently
+from .session import InFlight, connect, consistency, execute_concurrently
 
 __all__ = ["CassandraClient", "PART_SA_COLUMN"]
 
@@ -66,10 +66,18 @@ class CassandraClient(L1db):
             self._prepared[key] = statement
         return statement
 
-    def _run(self, statements: Sequence[tuple[Any, Any]] | Iterator[tuple[Any, Any]], write: bool) -> list[Any]:
-        timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
-        limit = self.options["write_concurrency"] if write else self.options["read_concurrency"]
-        return execute_concurrently(self._session, statements, limit, timeout)
+    def _run(self, statements: Sequence[tuple[Any, ...]] | Iterator[tuple[Any, ...]], write: bool) -> list[Any]:
+        """Run ``(statement, parameters[, bytes])`` requests concurrently within the ``[cassandra]`` limits.
+
+        The waits on the node's back-pressure go to `l1db.api.L1db.back_pressure`.
+        """
+        options = self.options
+        limits = InFlight(
+            requests=options["write_concurrency"] if write else options["read_concurrency"],
+            bytes=options["write_inflight_kib"] * 1024 if write else None,
+            tries=options["backpressure_tries"], pause=options["backpressure_pause"], reads=not write)
+        timeout = options["write_timeout"] if write else options["read_timeout"]
+        return execute_concurrently(self._session, statements, limits, timeout, self.back_pressure)
 
     def _simple(self, cql: str, parameters: Any = None, write: bool = False, timeout: float | None = None) -> Any:
         """Run one small statement (schema, visits, counts) on the plain session."""

@@ -43,7 +43,14 @@ from ..pixelization import Pixelization
 from .client import PART_SA_COLUMN, CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import quote
-from .session import log_partition_plan, serialized_column, serialized_frame, typed_frame, wire_bytes
+from .session import (
+    log_partition_plan,
+    serialized_column,
+    serialized_frame,
+    serialized_sizes,
+    typed_frame,
+    wire_bytes,
+)
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -99,18 +106,22 @@ class CassandraWrites(CassandraClient):
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
                  extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
-                 ) -> Iterator[tuple[BatchStatement, None]]:
+                 ) -> Iterator[tuple[BatchStatement, None, int]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
         arrays (e.g. write timestamps) after them. With ``replace`` (rows that
         replace others of the same key), NULLs are written, not left unset.
+        Each batch comes with its values' bytes on the wire (for the bound on
+        the bytes in flight, ``write_inflight_kib``).
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
         wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
                 *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
         columns = [a[order] for a in wire]
+        # Bytes before each row (in batch order): a batch's size is a difference of two.
+        offsets = np.concatenate(([0], np.cumsum(serialized_sizes(columns, [*kinds, *("int64" for _ in extra)]))))
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
         for key in partition:
             sorted_key = key[order]
@@ -128,7 +139,7 @@ class CassandraWrites(CassandraClient):
                     bound = BoundStatement(statement)
                     bound.values = list(row)
                     batch.add(bound)
-                yield batch, None
+                yield batch, None, int(offsets[last] - offsets[first])
 
     def _write_table(self, table: str, rows: PreparedRows, time_column: str) -> None:
         """Write rows of a history table to their (sky pixel, time partition) partitions."""
