@@ -266,7 +266,8 @@ def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any
         nan = np.full(len(table), np.nan)
         table[f"{op}_real"] = real_v[op].to_numpy(dtype="float64") if op in real_v.columns else nan
         table[f"{op}_cpu"] = cpu_v[op].to_numpy(dtype="float64") if op in cpu_v.columns else nan
-    pressure = _pressure_columns(timings).reindex(table.index, fill_value=0)
+    # A visit with timing records but none of the back-pressure fields waited 0 s.
+    pressure = _pressure_columns(timings).reindex(table.index).fillna(0)
     for name in PRESSURE_COLUMNS:
         table[name] = pressure[name].to_numpy()
     return table

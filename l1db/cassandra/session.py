@@ -16,8 +16,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,7 @@ __all__ = [
     "execute_concurrently",
     "InFlight",
     "is_back_pressure",
+    "retry_refused",
     "log_partition_plan",
     "typed_frame",
     "error_reason",
@@ -290,7 +291,10 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
     or drops a request (`is_back_pressure`), nothing more is sent: the
     requests in flight are waited for, then, after a pause, the refused ones
     alone are sent again, before the rest; a request refused ``limits.tries``
-    times fails. The wait (from the refusal to the resend) and the number of
+    times fails. Each refusal also halves the number of requests in flight
+    allowed, which then grows back by one per that many requests answered
+    (as TCP's congestion window does), so that the node is not sent the same burst
+    again. The wait (from the refusal to the resend) and the number of
     requests sent again are added to ``pressure``.
 
     The first failure is raised once the requests in flight have ended, so
@@ -308,17 +312,19 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
     refused = threading.Event()
     refusals = 0
     tries = 1
+    window = float(limits.requests)
 
     def on_error(exc: BaseException) -> None:
         if is_back_pressure(exc, limits.reads):
             refused.set()
 
     def collect() -> None:
-        nonlocal failure, in_flight, refusals, tries
+        nonlocal failure, in_flight, refusals, tries, window
         index, request, future, size, attempt = pending.popleft()
         in_flight -= size
         try:
             results[index] = future.result()
+            window = min(float(limits.requests), window + 1.0 / window)
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after draining
             if failure is None and attempt < limits.tries and is_back_pressure(exc, limits.reads):
                 queue.appendleft((index, request, attempt + 1))
@@ -333,6 +339,7 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
             # Back-pressure: let the node finish what it has, pause, then send the refused requests again.
             start = time.perf_counter()
             drained = len(pending)
+            window = max(1.0, min(window, drained + 1) / 2)
             while pending:
                 collect()
             refused.clear()
@@ -341,7 +348,8 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
             time.sleep(limits.pause * 2 ** (tries - 2) if tries > 1 else 0.0)
             waited = time.perf_counter() - start
             _LOG.info("Cassandra back-pressure: %d requests refused or dropped, waited %.3f s (%d in flight), "
-                      "sending them again (try %d of %d)", refusals, waited, drained, tries, limits.tries)
+                      "sending them again (try %d of %d, at most %d in flight)", refusals, waited, drained, tries,
+                      limits.tries, window)
             if pressure is not None:
                 pressure.wait += waited
             refusals, tries = 0, 1
@@ -357,7 +365,7 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
             queue.append((len(results) - 1, request, 1))
         index, request, attempt = queue[0]
         size = int(request[2]) if len(request) > 2 else 0
-        if pending and (len(pending) >= limits.requests
+        if pending and (len(pending) >= int(window)
                         or (limits.bytes is not None and in_flight + size > limits.bytes)):
             collect()
             continue
@@ -373,6 +381,31 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
     if failure is not None:
         raise failure
     return results
+
+
+_T = TypeVar("_T")
+
+
+def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressure | None = None) -> _T:
+    """``call()`` (one request at a time: a prepare, a small statement), made again while the node refuses it.
+
+    A refusal (`is_back_pressure`, reads or not as ``limits.reads``) is
+    followed by a pause (``limits.pause``, doubled each time) and another
+    try, up to ``limits.tries`` tries; the pauses and the tries made again
+    are added to ``pressure``.
+    """
+    for attempt in range(1, limits.tries + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt >= limits.tries or not is_back_pressure(exc, limits.reads):
+                raise
+        pause = limits.pause * 2 ** (attempt - 1)
+        time.sleep(pause)
+        if pressure is not None:
+            pressure.wait += pause
+            pressure.resent += 1
+    raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
 
 
 #: Big-endian wire format of each fixed-width column kind (`l1db.frames.column_kind`).
