@@ -20,7 +20,10 @@ seconds.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from l1db_frames import random_sky_points, random_visit
 from dia_sim.log2csv import logs_to_table
 from l1db import L1db, open_l1db
 from l1db.cassandra import server
+from l1db.cassandra.nodetool import cluster_nodes
 from l1db.cassandra.session import is_back_pressure
 from l1db.config import load_config
 from l1db.errors import is_retryable
@@ -60,8 +64,8 @@ BURSTY = {"replication_factor": 1, "read_consistency": "ONE", "write_consistency
 
 
 @pytest.fixture(scope="module")
-def slow_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A node of this module's own, rate-limited to `RATE` requests a second; stopped afterwards."""
+def slow_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A node of this module's own (its run dir), rate-limited to `RATE` requests a second; stopped afterwards."""
     run_dir = tmp_path_factory.mktemp("slow_node")
     options = ("-Dcassandra.config.allow_system_properties=true "
                "-Dcassandra.settings.native_transport_throw_on_overload=true "
@@ -77,7 +81,7 @@ def slow_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         else:
             os.environ[server.JVM_OPTIONS_ENV] = saved
     try:
-        yield ADDRESS
+        yield run_dir
     finally:
         server.stop(run_dir)
 
@@ -97,9 +101,9 @@ def _open(config: Path) -> L1db:
 
 
 @pytest.fixture(scope="module")
-def stored(slow_node: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
+def stored(slow_node: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     """One visit of `ROWS` objects stored on the slow node with `BURSTY` options, and its timing records."""
-    config = write_config(tmp_path_factory.mktemp("bp") / "l1db.cfg", f"cassandra://{slow_node}/bp", **BURSTY)
+    config = write_config(tmp_path_factory.mktemp("bp") / "l1db.cfg", f"cassandra://{ADDRESS}/bp", **BURSTY)
     db = _open(config)
     db.makeSchema(drop=True)
     rng = np.random.default_rng(5)
@@ -171,3 +175,49 @@ def test_a_request_refused_more_often_than_its_tries_fails_as_a_retryable_error(
     # The node's refusal, not a bug: ap_proto records the failure and retries the tile.
     assert is_back_pressure(caught.value) and is_retryable(caught.value)
     assert "overloaded" in str(caught.value).lower()
+
+
+def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored, slow_node: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
+    (node,) = cluster_nodes(slow_node, (ADDRESS,))
+    # Long pauses between tries: time to set the timeout back (a nodetool run) before the tries run out.
+    config = write_config(stored.config.parent / "dropped.cfg", load_config(stored.config).url,
+                          **{**BURSTY, "read_concurrency": 16, "backpressure_pause": 1.0, "backpressure_tries": 6})
+    db = _open(config)
+    region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
+    later = Time(T0.mjd + 1, format="mjd", scale="tai")
+    db.getDiaObjects(region)  # statements prepared before the node is made to drop reads
+    result: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            with Timer("src_select", pressure=db.back_pressure) as timer:
+                result["sources"] = db.getDiaSources(region, stored.ids, later)
+            result["record"] = timer.record
+        except BaseException as exc:  # noqa: BLE001 - the test asserts on it below
+            result["error"] = exc
+
+    def dropped_reads_seen() -> bool:
+        return any("ReadTimeout" in r.getMessage() for r in caplog.records if r.name.endswith("session"))
+
+    caplog.set_level(logging.INFO, logger="l1db.cassandra.session")
+    node.nodetool("settimeout", "read", "1", what="set the read timeout to 1 ms")
+    try:
+        worker = threading.Thread(target=read)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while worker.is_alive() and not dropped_reads_seen() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        node.nodetool("settimeout", "read", "120000", what="set the read timeout back")
+    worker.join(60)
+    db.close()
+    assert "error" not in result, result.get("error")
+    assert dropped_reads_seen(), [r.getMessage() for r in caplog.records]
+    record = result["record"]
+    assert isinstance(record, TimingRecord) and record.resent > 0 and record.wait > 0, record
+    sources = result["sources"]
+    assert isinstance(sources, pd.DataFrame)
+    assert np.array_equal(np.sort(sources["diaSourceId"].to_numpy()),
+                          np.sort(stored.frames["DiaSource"]["diaSourceId"].to_numpy()))

@@ -282,6 +282,13 @@ def is_back_pressure(exc: BaseException, reads: bool = False) -> bool:
     return False
 
 
+def _refusal_kind(exc: BaseException) -> str:
+    """What refused a request: the error's class, or its hosts' errors' classes for ``NoHostAvailable``."""
+    if isinstance(exc, NoHostAvailable) and exc.errors:
+        return "/".join(sorted({type(e).__name__ for e in exc.errors.values()}))
+    return type(exc).__name__
+
+
 def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]], limits: InFlight,
                          timeout: float | None = None, pressure: BackPressure | None = None) -> list[Any]:
     """Run ``(statement, parameters[, size])`` requests within ``limits``; results in order.
@@ -310,7 +317,8 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
     failure: BaseException | None = None
     # Set from the driver's thread as soon as a request is refused, so that no more is sent meanwhile.
     refused = threading.Event()
-    refusals = 0
+    # What the refusals were since the last wait, by kind (for the log line).
+    refusals: collections.Counter[str] = collections.Counter()
     tries = 1
     window = float(limits.requests)
 
@@ -328,7 +336,7 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after draining
             if failure is None and attempt < limits.tries and is_back_pressure(exc, limits.reads):
                 queue.appendleft((index, request, attempt + 1))
-                refusals += 1
+                refusals[_refusal_kind(exc)] += 1
                 tries = max(tries, attempt + 1)
                 refused.set()
             else:
@@ -347,12 +355,14 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
                 break
             time.sleep(limits.pause * 2 ** (tries - 2) if tries > 1 else 0.0)
             waited = time.perf_counter() - start
-            _LOG.info("Cassandra back-pressure: %d requests refused or dropped, waited %.3f s (%d in flight), "
-                      "sending them again (try %d of %d, at most %d in flight)", refusals, waited, drained, tries,
-                      limits.tries, window)
+            _LOG.info("Cassandra back-pressure: %d requests refused or dropped (%s), waited %.3f s for %d in "
+                      "flight, sending them again (try %d of %d, at most %d in flight)", sum(refusals.values()),
+                      ", ".join(f"{kind}: {n}" for kind, n in sorted(refusals.items())), waited, drained, tries,
+                      limits.tries, int(window))
             if pressure is not None:
                 pressure.wait += waited
-            refusals, tries = 0, 1
+            refusals.clear()
+            tries = 1
             continue
         if not queue:
             request = next(requests, None)
