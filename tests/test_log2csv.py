@@ -243,13 +243,18 @@ def test_complete_marks_visits_whose_every_tile_finished(tmp_path: Path, capsys:
     assert read_csv(out)["complete"].tolist() == table["complete"].tolist()
 
 
+def _complete_tiled_visits(writer: TimingLogWriter, visits: tuple[int, ...]) -> None:
+    """A run of 2 x 2 tiles a visit, with the closing ``visit`` record of every tile of ``visits``."""
+    writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+    for tile in range(4):
+        for visit in visits:
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), visit, tile)
+
+
 def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
     path = tmp_path / "failing.log"
     with TimingLogWriter(path, run="r") as writer:
-        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
-        for tile in range(4):
-            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 1, tile)
-            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 2, tile)
+        _complete_tiled_visits(writer, (1, 2))
         # Visit 2: tile 0 failed twice (1.5 + 2 s, then 0.5 + 4 s), tile 3 once (3 + 2 s).
         writer.failure(2, 0, "obj_select", "OperationalError", "server closed the connection", 1, 1.5, 2.0, True)
         writer.failure(2, 0, "connect", "DatabaseUnreachable", "cannot connect", 2, 0.5, 4.0, True)
@@ -272,10 +277,7 @@ def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
 def test_back_pressure_waits_and_resends_per_visit(tmp_path: Path) -> None:
     path = tmp_path / "waiting.log"
     with TimingLogWriter(path, run="r") as writer:
-        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
-        for tile in range(4):
-            writer.timing(TimingRecord("visit", 9.0, 1.0, 0.0, None), 1, tile)
-            writer.timing(TimingRecord("visit", 9.0, 1.0, 0.0, None), 2, tile)
+        _complete_tiled_visits(writer, (1, 2))
         # Visit 1: tile 0's selects waited 0.5 + 0.25 s, tile 2's 1 s; the store of tile 1 2 s (its table
         # operations' waits are inside the store's and must not count twice).
         writer.timing(TimingRecord("obj_select", 1.0, 0.1, 0.0, 10, wait=0.5, resent=3), 1, 0)
