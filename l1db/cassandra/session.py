@@ -353,6 +353,10 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
             refused.clear()
             if failure is not None:
                 break
+            if not refusals:
+                # The driver calls a failed request's errback after its result is ready: the signal of a
+                # refusal already handled can come after the wait it caused. Nothing to send again.
+                continue
             time.sleep(limits.pause * 2 ** (tries - 2) if tries > 1 else 0.0)
             waited = time.perf_counter() - start
             _LOG.info("Cassandra back-pressure: %d requests refused or dropped (%s), waited %.3f s for %d in "
