@@ -268,12 +268,24 @@ class CassandraSection(Section):
         "list, which the node fans out (dax_apdb's default, query_per_spatial_part = False)",
         backend="cassandra")
     write_concurrency: int = option(
-        16, "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
-        "connection's buffers, and the driver then fails requests with ConnectionBusy)", ge=1,
+        16, "largest number of batches in flight at once (and at most write_inflight_kib of them)", ge=1,
         backend="cassandra")
     replica_sub_chunk_count: int = option(
         64, "with [l1db] enable_replica: sub-partitions of each replica chunk (dax_apdb's default); a store "
         "writes each table's chunk rows to one of them", ge=1, backend="cassandra")
+    # -- back-pressure --
+    write_inflight_kib: int = option(
+        8192, "largest KiB of row data in flight at once in a store's batches (a batch larger than this is "
+        "sent alone): what the node has not yet read waits in the connection's buffers, and a full buffer "
+        "fails requests with ConnectionBusy", ge=1, backend="cassandra")
+    backpressure_tries: int = option(
+        6, "tries of one request the node refused (ConnectionBusy, Overloaded) or, for a read, dropped "
+        "(ReadTimeout, ReadFailure), each after the requests in flight have ended and a pause; then it "
+        "fails (and ap_proto retries the tile)", ge=1, backend="cassandra")
+    backpressure_pause: float = option(
+        0.25, "seconds paused before the first resend of refused requests (once the requests in flight have "
+        "ended); doubled at each further try", ge=0, backend="cassandra")
+    # -- end of back-pressure --
     batch_max_kib: int = option(
         1024, "largest single-partition batch of a store, KiB of row data", ge=1, backend="cassandra")
     read_timeout: float = option(120.0, "request timeout of the reads, seconds", ge=0.1, backend="cassandra")

@@ -54,7 +54,14 @@ from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN, ReplicaChunk
 from .client import PART_SA_COLUMN, CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .schema import REPLICA_TABLES, quote
-from .session import log_partition_plan, serialized_column, serialized_frame, typed_frame, wire_bytes
+from .session import (
+    log_partition_plan,
+    serialized_column,
+    serialized_frame,
+    serialized_sizes,
+    typed_frame,
+    wire_bytes,
+)
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -110,18 +117,22 @@ class CassandraWrites(CassandraClient):
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
                  extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
-                 ) -> Iterator[tuple[BatchStatement, None]]:
+                 ) -> Iterator[tuple[BatchStatement, None, int]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
         arrays (e.g. write timestamps) after them. With ``replace`` (rows that
         replace others of the same key), NULLs are written, not left unset.
+        Each batch comes with its values' bytes on the wire (for the bound on
+        the bytes in flight, ``write_inflight_kib``).
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
         wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
                 *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
         columns = [a[order] for a in wire]
+        # Bytes before each row (in batch order): a batch's size is a difference of two.
+        offsets = np.concatenate(([0], np.cumsum(serialized_sizes(columns, [*kinds, *("int64" for _ in extra)]))))
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
         for key in partition:
             sorted_key = key[order]
@@ -139,10 +150,10 @@ class CassandraWrites(CassandraClient):
                     bound = BoundStatement(statement)
                     bound.values = list(row)
                     batch.add(bound)
-                yield batch, None
+                yield batch, None, int(offsets[last] - offsets[first])
 
     def _write_table(self, table: str, rows: PreparedRows, time_column: str,
-                     also: Iterable[tuple[Any, Any]] = ()) -> None:
+                     also: Iterable[tuple[Any, ...]] = ()) -> None:
         """Write rows of a history table to their (sky pixel, time partition) partitions.
 
         ``also``: more statements sent in the same concurrent write (the replica's).
@@ -161,7 +172,7 @@ class CassandraWrites(CassandraClient):
         return statement, [0, chunk.id, chunk.last_update_ms, chunk.unique_id, True]
 
     def _replica_batches(self, rows: PreparedRows, chunk: ReplicaChunk | None, visit_id: int | None,
-                         tile: int) -> Iterator[tuple[BatchStatement, None]]:
+                         tile: int) -> Iterator[tuple[BatchStatement, None, int]]:
         """Batches of ``rows`` (full rows) into their chunk table, in the partition of this store; none without."""
         if chunk is None:
             return iter(())
@@ -174,7 +185,7 @@ class CassandraWrites(CassandraClient):
         return self._batches(statement, keyed[columns], keys)
 
     def _replica_writes(self, chunk: ReplicaChunk | None, rows: PreparedRows, visit_id: int | None, tile: int,
-                        first: bool) -> Iterator[tuple[Any, Any]]:
+                        first: bool) -> Iterator[tuple[Any, ...]]:
         """The replica's statements sent with ``rows``' own: the chunk's row with the ``first`` table's."""
         record = [self._replica_chunk_row(chunk)] if chunk is not None and first else []
         return itertools.chain(record, self._replica_batches(rows, chunk, visit_id, tile))
