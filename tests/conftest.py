@@ -80,7 +80,8 @@ SERVERS = Servers(**{
 # its module fixtures are made once, and the modules that start servers of their own at
 # fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
 # three nodes on 127.0.0.11-13, the cluster of docs/cassandra.md's 3-node block, which that module
-# runs as its last test; test_distributed: network namespaces with their own PostgreSQL)
+# runs as its last test; test_cassandra_backpressure: a rate-limited node on 127.0.0.41;
+# test_distributed: network namespaces with their own PostgreSQL)
 # start them once, on one worker. (``--dist loadgroup`` with ``xdist_group`` marks would be
 # finer, but pytest-xdist 3.8 cannot group under pytest 9.2: its group suffix on the node id
 # is lost.) Every test makes its own databases and keyspaces under unique names
@@ -125,6 +126,7 @@ FIRST_FILES = (
     "tests/test_state.py",
     "tests/test_readme.py",
     "tests/test_cassandra_server.py",
+    "tests/test_cassandra_backpressure.py",
 )
 
 
