@@ -312,8 +312,9 @@ class ApLoop:
                     results = self._run_visit(pool, job, plan)
                     done += 1
                     if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                        counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
-                        self.writer.counts(visit_id, counts)
+                        # Estimates: a full count of every table every N visits would grow with the database.
+                        counts = self._retrying(lambda: self.l1db.tableRowCount(exact=False), visit_id, "counts")
+                        self.writer.counts(visit_id, counts, exact=False)
                     if progress is not None:
                         progress(plan, results)
                     previous_mjd = plan.mjd

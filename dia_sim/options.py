@@ -107,7 +107,8 @@ class RunSettings(Section):
         "time of the first visit of a new database; later runs resume after the last visit",
         metavar="ISO_TAI", allowed="an ISO 8601 time in TAI")
     start_visit_id: int = option(1, "visit ID of the first visit of a new database", ge=0, le=MAX_VISIT - 1)
-    row_count_every: int = option(100, "log the row count of every table every N visits (0 = never)", ge=0)
+    row_count_every: int = option(
+        100, "log the row count of every table every N visits, the server's estimates (0 = never)", ge=0)
     daily_job_every: int = option(
         0, "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would", ge=0)
     retry_attempts: int = option(

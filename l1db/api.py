@@ -561,5 +561,22 @@ class L1db(abc.ABC):
         """The once-a-day maintenance of the backend; return the rows it touched."""
 
     @abc.abstractmethod
-    def tableRowCount(self) -> dict[str, int]:
-        """Number of rows in each table of the schema."""
+    def tableRowCount(self, exact: bool = True) -> dict[str, int]:
+        """Number of rows in each table of the schema, counted or estimated.
+
+        Parameters
+        ----------
+        exact : `bool`
+            `True`: every row counted (a full scan of each table, slow on a
+            large database; what a saved state is checked with). `False`: the
+            server's estimates, without a full scan (what a long run's periodic
+            counts use): PostgreSQL's ``pg_class.reltuples`` scaled to the
+            table's current size, MariaDB's ``information_schema.TABLES.TABLE_ROWS``,
+            Cassandra's sampled partitions (`l1db.cassandra.counts`); SQLite
+            counts exactly either way.
+
+        Returns
+        -------
+        counts : `dict` [`str`, `int`]
+            Rows by table name.
+        """

@@ -10,8 +10,9 @@ idempotently instead of atomically (`l1db.cassandra.writes` says how).
 
 The class is put together from one piece per job: `l1db.cassandra.reads`,
 `l1db.cassandra.writes` and `l1db.cassandra.visits`, over the sessions and
-statement helpers of `l1db.cassandra.client`; this module adds the life cycle,
-the schema administration and the row counts.
+statement helpers of `l1db.cassandra.client`, and the row counts of
+`l1db.cassandra.counts`; this module adds the life cycle and the schema
+administration.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from cassandra import InvalidRequest
 
 from ..errors import SchemaError
+from .counts import CassandraCounts
 from .reads import CassandraReads
 from .schema import SCHEMA_OPTIONS, TABLES, published_columns, quote, schema_ddl
 from .visits import CassandraVisits
@@ -31,7 +33,7 @@ __all__ = ["L1dbCassandra"]
 
 _LOG = logging.getLogger(__name__)
 
-class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
+class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraCounts):
     """Client of one L1 database on Apache Cassandra (parameters as for `L1db`).
 
     The URL is ``cassandra://HOST[:PORT][,HOST...]/KEYSPACE``; the
@@ -164,13 +166,3 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     def dailyJob(self) -> int:
         """Nothing to do on Cassandra (no nightly table); returns 0."""
         return 0
-
-    def tableRowCount(self) -> dict[str, int]:
-        """Rows of each table: full scans, slow on a large database (``row_count_every``)."""
-        self.checkSchema()
-        counts = {}
-        for table in TABLES:
-            result = self._simple(f"SELECT COUNT(*) FROM {self._name(table)}",
-                                  timeout=max(600.0, self.options["read_timeout"]))
-            counts[table] = int(result.one()[0])
-        return counts

@@ -98,7 +98,7 @@ def _save(config: L1dbConfig, args: argparse.Namespace) -> None:
     with open_l1db(config) as l1db:
         l1db.checkSchema()
         last, first = l1db.lastVisit(), l1db.firstVisit()
-        counts = l1db.tableRowCount()
+        counts = l1db.tableRowCount(exact=True)
         server = " ".join(l1db.serverVersion())
         digest = schema_digest(l1db.schema_def)
     with new_state_dir(args.folder) as folder:
@@ -149,7 +149,7 @@ def _restored(config: L1dbConfig, manifest: Manifest) -> tuple[dict[str, int], d
     """
     with open_l1db(config) as l1db:
         l1db.checkSchema()
-        counts = l1db.tableRowCount()
+        counts = l1db.tableRowCount(exact=True)
         last = _visit(l1db.lastVisit())
     wrong = [f"{t} has {counts.get(t)} rows, saved {n}" for t, n in manifest.row_counts.items() if counts.get(t) != n]
     saved_id = manifest.last_visit["id"] if manifest.last_visit else None

@@ -9,7 +9,8 @@ either fully stored or not at all.
 
 The class is put together from one piece per job: `l1db.sql.reads`,
 `l1db.sql.writes` (a write path per strategy) and `l1db.sql.visits`; this
-module adds the connection, the schema administration and the row counts.
+module adds the connection and the schema administration (the row counts are
+`l1db.sql.counts`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..frames import column_kind, new_frame
 from ..pixelization import Pixelization
 from ..timer import TimingSink
 from . import bulk_insert, bulk_read
+from .counts import estimated_counts, exact_counts
 from .database import check_connection, make_engine, server_version
 from .reads import SqlReads
 from .schema import L1Schema
@@ -101,10 +103,8 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             backend, _, version = server_version(conn).partition(" ")
         return backend, version
 
-    def tableRowCount(self) -> dict[str, int]:
+    def tableRowCount(self, exact: bool = True) -> dict[str, int]:
+        """As `L1db.tableRowCount`; `l1db.sql.counts` says what an estimate reads on each server."""
         self.checkSchema()
-        counts = {}
         with self.engine.connect() as conn:
-            for name, table in self.schema.tables.items():
-                counts[name] = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-        return counts
+            return (exact_counts if exact else estimated_counts)(conn, self.schema.tables)
