@@ -134,17 +134,17 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
             try:
                 rows = self._plain_columns(self._simple(f"SELECT name, value FROM {self._name('L1dbMetadata')}"))
             except InvalidRequest:
-                raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}; "
+                raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}",
                                   "run create_l1_schema first") from None
             stored = {str(n): str(v) for n, v in zip(rows.get("name", []), rows.get("value", []))}
             diffs = [f"{k}: database {stored.get(k)!r}, config {v!r}"
                      for k, v in self._schema_options().items() if stored.get(k) != v]
             if diffs:
-                raise SchemaError("the schema was created with other options (" + "; ".join(diffs)
-                                  + "); re-create it with create_l1_schema --drop or fix the config")
+                raise SchemaError("the schema was created with other options (" + "; ".join(diffs) + ")",
+                                  "re-create it with create_l1_schema --drop or fix the config")
             missing = [t for t in TABLES if t not in (self._keyspace_tables() or [])]
             if missing:
-                raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
+                raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)})",
                                   "re-create it with create_l1_schema --drop")
             for table, wanted in published_columns(self.schema_def, self.last_object).items():
                 # E.g. a DiaObjectLast of full rows, made before it took its published columns.
@@ -154,7 +154,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
                 names = {str(n) for n in found.get("column_name", [])}
                 if names != wanted:
                     raise SchemaError(f"table {table} has {len(names)} columns, the table definitions give it "
-                                      f"{len(wanted)}; re-create the schema with create_l1_schema --drop")
+                                      f"{len(wanted)}", "re-create the schema with create_l1_schema --drop")
             self._schema_checked = True
         if self._needs_recovery:
             self._apply_unapplied_visits()

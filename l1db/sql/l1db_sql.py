@@ -64,7 +64,7 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             if self.engine.dialect.name == "sqlite" and database and database != ":memory:" \
                     and not database.startswith("file:") and not Path(database).is_file():
                 # Connecting would create an empty file: say so without leaving one.
-                raise SchemaError(f"{database}: no such SQLite database file; run create_l1_schema first")
+                raise SchemaError(f"{database}: no such SQLite database file", "run create_l1_schema first")
             check_connection(self.engine)
             with self.engine.connect() as conn:
                 self.schema.check(conn)
