@@ -116,7 +116,7 @@ class RunSettings(Section):
         "retry the visit's tile up to N times, then stop; 0 = stop at the first failure", ge=0)
     retry_wait: float = option(
         2.0, "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
-        "in all)", ge=0.0)
+        "in all); raised to make the retries outlast twice a local Cassandra node's last start", ge=0.0)
     workers: int = option(
         0, "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
         "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "

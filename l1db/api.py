@@ -275,6 +275,16 @@ class L1db(abc.ABC):
     def serverVersion(self) -> tuple[str, str]:
         """Backend name and server version, e.g. ``("postgresql", "15.18")``."""
 
+    def restart_seconds(self) -> float | None:
+        """Seconds the database's servers took to start last time, where the backend can tell; else `None`.
+
+        What a client retrying through a server restart must outlast. Only
+        local Cassandra nodes of the default run dir tell it
+        (`l1db.cassandra.start_times`); the SQL servers restart in a few
+        seconds and are not asked.
+        """
+        return None
+
     @abc.abstractmethod
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel this backend's reads and stores run.

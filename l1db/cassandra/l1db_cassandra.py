@@ -23,9 +23,11 @@ import numpy as np
 from cassandra import InvalidRequest
 
 from ..errors import SchemaError
+from . import server
 from .counts import CassandraCounts
 from .reads import CassandraReads
 from .schema import SCHEMA_OPTIONS, TABLES, published_columns, quote, schema_ddl
+from .start_times import last_start_seconds
 from .visits import CassandraVisits
 from .writes import CassandraWrites
 
@@ -45,6 +47,16 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+    def restart_seconds(self) -> float | None:
+        """The last start of the default run dir's nodes (`l1db.cassandra.start_times`), if they are the URL's."""
+        try:
+            info = server.cluster_info()
+            if info is None or not set(self.url.hosts) & set(info.addresses):
+                return None
+            return last_start_seconds()
+        except (server.CassandraError, OSError):
+            return None  # a damaged run dir: nothing known
 
     def warm_up(self) -> None:
         # The partitions' pixelization is the backend's only numba code.
