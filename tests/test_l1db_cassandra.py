@@ -44,6 +44,20 @@ def _circle(ra: float, dec: float, radius: float) -> sg.Circle:
     return sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec)), sg.Angle.fromDegrees(radius))
 
 
+def _store_cut_short_before_applied(db: L1db, objects: pd.DataFrame, when: Time, visit_id: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store a visit that is recorded, then killed before its versions reach DiaObjectLast."""
+    real = L1dbCassandra._apply_versions
+
+    def fail(self, versions, explain=False):
+        raise RuntimeError("killed while applying")
+
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        db.store(when, objects, None, None, visit_id=visit_id)
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
+
+
 def test_store_cut_short_before_it_is_recorded_is_stored_again(make_cassandra_config,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(11)
@@ -99,15 +113,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     db.store(T0, objects, None, None, visit_id=1)
     # The second version moves every object by ~0.5 degree: many change partition.
     moved = objects.assign(ra=objects["ra"] + 0.5)
-    real = L1dbCassandra._apply_versions
-
-    def fail(self, versions, explain=False):
-        raise RuntimeError("killed while applying")
-
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
-    with pytest.raises(RuntimeError, match="killed"):
-        db.store(T0 + 1 * u.day, moved, None, None, visit_id=2)
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
+    _store_cut_short_before_applied(db, moved, T0 + 1 * u.day, 2, monkeypatch)
     db.close()
     # The visit is recorded (its rows are all in), so a resumed run goes on after it...
     other = open_l1db(config)
@@ -145,15 +151,7 @@ def test_a_visit_left_unapplied_is_found_below_the_newest_recovery_page(
     # Visit 2 (other objects) is recorded, then cut short before DiaObjectLast.
     cut = random_rows(rng, db.definitions["DiaObject"], n, diaObjectId=np.arange(n, 2 * n, dtype=np.int64),
                       ra=ra[n:], dec=dec[n:])
-    real = L1dbCassandra._apply_versions
-
-    def fail(self, versions, explain=False):
-        raise RuntimeError("killed while applying")
-
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
-    with pytest.raises(RuntimeError, match="killed"):
-        db.store(T0 + 2 * u.day, cut, None, None, visit_id=2)
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
+    _store_cut_short_before_applied(db, cut, T0 + 2 * u.day, 2, monkeypatch)
     db.close()
     visits = read_table(config, "L1dbVisit", ["visitId", "applied"]).sort_values("visitId", ascending=False)
     assert visits["visitId"].tolist() == [6, 5, 4, 3, 2, 1]

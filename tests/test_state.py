@@ -152,7 +152,10 @@ def test_restored_database_makes_the_same_next_visit(backend: str, db_url: str, 
     assert original_ops["visit"].iloc[0] == VISITS + 1
     pd.testing.assert_frame_equal(restored_ops, original_ops)
     assert restored_counts["visit"] == original_counts["visit"] == VISITS + 1
-    assert restored_counts["tables"] == original_counts["tables"]
+    # The logged counts are the servers' estimates (which a restore does not carry over): the
+    # tables compared row by row above are the exact check.
+    assert set(restored_counts["tables"]) == set(original_counts["tables"])
+    assert restored_counts["exact"] is original_counts["exact"] is False
     # The saved folder is untouched by a restore: it can serve again.
     assert l1db_state(["show", str(saved)]) == 0
 
