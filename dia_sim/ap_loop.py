@@ -52,7 +52,7 @@ from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 from .catalog import CatalogError, SourceCatalog
 from .ids import MAX_VISIT
 from .options import RunOptions
-from .retries import run_with_retries
+from .retries import RESTART_MARGIN, fitted_retry_wait, retry_budget, run_with_retries
 from .schedule import SECONDS_PER_DAY, VisitSchedule
 from .tile_pool import TilePool
 from .tile_task import (
@@ -143,6 +143,7 @@ class ApLoop:
         self._l1db: L1db | None = open_l1db(config)
         try:
             self.l1db.checkSchema()
+            self.options = options = self._fit_retry_budget(options)
             # Everything that can refuse the run is decided before anything is written.
             self.schedule: VisitSchedule
             self.start = self.first_visit()
@@ -163,6 +164,17 @@ class ApLoop:
         # process: `_run_visit`), and whether one did.
         self._third_cuts = False
         self._cut = False
+
+    def _fit_retry_budget(self, options: RunOptions) -> RunOptions:
+        """``options`` with ``retry_wait`` raised to outlast the servers' measured restart (`fitted_retry_wait`)."""
+        restart = self.l1db.restart_seconds()
+        wait = fitted_retry_wait(options.retry_attempts, options.retry_wait, restart)
+        if wait == options.retry_wait:
+            return options
+        _LOG.warning("the database's nodes took %.1f s to start last time: retry_wait raised from %g to %g s "
+                     "(%d retries over %.0f s, %g times that)", restart, options.retry_wait, wait,
+                     options.retry_attempts, retry_budget(options.retry_attempts, wait), RESTART_MARGIN)
+        return options.model_copy(update={"retry_wait": wait})
 
     @property
     def l1db(self) -> L1db:
@@ -289,7 +301,7 @@ class ApLoop:
         opts = self.options
         # Before anything is written: a scheduler that cannot be reached leaves no log record.
         pool = TilePool(opts.workers, opts.scheduler, n_tasks=opts.n_tiles,
-                        lost_after=max(30.0, opts.retry_wait * (2**opts.retry_attempts - 1)))
+                        lost_after=max(30.0, retry_budget(opts.retry_attempts, opts.retry_wait)))
         share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
         abandoned = False
         old_handlers: dict[int, Any] = {}
@@ -312,8 +324,9 @@ class ApLoop:
                     results = self._run_visit(pool, job, plan)
                     done += 1
                     if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                        counts = self._retrying(lambda: self.l1db.tableRowCount(), visit_id, "counts")
-                        self.writer.counts(visit_id, counts)
+                        # Estimates: a full count of every table every N visits would grow with the database.
+                        counts = self._retrying(lambda: self.l1db.tableRowCount(exact=False), visit_id, "counts")
+                        self.writer.counts(visit_id, counts, exact=False)
                     if progress is not None:
                         progress(plan, results)
                     previous_mjd = plan.mjd

@@ -107,7 +107,8 @@ class RunSettings(Section):
         "time of the first visit of a new database; later runs resume after the last visit",
         metavar="ISO_TAI", allowed="an ISO 8601 time in TAI")
     start_visit_id: int = option(1, "visit ID of the first visit of a new database", ge=0, le=MAX_VISIT - 1)
-    row_count_every: int = option(100, "log the row count of every table every N visits (0 = never)", ge=0)
+    row_count_every: int = option(
+        100, "log the row count of every table every N visits, the server's estimates (0 = never)", ge=0)
     daily_job_every: int = option(
         0, "run dailyJob() (the nightly-table merge) every N visits; 0 = between nights, as the survey would", ge=0)
     retry_attempts: int = option(
@@ -115,7 +116,7 @@ class RunSettings(Section):
         "retry the visit's tile up to N times, then stop; 0 = stop at the first failure", ge=0)
     retry_wait: float = option(
         2.0, "seconds before the first retry, doubled before each next one (defaults: 2+4+8+16+32 = 62 s "
-        "in all)", ge=0.0)
+        "in all); raised to make the retries outlast twice a local Cassandra node's last start", ge=0.0)
     workers: int = option(
         0, "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
         "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "

@@ -466,7 +466,8 @@ def _counts_html(run: ReportRun) -> str:
         return ""
     rows = [f"<tr><td>{_e(name)}</td><td class=\"num\">{_e(f'{count:,}' if isinstance(count, int) else count)}"
             "</td></tr>" for name, count in tables.items()]
-    return (f"<h3>Table sizes at visit {_e(run.counts.get('visit', '?') if run.counts else '?')}</h3>"
+    how = "" if run.counts is None or run.counts.get("exact", True) else " (the server's estimates)"
+    return (f"<h3>Table sizes at visit {_e(run.counts.get('visit', '?') if run.counts else '?')}{how}</h3>"
             + _table(["table", "rows"], rows, ' class="counts"'))
 
 

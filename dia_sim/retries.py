@@ -6,11 +6,19 @@ connections are closed and the work is tried again, up to ``retry_attempts``
 times after waits of ``retry_wait`` seconds doubling each time
 (`run_with_retries`). Every failed attempt writes a failure record. When the
 retries are exhausted the run stops (`VisitFailed`) and can be resumed later.
+
+The retries wait ``retry_wait`` x (2^``retry_attempts`` - 1) seconds in all
+(`retry_budget`, 62 s by default). Where the database can tell how long its
+servers took to start last time (local Cassandra nodes:
+`l1db.api.L1db.restart_seconds`), the budget follows it: ``retry_wait`` is
+raised, never lowered, so that the budget is at least `RESTART_MARGIN` times
+that time (`fitted_retry_wait`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,11 +28,33 @@ from l1db.timing_log import HeldRecords, TimingLogWriter
 
 from .options import RunOptions
 
-__all__ = ["VisitFailed", "run_with_retries"]
+__all__ = ["RESTART_MARGIN", "VisitFailed", "fitted_retry_wait", "retry_budget", "run_with_retries"]
 
 _LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: The retry budget is at least this many times the servers' measured start:
+#: a restart under load, or a node that also replays its commit log, takes longer.
+RESTART_MARGIN = 2.0
+
+
+def retry_budget(attempts: int, wait: float) -> float:
+    """Seconds the retries wait in all: ``wait`` x (2^``attempts`` - 1)."""
+    return wait * (2**attempts - 1)
+
+
+def fitted_retry_wait(attempts: int, wait: float, restart_seconds: float | None) -> float:
+    """The ``retry_wait`` whose budget is at least `RESTART_MARGIN` x ``restart_seconds``.
+
+    ``wait`` itself if it already is, if the restart time is unknown, or if
+    there are no retries (``attempts`` 0: the user asked to stop at the first
+    failure); never less than ``wait``.
+    """
+    if restart_seconds is None or attempts == 0:
+        return wait
+    needed = RESTART_MARGIN * restart_seconds / (2**attempts - 1)
+    return max(wait, math.ceil(needed * 10) / 10)  # to a tenth of a second, up
 
 
 class VisitFailed(RuntimeError):

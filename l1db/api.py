@@ -280,6 +280,16 @@ class L1db(abc.ABC):
     def serverVersion(self) -> tuple[str, str]:
         """Backend name and server version, e.g. ``("postgresql", "15.18")``."""
 
+    def restart_seconds(self) -> float | None:
+        """Seconds the database's servers took to start last time, where the backend can tell; else `None`.
+
+        What a client retrying through a server restart must outlast. Only
+        local Cassandra nodes of the default run dir tell it
+        (`l1db.cassandra.start_times`); the SQL servers restart in a few
+        seconds and are not asked.
+        """
+        return None
+
     @abc.abstractmethod
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel this backend's reads and stores run.
@@ -566,5 +576,22 @@ class L1db(abc.ABC):
         """The once-a-day maintenance of the backend; return the rows it touched."""
 
     @abc.abstractmethod
-    def tableRowCount(self) -> dict[str, int]:
-        """Number of rows in each table of the schema."""
+    def tableRowCount(self, exact: bool = True) -> dict[str, int]:
+        """Number of rows in each table of the schema, counted or estimated.
+
+        Parameters
+        ----------
+        exact : `bool`
+            `True`: every row counted (a full scan of each table, slow on a
+            large database; what a saved state is checked with). `False`: the
+            server's estimates, without a full scan (what a long run's periodic
+            counts use): PostgreSQL's ``pg_class.reltuples`` scaled to the
+            table's current size, MariaDB's ``information_schema.TABLES.TABLE_ROWS``,
+            Cassandra's sampled partitions (`l1db.cassandra.counts`); SQLite
+            counts exactly either way.
+
+        Returns
+        -------
+        counts : `dict` [`str`, `int`]
+            Rows by table name.
+        """

@@ -37,7 +37,21 @@ class DatabaseUnreachable(L1dbError):
 
 
 class SchemaError(L1dbError):
-    """The database schema is missing or does not match the configuration."""
+    """The database schema is missing or does not match the configuration.
+
+    Parameters
+    ----------
+    problem : `str`
+        What is wrong with the schema.
+    advice : `str`, optional
+        What to do about it (e.g. run create_l1_schema), after the problem in
+        the message; kept apart so that a caller to whom it does not apply
+        (a restore) can say the problem alone.
+    """
+
+    def __init__(self, problem: str, advice: str | None = None) -> None:
+        super().__init__(f"{problem}; {advice}" if advice else problem)
+        self.problem = problem
 
 
 _Reason = Callable[[BaseException], str]

@@ -86,7 +86,12 @@ retry    bool   whether another attempt follows (false: the run stops)
 ``counts``, the number of rows in every table, written every so many visits::
 
     {"record": "counts", "run": "20261121T101500Z-5f3a9c01", "visit": 100,
-     "tables": {"DiaObject": 1520344, "DiaSource": 1498211, ...}}
+     "exact": false, "tables": {"DiaObject": 1520344, "DiaSource": 1498211, ...}}
+
+``exact`` says how the rows were had: ``true`` counted (a full scan of each
+table), ``false`` the server's estimates (``L1db.tableRowCount`` says which
+per backend). Logs written before the field existed counted exactly: a
+record without it is read as ``"exact": true``.
 
 Parsing rules: a line is a *record candidate* if it contains ``{"record"``
 or, after leading white space, starts with ``{``. A candidate that is not
@@ -377,9 +382,9 @@ class TimingLogWriter:
             "retry": bool(retry),
         })
 
-    def counts(self, visit: int, tables: Mapping[str, int]) -> None:
-        """Write the row count of every table, as seen after ``visit``."""
-        self._write_line({"record": "counts", "run": self.run, "visit": int(visit),
+    def counts(self, visit: int, tables: Mapping[str, int], *, exact: bool) -> None:
+        """Write the row count of every table, as seen after ``visit``, and whether it was counted or estimated."""
+        self._write_line({"record": "counts", "run": self.run, "visit": int(visit), "exact": bool(exact),
                           "tables": {str(k): int(v) for k, v in tables.items()}})
 
     def sink(self, visit: int, tile: int = 0) -> TimingSink:
@@ -452,7 +457,8 @@ class ParsedLog:
     unknown : `int`
         Well-formed records of a kind this version does not know (skipped).
     counts : `list` [`dict`]
-        ``counts`` records (``run``, ``visit``, ``tables``) in the order read.
+        ``counts`` records (``run``, ``visit``, ``exact``, ``tables``) in the
+        order read; ``exact`` is `True` where an older log has no such field.
     failures : `pandas.DataFrame`
         One row per failure record, columns `FAILURE_COLUMNS`: ``run``,
         ``op``, ``error``, ``reason`` (str), ``visit``, ``tile``, ``attempt``
@@ -556,6 +562,7 @@ def _valid_counts(rec: Mapping[str, Any]) -> bool:
         and _is_int(rec.get("visit"))
         and isinstance(tables, dict)
         and all(isinstance(k, str) and _is_int(v) for k, v in tables.items())
+        and isinstance(rec.get("exact", True), bool)
     )
 
 
@@ -620,7 +627,7 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
                 malformed += 1
         elif kind == "counts":
             if _valid_counts(rec):
-                counts.append(rec)
+                counts.append({**rec, "exact": rec.get("exact", True)})
             else:
                 malformed += 1
         elif kind == "failure":

@@ -80,9 +80,10 @@ def test_run_logs_match_database(db_url: str, make_config, sources: Path, tmp_pa
     assert counts["L1dbVisit"] == 6
     # Fields overlap on the patch: later visits read objects and history.
     assert _logged_rows(timings, "obj_select") > 0 and _logged_rows(timings, "src_select") > 0
-    # The row-count records agree with the database after the last visit.
+    # The row-count records are the server's estimates (no full scan), of every table, said so.
     assert [c["visit"] for c in parsed.counts] == [3, 6]
-    assert parsed.counts[-1]["tables"] == counts
+    assert [c["exact"] for c in parsed.counts] == [False, False]
+    assert set(parsed.counts[-1]["tables"]) == set(counts)
     # Provenance: config, backend, versions, machine, seed.
     prov = parsed.provenance[0]
     if db_url.startswith("cassandra"):

@@ -21,6 +21,7 @@ from conftest import write_config
 from l1db_frames import random_rows, random_sky_points, random_visit
 
 from l1db import L1db, open_l1db
+from l1db.cassandra import writes
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
 from l1db.cassandra.session import serialized_frame
 from l1db.cli.create_l1_schema import main as create_l1_schema
@@ -41,6 +42,20 @@ def _db(make_cassandra_config, **options) -> L1db:
 
 def _circle(ra: float, dec: float, radius: float) -> sg.Circle:
     return sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(ra, dec)), sg.Angle.fromDegrees(radius))
+
+
+def _store_cut_short_before_applied(db: L1db, objects: pd.DataFrame, when: Time, visit_id: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store a visit that is recorded, then killed before its versions reach DiaObjectLast."""
+    real = L1dbCassandra._apply_versions
+
+    def fail(self, versions, explain=False):
+        raise RuntimeError("killed while applying")
+
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        db.store(when, objects, None, None, visit_id=visit_id)
+    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
 
 
 def test_store_cut_short_before_it_is_recorded_is_stored_again(make_cassandra_config,
@@ -98,15 +113,7 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     db.store(T0, objects, None, None, visit_id=1)
     # The second version moves every object by ~0.5 degree: many change partition.
     moved = objects.assign(ra=objects["ra"] + 0.5)
-    real = L1dbCassandra._apply_versions
-
-    def fail(self, versions, explain=False):
-        raise RuntimeError("killed while applying")
-
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", fail)
-    with pytest.raises(RuntimeError, match="killed"):
-        db.store(T0 + 1 * u.day, moved, None, None, visit_id=2)
-    monkeypatch.setattr(L1dbCassandra, "_apply_versions", real)
+    _store_cut_short_before_applied(db, moved, T0 + 1 * u.day, 2, monkeypatch)
     db.close()
     # The visit is recorded (its rows are all in), so a resumed run goes on after it...
     other = open_l1db(config)
@@ -124,6 +131,35 @@ def test_store_cut_short_after_it_is_recorded_is_applied_by_the_next_client(
     other._apply_versions(other._prepare_objects(objects, T0.tai.mjd))
     again = other.getDiaObjects(_circle(40.5, -10.0, 1.6))
     assert (again["validityStartMjdTai"] == (T0 + 1 * u.day).tai.mjd).all() and len(again) == n
+    other.close()
+
+
+def test_a_visit_left_unapplied_is_found_below_the_newest_recovery_page(
+        make_cassandra_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pages of 2 L1dbVisit rows: the unapplied visit is below the newest 2 (and 4) rows.
+    monkeypatch.setattr(writes, "RECOVERY_ROWS", 2)
+    rng = np.random.default_rng(14)
+    config = make_cassandra_config()
+    db = open_l1db(config)
+    db.makeSchema()
+    n = 50
+    ra, dec = random_sky_points(rng, 2 * n, [(60.0, -20.0)], 1.0)
+    later = random_rows(rng, db.definitions["DiaObject"], n, diaObjectId=np.arange(n, dtype=np.int64),
+                        ra=ra[:n], dec=dec[:n])
+    for visit in (1, 3, 4, 5, 6):
+        db.store(T0 + visit * u.day, later, None, None, visit_id=visit)
+    # Visit 2 (other objects) is recorded, then cut short before DiaObjectLast.
+    cut = random_rows(rng, db.definitions["DiaObject"], n, diaObjectId=np.arange(n, 2 * n, dtype=np.int64),
+                      ra=ra[n:], dec=dec[n:])
+    _store_cut_short_before_applied(db, cut, T0 + 2 * u.day, 2, monkeypatch)
+    db.close()
+    visits = read_table(config, "L1dbVisit", ["visitId", "applied"]).sort_values("visitId", ascending=False)
+    assert visits["visitId"].tolist() == [6, 5, 4, 3, 2, 1]
+    assert visits["applied"].tolist() == [True, True, True, True, False, True]
+    other = open_l1db(config)
+    found = other.getDiaObjects(_circle(60.0, -20.0, 1.1))
+    assert sorted(found["diaObjectId"].tolist()) == list(range(2 * n))
+    assert read_table(config, "L1dbVisit", ["applied"])["applied"].all()
     other.close()
 
 

@@ -287,15 +287,19 @@ def test_provenance_helpers() -> None:
 def test_counts_records_round_trip_and_malformed(tmp_path: Path) -> None:
     log = tmp_path / "counts.jsonl"
     with TimingLogWriter(log, run="r1") as writer:
-        writer.counts(10, {"DiaObject": 5, "DiaSource": 7})
-        writer.counts(20, {"DiaObject": 9})
+        writer.counts(10, {"DiaObject": 5, "DiaSource": 7}, exact=True)
+        writer.counts(20, {"DiaObject": 9}, exact=False)
     with open(log, "a") as f:
         f.write('{"record": "counts", "run": "r1", "visit": 30, "tables": {"DiaObject": "many"}}\n')
+        f.write('{"record": "counts", "run": "r1", "visit": 40, "exact": "no", "tables": {"DiaObject": 1}}\n')
+        # Written before the field existed: those counts were exact.
+        f.write('{"record": "counts", "run": "r1", "visit": 50, "tables": {"DiaObject": 11}}\n')
     parsed = parse_log(log)
-    assert [c["visit"] for c in parsed.counts] == [10, 20]
+    assert [c["visit"] for c in parsed.counts] == [10, 20, 50]
+    assert [c["exact"] for c in parsed.counts] == [True, False, True]
     assert parsed.counts[0]["tables"] == {"DiaObject": 5, "DiaSource": 7}
-    assert parsed.malformed == 1
-    assert parse_logs([log, log]).counts[-1]["visit"] == 20
+    assert parsed.malformed == 2
+    assert parse_logs([log, log]).counts[-1]["visit"] == 50
 
 
 def test_failure_records_round_trip(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ idempotently instead of atomically (`l1db.cassandra.writes` says how).
 
 The class is put together from one piece per job: `l1db.cassandra.reads`,
 `l1db.cassandra.writes` and `l1db.cassandra.visits`, over the sessions and
-statement helpers of `l1db.cassandra.client`; this module adds the life cycle,
-the schema administration and the row counts.
+statement helpers of `l1db.cassandra.client`, and the row counts of
+`l1db.cassandra.counts`; this module adds the life cycle and the schema
+administration.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import numpy as np
 from cassandra import InvalidRequest
 
 from ..errors import SchemaError
+from . import server
+from .counts import CassandraCounts
 from .reads import CassandraReads
 from .schema import published_columns, quote, schema_ddl, schema_options, schema_tables, unrecorded_option
+from .start_times import last_start_seconds
 from .visits import CassandraVisits
 from .writes import CassandraWrites
 
@@ -31,7 +35,7 @@ __all__ = ["L1dbCassandra"]
 
 _LOG = logging.getLogger(__name__)
 
-class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
+class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraCounts):
     """Client of one L1 database on Apache Cassandra (parameters as for `L1db`).
 
     The URL is ``cassandra://HOST[:PORT][,HOST...]/KEYSPACE``; the
@@ -43,6 +47,16 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+    def restart_seconds(self) -> float | None:
+        """The last start of the default run dir's nodes (`l1db.cassandra.start_times`), if they are the URL's."""
+        try:
+            info = server.cluster_info()
+            if info is None or not set(self.url.hosts) & set(info.addresses):
+                return None
+            return last_start_seconds()
+        except (server.CassandraError, OSError):
+            return None  # a damaged run dir: nothing known
 
     def warm_up(self) -> None:
         # The partitions' pixelization is the backend's only numba code.
@@ -132,18 +146,18 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
             try:
                 rows = self._plain_columns(self._simple(f"SELECT name, value FROM {self._name('L1dbMetadata')}"))
             except InvalidRequest:
-                raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}; "
+                raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}",
                                   "run create_l1_schema first") from None
             recorded = {str(n): str(v) for n, v in zip(rows.get("name", []), rows.get("value", []))}
             stored = {k: recorded.get(k, unrecorded_option(k)) for k in self._schema_options()}
             diffs = [f"{k}: database {stored[k]!r}, config {v!r}"
                      for k, v in self._schema_options().items() if stored[k] != v]
             if diffs:
-                raise SchemaError("the schema was created with other options (" + "; ".join(diffs)
-                                  + "); re-create it with create_l1_schema --drop or fix the config")
+                raise SchemaError("the schema was created with other options (" + "; ".join(diffs) + ")",
+                                  "re-create it with create_l1_schema --drop or fix the config")
             missing = [t for t in schema_tables(self.config) if t not in (self._keyspace_tables() or [])]
             if missing:
-                raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
+                raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)})",
                                   "re-create it with create_l1_schema --drop")
             replica = bool(self.config.enable_replica)
             for table, wanted in published_columns(self.schema_def, self.last_object, replica).items():
@@ -154,7 +168,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
                 names = {str(n) for n in found.get("column_name", [])}
                 if names != wanted:
                     raise SchemaError(f"table {table} has {len(names)} columns, the table definitions give it "
-                                      f"{len(wanted)}; re-create the schema with create_l1_schema --drop")
+                                      f"{len(wanted)}", "re-create the schema with create_l1_schema --drop")
             self._schema_checked = True
         if self._needs_recovery:
             self._apply_unapplied_visits()
@@ -166,13 +180,3 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
     def dailyJob(self) -> int:
         """Nothing to do on Cassandra (no nightly table); returns 0."""
         return 0
-
-    def tableRowCount(self) -> dict[str, int]:
-        """Rows of each table: full scans, slow on a large database (``row_count_every``)."""
-        self.checkSchema()
-        counts = {}
-        for table in schema_tables(self.config):
-            result = self._simple(f"SELECT COUNT(*) FROM {self._name(table)}",
-                                  timeout=max(600.0, self.options["read_timeout"]))
-            counts[table] = int(result.one()[0])
-        return counts

@@ -116,8 +116,8 @@ class _GroupedWritesWarning(logging.Filter):
     DiaObjectLastToPartition has one partition per object, and its rows are
     sent in groups on purpose (one request per group instead of one per
     object); a cluster with the stock threshold would warn for every group.
-    ``tableRowCount`` counts every table with a full scan on purpose (it says
-    so), and the server would warn for every table.
+    ``tableRowCount(exact=True)`` counts every table with a full scan on
+    purpose (it says so), and the server would warn for every table.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

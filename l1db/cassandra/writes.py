@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement, PreparedStatement, SimpleStatement
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
@@ -67,9 +67,10 @@ __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
 _LOG = logging.getLogger(__name__)
 
-#: Newest L1dbVisit rows a client looks through for visits stored but not yet
-#: applied to DiaObjectLast (a run stops at its first failure, so only the
-#: tiles of its last visit can be left so).
+#: L1dbVisit rows per page of the look for visits stored but not yet applied to
+#: DiaObjectLast: the whole partition is read (its keys and ``applied`` flags
+#: only), in pages of this many rows, so that a visit left unapplied is found
+#: however many visits were stored after it.
 RECOVERY_ROWS = 5000
 
 #: Largest number of statements in one batch (Cassandra refuses more than 65,535).
@@ -278,19 +279,31 @@ class CassandraWrites(CassandraClient):
             self._needs_recovery = True
             raise
 
+    def _unapplied_visits(self) -> list[tuple[int, int, float, np.ndarray]]:
+        """(visit ID, tile, visit MJD, sky pixels) of every visit recorded but not applied, oldest first.
+
+        Every row of the L1dbVisit partition is looked at (one paged read of
+        its keys and flags: the cost grows with the stored tiles, paid once
+        per client and after a store cut short); only the few unapplied
+        rows are then read whole.
+        """
+        table = self._name("L1dbVisit")
+        statement = SimpleStatement(f'SELECT "visitId", tile, applied FROM {table} WHERE bucket = 0',
+                                    consistency_level=self._read_cl, fetch_size=RECOVERY_ROWS)
+        # Iterating the result fetches the next page when one is used up.
+        pages = self._plain.execute(statement, timeout=self.options["read_timeout"])
+        keys = [(int(v), int(t)) for v, t, applied in pages if not applied]
+        found = []
+        for visit_id, tile in sorted(keys):
+            row = self._simple(f'SELECT "visitTimeMjdTai", parts FROM {table} '
+                               f'WHERE bucket = 0 AND "visitId" = %s AND tile = %s', [visit_id, tile]).one()
+            if row is not None:
+                found.append((visit_id, tile, float(row[0]), np.array(sorted(row[1] or ()), dtype=np.int64)))
+        return found
+
     def _apply_unapplied_visits(self) -> None:
         """Apply to DiaObjectLast the versions of visits recorded but not applied (a store cut short)."""
-        result = self._simple(
-            f'SELECT "visitId", tile, "visitTimeMjdTai", parts, applied FROM {self._name("L1dbVisit")} '
-            f"WHERE bucket = 0 LIMIT {RECOVERY_ROWS}")
-        rows = self._plain_columns(result)
-        if not len(rows.get("visitId", [])):
-            return
-        applied = np.array([bool(a) for a in rows["applied"]])
-        for k in np.flatnonzero(~applied):
-            visit_id, tile = int(rows["visitId"][k]), int(rows["tile"][k])
-            visit_mjd = float(rows["visitTimeMjdTai"][k])
-            parts = np.array(sorted(rows["parts"][k] or ()), dtype=np.int64)
+        for visit_id, tile, visit_mjd, parts in self._unapplied_visits():
             _LOG.warning("visit %d tile %d was stored but not applied to DiaObjectLast: applying it now",
                          visit_id, tile)
             # DiaObjectLast's columns (positions included) are all the versions need here.

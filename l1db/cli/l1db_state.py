@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..backends import backend_for
 from ..config import ConfigError, L1dbConfig, default_config_path, load_config, safe_url
-from ..errors import L1dbError, driver_error_reason
+from ..errors import L1dbError, SchemaError, driver_error_reason
 from ..factory import open_l1db
 from ..state import Manifest, StateError, check_matching, new_state_dir, read_manifest, schema_digest, write_manifest
 from ..tables import load_definitions
@@ -98,7 +98,7 @@ def _save(config: L1dbConfig, args: argparse.Namespace) -> None:
     with open_l1db(config) as l1db:
         l1db.checkSchema()
         last, first = l1db.lastVisit(), l1db.firstVisit()
-        counts = l1db.tableRowCount()
+        counts = l1db.tableRowCount(exact=True)
         server = " ".join(l1db.serverVersion())
         digest = schema_digest(l1db.schema_def)
     with new_state_dir(args.folder) as folder:
@@ -125,7 +125,7 @@ def _restore(config: L1dbConfig, args: argparse.Namespace) -> None:
     target = safe_url(config.url)
     try:
         state.restore(folder)
-        counts, last = _restored(config, manifest)
+        counts, last = _restored(config, manifest, folder)
     except BaseException as exc:
         state.clear()
         if not isinstance(exc, Exception):
@@ -139,17 +139,23 @@ def _restore(config: L1dbConfig, args: argparse.Namespace) -> None:
           f"at {at} ({time.monotonic() - started:.1f} s): {_counts_line(counts)}")
 
 
-def _restored(config: L1dbConfig, manifest: Manifest) -> tuple[dict[str, int], dict | None]:
+def _restored(config: L1dbConfig, manifest: Manifest, folder: Path) -> tuple[dict[str, int], dict | None]:
     """Row counts and last visit of the restored database.
 
     Raises
     ------
     StateError
-        If they are not the saved ones.
+        If they are not the saved ones, or the restored schema is not the saved one (damaged saved files).
     """
     with open_l1db(config) as l1db:
-        l1db.checkSchema()
-        counts = l1db.tableRowCount()
+        try:
+            l1db.checkSchema()
+        except SchemaError as exc:
+            # The target was empty and the load went through: what is wrong came from the saved files,
+            # and the schema error's advice (run create_l1_schema) is not for a restore.
+            raise StateError(f"the restored database is not the saved L1 schema ({exc.problem}): {folder}'s "
+                             "saved files are damaged or were changed after the save") from None
+        counts = l1db.tableRowCount(exact=True)
         last = _visit(l1db.lastVisit())
     wrong = [f"{t} has {counts.get(t)} rows, saved {n}" for t, n in manifest.row_counts.items() if counts.get(t) != n]
     saved_id = manifest.last_visit["id"] if manifest.last_visit else None

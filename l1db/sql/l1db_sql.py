@@ -9,7 +9,8 @@ either fully stored or not at all.
 
 The class is put together from one piece per job: `l1db.sql.reads`,
 `l1db.sql.writes` (a write path per strategy) and `l1db.sql.visits`; this
-module adds the connection, the schema administration and the row counts.
+module adds the connection and the schema administration (the row counts are
+`l1db.sql.counts`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..pixelization import Pixelization
 from ..replica import CHUNKS_TABLE
 from ..timer import TimingSink
 from . import bulk_insert, bulk_read
+from .counts import estimated_counts, exact_counts
 from .database import check_connection, make_engine, server_version
 from .reads import SqlReads
 from .schema import L1Schema
@@ -63,7 +65,7 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             if self.engine.dialect.name == "sqlite" and database and database != ":memory:" \
                     and not database.startswith("file:") and not Path(database).is_file():
                 # Connecting would create an empty file: say so without leaving one.
-                raise SchemaError(f"{database}: no such SQLite database file; run create_l1_schema first")
+                raise SchemaError(f"{database}: no such SQLite database file", "run create_l1_schema first")
             check_connection(self.engine)
             with self.engine.connect() as conn:
                 self.schema.check(conn)
@@ -104,10 +106,8 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
             backend, _, version = server_version(conn).partition(" ")
         return backend, version
 
-    def tableRowCount(self) -> dict[str, int]:
+    def tableRowCount(self, exact: bool = True) -> dict[str, int]:
+        """As `L1db.tableRowCount`; `l1db.sql.counts` says what an estimate reads on each server."""
         self.checkSchema()
-        counts = {}
         with self.engine.connect() as conn:
-            for name, table in self.schema.tables.items():
-                counts[name] = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-        return counts
+            return (exact_counts if exact else estimated_counts)(conn, self.schema.tables)

@@ -309,28 +309,22 @@ class L1Schema:
         inspector = sa.inspect(conn)
         names = set(inspector.get_table_names())
         if "L1dbMetadata" not in names:
-            raise SchemaError("the L1 schema does not exist in this database; run create_l1_schema first")
+            raise SchemaError("the L1 schema does not exist in this database", "run create_l1_schema first")
         meta = self.tables["L1dbMetadata"]
         stored = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).all())
         wanted = self.schema_options()
         stored = {k: stored.get(k, _UNRECORDED.get(k)) for k in wanted}
         diffs = [f"{k}: database {stored[k]!r}, config {v!r}" for k, v in wanted.items() if stored[k] != v]
         if diffs:
-            raise SchemaError(
-                "the schema was created with other options (" + "; ".join(diffs)
-                + "); re-create it with create_l1_schema --drop or fix the config"
-            )
+            raise SchemaError("the schema was created with other options (" + "; ".join(diffs) + ")",
+                              "re-create it with create_l1_schema --drop or fix the config")
         missing = [t for t in self.tables if t not in names]
         if missing:
-            raise SchemaError(
-                f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
-                "re-create it with create_l1_schema --drop"
-            )
+            raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)})",
+                              "re-create it with create_l1_schema --drop")
         for name, table in self.tables.items():
             # E.g. a DiaObjectLast of full rows, made before it took its published columns.
             stored_columns = {c["name"] for c in inspector.get_columns(name)}
             if stored_columns != set(table.columns.keys()):
-                raise SchemaError(
-                    f"table {name} has {len(stored_columns)} columns, the table definitions give it "
-                    f"{len(table.columns)}; re-create the schema with create_l1_schema --drop"
-                )
+                raise SchemaError(f"table {name} has {len(stored_columns)} columns, the table definitions give it "
+                                  f"{len(table.columns)}", "re-create the schema with create_l1_schema --drop")
