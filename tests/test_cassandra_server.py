@@ -201,6 +201,9 @@ def test_status_of_a_running_node(run_dir: Path) -> None:
     port = server.jmx_port(node.node_dir)
     assert port is not None
     socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    # How long its start took, recorded for the retry budget (l1db.cassandra.start_times).
+    took = server.start_seconds(node.node_dir)
+    assert took is not None and 0 < took < server.START_TIMEOUT
     proc = cli("status", "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"node 1  {ADDRESS}" in proc.stdout

@@ -1,4 +1,4 @@
-"""The retry budget follows a local Cassandra node's measured start (its own log), and only ever grows."""
+"""The retry budget follows a local Cassandra node's measured start (its run dir), and only ever grows."""
 
 from __future__ import annotations
 
@@ -12,16 +12,11 @@ from conftest import catalog_fixture
 from dia_sim.retries import RESTART_MARGIN, fitted_retry_wait, retry_budget
 from l1db import open_l1db
 from l1db.cassandra import server
-from l1db.cassandra.start_times import last_start_seconds, node_start_seconds
+from l1db.cassandra.start_times import last_start_seconds
 from l1db.cli.create_l1_schema import main as create_schema
 from l1db.timing_log import parse_log
 
 sources = catalog_fixture(200, seed=9)
-
-_START = "INFO  [main] 2026-12-06 {} YamlConfigurationLoader.java:103 - Configuration location: file:/x.yaml\n"
-_DONE = "INFO  [main] 2026-12-06 {} CassandraDaemon.java:744 - Startup complete\n"
-_OTHER = "INFO  [main] 2026-12-06 {} StorageService.java:1 - something else\n"
-
 
 def test_fitted_retry_wait() -> None:
     assert retry_budget(5, 2.0) == 62.0
@@ -33,16 +28,13 @@ def test_fitted_retry_wait() -> None:
     assert fitted_retry_wait(3, 30.0, 65.0) == 30.0  # never lowered
 
 
-def test_node_start_seconds_is_the_last_complete_start(tmp_path: Path) -> None:
-    log = tmp_path / "system.log"
-    assert node_start_seconds(log) is None  # no log
-    log.write_text(_START.format("10:00:00,000") + _OTHER.format("10:00:05,000") + _DONE.format("10:00:17,500")
-                   + _START.format("11:00:00,000") + _DONE.format("11:00:21,250")
-                   # A start cut short (killed before it completed) is not a start time.
-                   + _START.format("12:00:00,000") + _OTHER.format("12:00:03,000"))
-    assert node_start_seconds(log) == 21.25
-    log.write_text(_START.format("12:00:00,000"))
-    assert node_start_seconds(log) is None
+def test_start_seconds_of_a_node(tmp_path: Path) -> None:
+    assert server.start_seconds(tmp_path) is None  # never started
+    for bad in ("", "soon", "nan", "-3"):
+        (tmp_path / "start.seconds").write_text(bad)
+        assert server.start_seconds(tmp_path) is None, bad
+    (tmp_path / "start.seconds").write_text("21.250\n")
+    assert server.start_seconds(tmp_path) == 21.25
 
 
 def test_last_start_seconds_of_a_run_dir(tmp_path: Path) -> None:
@@ -51,9 +43,9 @@ def test_last_start_seconds_of_a_run_dir(tmp_path: Path) -> None:
     if server.cluster_info(run_dir) is None:
         pytest.skip(f"no local Cassandra run dir at {run_dir}")
     seconds = last_start_seconds(run_dir)
-    # The test node's own log: it started, and in less than the start timeout.
+    # The test node, started by server.start: it recorded its start, shorter than the start timeout.
     assert seconds is not None and 0 < seconds < server.START_TIMEOUT
-    assert seconds == max(node_start_seconds(log) or 0.0 for log in run_dir.glob("node*/logs/system.log"))
+    assert seconds == max(server.start_seconds(node) or 0.0 for node in run_dir.glob("node*"))
 
 
 def test_ap_proto_raises_retry_wait_to_outlast_the_node_start(make_cassandra_config, sources: Path,

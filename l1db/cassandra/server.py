@@ -19,6 +19,7 @@ node lives in its own folder of the run dir::
     RUN_DIR/nodeN/logs/                 system.log, gc.log, stdout.log (the JVM's own output)
     RUN_DIR/nodeN/cassandra.pid         pid of the node's JVM while it runs
     RUN_DIR/nodeN/jmx.port              the node's JMX port (on 127.0.0.1 only), for nodetool
+    RUN_DIR/nodeN/start.seconds         how long its last start took (launch to CQL answering)
 
 Each JVM runs in a session of its own, so it outlives the process that
 started it; a node is found again through its pid file, or failing that by
@@ -39,6 +40,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -118,6 +120,8 @@ _MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 _JMX_PORT_FILE = "jmx.port"
 #: File of a node's folder holding the extra JVM options (`JVM_OPTIONS_ENV`) it was last started with.
 _EXTRA_OPTIONS_FILE = "jvm-extra.options"
+#: File of a node's folder holding the seconds its last start took (`start_seconds`).
+_START_SECONDS_FILE = "start.seconds"
 _JAVA_MAJOR = 17
 _MIN_HEAP_MIB = 256
 _MAX_NODES = 32
@@ -583,6 +587,20 @@ def jvm_options() -> list[str]:
             # "--add-opens X=Y" is one option with its value; the JVM wants them apart.
             options += line.split(None, 1) if line.startswith("--") else [line]
     return options
+
+
+def start_seconds(node_dir: str | os.PathLike[str]) -> float | None:
+    """Seconds the node of ``node_dir`` took to start the last time `start` launched it, `None` if never.
+
+    From the JVM's launch to CQL answering (and the ring agreeing, in a
+    cluster): what a client must outlast when the node restarts
+    (`l1db.api.L1db.restart_seconds`).
+    """
+    try:
+        seconds = float((Path(node_dir) / _START_SECONDS_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def jmx_port(node_dir: str | os.PathLike[str]) -> int | None:
@@ -1136,6 +1154,7 @@ def _start_one(
     started = time.monotonic()
     pid = _node_pid(node_dir) if node_dir.is_dir() else None
     log_offset = _log_size(node_dir)
+    launched = pid is None  # a start measured from its launch (not one found under way)
     if pid is not None:
         if cql_release_version(address):
             extra = _started_with_options(node_dir)
@@ -1165,8 +1184,11 @@ def _start_one(
     ]
     if others:
         _wait_for_ring(index, address, others, timeout=120.0)
+    took = time.monotonic() - started
+    if launched:
+        (node_dir / _START_SECONDS_FILE).write_text(f"{took:.3f}\n")
     say(f"node {index} ({address}) is up: Cassandra {version}, pid {pid}, "
-        f"{time.monotonic() - started:.1f} s; logs in {node_dir / 'logs'}")
+        f"{took:.1f} s; logs in {node_dir / 'logs'}")
 
 
 def stop(
