@@ -129,7 +129,7 @@ def add_results_option(parser: argparse.ArgumentParser) -> None:
 
 
 def keep_results(logs: Mapping[str, Path], out_dir: Path, title: str) -> Path:
-    """Copy each run's timing log to ``out_dir/LABEL.jsonl`` and write ``out_dir/report.html`` of them all.
+    """Copy each run's timing log to ``out_dir/LABEL.jsonl`` and write ``out_dir/report.html`` of them all; say where.
 
     Parameters
     ----------
@@ -152,4 +152,6 @@ def keep_results(logs: Mapping[str, Path], out_dir: Path, title: str) -> Path:
     for label, log in logs.items():
         kept.append(out_dir / f"{label}.jsonl")
         shutil.copyfile(log, kept[-1])
-    return write_report(load_runs(kept, list(logs)), out_dir / "report.html", title=title)
+    report = write_report(load_runs(kept, list(logs)), out_dir / "report.html", title=title)
+    print(f"logs and report in {out_dir} ({report.name})", flush=True)
+    return report

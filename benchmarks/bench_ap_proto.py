@@ -108,8 +108,7 @@ def main() -> int:
                     disk[backend] = table_bytes(url, args.cassandra_run_dir)
             rows.append(summarize(backend, logs_to_table([logs[backend]])[0]))
         if args.results is not None:
-            report = keep_results(logs, args.results, f"ap_proto end to end, {args.visits} visits per backend")
-            print(f"logs and report in {args.results} ({report.name})")
+            keep_results(logs, args.results, f"ap_proto end to end, {args.visits} visits per backend")
     print(f"{args.visits} visits, {args.strategy}, patch {args.patch}, seed {args.seed}; "
           f"medians over visits {args.visits // 2 + 1}-{args.visits}, seconds; "
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")

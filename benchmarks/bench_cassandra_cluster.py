@@ -214,8 +214,7 @@ def main() -> int:
               f"{row['store_real']:.2f} | {int(row['failures'])} | {row['lost_real']:.2f} |")
     if args.results is not None:
         logs = {run_stem(name): args.out / f"{run_stem(name)}.jsonl" for name in results}
-        report = keep_results(logs, args.results, f"Cassandra: 1 node against 3 nodes, {args.visits} visits")
-        print(f"\nlogs and report in {args.results} ({report.name})")
+        keep_results(logs, args.results, f"Cassandra: 1 node against 3 nodes, {args.visits} visits")
     return 0
 
 

@@ -111,8 +111,7 @@ def main() -> int:
                                               if shape_name == "IN list" else "")
                 rows.append(row)
         if args.results is not None:
-            report = keep_results(logs, args.results, f"Cassandra read shapes, {args.visits} visits per run")
-            print(f"logs and report in {args.results} ({report.name})")
+            keep_results(logs, args.results, f"Cassandra read shapes, {args.visits} visits per run")
     print(f"{args.visits} visits per run, patch {args.patch}, seed {args.seed}; medians over visits "
           f"{args.visits // 2 + 1}-{args.visits}, seconds (--divide camera: the slowest detector of the visit); "
           f"load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end\n")

@@ -161,9 +161,8 @@ def main() -> int:
         print("\n".join(summary(label, table, fill)))
     if args.results is not None:
         logs = {label: args.out / f"{label}.jsonl" for label in labels}
-        report = keep_results(logs, args.results, f"Steady state, {args.visits} visits per config, "
+        keep_results(logs, args.results, f"Steady state, {args.visits} visits per config, "
                                                   f"K = {args.observations_per_year:g}")
-        print(f"logs and report in {args.results} ({report.name})")
     return 0
 
 

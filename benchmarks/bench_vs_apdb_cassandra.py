@@ -665,8 +665,7 @@ def main() -> int:
                       "load_average": [round(load_start[0], 2), round(load_end[0], 2)]}
         with tempfile.TemporaryDirectory() as tmp:
             logs = write_timing_logs(records, recorder, Path(tmp), provenance)
-            report = keep_results(logs, args.results, f"This toolkit vs ApdbCassandra, {visits} visits")
-        print(f"\nlogs and report in {args.results} ({report.name})")
+            keep_results(logs, args.results, f"This toolkit vs ApdbCassandra, {visits} visits")
     if profiler is not None:
         profiler.dump_stats(args.profile)
         print(f"\ncProfile of the toolkit's calls (all visits) in {args.profile}; the timings above include "
