@@ -161,8 +161,8 @@ def main() -> int:
         print("\n".join(summary(label, table, fill)))
     if args.results is not None:
         logs = {label: args.out / f"{label}.jsonl" for label in labels}
-        keep_results(logs, args.results, f"Steady state, {args.visits} visits per config, "
-                                                  f"K = {args.observations_per_year:g}")
+        keep_results(logs, args.results,
+                     f"Steady state, {args.visits} visits per config, K = {args.observations_per_year:g}")
     return 0
 
 
