@@ -263,6 +263,11 @@ class ApLoop:
                 incomplete.append((visit, missing))
         return incomplete, visit_id + 1
 
+    def _plan(self, visit_id: int, tiles: tuple[int, ...] | None) -> VisitPlan:
+        """The plan of a visit; stored out of order in an open-loop run, or when a later visit is stored already."""
+        out_of_order = bool(self.options.cadence) or visit_id < self.next_visit - 1
+        return plan_visit(visit_id, self.schedule.mjd(visit_id), self.options, tiles, out_of_order)
+
     def _visits(self) -> Iterator[tuple[int, tuple[int, ...] | None]]:
         """The run's ``num_visits`` visits (ID, tiles to run or None for all): the incomplete ones first."""
         new = ((visit, None) for visit in itertools.count(self.next_visit))
@@ -343,7 +348,7 @@ class ApLoop:
                 for i, (visit_id, tiles) in enumerate(self._visits()):
                     if self.stop_signal is not None:
                         break
-                    plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                    plan = self._plan(visit_id, tiles)
                     if self._daily_job_due(i, plan.mjd, previous_mjd):
                         self._daily_job(plan)
                     results = self._run_visit(pool, job, plan)
@@ -516,7 +521,7 @@ class ApLoop:
                     assert upcoming is not None  # releasing
                     visit_id, tiles = upcoming
                     if plan is None:
-                        plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                        plan = self._plan(visit_id, tiles)
                     if daily_done != k and self._daily_job_due(k, plan.mjd, previous_mjd):
                         held = bool(in_flight)  # the daily job waits for the visits in flight
                         if not held:

@@ -57,13 +57,59 @@ class SqlWrites(SqlClient):
         """The frame of ``rows`` as its SQL table holds it: with the sky-pixel column where it has one."""
         return rows.frame if rows.pixels is None else rows.frame.assign(**{PIXEL_COLUMN: rows.pixels})
 
-    def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool) -> None:
+    def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool,
+                       out_of_order: bool = False) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
         if "DiaObjectNightly" in self.schema.tables:
             with self._timed("obj_nightly_insert", len(objects)):
                 bulk_insert.insert_frame(conn, self._table("DiaObjectNightly"), objects)
             return
+        if out_of_order:
+            self._apply_versions_out_of_order(conn, objects, ids, visit_mjd)
+            return
         self._apply_versions(conn, objects, ids, visit_mjd, explain)
+
+    def _apply_versions_out_of_order(self, conn: sa.Connection, objects: pd.DataFrame, ids: np.ndarray,
+                                     visit_mjd: float) -> None:
+        """`_apply_versions` for a visit whose store may come after a later visit's (`L1db.store`'s ``out_of_order``).
+
+        The latest-version table keeps the version with the latest validity
+        start (`bulk_insert.upsert_newer_frame`: ``obj_last_upsert``). With
+        validity intervals, the versions of an object before the visit are
+        closed at its time, those it closed early are shortened to it, and a
+        new version with a later one after it is stored closed at that one's
+        start: the intervals stay a partition of time whatever the order of
+        the stores.
+        """
+        dia_object = self._table("DiaObject")
+        if "DiaObjectLast" in self.schema.tables:
+            with self._timed("obj_insert", len(objects)):
+                bulk_insert.insert_frame(conn, dia_object, objects)
+            last = self._table("DiaObjectLast")
+            latest = objects.loc[:, [c for c in last.columns.keys() if c in objects]]
+            with self._timed("obj_last_upsert", len(latest)):
+                bulk_insert.upsert_newer_frame(conn, last, latest, "validityStartMjdTai")
+            return
+        start, end = dia_object.c.validityStartMjdTai, dia_object.c.validityEndMjdTai
+        ends: dict[int, float] = {}
+        with self._timed("obj_validity_update") as timer:
+            updated = 0
+            for chunk in id_chunks(np.unique(ids), conn.dialect.name):
+                update = (sa.update(dia_object)
+                          .where(dia_object.c.diaObjectId.in_(chunk), start < visit_mjd,
+                                 sa.or_(end.is_(None), end > visit_mjd))
+                          .values(validityEndMjdTai=float(visit_mjd)))
+                updated += conn.execute(update).rowcount
+                later = (sa.select(dia_object.c.diaObjectId, sa.func.min(start))
+                         .where(dia_object.c.diaObjectId.in_(chunk), start > visit_mjd)
+                         .group_by(dia_object.c.diaObjectId))
+                ends.update((int(i), float(t)) for i, t in conn.execute(later))
+            timer.rows = updated
+        if ends:
+            objects = objects.copy()
+            objects["validityEndMjdTai"] = objects["diaObjectId"].map(ends).astype("float64")
+        with self._timed("obj_insert", len(objects)):
+            bulk_insert.insert_frame(conn, dia_object, objects)
 
     def _apply_versions(
         self,
@@ -153,7 +199,8 @@ class SqlWrites(SqlClient):
         self._ensure_partitions(visit.tables, visit.visit_mjd)
         with self.engine.begin() as conn:
             if visit.objects is not None:
-                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain)
+                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain,
+                                    visit.out_of_order)
             for rows in visit.history:
                 self._insert_history(conn, rows)
             if visit.visit_id is not None:
