@@ -502,10 +502,8 @@ class ApLoop:
                 del in_flight[outcome.visit_id]
                 if visit.failed:
                     return
-                record = {"run": writer.run, "visit": outcome.visit_id, "released": visit.released,
-                          "began": visit.began, "stored": visit.stored}
-                writer.latency(outcome.visit_id, visit.released, visit.began, visit.stored)
-                records.append(record)
+                # The verdict is made of the records as written (`verdict` of the log gives the same).
+                records.append(writer.latency(outcome.visit_id, visit.released, visit.began, visit.stored))
                 done += 1
                 if opts.row_count_every and done % opts.row_count_every == 0:
                     counts_due = outcome.visit_id

@@ -72,6 +72,7 @@ __all__ = [
     "provenance_path",
     "write_provenance",
     "read_provenance",
+    "read_behind",
     "run_description",
 ]
 
@@ -330,10 +331,17 @@ def provenance_path(csv_path: str | os.PathLike) -> Path:
 
 
 def write_provenance(
-    path: str | os.PathLike, provenance: Sequence[Mapping[str, Any]], logs: Sequence[str] = ()
+    path: str | os.PathLike, provenance: Sequence[Mapping[str, Any]], logs: Sequence[str] = (),
+    behind: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Write the sidecar: ``{"runs": [provenance records...], "logs": [paths]}``."""
-    content = {"runs": list(provenance), "logs": [os.fspath(p) for p in logs]}
+    """Write the sidecar: ``{"runs": [provenance records...], "logs": [paths]}``.
+
+    With ``behind`` (the logs' ``behind`` records: open-loop runs that fell
+    behind, which a per-visit row cannot say) also ``"behind": [records]``.
+    """
+    content: dict[str, Any] = {"runs": list(provenance), "logs": [os.fspath(p) for p in logs]}
+    if behind:
+        content["behind"] = list(behind)
     Path(path).write_text(json.dumps(content, indent=1, default=str) + "\n", encoding="utf-8")
 
 
@@ -349,6 +357,16 @@ def read_provenance(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
         return []
     runs = content.get("runs") if isinstance(content, dict) else None
     return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+
+
+def read_behind(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``behind`` records kept in the sidecar of ``csv_path`` (`write_provenance`); empty if none."""
+    try:
+        content = json.loads(provenance_path(csv_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    behind = content.get("behind") if isinstance(content, dict) else None
+    return [r for r in behind if isinstance(r, dict)] if isinstance(behind, list) else []
 
 
 def _find(record: Mapping[str, Any], *names: str) -> Any:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,8 @@ import pandas as pd
 
 from .visit_plan import TileResult, VisitPlan
 
-__all__ = ["ReleaseClock", "OpenVisit", "Verdict", "verdict", "in_flight_steps"]
+__all__ = ["ReleaseClock", "OpenVisit", "Verdict", "verdict", "in_flight_steps", "table_latencies", "cadence_of",
+           "run_verdicts"]
 
 
 class ReleaseClock:
@@ -159,3 +160,48 @@ def verdict(latencies: pd.DataFrame, cadence: float, behind: Sequence[int] = ())
         median=float(median), p95=float(p95), p99=float(p99), max=float(latency.max()),
         max_in_flight=int(counts.max()), queue_wait=float(ordered["queue_wait"].sum()), behind_visit=behind_visit,
     )
+
+
+def table_latencies(table: pd.DataFrame) -> pd.DataFrame:
+    """The latency records behind a per-visit table (log2csv's ``released``, ``queue_wait``, ``latency``).
+
+    Rows without a latency (closed-loop runs, visits not completed) are left
+    out; columns as `l1db.timing_log.ParsedLog.latencies`.
+    """
+    if "latency" not in table.columns:
+        return pd.DataFrame(columns=["run", "visit", "released", "began", "stored", "queue_wait", "latency"])
+    rows = table[table["latency"].notna()]
+    released = rows["released"].to_numpy(dtype="float64")
+    return pd.DataFrame({
+        "run": rows["run"].astype("str").to_numpy(), "visit": rows["visit"].to_numpy(dtype="int64"),
+        "released": released, "began": released + rows["queue_wait"].to_numpy(dtype="float64"),
+        "stored": released + rows["latency"].to_numpy(dtype="float64"),
+        "queue_wait": rows["queue_wait"].to_numpy(dtype="float64"),
+        "latency": rows["latency"].to_numpy(dtype="float64"),
+    })
+
+
+def cadence_of(provenance: Mapping[str, Any]) -> float:
+    """The cadence of a run from its provenance record (0: closed loop, or a run from before open loops)."""
+    config = provenance.get("config")
+    ap_proto = config.get("ap_proto") if isinstance(config, Mapping) else None
+    cadence = ap_proto.get("cadence") if isinstance(ap_proto, Mapping) else None
+    return float(cadence) if isinstance(cadence, (int, float)) and not isinstance(cadence, bool) else 0.0
+
+
+def run_verdicts(latencies: pd.DataFrame, provenance: Sequence[Mapping[str, Any]],
+                 behind: Sequence[Mapping[str, Any]] = ()) -> dict[str, Verdict]:
+    """The `Verdict` of every open-loop run among ``provenance`` (by run id, in their order).
+
+    ``latencies`` as `l1db.timing_log.ParsedLog.latencies` (or `table_latencies`),
+    ``behind`` the ``behind`` records.
+    """
+    verdicts = {}
+    for record in provenance:
+        cadence = cadence_of(record)
+        run = str(record.get("run", ""))
+        if cadence <= 0 or not run:
+            continue
+        mine = latencies[latencies["run"] == run] if len(latencies) else latencies
+        verdicts[run] = verdict(mine, cadence, [int(b["visit"]) for b in behind if b.get("run") == run])
+    return verdicts

@@ -389,11 +389,12 @@ class TimingLogWriter:
 
     # -- open-loop runs (see the module docstring: latency, behind) --
 
-    def latency(self, visit: int, released: float, began: float, stored: float) -> None:
-        """Write an open-loop visit's release, first tile's start and last store (Unix seconds)."""
-        self._write_line({"record": "latency", "run": self.run, "visit": int(visit),
-                          "released": round(float(released), 6), "began": round(float(began), 6),
-                          "stored": round(float(stored), 6)})
+    def latency(self, visit: int, released: float, began: float, stored: float) -> dict[str, Any]:
+        """Write an open-loop visit's release, first tile's start and last store (Unix seconds); return the record."""
+        record = {"record": "latency", "run": self.run, "visit": int(visit), "released": round(float(released), 6),
+                  "began": round(float(began), 6), "stored": round(float(stored), 6)}
+        self._write_line(record)
+        return record
 
     def behind(self, visit: int, in_flight: int) -> None:
         """Write that the release of ``visit`` found ``in_flight`` visits in flight: the run fell behind."""

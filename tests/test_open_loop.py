@@ -20,8 +20,11 @@ import pytest
 from ap_runs import ap_proto_command, run_ap_proto
 from conftest import catalog_fixture, write_config
 
-from dia_sim.log2csv import OPEN_LOOP_COLUMNS, logs_to_table
+from dia_sim.cli.log2csv import main as log2csv_main
+from dia_sim.log2csv import OPEN_LOOP_COLUMNS, logs_to_table, read_behind
 from dia_sim.open_loop import in_flight_steps, verdict
+from dia_sim.plots import run_figures, write_plots
+from dia_sim.report import load_run, render_report
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.scratch import read_table
 from l1db.timing_log import latency_frame, parse_log
@@ -69,9 +72,10 @@ def _kill_at_a_hole(config: Path, sources: Path, log: Path, timeout: float = 300
     return bool(_holes(_stored_tiles(config)))
 
 
-def test_open_loop_killed_and_resumed_stores_exactly_the_missing_visits(db_url: str, tmp_path: Path,
+@pytest.mark.parametrize("index", ["last_object_table", "baseline"])
+def test_open_loop_killed_and_resumed_stores_exactly_the_missing_visits(db_url: str, index: str, tmp_path: Path,
                                                                         sources: Path) -> None:
-    config = write_config(tmp_path / "l1db.cfg", db_url, dia_object_index="last_object_table")
+    config = write_config(tmp_path / "l1db.cfg", db_url, dia_object_index=index)
     assert create_l1_schema(["-c", str(config)]) == 0
     log = tmp_path / "timing.jsonl"
     # Visits finish out of order now and then (a later visit's tile stored before an earlier one's last tile):
@@ -133,6 +137,21 @@ def test_verdict_of_a_run_that_falls_behind(tmp_path: Path, sources: Path, capsy
     assert not result.kept_up and result.visits == len(stored) and result.max_in_flight >= 2
     assert result.line() in err
 
+    # The same verdict from the per-visit CSV and its sidecar: log2csv, plot_timing's figure, the report.
+    csv = tmp_path / "run.csv"
+    assert log2csv_main([str(log), "-o", str(csv)]) == 0
+    assert result.line() in capsys.readouterr().err
+    assert read_behind(csv) == parsed.behind
+    run = load_run(csv)
+    (from_csv,) = run.verdicts.values()
+    assert (from_csv.kept_up, from_csv.visits, from_csv.max_in_flight, from_csv.behind_visit) == \
+        (False, result.visits, result.max_in_flight, behind_visit)
+    assert [from_csv.median, from_csv.p95, from_csv.max, from_csv.queue_wait] == \
+        pytest.approx([result.median, result.p95, result.max, result.queue_wait], abs=1e-4)
+    assert f"did NOT keep up ({result.visits} visits)" in render_report([run])
+    figures = write_plots([csv], tmp_path / "plots")
+    assert tmp_path / "plots" / "open_loop.png" in figures
+
 
 def test_in_flight_and_verdict_from_records() -> None:
     records = [{"run": "r", "visit": v, "released": 100.0 + 10 * v, "began": 100.0 + 10 * v + 1,
@@ -160,3 +179,4 @@ def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -
     table, _ = logs_to_table([log])
     assert table.loc[:, list(OPEN_LOOP_COLUMNS)].isna().all().all()
     assert isinstance(table, pd.DataFrame) and len(table) == 2
+    assert "open_loop" not in run_figures(table)

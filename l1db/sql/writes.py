@@ -79,7 +79,10 @@ class SqlWrites(SqlClient):
         closed at its time, those it closed early are shortened to it, and a
         new version with a later one after it is stored closed at that one's
         start: the intervals stay a partition of time whatever the order of
-        the stores.
+        the stores. On PostgreSQL and MySQL such stores of validity
+        intervals take turns (a lock on L1dbMetadata's rows, held to the
+        commit); the latest-version table needs none (the upsert waits for
+        the row it replaces).
         """
         dia_object = self._table("DiaObject")
         if "DiaObjectLast" in self.schema.tables:
@@ -91,6 +94,11 @@ class SqlWrites(SqlClient):
                 bulk_insert.upsert_newer_frame(conn, last, latest, "validityStartMjdTai")
             return
         start, end = dia_object.c.validityStartMjdTai, dia_object.c.validityEndMjdTai
+        if conn.dialect.name != "sqlite" and "L1dbMetadata" in self.schema.tables:
+            # Two such stores of one object at once would each miss the other's uncommitted version (and
+            # leave both open): they take turns, on the rows of L1dbMetadata (a plain read is never blocked).
+            # The statements below then see what the other committed.
+            conn.execute(sa.select(self._table("L1dbMetadata").c.name).with_for_update()).all()
         ends: dict[int, float] = {}
         with self._timed("obj_validity_update") as timer:
             updated = 0
