@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from astropy.time import Time
 
@@ -329,7 +329,9 @@ class ApLoop:
         """
         opts = self.options
         # Before anything is written: a scheduler that cannot be reached leaves no log record.
-        pool = TilePool(opts.workers, opts.scheduler, n_tasks=opts.n_tiles,
+        # An open-loop run's visits overlap: up to max_in_flight visits' tiles share the workers.
+        tasks = opts.n_tiles * (opts.max_in_flight if opts.cadence else 1)
+        pool = TilePool(opts.workers, opts.scheduler, n_tasks=tasks,
                         lost_after=max(30.0, opts.retry_wait * (2**opts.retry_attempts - 1)))
         share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
         abandoned = False
@@ -425,24 +427,25 @@ class ApLoop:
             if pool.client is not None:
                 print(f"\nabandoning visit {plan.visit_id}: no tile is begun any more; the tiles being stored "
                       f"finish and are logged (stop signal again to stop at once)", file=sys.stderr)
-            cut = False
-            try:
-                for outcome in pool.drain((abandon_run, job.run)):
-                    take(outcome)
-            except KeyboardInterrupt:
-                cut = True
-            cut = cut or self._cut
-            self._cut = False
+            cut = self._drain(pool, job, take)
             n_tiles = self.options.n_tiles
             before = set(range(n_tiles)) - set(plan.tiles)  # stored by the run that began the visit
             raise VisitAbandoned(plan.visit_id, n_tiles, sorted(before | {r.tile for r in results}), cut) from None
         if failed is not None:
-            error = failed.error
-            assert error is not None  # failed is the first outcome with an error
-            if failed.traceback:
-                error.__cause__ = RemoteTraceback(failed.traceback)
-            raise error
+            _raise_failure(failed)
         return sorted(results, key=lambda r: r.tile)
+
+    def _drain(self, pool: TilePool, job: TileJob, take: Callable[[TileOutcome], None]) -> bool:
+        """After a second stop signal: begin no more tiles, ``take`` those being stored; whether a third cut it."""
+        cut = False
+        try:
+            for outcome in pool.drain((abandon_run, job.run)):
+                take(outcome)
+        except KeyboardInterrupt:
+            cut = True
+        cut = cut or self._cut
+        self._cut = False
+        return cut
 
     def _run_open_loop(self, pool: TilePool, job: TileJob,
                        progress: Callable[[VisitPlan, list[TileResult]], None] | None) -> int:
@@ -556,14 +559,7 @@ class ApLoop:
             if pool.client is not None:
                 print(f"\nabandoning the {len(in_flight)} visit(s) in flight: no tile is begun any more; the tiles "
                       f"being stored finish and are logged (stop signal again to stop at once)", file=sys.stderr)
-            cut = False
-            try:
-                for outcome in pool.drain((abandon_run, job.run)):
-                    take(outcome)
-            except KeyboardInterrupt:
-                cut = True
-            cut = cut or self._cut
-            self._cut = False
+            cut = self._drain(pool, job, take)
             n_tiles = opts.n_tiles
             raise VisitsAbandoned([
                 VisitAbandoned(v.plan.visit_id, n_tiles,
@@ -573,11 +569,7 @@ class ApLoop:
         finally:
             self.verdict = verdict(latency_frame(records), opts.cadence, behind)
         if failed is not None:
-            error = failed.error
-            assert error is not None  # failed is the first outcome with an error
-            if failed.traceback:
-                error.__cause__ = RemoteTraceback(failed.traceback)
-            raise error
+            _raise_failure(failed)
         if pool.lost is not None:
             raise PoolError(pool.lost)
         return done
@@ -652,3 +644,12 @@ class ApLoop:
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
             print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+
+
+def _raise_failure(failed: TileOutcome) -> NoReturn:
+    """Raise the error of a tile that failed, with the worker's traceback as its cause."""
+    error = failed.error
+    assert error is not None  # an outcome with an error
+    if failed.traceback:
+        error.__cause__ = RemoteTraceback(failed.traceback)
+    raise error

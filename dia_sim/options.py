@@ -125,7 +125,8 @@ class RunSettings(Section):
         "in all)", ge=0.0)
     workers: int = option(
         0, "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
-        "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "
+        "(0 = the machine's cores; never more than a visit's tiles, or in an open loop the tiles of `max_in_flight` "
+        "visits); with `scheduler`, the Dask workers to "
         "wait for before starting (0 = at least one)", ge=0)
     # -- open loop (dia_sim.open_loop) --
     cadence: float = option(

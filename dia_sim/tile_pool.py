@@ -217,15 +217,16 @@ class TilePool:
         PoolError
             As `run`: a worker cannot run the task, or no worker was left for ``lost_after`` seconds.
         """
+        # Idle waits end within POLL seconds: the caller looks at its stop signals between them.
         if self.client is None:
             if self._queued:
                 _, fn, args = self._queued.pop(0)
                 yield fn(*args)
             elif timeout > 0:
-                time.sleep(timeout)
+                time.sleep(min(timeout, POLL))
             return
         if not self._unreturned:
-            time.sleep(max(timeout, 0.0))
+            time.sleep(max(min(timeout, POLL), 0.0))
             return
         futures = dict(self._unreturned)
         done, _ = concurrent.futures.wait(futures, timeout=max(min(timeout, POLL), 0.0),
