@@ -14,17 +14,23 @@ import sys
 import time
 from pathlib import Path
 
+import astropy.units as u
+import lsst.sphgeom as sg
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from ap_runs import ap_proto_command, run_ap_proto
+from astropy.time import Time
 from conftest import catalog_fixture, write_config
+from l1db_frames import random_rows, random_sky_points
 
 from dia_sim.cli.log2csv import main as log2csv_main
 from dia_sim.log2csv import OPEN_LOOP_COLUMNS, logs_to_table, read_behind
 from dia_sim.open_loop import in_flight_steps, verdict
 from dia_sim.plots import run_figures, write_plots
 from dia_sim.report import load_run, render_report
+from l1db import open_l1db
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.scratch import read_table
 from l1db.timing_log import latency_frame, parse_log
@@ -180,3 +186,46 @@ def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -
     assert table.loc[:, list(OPEN_LOOP_COLUMNS)].isna().all().all()
     assert isinstance(table, pd.DataFrame) and len(table) == 2
     assert "open_loop" not in run_figures(table)
+
+
+def test_stores_out_of_order_keep_the_latest_version(make_config, layout: dict) -> None:
+    """Visits stored in a shuffled order (``out_of_order``): the latest version of each object wins, and
+    the validity intervals still follow one another, as if they had been stored in order."""
+    if layout.get("dia_object_nightly"):
+        pytest.skip("the nightly table is merged by the daily job, in time order")
+    rng = np.random.default_rng(11)
+    db = open_l1db(make_config(read_full_objects=1, **layout))
+    db.makeSchema()
+    n = 200
+    ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
+    newest: dict[int, float] = {}
+    stored = 0
+    for visit in (2, 0, 3, 1):
+        pick = np.sort(np.random.default_rng(visit).choice(n, size=120, replace=False))
+        t = Time("2026-01-01T00:00:00", scale="tai") + visit * u.day
+        objects = random_rows(np.random.default_rng(visit), db.definitions["DiaObject"], len(pick),
+                              diaObjectId=pick.astype(np.int64), ra=ra[pick], dec=dec[pick])
+        db.store(t, objects, None, None, visit_id=visit, out_of_order=True)
+        stored += len(pick)
+        for i in pick.tolist():
+            newest[i] = max(newest.get(i, 0.0), t.tai.mjd)
+    found = db.getDiaObjects(sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(150.0, -60.0)),
+                                       sg.Angle.fromDegrees(1.1)))
+    assert found["diaObjectId"].is_unique
+    assert dict(zip(found["diaObjectId"].tolist(), found["validityStartMjdTai"].tolist())) == newest
+    assert db.tableRowCount()["DiaObject"] == stored
+    if db.config.backend == "cassandra" or layout["dia_object_index"] == "last_object_table":
+        db.close()
+        return
+    engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    table = db.schema.tables["DiaObject"]
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(sa.select(table.c.diaObjectId, table.c.validityStartMjdTai,
+                                                   table.c.validityEndMjdTai)).all())
+    engine.dispose()
+    db.close()
+    # One open version per object, and each closed one ends where the next one starts.
+    assert rows.loc[rows["validityEndMjdTai"].isna(), "diaObjectId"].is_unique
+    rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"])
+    following = rows.groupby("diaObjectId")["validityStartMjdTai"].shift(-1)
+    pd.testing.assert_series_equal(rows["validityEndMjdTai"], following, check_names=False)
