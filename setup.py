@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "numpy>=2.4",
     "numba>=0.68",
     "healpy>=1.20",
+    "hpgeom>=1.6",
     "lsst-sphgeom>=30.2026.4000",
     "lsst-sdm-schemas>=30.2026.4300",
     # The schema language's own library: parse_cat reads and validates Felis YAML with it.

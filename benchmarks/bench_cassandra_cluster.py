@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from _common import add_results_option, keep_results
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
@@ -97,12 +98,17 @@ def medians(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def run_stem(name: str) -> str:
+    """A run's file name in ``--out`` without suffix: ``3 nodes, node lost`` -> ``3_nodes_node_lost``."""
+    return name.replace(" ", "_").replace(",", "")
+
+
 def run_on_cluster(name: str, nodes: int, base: str, catalog: Path, args: argparse.Namespace,
                    lose_node: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     run_dir = args.run_dirs[nodes]
     hosts = server.ensure_running(run_dir, nodes, heap=args.heap, base_address=base)
     keyspace = f"bench_{uuid.uuid4().hex[:8]}"
-    config = write_config(args.out / f"{name.replace(' ', '_').replace(',', '')}.cfg", hosts, keyspace,
+    config = write_config(args.out / f"{run_stem(name)}.cfg", hosts, keyspace,
                           nodes, args)
     if create_l1_schema(["-c", str(config)]) != 0:
         raise RuntimeError(f"create_l1_schema failed for {name}")
@@ -140,6 +146,7 @@ def main() -> int:
     parser.add_argument("--cluster-run-dir", type=Path, default=None,
                         help="run dir of the 3 nodes (default OUT/run-3node; a running cluster there is used)")
     parser.add_argument("--out", type=Path, default=Path("run/bench-cluster"))
+    add_results_option(parser)
     args = parser.parse_args()
     args.out = args.out.resolve()
     args.run_dirs = {1: args.out / "run-1node", 3: (args.cluster_run_dir or args.out / "run-3node").resolve()}
@@ -205,6 +212,10 @@ def main() -> int:
     for _, row in around.iterrows():
         print(f"| {int(row['visit'])} | {row['visit_real']:.2f} | {row['sum_select_real']:.2f} | "
               f"{row['store_real']:.2f} | {int(row['failures'])} | {row['lost_real']:.2f} |")
+    if args.results is not None:
+        logs = {run_stem(name): args.out / f"{run_stem(name)}.jsonl" for name in results}
+        report = keep_results(logs, args.results, f"Cassandra: 1 node against 3 nodes, {args.visits} visits")
+        print(f"\nlogs and report in {args.results} ({report.name})")
     return 0
 
 

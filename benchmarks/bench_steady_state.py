@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import add_backend_options, backend_database
+from _common import add_backend_options, add_results_option, backend_database, keep_results
 
 from dia_sim import fits, plots
 from dia_sim.catalog import generate_catalog
@@ -134,6 +134,7 @@ def main() -> int:
     parser.add_argument("--plot-only", action="store_true",
                         help="run nothing: plot and summarize the CSVs an earlier run left in --out")
     add_backend_options(parser)
+    add_results_option(parser)
     args = parser.parse_args()
     labels = args.label or [p.stem for p in args.configs]
     if len(labels) != len(args.configs):
@@ -158,6 +159,11 @@ def main() -> int:
             print(f"bench_steady_state: {label}: the window fills at visit {fill:.0f}, later than "
                   f"{args.window_fraction:.0%} of the run: more visits or a larger K", file=sys.stderr)
         print("\n".join(summary(label, table, fill)))
+    if args.results is not None:
+        logs = {label: args.out / f"{label}.jsonl" for label in labels}
+        report = keep_results(logs, args.results, f"Steady state, {args.visits} visits per config, "
+                                                  f"K = {args.observations_per_year:g}")
+        print(f"logs and report in {args.results} ({report.name})")
     return 0
 
 

@@ -22,7 +22,7 @@ toolkit's read results and stored by both. Which client goes first alternates
 from visit to visit, for every operation.
 
 Every operation is timed by wall clock and by this process's CPU time
-(``time.process_time``, every thread: the driver's I/O and callback threads
+(``os.times``' user and system seconds, every thread: the driver's I/O and callback threads
 included); the server runs in other processes, so the CPU share is the
 client's. The server's CPU (its JVM's utime + stime from /proc) is shown too
 when its pid is known. The table gives per-visit medians over the second half
@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import add_results_option, keep_results
 
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.field import FieldTile
@@ -71,9 +72,12 @@ from dia_sim.visit_sim import VisitSimulator
 from l1db import L1db, open_l1db
 from l1db.cassandra.server import default_run_dir
 from l1db.scratch import Servers, drop_keyspace
-from l1db.timing_log import toolkit_info
+from l1db.timer import TimingRecord
+from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
 
 CLIENTS = ("toolkit", "apdb")
+#: Each client's name in the report (`write_timing_logs`).
+CLIENT_LABELS = {"toolkit": "toolkit", "apdb": "ApdbCassandra"}
 OPS = ("obj_select", "src_select", "fsrc_select", "store")
 READS = OPS[:3]
 TOOLKIT_KEYSPACE = "l1db_bench_vs"
@@ -175,6 +179,8 @@ class Recorder:
         self.requests = RequestCounter()
         self.records: list[dict[str, Any]] = []
         self.failures: list[str] = []
+        #: (visit, client, op, attempt, error, reason, seconds lost) of each failed attempt.
+        self.failed: list[tuple[int, str, str, int, str, str, float]] = []
         self.server_cpu = server_cpu
         self.profiler = profiler
         self.retries = retries
@@ -186,10 +192,13 @@ class Recorder:
         from cassandra.cluster import NoHostAvailable
 
         for attempt in range(self.retries + 1):
+            tried = time.perf_counter()
             try:
                 return self._timed(visit, client, op, first, call, rows, attempt)
             except (DriverException, NoHostAvailable) as exc:
                 reason = " ".join(str(exc).split())[:200]
+                self.failed.append((visit, client, op, attempt + 1, type(exc).__name__, reason,
+                                    time.perf_counter() - tried))
                 self.failures.append(f"visit {visit} {client} {op} attempt {attempt + 1}: "
                                      f"{type(exc).__name__}: {reason}")
                 print(f"visit {visit}: {client} {op} failed ({type(exc).__name__}), "
@@ -204,7 +213,7 @@ class Recorder:
         profile = self.profiler is not None and client == "toolkit"
         requests0 = self.requests.n
         server0 = self.server_cpu()
-        cpu0 = time.process_time()
+        times0 = os.times()
         wall0 = time.perf_counter()
         if profile:
             self.profiler.enable()
@@ -214,10 +223,12 @@ class Recorder:
             if profile:
                 self.profiler.disable()
         wall = time.perf_counter() - wall0
-        cpu = time.process_time() - cpu0
+        times1 = os.times()
+        user, sys_ = times1.user - times0.user, times1.system - times0.system
         server = self.server_cpu() - server0
         record = {"visit": visit, "client": client, "op": op, "first": first, "attempt": attempt + 1,
-                  "wall": wall, "cpu": cpu, "server_cpu": server, "rows": rows(result),
+                  "wall": wall, "cpu": user + sys_, "user": user, "sys": sys_, "server_cpu": server,
+                  "rows": rows(result),
                   "requests": self.requests.n - requests0}
         self.records.append(record)
         if self.csv is not None:
@@ -389,6 +400,40 @@ def check_same(visit: int, objects: dict[str, pd.DataFrame], history: dict[str, 
 # -- the report ---------------------------------------------------------------------------
 
 
+def write_timing_logs(records: pd.DataFrame, recorder: Recorder, out: Path,
+                      provenance: dict[str, Any]) -> dict[str, Path]:
+    """One timing log per client in ``out`` (`l1db.timing_log`'s format), for `keep_results`' report.
+
+    Each operation's record is its attempt that succeeded. ``visit`` is the sum of the
+    visit's three reads and its store: this benchmark simulates outside its timings, so
+    the report's "visit" is the client's DB time per visit. Failed attempts are failure
+    records (``wait``: the pause before the next attempt).
+
+    Returns
+    -------
+    logs : `dict` [`str`, `pathlib.Path`]
+        Client label (`CLIENT_LABELS`) -> its log.
+    """
+    logs = {}
+    for client, label in CLIENT_LABELS.items():
+        logs[label] = out / f"{label}.jsonl"
+        logs[label].unlink(missing_ok=True)
+        mine = records[records["client"] == client]
+        with TimingLogWriter(logs[label]) as writer:
+            writer.provenance({**provenance, "client": label})
+            for visit, group in mine.groupby("visit", sort=True):
+                for rec in group.itertuples():
+                    writer.timing(TimingRecord(rec.op, rec.wall, rec.user, rec.sys, int(rec.rows)), int(visit))
+                writer.timing(TimingRecord("visit", group["wall"].sum(), group["user"].sum(), group["sys"].sum()),
+                              int(visit))
+            for visit, who, op, attempt, error, reason, lost in recorder.failed:
+                if who == client:
+                    retried = attempt <= recorder.retries
+                    writer.failure(visit, 0, op, error, reason, attempt, lost,
+                                   wait=recorder.pause if retried else 0.0, retry=retried)
+    return logs
+
+
 def summarize(records: pd.DataFrame, visits: int) -> pd.DataFrame:
     """Per-visit medians of the second half of the run: one row per (op, client)."""
     late = records[records["visit"] > records["visit"].min() - 1 + visits // 2]
@@ -486,6 +531,7 @@ def main() -> int:
     parser.add_argument("--csv", type=Path, default=None,
                         help="also write every timing record to this CSV, as the run goes")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-visit progress lines on stderr")
+    add_results_option(parser)
     args = parser.parse_args()
     if args.visits < 2:
         parser.error("--visits must be at least 2")
@@ -611,6 +657,16 @@ def main() -> int:
               + "; ".join(notes["mismatches"][:3]))
     else:
         print("- check: every visit, both clients read exactly the same objects, DiaSources and DiaForcedSources")
+    if args.results is not None:
+        provenance = {**toolkit_info(), "backend": "cassandra", "server_version": notes["server_version"],
+                      "machine": machine_info(), "seed": args.seed, "argv": sys.argv,
+                      "benchmark": "bench_vs_apdb_cassandra", "per_visit": 10_000,
+                      "config": {k: str(v) for k, v in vars(args).items()},
+                      "load_average": [round(load_start[0], 2), round(load_end[0], 2)]}
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = write_timing_logs(records, recorder, Path(tmp), provenance)
+            report = keep_results(logs, args.results, f"This toolkit vs ApdbCassandra, {visits} visits")
+        print(f"\nlogs and report in {args.results} ({report.name})")
     if profiler is not None:
         profiler.dump_stats(args.profile)
         print(f"\ncProfile of the toolkit's calls (all visits) in {args.profile}; the timings above include "

@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import healpy
+import hpgeom
 import numpy as np
 from lsst import sphgeom
 
@@ -191,7 +191,7 @@ def _sky_blocks(order: int, sky: str) -> tuple[np.ndarray, np.ndarray]:
     pixels = np.arange(12 * nside * nside, dtype=np.int64)
     if sky == "full":
         return pixels, np.ones(len(pixels))
-    z = healpy.pix2vec(nside, pixels, nest=True)[2]
+    z = hpgeom.pixel_to_vector(nside, pixels, nest=True)[2]  # healpy's pix2vec, bit for bit
     # Pixels centred on the equator are mirror-symmetric about it: half south.
     # All others lie entirely on one side (their vertices sit on the adjacent rings).
     weights = np.where(np.abs(z) < 1e-12, 0.5, np.where(z < 0, 1.0, 0.0))
@@ -203,6 +203,11 @@ def _fill_block(
     rng: np.random.Generator, order: int, block: int, count: int, south_half: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` uniform positions in one block pixel, sorted by fine pixel index."""
+    # healpy's pix2ang, not hpgeom's (1 ulp apart in dec): the catalogue of a seed stays the one
+    # gen_sources always made. Imported here: it imports matplotlib and astropy (about a second),
+    # which a run reading a catalogue (ap_proto, each worker) never needs.
+    import healpy
+
     shift = 2 * (_FINE_ORDER - order)
     low, high = block << shift, (block + 1) << shift
     nside = 1 << _FINE_ORDER
@@ -379,7 +384,8 @@ class SourceCatalog:
         if radius_rad >= math.pi:
             pixels = np.arange(12 * self._nside * self._nside)
         else:
-            pixels = healpy.query_disc(self._nside, center, radius_rad, inclusive=True, nest=True)
+            # hpgeom: healpy's query_disc and ang2pix, the same pixels, without healpy's second of imports.
+            pixels = hpgeom.query_circle_vec(self._nside, center, radius_rad, inclusive=True, nest=True)
         if len(pixels) == 0:
             return np.empty(0, dtype=np.int64)
         pixels = np.sort(pixels)
@@ -407,7 +413,7 @@ def _chunk_pixels(path: Path, rows: np.ndarray, nside: int):
         if bad.any():
             i = int(np.argmax(bad))
             raise CatalogError(f"{path}: row {start + i} has an invalid position ({ra[i]}, {dec[i]})")
-        yield start, healpy.ang2pix(nside, ra, dec, nest=True, lonlat=True)
+        yield start, hpgeom.angle_to_pixel(nside, ra, dec, nest=True, lonlat=True, degrees=True)
 
 
 def _open_rows(path: Path) -> np.ndarray:

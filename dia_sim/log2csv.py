@@ -28,6 +28,13 @@ tiles) and ``lost_real`` is the time they cost: per tile the failed
 attempts' wall time plus the waits before the retries, the largest over the
 tiles (they run concurrently); 0 for a visit without failure.
 
+Back-pressure (the timing records' ``wait`` and ``resent``, 0 where a
+record has none): ``select_wait`` and ``store_wait`` are per tile the
+seconds the selects and the store waited on the database's back-pressure,
+the largest over the tiles (they run concurrently); ``select_resent`` and
+``store_resent`` the requests sent again, summed over the tiles. Only the
+outer operations count (``store`` holds its table operations' waits).
+
 Open-loop runs (``ap_proto --cadence``): ``released`` is when the visit was
 released (Unix seconds), ``queue_wait`` the seconds from its release until
 its first tile began, ``latency`` the seconds from its release until its
@@ -62,6 +69,7 @@ __all__ = [
     "tiles_per_visit",
     "CSV_OPERATIONS",
     "CSV_COLUMNS",
+    "PRESSURE_COLUMNS",
     "OPEN_LOOP_COLUMNS",
     "SELECT_OPERATIONS",
     "PROVENANCE_SUFFIX",
@@ -99,6 +107,16 @@ CSV_OPERATIONS: tuple[str, ...] = (
     "sim", "visit", "daily_merge", "daily_partitions",
 )
 
+# -- back-pressure columns --
+#: Back-pressure columns: name -> (the timing field added up, the outer operations it is taken from, description).
+PRESSURE_COLUMNS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "select_wait": ("wait", SELECT_OPERATIONS, "seconds the selects waited on back-pressure"),
+    "select_resent": ("resent", SELECT_OPERATIONS, "requests of the selects sent again"),
+    "store_wait": ("wait", ("store",), "seconds the store waited on back-pressure"),
+    "store_resent": ("resent", ("store",), "requests of the store sent again"),
+}
+# -- end of back-pressure columns --
+
 #: The operation whose record ends a tile: its presence makes the tile complete.
 COMPLETE_OPERATION = "visit"
 
@@ -110,11 +128,13 @@ CSV_COLUMNS: tuple[str, ...] = (
     ("run", "visit", "n_tiles", "complete", "failures", "lost_real")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
+    + tuple(PRESSURE_COLUMNS)
     + OPEN_LOOP_COLUMNS
 )
 
 #: Integer columns (nullable Int64 in a table).
-INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", *COUNT_COLUMNS)
+INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", *COUNT_COLUMNS,
+                                *(name for name, (field, _ops, _doc) in PRESSURE_COLUMNS.items() if field == "resent"))
 
 #: Suffix of the provenance sidecar of a CSV file.
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -269,7 +289,25 @@ def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any
         nan = np.full(len(table), np.nan)
         table[f"{op}_real"] = real_v[op].to_numpy(dtype="float64") if op in real_v.columns else nan
         table[f"{op}_cpu"] = cpu_v[op].to_numpy(dtype="float64") if op in cpu_v.columns else nan
+    # A visit with timing records but none of the back-pressure fields waited 0 s.
+    pressure = _pressure_columns(timings).reindex(table.index).fillna(0)
+    for name in PRESSURE_COLUMNS:
+        table[name] = pressure[name].to_numpy()
     return table
+
+
+def _pressure_columns(timings: pd.DataFrame) -> pd.DataFrame:
+    """`PRESSURE_COLUMNS` per (run, visit): per tile a sum; over tiles the largest wait and the summed resends."""
+    keys = ["run", "visit", "tile"]
+    columns = {}
+    for name, (field, ops, _doc) in PRESSURE_COLUMNS.items():
+        chosen = timings.loc[timings["op"].isin(ops), keys]
+        # A frame made without the field (by hand, not parsed) has no back-pressure.
+        chosen[field] = timings[field] if field in timings.columns else 0
+        per_tile = chosen.groupby(keys, sort=True)[field].sum()
+        over_tiles = per_tile.groupby(level=["run", "visit"], sort=True)
+        columns[name] = over_tiles.max() if field == "wait" else over_tiles.sum()
+    return pd.DataFrame(columns)
 
 
 def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, ParsedLog]:

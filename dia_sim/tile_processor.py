@@ -144,9 +144,13 @@ class TileProcessor:
                                 current_op=lambda: self._op, reset=self.close)
 
     def _timer(self, op: str, sink: TimingSink) -> Timer:
-        """A `Timer` of ``op``, which is from now on the operation in progress."""
+        """A `Timer` of ``op``, which is from now on the operation in progress.
+
+        The reads are timed here, not in the database client: the timer takes
+        the client's waits on back-pressure (`l1db.api.L1db.back_pressure`).
+        """
         self._op = op
-        return Timer(op, sink)
+        return Timer(op, sink, pressure=self.l1db.back_pressure)
 
     def _process(self, plan: VisitPlan, tile: int, field: FieldTile, sink: TimingSink) -> TileResult:
         opts = self.options

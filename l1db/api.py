@@ -49,7 +49,7 @@ from .frames import L1dbInputError, PreparedRows, PreparedVisit, check_frame, em
 from .pixelization import Pixelization, check_region, region_contains
 from .schema_model import TableDef
 from .tables import load_definitions, published_definitions, published_tables
-from .timer import Timer, TimingRecord, TimingSink, null_sink
+from .timer import BackPressure, Timer, TimingRecord, TimingSink, null_sink
 
 __all__ = [
     "L1db",
@@ -109,6 +109,10 @@ class L1db(abc.ABC):
         #: rows turn out stored after all (the connection was lost during the
         #: commit), they are what the store did.
         self.unconfirmed_records: list[TimingRecord] = []
+        #: Waits on the database's back-pressure, added to by the backend's
+        #: execution layer (Cassandra's; SQL waits inside its driver, unseen),
+        #: and shared out to the timing records by `_timed`.
+        self.back_pressure = BackPressure()
 
     # -- timing ------------------------------------------------------------------
 
@@ -123,7 +127,8 @@ class L1db(abc.ABC):
 
     def _timed(self, op: str, rows: int | None = None) -> Timer:
         """A timer whose record waits for the commit when one is pending."""
-        return Timer(op, self._pending.append if self._pending is not None else self._sink, rows=rows)
+        return Timer(op, self._pending.append if self._pending is not None else self._sink, rows=rows,
+                     pressure=self.back_pressure)
 
     @contextlib.contextmanager
     def _records_after_store(self) -> Iterator[None]:

@@ -180,6 +180,11 @@ class L1dbSection(Section):
     retention_days: int = option(
         0, "with history_partition_days: dailyJob() drops the time partitions that end more than N days "
         "before the last stored visit (at least the history windows); 0 = keep everything", ge=0, backend="sql")
+    enable_replica: Switch = option(
+        0, "1 = every store also writes the visit's rows into the replica-chunk tables production keeps for "
+        "the PPDB (ApdbReplicaChunks, Dia*Chunks as dax_apdb makes them; not with dia_object_nightly)")
+    replica_chunk_seconds: int = option(
+        600, "with enable_replica: length of a replica chunk, seconds of visit time (dax_apdb's default)", ge=1)
 
     @model_validator(mode="after")
     def _check_time_partitions(self, info: ValidationInfo) -> L1dbSection:
@@ -210,6 +215,14 @@ class L1dbSection(Section):
             raise option_error("read_full_objects", "1 cannot be served with retention_days: the full latest rows "
                                "are read from DiaObject, whose old time partitions retention drops (set one of "
                                "them to 0)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_replica(self) -> L1dbSection:
+        """The replica's DiaObject chunk rows name DiaObject versions, which the nightly table holds back."""
+        if self.enable_replica and self.dia_object_nightly:
+            raise option_error("enable_replica", "1 cannot be used with dia_object_nightly = 1: the new DiaObject "
+                               "versions reach DiaObject only at dailyJob(), after their store (set one of them to 0)")
         return self
 
     @model_validator(mode="after")
@@ -249,10 +262,30 @@ class CassandraSection(Section):
         ge=1, backend="cassandra")
     read_concurrency: int = option(
         500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
-    write_concurrency: int = option(
-        16, "largest number of batches in flight at once (each up to batch_max_kib: more only fills the "
-        "connection's buffers, and the driver then fails requests with ConnectionBusy)", ge=1,
+    query_per_spatial_partition: Switch = option(
+        1, "shape of the reads: 1 = one query per sky pixel (its time partitions in an IN list), "
+        "read_concurrency at a time; 0 = one query per table with every sky pixel of the region in an IN "
+        "list, which the node fans out (dax_apdb's default, query_per_spatial_part = False)",
         backend="cassandra")
+    write_concurrency: int = option(
+        16, "largest number of batches in flight at once (and at most write_inflight_kib of them)", ge=1,
+        backend="cassandra")
+    replica_sub_chunk_count: int = option(
+        64, "with [l1db] enable_replica: sub-partitions of each replica chunk (dax_apdb's default); a store "
+        "writes each table's chunk rows to one of them", ge=1, backend="cassandra")
+    # -- back-pressure --
+    write_inflight_kib: int = option(
+        8192, "largest KiB of row data in flight at once in a store's batches (a batch larger than this is "
+        "sent alone): what the node has not yet read waits in the connection's buffers, and a full buffer "
+        "fails requests with ConnectionBusy", ge=1, backend="cassandra")
+    backpressure_tries: int = option(
+        6, "tries of one request the node refused (ConnectionBusy, Overloaded) or, for a read, dropped "
+        "(ReadTimeout, ReadFailure), each after the requests in flight have ended and a pause; then it "
+        "fails (and ap_proto retries the tile)", ge=1, backend="cassandra")
+    backpressure_pause: float = option(
+        0.25, "seconds paused before the first resend of refused requests (once the requests in flight have "
+        "ended); doubled at each further try", ge=0, backend="cassandra")
+    # -- end of back-pressure --
     batch_max_kib: int = option(
         1024, "largest single-partition batch of a store, KiB of row data", ge=1, backend="cassandra")
     read_timeout: float = option(120.0, "request timeout of the reads, seconds", ge=0.1, backend="cassandra")

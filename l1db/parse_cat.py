@@ -58,7 +58,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import Token, TokenType
 
-from .schema_model import ColumnDef, IndexDef, SchemaDef, SchemaFormatError, TableDef
+from .schema_model import ColumnDef, IndexDef, SchemaDef, SchemaFormatError, TableDef, safe_load_yaml
 
 __all__ = [
     "FELIS_TYPES",
@@ -376,7 +376,7 @@ def read_felis(path: str | Path, tables: list[str] | tuple[str, ...] | None = No
     """
     path = Path(path)
     try:
-        doc = yaml.safe_load(_read_text(path))
+        doc = safe_load_yaml(_read_text(path))
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from exc
     return _felis_from_doc(doc, path, tables)
@@ -750,7 +750,7 @@ def read_catalog(path: str | Path, tables: list[str] | tuple[str, ...] | None = 
     path = Path(path)
     text = _read_text(path)
     try:
-        doc = yaml.safe_load(text)
+        doc = safe_load_yaml(text)
     except yaml.YAMLError as exc:
         if path.suffix.lower() in (".yaml", ".yml"):
             raise _yaml_error(path, exc) from exc

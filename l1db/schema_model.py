@@ -207,6 +207,15 @@ def _table_from_dict(data: dict[str, Any], where: str) -> TableDef:
         raise SchemaFormatError(f"{where}: {exc}") from None
 
 
+#: libyaml's parser where PyYAML has it (the same documents, ~10x faster on the schema file), else Python's.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` of ``text`` with libyaml's parser where available; raises `yaml.YAMLError` likewise."""
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+
+
 def load_schema(path: str | Path) -> SchemaDef:
     """Read a schema file written by `dump_schema` (or by hand in that format).
 
@@ -227,7 +236,7 @@ def load_schema(path: str | Path) -> SchemaDef:
     except OSError as exc:
         raise SchemaFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = safe_load_yaml(text)
     except yaml.YAMLError as exc:
         # Never the YAML library's own message: it quotes the offending line,
         # which may be anything (a config file's database password, say).

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["TimingRecord", "TimingSink", "Timer", "null_sink"]
+__all__ = ["TimingRecord", "TimingSink", "Timer", "BackPressure", "null_sink"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +38,12 @@ class TimingRecord:
         System CPU seconds of this process.
     rows : `int` or `None`
         Rows read or written by the operation, if it has a count.
+    wait : `float`
+        Wall-clock seconds of ``real`` spent waiting on the database's
+        back-pressure (a busy connection, an overloaded node, a dropped read:
+        `BackPressure`); 0 where there was none or the backend has none.
+    resent : `int`
+        Requests sent again after the database refused or dropped them.
     """
 
     op: str
@@ -45,6 +51,30 @@ class TimingRecord:
     user: float
     sys: float
     rows: int | None = None
+    wait: float = 0.0
+    resent: int = 0
+
+
+@dataclasses.dataclass
+class BackPressure:
+    """Running totals of one database client's waits on back-pressure.
+
+    The client's execution layer adds to them when the database makes it wait
+    (`l1db.cassandra.session.execute_concurrently`); a `Timer` given them
+    records what was added while its block ran, so nested timers (a table's
+    insert inside the whole store) each see their own share. A client is used
+    by one thread at a time, as its sessions are.
+
+    Attributes
+    ----------
+    wait : `float`
+        Seconds waited so far.
+    resent : `int`
+        Requests sent again so far.
+    """
+
+    wait: float = 0.0
+    resent: int = 0
 
 
 TimingSink = Callable[[TimingRecord], None]
@@ -66,15 +96,21 @@ class Timer:
         A failed operation is not a measurement, so nothing is recorded then.
     rows : `int`, optional
         Row count; may also be set on the timer inside the block.
+    pressure : `BackPressure`, optional
+        The client's back-pressure totals: the record gets what they grew
+        by during the block (``wait``, ``resent``).
     """
 
-    def __init__(self, op: str, sink: TimingSink | None = None, rows: int | None = None) -> None:
+    def __init__(self, op: str, sink: TimingSink | None = None, rows: int | None = None,
+                 pressure: BackPressure | None = None) -> None:
         self.op = op
         self.sink = sink or null_sink
         self.rows = rows
+        self.pressure = pressure
         self.record: TimingRecord | None = None
 
     def __enter__(self) -> Timer:
+        self._pressure_start = (self.pressure.wait, self.pressure.resent) if self.pressure else (0.0, 0)
         self._times = os.times()
         self._start = time.perf_counter()
         return self
@@ -95,5 +131,7 @@ class Timer:
             user=end.user - self._times.user,
             sys=end.system - self._times.system,
             rows=None if self.rows is None else int(self.rows),
+            wait=self.pressure.wait - self._pressure_start[0] if self.pressure else 0.0,
+            resent=self.pressure.resent - self._pressure_start[1] if self.pressure else 0,
         )
         self.sink(self.record)

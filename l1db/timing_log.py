@@ -42,6 +42,21 @@ sys     float        system CPU seconds of the process that ran it
 rows    int or null  rows read or written, null if the operation has none
 ======  ===========  ====================================================
 
+Back-pressure fields of a timing record, written only when not zero (a
+record without them parses as 0)::
+
+    {"record": "timing", ..., "op": "store", "real": 9.5, ..., "wait": 1.25, "resent": 12}
+
+======  =====  ==========================================================
+field   type   meaning
+======  =====  ==========================================================
+wait    float  seconds of ``real`` spent waiting on the database's
+               back-pressure (busy connection, overloaded node, dropped
+               read) before requests were sent again
+resent  int    requests sent again after the database refused or dropped
+               them
+======  =====  ==========================================================
+
 ``failure``, one per failed attempt of a visit's tile (or of the loop's own
 database work: the row counts, the daily job), written when the attempt is
 given up; the failed attempt's timings are not written (they would add to the
@@ -171,7 +186,8 @@ OPERATIONS: dict[str, str] = {
     "obj_select": "read the latest DiaObject versions in the field (rows: objects read)",
     "src_select": "read the DiaSource history of the objects in the field (rows: sources read)",
     "fsrc_select": "read the DiaForcedSource history of the objects in the field (rows: forced sources read)",
-    "obj_insert": "insert new DiaObject versions into DiaObject, the table of every version (rows: versions inserted)",
+    "obj_insert": "insert new DiaObject versions into DiaObject, the table of every version (with enable_replica, "
+                  "also into its replica-chunk table) (rows: versions inserted)",
     "obj_validity_update": "close the validity interval of the previous DiaObject versions (rows: updated)",
     "obj_last_delete": "delete previous versions from DiaObjectLast (Cassandra: the rows of objects that moved "
                        "to another sky pixel, found through DiaObjectLastToPartition) (rows: deleted)",
@@ -179,8 +195,10 @@ OPERATIONS: dict[str, str] = {
     "obj_last_upsert": "upsert the new versions into DiaObjectLast (SQL: the native upsert; Cassandra: the insert, "
                        "and DiaObjectLastToPartition) (rows)",
     "obj_nightly_insert": "insert new DiaObject versions into DiaObjectNightly (rows: inserted)",
-    "src_insert": "insert the visit's DiaSources (rows: inserted)",
-    "fsrc_insert": "insert the visit's DiaForcedSources (rows: inserted)",
+    "src_insert": "insert the visit's DiaSources (with enable_replica, also into its replica-chunk table) "
+                  "(rows: inserted)",
+    "fsrc_insert": "insert the visit's DiaForcedSources (with enable_replica, also into its replica-chunk table) "
+                   "(rows: inserted)",
     "visit_insert": "record the visit as stored (rows: 1)",
     "store": "the whole store of the visit (all the operations above): SQL's transaction with its commit; "
              "Cassandra's writes until every row is acknowledged and the visit applied",
@@ -191,7 +209,9 @@ OPERATIONS: dict[str, str] = {
 }
 
 #: Columns of `ParsedLog.timings`, in order.
-TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user", "sys", "rows")
+TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user", "sys", "rows",
+                                   # back-pressure (optional in a record, 0 when absent)
+                                   "wait", "resent")
 
 #: Columns of `ParsedLog.failures` (the fields of a failure record after ``record``), in order.
 FAILURE_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "error", "reason", "attempt", "lost", "wait",
@@ -353,7 +373,7 @@ class TimingLogWriter:
     def timing(self, record: TimingRecord, visit: int, tile: int = 0) -> None:
         """Write one timing record for ``visit`` and ``tile``."""
         rows = record.rows
-        self._write_line({
+        line = {
             "record": "timing",
             "run": self.run,
             "visit": int(visit),
@@ -363,7 +383,13 @@ class TimingLogWriter:
             "user": round(float(record.user), 6),
             "sys": round(float(record.sys), 6),
             "rows": None if rows is None else int(rows),
-        })
+        }
+        # -- back-pressure: only when the database made the operation wait --
+        if record.wait > 0 or record.resent > 0:
+            line["wait"] = round(float(record.wait), 6)
+            line["resent"] = int(record.resent)
+        # -- end of back-pressure --
+        self._write_line(line)
 
     def failure(self, visit: int, tile: int, op: str, error: str, reason: str, attempt: int, lost: float,
                 wait: float, retry: bool) -> None:
@@ -462,7 +488,8 @@ class ParsedLog:
     timings : `pandas.DataFrame`
         One row per timing record, columns `TIMING_COLUMNS`: ``run`` (str),
         ``visit``, ``tile`` (int64), ``op`` (str), ``real``, ``user``, ``sys``
-        (float64, seconds), ``rows`` (nullable Int64).
+        (float64, seconds), ``rows`` (nullable Int64), ``wait`` (float64,
+        seconds) and ``resent`` (int64): back-pressure, 0 where not written.
     malformed : `int`
         Record candidates that did not parse or validate (a truncated last
         line among them).
@@ -523,7 +550,12 @@ class _Columns:
             return False
         if not (rows is None or (_is_int(rows) and rows >= 0)):
             return False
-        for name, value in zip(TIMING_COLUMNS, (run, visit, tile, op, real, user, sys_, rows)):
+        # -- back-pressure: optional, 0 when absent --
+        wait, resent = rec.get("wait", 0.0), rec.get("resent", 0)
+        if not (_is_seconds(wait) and _is_int(resent) and resent >= 0):
+            return False
+        # -- end of back-pressure --
+        for name, value in zip(TIMING_COLUMNS, (run, visit, tile, op, real, user, sys_, rows, wait, resent)):
             self.data[name].append(value)
         return True
 
@@ -538,6 +570,8 @@ class _Columns:
             "user": pd.Series(d["user"], dtype="float64"),
             "sys": pd.Series(d["sys"], dtype="float64"),
             "rows": pd.Series(d["rows"], dtype="Int64"),
+            "wait": pd.Series(d["wait"], dtype="float64"),
+            "resent": pd.Series(d["resent"], dtype="int64"),
         })
 
 

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cpu_census
 import pytest
 
 from l1db import backends as backend_table
@@ -59,7 +60,8 @@ PG_PARTITIONED = PG_LAYOUTS["part_last"]
 #: Partitionings of the Cassandra backend (MQ3C as in production, and coarse HTM pixels).
 CASSANDRA_LAYOUTS = {
     "mq3c8": {"part_pixelization": "mq3c", "part_pixel_level": 8},
-    "htm7": {"part_pixelization": "htm", "part_pixel_level": 7},
+    # The other query shape (one query per table, the sky pixels in an IN list) on every layout test.
+    "htm7-in-list": {"part_pixelization": "htm", "part_pixel_level": 7, "query_per_spatial_partition": 0},
 }
 
 #: The test servers: the local ones (`l1db.scratch.Servers`) unless the environment names others.
@@ -78,7 +80,8 @@ SERVERS = Servers(**{
 # its module fixtures are made once, and the modules that start servers of their own at
 # fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
 # three nodes on 127.0.0.11-13, the cluster of docs/cassandra.md's 3-node block, which that module
-# runs as its last test; test_distributed: network namespaces with their own PostgreSQL)
+# runs as its last test; test_cassandra_backpressure: a rate-limited node on 127.0.0.41;
+# test_distributed: network namespaces with their own PostgreSQL)
 # start them once, on one worker. (``--dist loadgroup`` with ``xdist_group`` marks would be
 # finer, but pytest-xdist 3.8 cannot group under pytest 9.2: its group suffix on the node id
 # is lost.) Every test makes its own databases and keyspaces under unique names
@@ -123,12 +126,28 @@ FIRST_FILES = (
     "tests/test_state.py",
     "tests/test_readme.py",
     "tests/test_cassandra_server.py",
+    "tests/test_cassandra_backpressure.py",
 )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+_CENSUS_START = pytest.StashKey[cpu_census.Sample | None]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or the one process without xdist)
+        session.config.stash[_CENSUS_START] = cpu_census.sample()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Where the cores' time went (`cpu_census`): to explain a run's wall time from its own output."""
+    start = config.stash.get(_CENSUS_START, None)
+    if start is not None and (end := cpu_census.sample()) is not None:
+        terminalreporter.write_line(cpu_census.census_line(start, end))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,19 @@ def test_dask_only_for_a_pool_with_workers() -> None:
     # The check can fail: a pool of two local workers does load it.
     assert "distributed" in loaded_after("from dia_sim.tile_pool import TilePool\n"
                                          "TilePool(2, n_tasks=4).close()")
+
+
+def test_reading_a_catalogue_needs_no_healpy(tmp_path: Path) -> None:
+    """ap_proto and each worker read the catalogue through hpgeom: healpy's second of imports (matplotlib,
+    astropy.coordinates) is paid only by gen_sources, which draws the positions with healpy."""
+    from dia_sim.catalog import generate_catalog
+
+    path = tmp_path / "sources.npy"
+    generate_catalog(path, per_visit=50, seed=1)
+    read = (f"from dia_sim.catalog import SourceCatalog\nimport dia_sim.tile_processor\n"
+            f"c = SourceCatalog.load({str(path)!r})\nc.sources_in_region((10.0, -30.0, 2.0))")
+    loaded = loaded_after(read)
+    assert "healpy" not in loaded and "matplotlib" not in loaded
+    # The check can fail: making a catalogue does load healpy.
+    assert "healpy" in loaded_after(f"from dia_sim.catalog import generate_catalog\n"
+                                    f"generate_catalog({str(tmp_path / 'other.npy')!r}, per_visit=50, seed=2)")

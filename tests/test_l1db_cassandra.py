@@ -53,8 +53,8 @@ def test_store_cut_short_before_it_is_recorded_is_stored_again(make_cassandra_co
     objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
     real = L1dbCassandra._write_table
 
-    def write_then_fail(self, table, frame, time_column):
-        real(self, table, frame, time_column)
+    def write_then_fail(self, table, frame, time_column, *also):
+        real(self, table, frame, time_column, *also)
         if table == "DiaForcedSource":
             raise RuntimeError("injected failure")
 

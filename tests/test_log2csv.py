@@ -243,13 +243,18 @@ def test_complete_marks_visits_whose_every_tile_finished(tmp_path: Path, capsys:
     assert read_csv(out)["complete"].tolist() == table["complete"].tolist()
 
 
+def _complete_tiled_visits(writer: TimingLogWriter, visits: tuple[int, ...]) -> None:
+    """A run of 2 x 2 tiles a visit, with the closing ``visit`` record of every tile of ``visits``."""
+    writer.provenance({"config": {"ap_proto": {"divide": 2}}})
+    for tile in range(4):
+        for visit in visits:
+            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), visit, tile)
+
+
 def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
     path = tmp_path / "failing.log"
     with TimingLogWriter(path, run="r") as writer:
-        writer.provenance({"config": {"ap_proto": {"divide": 2}}})
-        for tile in range(4):
-            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 1, tile)
-            writer.timing(TimingRecord("visit", 1.0, 0.2, 0.0, None), 2, tile)
+        _complete_tiled_visits(writer, (1, 2))
         # Visit 2: tile 0 failed twice (1.5 + 2 s, then 0.5 + 4 s), tile 3 once (3 + 2 s).
         writer.failure(2, 0, "obj_select", "OperationalError", "server closed the connection", 1, 1.5, 2.0, True)
         writer.failure(2, 0, "connect", "DatabaseUnreachable", "cannot connect", 2, 0.5, 4.0, True)
@@ -267,6 +272,31 @@ def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
     write_csv(table, out)
     back = read_csv(out)
     assert back["failures"].dtype == "Int64" and back["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])
+
+
+def test_back_pressure_waits_and_resends_per_visit(tmp_path: Path) -> None:
+    path = tmp_path / "waiting.log"
+    with TimingLogWriter(path, run="r") as writer:
+        _complete_tiled_visits(writer, (1, 2))
+        # Visit 1: tile 0's selects waited 0.5 + 0.25 s, tile 2's 1 s; the store of tile 1 2 s (its table
+        # operations' waits are inside the store's and must not count twice).
+        writer.timing(TimingRecord("obj_select", 1.0, 0.1, 0.0, 10, wait=0.5, resent=3), 1, 0)
+        writer.timing(TimingRecord("src_select", 1.0, 0.1, 0.0, 10, wait=0.25, resent=1), 1, 0)
+        writer.timing(TimingRecord("src_select", 2.0, 0.1, 0.0, 10, wait=1.0, resent=5), 1, 2)
+        writer.timing(TimingRecord("src_insert", 3.0, 0.1, 0.0, 10, wait=2.0, resent=40), 1, 1)
+        writer.timing(TimingRecord("store", 4.0, 0.1, 0.0, None, wait=2.0, resent=40), 1, 1)
+        # Visit 2 waited for nothing.
+        writer.timing(TimingRecord("store", 4.0, 0.1, 0.0, None), 2, 1)
+    table, _parsed = logs_to_table([path])
+    rows = table.set_index("visit")
+    assert rows["select_wait"].tolist() == pytest.approx([1.0, 0.0])  # the largest tile's sum: tile 2
+    assert rows["select_resent"].tolist() == [9, 0]
+    assert rows["store_wait"].tolist() == pytest.approx([2.0, 0.0])
+    assert rows["store_resent"].tolist() == [40, 0]
+    out = tmp_path / "out.csv"
+    write_csv(table, out)
+    back = read_csv(out)
+    assert back["store_resent"].dtype == "Int64" and back["store_wait"].tolist() == pytest.approx([2.0, 0.0])
 
 
 def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -13,6 +13,7 @@ from dia_sim.cli.plot_timing import main
 from dia_sim.log2csv import logs_to_table, provenance_path, write_csv, write_provenance
 from dia_sim.plots import (
     SELECT_PANELS,
+    WAIT_LABEL,
     choose_bin_size,
     plot_compare,
     plot_selects,
@@ -91,6 +92,24 @@ def test_stores_figure_panels_follow_strategy(two_csvs: tuple[Path, Path]) -> No
     baseline = _table(two_csvs[1])
     assert store_panels(baseline) == ["obj_insert", "obj_validity_update", "src_insert", "fsrc_insert", "store"]
     assert len(plot_stores(baseline).axes) == 5
+
+
+def test_back_pressure_waits_drawn_over_the_store_and_the_selects() -> None:
+    visits = np.arange(1, 41)
+    waits = np.where(visits > 20, 2.0, 0.0)  # the second half of the run waited 2 s a visit
+    table = pd.DataFrame({"visit": visits, "store_real": 5.0 + waits, "store_wait": waits,
+                          "sum_select_real": np.full(40, 3.0), "select_wait": np.zeros(40),
+                          "src_insert_real": np.full(40, 1.0)})
+    store_ax = plot_stores(table, bin_size=10).axes[-1]
+    assert store_ax.get_title().startswith("store")
+    (line,) = [line for line in store_ax.get_lines() if line.get_label() == WAIT_LABEL]
+    assert list(line.get_ydata()) == [0.0, 0.0, 2.0, 2.0]
+    assert WAIT_LABEL in [t.get_text() for t in store_ax.get_legend().get_texts()]
+    # No wait, no line; and none on a cpu figure.
+    sum_ax = plot_selects(table, bin_size=10).axes[3]
+    assert not [line for line in sum_ax.get_lines() if line.get_label() == WAIT_LABEL]
+    cpu_ax = plot_stores(table.rename(columns={"store_real": "store_cpu"}), bin_size=10, metric="cpu").axes[-1]
+    assert not [line for line in cpu_ax.get_lines() if line.get_label() == WAIT_LABEL]
 
 
 def test_slow_fraction_values() -> None:

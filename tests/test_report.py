@@ -135,11 +135,29 @@ def _report(tmp_path: Path, *inputs: object, name: str = "report.html") -> str:
     return out.read_text(encoding="utf-8")
 
 
-def test_numbers_equal_the_csv(runs: dict[str, tuple[Path, Path]], tmp_path: Path,
-                               capsys: pytest.CaptureFixture) -> None:
+@pytest.fixture(scope="module")
+def shared_report(tmp_path_factory: pytest.TempPathFactory):
+    """``shared_report(*inputs)``: the page of ``inputs``, written once for the module's tests that only read it.
+
+    A page of the 20-visit run takes seconds of matplotlib: the tests that check one page
+    in pandas and another in the browser share it.
+    """
+    pages: dict[tuple[str, ...], Path] = {}
+
+    def page(*inputs: object) -> Path:
+        key = tuple(map(str, inputs))
+        if key not in pages:
+            out = tmp_path_factory.mktemp("page") / "report.html"
+            assert l1db_report([*key, "-o", str(out)]) == 0
+            pages[key] = out
+        return pages[key]
+
+    return page
+
+
+def test_numbers_equal_the_csv(runs: dict[str, tuple[Path, Path]], tmp_path: Path, shared_report) -> None:
     csv = runs["last"][1]
-    page = _report(tmp_path, csv)
-    assert capsys.readouterr().out.strip() == str(tmp_path / "report.html")
+    page = shared_report(csv).read_text(encoding="utf-8")
     assert_summary_matches_csv(page, csv)
     # A log directly gives the numbers of its CSV (log2csv's aggregation, not a second one).
     from_log = page_stats(_report(tmp_path, runs["baseline"][0], name="log.html"), "summary", data_run="0")
@@ -155,8 +173,9 @@ def test_numbers_equal_the_csv(runs: dict[str, tuple[Path, Path]], tmp_path: Pat
     assert page.count("data:image/png;base64,") == 4  # selects, stores, slow fraction, projection
 
 
-def test_comparison_side_by_side(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
-    page = _report(tmp_path, runs["last"][1], runs["baseline"][1])
+def test_comparison_side_by_side(runs: dict[str, tuple[Path, Path]], shared_report) -> None:
+    # A CSV and a log side by side (the log gives its CSV's numbers: test_numbers_equal_the_csv).
+    page = shared_report(runs["last"][1], runs["baseline"][0]).read_text(encoding="utf-8")
     for k, name in enumerate(("last", "baseline")):
         assert_summary_matches_csv(page, runs[name][1], run=k)
         complete = pd.read_csv(runs[name][1]).query("complete == 1")
@@ -202,7 +221,7 @@ def test_failures_listed(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> 
     assert "1 failed attempt(s) in 1 visit(s)" in page
 
 
-def test_partial_log(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+def test_partial_log(runs: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A run still going: its last visit unfinished, its last line half written."""
     lines = runs["baseline"][0].read_text().splitlines(keepends=True)
     partial = tmp_path / "partial.jsonl"
@@ -222,6 +241,8 @@ def test_partial_log(runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None
     started.write_text(lines[0])
     page = _report(tmp_path, started, name="started.html")
     assert "no visit recorded yet" in page and 'class="summary"' not in page
+    # Where the page went is the last line on stdout.
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "started.html")
 
 
 def _bad(tmp_path: Path) -> Iterator[tuple[str, list[str], int, str]]:
@@ -306,9 +327,9 @@ def not_blank(browser: Chromium, screenshot: bytes) -> bool:
     return bool(grey.std() > 0.05 and np.unique(np.round(grey, 2)).size > 20)
 
 
-def test_single_run_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
-    _report(tmp_path, runs["last"][1])
-    dom = assert_looks_right(browser, tmp_path / "report.html")
+def test_single_run_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, Path]], tmp_path: Path,
+                                 shared_report) -> None:
+    dom = assert_looks_right(browser, shared_report(runs["last"][1]))
     assert_summary_matches_csv(dom, runs["last"][1])
     assert dom.count("data:image/png;base64,") == 4
     # The checks can fail: a page that fetches an image shows the request and its failure.
@@ -320,9 +341,8 @@ def test_single_run_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, 
     assert _resource_urls(fetching.read_text()) == ["http://example.org/x.png"]
 
 
-def test_comparison_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
-    _report(tmp_path, runs["last"][1], runs["baseline"][0])  # a CSV and a log side by side
-    dom = assert_looks_right(browser, tmp_path / "report.html")
+def test_comparison_in_a_browser(browser: Chromium, runs: dict[str, tuple[Path, Path]], shared_report) -> None:
+    dom = assert_looks_right(browser, shared_report(runs["last"][1], runs["baseline"][0]))  # a CSV and a log
     assert_summary_matches_csv(dom, runs["last"][1], run=0)
     assert_summary_matches_csv(dom, runs["baseline"][1], run=1)
     compare = page_stats(dom, "compare")

@@ -31,6 +31,8 @@ RECORDS = [
     (1, 1, TimingRecord("src_select", 1.5, 0.5, 0.0, 0)),
     (2, 0, TimingRecord("store", 2.25, 1.0, 0.5, None)),
     (2, 3, TimingRecord("daily_merge", 10.0, 0.75, 0.25, 123456)),
+    # A store that waited on the database's back-pressure and sent 7 requests again.
+    (3, 0, TimingRecord("store", 4.5, 1.0, 0.25, None, wait=1.75, resent=7)),
 ]
 
 
@@ -42,9 +44,9 @@ def _write(writer: TimingLogWriter) -> None:
 
 
 def _expected(run: str) -> pd.DataFrame:
-    rows = [(run, v, t, r.op, r.real, r.user, r.sys, r.rows) for v, t, r in RECORDS]
+    rows = [(run, v, t, r.op, r.real, r.user, r.sys, r.rows, r.wait, r.resent) for v, t, r in RECORDS]
     frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
-    return frame.astype({"run": "str", "op": "str", "rows": "Int64"})
+    return frame.astype({"run": "str", "op": "str", "rows": "Int64", "wait": "float64", "resent": "int64"})
 
 
 def test_round_trip_file(tmp_path: Path) -> None:
@@ -80,8 +82,22 @@ def test_round_trip_stream_and_one_json_object_per_line() -> None:
         "record": "timing", "run": writer.run, "visit": 1, "tile": 0, "op": "obj_select",
         "real": 0.5, "user": 0.25, "sys": 0.125, "rows": 1000,
     }
+    # Back-pressure fields only where the operation waited.
+    assert json.loads(lines[-1])["wait"] == 1.75 and json.loads(lines[-1])["resent"] == 7
+    assert all("wait" not in json.loads(line) and "resent" not in json.loads(line) for line in lines[1:-1])
     parsed = parse_log(io.StringIO(stream.getvalue()))
     pd.testing.assert_frame_equal(parsed.timings, _expected(writer.run))
+
+
+def test_back_pressure_fields_validated() -> None:
+    base = '{"record": "timing", "run": "r", "visit": 1, "tile": 0, "op": "store", "real": 1, "user": 0, "sys": 0, ' \
+           '"rows": null'
+    lines = [base + "}", base + ', "wait": 0.5, "resent": 2}', base + ', "wait": -1, "resent": 2}',
+             base + ', "wait": 0.5, "resent": 1.5}', base + ', "wait": 0.5, "resent": -1}']
+    parsed = parse_log(lines)
+    assert parsed.malformed == 3
+    assert parsed.timings["wait"].tolist() == [0.0, 0.5]
+    assert parsed.timings["resent"].tolist() == [0, 2]
 
 
 def test_timer_sink_writes_record() -> None:

@@ -8,6 +8,7 @@ the shared state here lets each piece be type-checked alone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,12 @@ from cassandra.query import PreparedStatement, SimpleStatement
 from ..api import L1db
 from ..config import L1dbConfig, parse_cassandra_url
 from ..frames import column_kind
+from ..replica import SUB_CHUNK_COLUMN
 from ..tables import last_object_definition
 from ..timer import TimingSink
 from .partitions import PART_COLUMN, Partitioning
 from .schema import quote
-from .session import connect, consistency, execute_concurrently
+from .session import InFlight, connect, consistency, execute_concurrently, retry_refused
 
 __all__ = ["CassandraClient", "PART_SA_COLUMN"]
 
@@ -47,6 +49,7 @@ class CassandraClient(L1db):
         self._prepared: dict[str, PreparedStatement] = {}
         # Kind of every column a store writes (the partition columns are bigint).
         self._column_kinds = {c.name: column_kind(c) for t in self.tables.values() for c in t.columns}
+        self._column_kinds[SUB_CHUNK_COLUMN] = "int32"  # the replica's sub-chunk is an int, as dax_apdb's
         #: DiaObjectLast's published definition: the columns of the latest versions it holds.
         self.last_object = last_object_definition(self.config, self.schema_def)
         self._schema_checked = False
@@ -61,21 +64,40 @@ class CassandraClient(L1db):
         """The prepared statement of ``cql``, prepared on the server once per client and kept under ``key``."""
         statement = self._prepared.get(key)
         if statement is None:
-            statement = self._session.prepare(cql)
+            statement = retry_refused(lambda: self._session.prepare(cql), self._limits(write=False),
+                                      self.back_pressure)
             statement.consistency_level = self._write_cl if write else self._read_cl
             self._prepared[key] = statement
         return statement
 
-    def _run(self, statements: Sequence[tuple[Any, Any]] | Iterator[tuple[Any, Any]], write: bool) -> list[Any]:
+    def _run(self, statements: Sequence[tuple[Any, ...]] | Iterator[tuple[Any, ...]], write: bool) -> list[Any]:
+        """Run ``(statement, parameters[, bytes])`` requests concurrently within the ``[cassandra]`` limits.
+
+        The waits on the node's back-pressure go to `l1db.api.L1db.back_pressure`.
+        """
         timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
-        limit = self.options["write_concurrency"] if write else self.options["read_concurrency"]
-        return execute_concurrently(self._session, statements, limit, timeout)
+        return execute_concurrently(self._session, statements, self._limits(write), timeout, self.back_pressure)
+
+    def _limits(self, write: bool) -> InFlight:
+        """The ``[cassandra]`` bounds on requests in flight and on tries of the refused ones."""
+        options = self.options
+        return InFlight(
+            requests=options["write_concurrency"] if write else options["read_concurrency"],
+            bytes=options["write_inflight_kib"] * 1024 if write else None,
+            tries=options["backpressure_tries"], pause=options["backpressure_pause"], reads=not write)
 
     def _simple(self, cql: str, parameters: Any = None, write: bool = False, timeout: float | None = None) -> Any:
-        """Run one small statement (schema, visits, counts) on the plain session."""
+        """Run one small statement (schema, visits, counts) on the plain session.
+
+        Sent again while the node refuses it (``Overloaded``, a busy
+        connection); a read it drops is not (a count's full scan may take
+        minutes each try).
+        """
         statement = SimpleStatement(cql, consistency_level=self._write_cl if write else self._read_cl)
         default = self.options["write_timeout"] if write else self.options["read_timeout"]
-        return self._plain.execute(statement, parameters, timeout=timeout or default)
+        limits = dataclasses.replace(self._limits(write), reads=False)
+        return retry_refused(lambda: self._plain.execute(statement, parameters, timeout=timeout or default),
+                             limits, self.back_pressure)
 
     @staticmethod
     def _plain_columns(result: Any) -> dict[str, list[Any]]:

@@ -23,7 +23,7 @@ from cassandra import InvalidRequest
 
 from ..errors import SchemaError
 from .reads import CassandraReads
-from .schema import SCHEMA_OPTIONS, TABLES, published_columns, quote, schema_ddl
+from .schema import published_columns, quote, schema_ddl, schema_options, schema_tables, unrecorded_option
 from .visits import CassandraVisits
 from .writes import CassandraWrites
 
@@ -69,7 +69,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         self._check_replication()
         existing = self._keyspace_tables()
         if existing and not drop:
-            present = [t for t in TABLES if t in existing] or existing
+            present = [t for t in schema_tables(self.config) if t in existing] or existing
             raise SchemaError(f"tables already exist in keyspace {self.keyspace}: {', '.join(present)}; "
                               "use --drop to re-create them")
         ddl_timeout = 120.0
@@ -82,7 +82,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
                 f"CREATE KEYSPACE {quote(self.keyspace)} WITH replication = "
                 f"{{'class': 'SimpleStrategy', 'replication_factor': {int(self.options['replication_factor'])}}}",
                 write=True, timeout=ddl_timeout)
-        for ddl in schema_ddl(self.keyspace, self.schema_def, self.last_object):
+        for ddl in schema_ddl(self.keyspace, self.schema_def, self.last_object, bool(self.config.enable_replica)):
             self._simple(ddl, write=True, timeout=ddl_timeout)
         for name, value in self._schema_options().items():
             self._simple(f"INSERT INTO {self._name('L1dbMetadata')} (name, value) VALUES (%s, %s)", (name, value),
@@ -90,7 +90,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         self._prepared.clear()
         self._schema_checked = True
         self._needs_recovery = False
-        return list(TABLES)
+        return list(schema_tables(self.config))
 
     def _check_replication(self) -> None:
         """Refuse, before anything is made or dropped, a replication factor above the cluster's live nodes.
@@ -107,7 +107,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
 
     def describeSchema(self) -> list[str]:
         lines = []
-        for table in TABLES:
+        for table in schema_tables(self.config):
             rows = self._plain_columns(self._simple(
                 "SELECT column_name, kind, position FROM system_schema.columns "
                 "WHERE keyspace_name = %s AND table_name = %s", [self.keyspace, table]))
@@ -125,7 +125,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         return lines
 
     def _schema_options(self) -> dict[str, str]:
-        return {name: str(self.options[name]) for name in SCHEMA_OPTIONS}
+        return schema_options(self.config)
 
     def checkSchema(self) -> None:
         if not self._schema_checked:
@@ -134,17 +134,19 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
             except InvalidRequest:
                 raise SchemaError(f"the L1 schema does not exist in keyspace {self.keyspace}; "
                                   "run create_l1_schema first") from None
-            stored = {str(n): str(v) for n, v in zip(rows.get("name", []), rows.get("value", []))}
-            diffs = [f"{k}: database {stored.get(k)!r}, config {v!r}"
-                     for k, v in self._schema_options().items() if stored.get(k) != v]
+            recorded = {str(n): str(v) for n, v in zip(rows.get("name", []), rows.get("value", []))}
+            stored = {k: recorded.get(k, unrecorded_option(k)) for k in self._schema_options()}
+            diffs = [f"{k}: database {stored[k]!r}, config {v!r}"
+                     for k, v in self._schema_options().items() if stored[k] != v]
             if diffs:
                 raise SchemaError("the schema was created with other options (" + "; ".join(diffs)
                                   + "); re-create it with create_l1_schema --drop or fix the config")
-            missing = [t for t in TABLES if t not in (self._keyspace_tables() or [])]
+            missing = [t for t in schema_tables(self.config) if t not in (self._keyspace_tables() or [])]
             if missing:
                 raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)}); "
                                   "re-create it with create_l1_schema --drop")
-            for table, wanted in published_columns(self.schema_def, self.last_object).items():
+            replica = bool(self.config.enable_replica)
+            for table, wanted in published_columns(self.schema_def, self.last_object, replica).items():
                 # E.g. a DiaObjectLast of full rows, made before it took its published columns.
                 found = self._plain_columns(self._simple(
                     "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
@@ -169,7 +171,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits):
         """Rows of each table: full scans, slow on a large database (``row_count_every``)."""
         self.checkSchema()
         counts = {}
-        for table in TABLES:
+        for table in schema_tables(self.config):
             result = self._simple(f"SELECT COUNT(*) FROM {self._name(table)}",
                                   timeout=max(600.0, self.options["read_timeout"]))
             counts[table] = int(result.one()[0])

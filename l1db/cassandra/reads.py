@@ -2,7 +2,9 @@
 
 A mixin of `l1db.cassandra.l1db_cassandra.L1dbCassandra`, implementing the
 read primitives of `l1db.api.L1db`. The partition queries are prepared
-statements run with at most ``read_concurrency`` in flight; the driver
+statements, one per sky pixel run with at most ``read_concurrency`` in flight
+(or, with ``query_per_spatial_partition = 0``, one per table with the pixels
+in an IN list); the driver
 decodes each result into numpy arrays, and `l1db.api.L1db` trims the rows to
 the exact region, object IDs and window.
 """
@@ -33,10 +35,11 @@ _IDS_PER_QUERY = 100
 class CassandraReads(CassandraClient):
     """The read half of the Cassandra L1 API."""
 
-    def _select(self, table: str, columns: Sequence[sa.Column], by_time: bool) -> PreparedStatement:
+    def _select(self, table: str, columns: Sequence[sa.Column], by_time: bool, pixel_list: bool) -> PreparedStatement:
         names = ", ".join(quote(c.name) for c in columns)
-        where = f"{quote(PART_COLUMN)} = ?" + (f" AND {quote(TIME_PART_COLUMN)} IN ?" if by_time else "")
-        key = f"select:{table}:{names}:{by_time}"
+        where = f"{quote(PART_COLUMN)} {'IN' if pixel_list else '='} ?"
+        where += f" AND {quote(TIME_PART_COLUMN)} IN ?" if by_time else ""
+        key = f"select:{table}:{names}:{by_time}:{pixel_list}"
         return self._statement(key, f"SELECT {names} FROM {self._name(table)} WHERE {where}", write=False)
 
     def _read_partitions(self, table: str, columns: Sequence[sa.Column], pixels: np.ndarray,
@@ -45,12 +48,15 @@ class CassandraReads(CassandraClient):
 
         With ``explain``, the plan (the statement and the partitions it reads) is logged.
         """
-        statement = self._select(table, columns, time_parts is not None)
+        pixel_list = not self.options["query_per_spatial_partition"]
+        statement = self._select(table, columns, time_parts is not None, pixel_list)
         if explain:
             n_time = 1 if time_parts is None else len(time_parts)
+            how = "1 statement, the pixels in an IN list" if pixel_list else f"{len(pixels)} statements"
             log_partition_plan(statement, len(pixels) * n_time,
-                               f"{len(pixels)} sky pixels x {n_time} time partitions, {len(pixels)} statements")
-        params = ((statement, (int(p),) if time_parts is None else (int(p), time_parts)) for p in pixels)
+                               f"{len(pixels)} sky pixels x {n_time} time partitions, {how}")
+        keys = [[int(p) for p in pixels]] if pixel_list else [int(p) for p in pixels]
+        params = ((statement, (key,) if time_parts is None else (key, time_parts)) for key in keys)
         return typed_frame(columns, self._run(params, write=False))
 
     def _read_objects(self, region: Any, explain: bool) -> pd.DataFrame:

@@ -12,23 +12,36 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra import (
+    ConsistencyLevel,
+    DriverException,
+    OperationTimedOut,
+    ReadFailure,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
-from cassandra.connection import ConnectionException
+from cassandra.connection import ConnectionBusy, ConnectionException
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
-from cassandra.protocol import NumpyProtocolHandler
+from cassandra.pool import NoConnectionsAvailable
+from cassandra.protocol import NumpyProtocolHandler, OverloadedErrorMessage
 from cassandra.query import UNSET_VALUE, PreparedStatement, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
 from ..frames import checked_values, column_kind, empty_frame, frame_of, string_array, typed_array
+from ..timer import BackPressure
 
 # cassandra-driver 3.30.1's numpy result parser calls MaskedArray.newbyteorder(),
 # which NumPy 2 removed; the driver swallows the AttributeError and returns no
@@ -47,11 +60,15 @@ __all__ = [
     "connect",
     "consistency",
     "execute_concurrently",
+    "InFlight",
+    "is_back_pressure",
+    "retry_refused",
     "log_partition_plan",
     "typed_frame",
     "error_reason",
     "serialized_column",
     "serialized_frame",
+    "serialized_sizes",
     "wire_bytes",
     "is_connection_error",
     "CONNECTION_ERRORS",
@@ -72,9 +89,11 @@ def error_reason(exc: BaseException) -> str:
 
 #: The driver's errors of a node or cluster that did not answer: no host
 #: reachable, a request or a replica that timed out, too few replicas alive,
-#: a connection that closed or failed.
+#: a connection that closed or failed, a read a replica dropped (a
+#: ``ReadFailure`` of an overloaded node, once `execute_concurrently` has
+#: retried it alone: the tile is retried, as after a time-out).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, WriteTimeout, ConnectionException,
+    NoHostAvailable, OperationTimedOut, Unavailable, ReadTimeout, ReadFailure, WriteTimeout, ConnectionException,
 )
 
 
@@ -108,6 +127,21 @@ class _GroupedWritesWarning(logging.Filter):
 
 
 logging.getLogger("cassandra.protocol").addFilter(_GroupedWritesWarning())
+
+
+class _MeasuredOverload(logging.Filter):
+    """Drop the driver's warning for each request a node refused as overloaded.
+
+    `execute_concurrently` waits and sends such requests again, logs one line
+    per wait and records it in the timing log; a warning per request would
+    bury that line under hundreds.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "overloaded" not in record.getMessage().lower() or record.levelno > logging.WARNING
+
+
+logging.getLogger("cassandra.cluster").addFilter(_MeasuredOverload())
 
 
 class _OneLineDriverErrors(logging.Filter):
@@ -187,36 +221,205 @@ def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Ses
     return cluster, session, plain
 
 
-def execute_concurrently(session: Session, statements: Iterable[tuple[Any, Any]], limit: int,
-                         timeout: float | None = None) -> list[Any]:
-    """Run ``(statement, parameters)`` pairs with at most ``limit`` in flight; results in order.
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """How much `execute_concurrently` keeps in flight, and how it meets the node's back-pressure.
+
+    Attributes
+    ----------
+    requests : `int`
+        Largest number of requests in flight.
+    bytes : `int` or `None`
+        Largest sum of the requests' sizes in flight (the sizes the caller
+        gives: a batch's serialized values); `None` for no bound. A request
+        larger than the bound is sent alone.
+    tries : `int`
+        Tries of one request the node refused or dropped (`is_back_pressure`)
+        before its error is raised; 1 = never sent again.
+    pause : `float`
+        Seconds paused, once the requests in flight have ended, before the
+        refused ones are sent again; doubled at each further try.
+    reads : `bool`
+        Whether the requests are reads: a read a node dropped (``ReadTimeout``,
+        ``ReadFailure``) is tried again too (a write that timed out is not: it
+        may have been applied).
+    """
+
+    requests: int
+    bytes: int | None = None
+    tries: int = 1
+    pause: float = 0.0
+    reads: bool = False
+
+
+#: ``ReadFailure`` reason of a read that cannot succeed however often it is tried (protocol v5 error code map).
+_READ_TOO_MANY_TOMBSTONES = 0x0001
+
+#: What the driver records for a host that refused a request for load: the
+#: connection's socket is not drained by the node (``ConnectionBusy``), no
+#: stream id is free (``NoConnectionsAvailable``), or the node answered
+#: ``Overloaded``.
+_REFUSALS = (ConnectionBusy, NoConnectionsAvailable, OverloadedErrorMessage)
+
+
+def is_back_pressure(exc: BaseException, reads: bool = False) -> bool:
+    """Whether ``exc`` says the node refused or dropped a request for load, not that the request is wrong.
+
+    Refused: ``NoHostAvailable`` whose every host's error is a `_REFUSALS`
+    (the request was never accepted), or ``Overloaded``. With ``reads``, also
+    a read the node dropped: ``ReadTimeout``, or ``ReadFailure`` unless a
+    replica failed it for too many tombstones (that read cannot succeed).
+    """
+    if isinstance(exc, NoHostAvailable):
+        errors = list((exc.errors or {}).values())
+        return bool(errors) and all(isinstance(e, _REFUSALS) for e in errors)
+    if isinstance(exc, OverloadedErrorMessage):
+        return True
+    if reads and isinstance(exc, ReadTimeout):
+        return True
+    if reads and isinstance(exc, ReadFailure):
+        return _READ_TOO_MANY_TOMBSTONES not in (getattr(exc, "error_code_map", None) or {}).values()
+    return False
+
+
+def _refusal_kind(exc: BaseException) -> str:
+    """What refused a request: the error's class, or its hosts' errors' classes for ``NoHostAvailable``."""
+    if isinstance(exc, NoHostAvailable) and exc.errors:
+        return "/".join(sorted({type(e).__name__ for e in exc.errors.values()}))
+    return type(exc).__name__
+
+
+def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]], limits: InFlight,
+                         timeout: float | None = None, pressure: BackPressure | None = None) -> list[Any]:
+    """Run ``(statement, parameters[, size])`` requests within ``limits``; results in order.
+
+    At most ``limits.requests`` requests, and ``limits.bytes`` of their
+    ``size`` (bytes, 0 if not given), are in flight. When the node refuses
+    or drops a request (`is_back_pressure`), nothing more is sent: the
+    requests in flight are waited for, then, after a pause, the refused ones
+    alone are sent again, before the rest; a request refused ``limits.tries``
+    times fails. Each refusal also halves the number of requests in flight
+    allowed, which then grows back by one per that many requests answered
+    (as TCP's congestion window does), so that the node is not sent the same burst
+    again. The wait (from the refusal to the resend) and the number of
+    requests sent again are added to ``pressure``.
 
     The first failure is raised once the requests in flight have ended, so
     that nothing is left running behind the caller's back.
     """
     results: list[Any] = []
-    pending: collections.deque[ResponseFuture] = collections.deque()
+    #: In flight: (index in results, request, future, size, try).
+    pending: collections.deque[tuple[int, tuple[Any, ...], ResponseFuture, int, int]] = collections.deque()
+    #: To send, first: (index, request, try); refused requests go to its front.
+    queue: collections.deque[tuple[int, tuple[Any, ...], int]] = collections.deque()
+    requests = iter(statements)
+    in_flight = 0
     failure: BaseException | None = None
+    # Set from the driver's thread as soon as a request is refused, so that no more is sent meanwhile.
+    refused = threading.Event()
+    # What the refusals were since the last wait, by kind (for the log line).
+    refusals: collections.Counter[str] = collections.Counter()
+    tries = 1
+    window = float(limits.requests)
 
-    def collect(future: ResponseFuture) -> None:
-        nonlocal failure
+    def on_error(exc: BaseException) -> None:
+        if is_back_pressure(exc, limits.reads):
+            refused.set()
+
+    def collect() -> None:
+        nonlocal failure, in_flight, refusals, tries, window
+        index, request, future, size, attempt = pending.popleft()
+        in_flight -= size
         try:
-            results.append(future.result())
+            results[index] = future.result()
+            window = min(float(limits.requests), window + 1.0 / window)
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after draining
-            failure = failure or exc
-            results.append(None)
+            if failure is None and attempt < limits.tries and is_back_pressure(exc, limits.reads):
+                queue.appendleft((index, request, attempt + 1))
+                refusals[_refusal_kind(exc)] += 1
+                tries = max(tries, attempt + 1)
+                refused.set()
+            else:
+                failure = failure or exc
 
-    for statement, parameters in statements:
-        if failure is not None:
-            break
-        if len(pending) >= limit:
-            collect(pending.popleft())
-        pending.append(session.execute_async(statement, parameters, timeout=timeout))
+    while failure is None:
+        if refused.is_set():
+            # Back-pressure: let the node finish what it has, pause, then send the refused requests again.
+            start = time.perf_counter()
+            drained = len(pending)
+            window = max(1.0, min(window, drained + 1) / 2)
+            while pending:
+                collect()
+            refused.clear()
+            if failure is not None:
+                break
+            if not refusals:
+                # The driver calls a failed request's errback after its result is ready: the signal of a
+                # refusal already handled can come after the wait it caused. Nothing to send again.
+                continue
+            time.sleep(limits.pause * 2 ** (tries - 2) if tries > 1 else 0.0)
+            waited = time.perf_counter() - start
+            _LOG.info("Cassandra back-pressure: %d requests refused or dropped (%s), waited %.3f s for %d in "
+                      "flight, sending them again (try %d of %d, at most %d in flight)", sum(refusals.values()),
+                      ", ".join(f"{kind}: {n}" for kind, n in sorted(refusals.items())), waited, drained, tries,
+                      limits.tries, int(window))
+            if pressure is not None:
+                pressure.wait += waited
+            refusals.clear()
+            tries = 1
+            continue
+        if not queue:
+            request = next(requests, None)
+            if request is None:
+                if not pending:
+                    break
+                collect()
+                continue
+            results.append(None)
+            queue.append((len(results) - 1, request, 1))
+        index, request, attempt = queue[0]
+        size = int(request[2]) if len(request) > 2 else 0
+        if pending and (len(pending) >= int(window)
+                        or (limits.bytes is not None and in_flight + size > limits.bytes)):
+            collect()
+            continue
+        queue.popleft()
+        if attempt > 1 and pressure is not None:
+            pressure.resent += 1
+        future = session.execute_async(request[0], request[1], timeout=timeout)
+        future.add_errback(on_error)
+        pending.append((index, request, future, size, attempt))
+        in_flight += size
     while pending:
-        collect(pending.popleft())
+        collect()
     if failure is not None:
         raise failure
     return results
+
+
+_T = TypeVar("_T")
+
+
+def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressure | None = None) -> _T:
+    """``call()`` (one request at a time: a prepare, a small statement), made again while the node refuses it.
+
+    A refusal (`is_back_pressure`, reads or not as ``limits.reads``) is
+    followed by a pause (``limits.pause``, doubled each time) and another
+    try, up to ``limits.tries`` tries; the pauses and the tries made again
+    are added to ``pressure``.
+    """
+    for attempt in range(1, limits.tries + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt >= limits.tries or not is_back_pressure(exc, limits.reads):
+                raise
+        pause = limits.pause * 2 ** (attempt - 1)
+        time.sleep(pause)
+        if pressure is not None:
+            pressure.wait += pause
+            pressure.resent += 1
+    raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
 
 
 #: Big-endian wire format of each fixed-width column kind (`l1db.frames.column_kind`).
@@ -248,6 +451,22 @@ def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str, n
     if nulls is not None and nulls.any():
         out[nulls] = null
     return out
+
+
+def serialized_sizes(columns: Sequence[np.ndarray], kinds: Sequence[str]) -> np.ndarray:
+    """Bytes each row of `serialized_column` columns of ``kinds`` takes on the wire, the values' lengths included.
+
+    Fixed-width values count their full width even where unset or NULL (an
+    upper bound); text counts its UTF-8 bytes.
+    """
+    total = np.zeros(len(columns[0]) if len(columns) else 0, dtype=np.int64)
+    for column, kind in zip(columns, kinds):
+        if kind == "str":
+            total += 4 + np.fromiter((len(v) if isinstance(v, bytes) else 0 for v in column), dtype=np.int64,
+                                     count=len(column))
+        else:
+            total += wire_bytes(kind)
+    return total
 
 
 def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str], null: Any = UNSET_VALUE) -> list[np.ndarray]:

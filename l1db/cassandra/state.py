@@ -31,7 +31,7 @@ from ..config import L1dbConfig, parse_cassandra_url
 from ..state import StateError
 from .l1db_cassandra import L1dbCassandra
 from .nodetool import Node, cluster_nodes, nodetool_version
-from .schema import SCHEMA_OPTIONS, TABLES, quote
+from .schema import quote, schema_options, schema_tables
 from .session import connect, error_reason
 
 __all__ = ["CassandraState"]
@@ -67,7 +67,7 @@ class CassandraState:
 
     def schema_options(self) -> dict[str, str]:
         """The options the schema is made with (what L1dbMetadata holds)."""
-        return {name: str(self.config.cassandra[name]) for name in SCHEMA_OPTIONS}
+        return schema_options(self.config)
 
     def tools(self) -> dict[str, str]:
         """nodetool and its Java; also checks that every node of the run dir is up with JMX."""
@@ -106,7 +106,7 @@ class CassandraState:
                 node.nodetool("snapshot", "-t", tag, "--", self.keyspace, what=f"snapshot of {self.keyspace}")
                 taken.append(node)
             for node in self.nodes():
-                for table in TABLES:
+                for table in schema_tables(self.config):
                     source = self._snapshot_dir(node, table, tag)
                     target = folder / f"node{node.index}" / table
                     target.mkdir(parents=True)
@@ -130,7 +130,7 @@ class CassandraState:
         with L1dbCassandra(self.config) as l1db:
             l1db.makeSchema()
         for node in self.nodes():
-            for table in TABLES:
+            for table in schema_tables(self.config):
                 source = folder / f"node{node.index}" / table
                 if not any(source.iterdir()):
                     continue  # nothing was ever stored in it on this node
@@ -157,7 +157,7 @@ class CassandraState:
             if self._created_keyspace:
                 plain.execute(f"DROP KEYSPACE IF EXISTS {quote(self.keyspace)}", timeout=120)
             else:
-                for table in TABLES:
+                for table in schema_tables(self.config):
                     plain.execute(f"DROP TABLE IF EXISTS {quote(self.keyspace)}.{quote(table)}", timeout=120)
         except Exception as exc:
             _LOG.warning("could not drop the restored tables of %s: %s", self.keyspace, error_reason(exc))

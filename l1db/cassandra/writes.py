@@ -26,12 +26,22 @@ client applies such visits again (from the DiaObject versions of step 1)
 before it reads or stores. Writes to ``DiaObjectLast`` carry the version's
 validity start as their timestamp, so that applying a version twice, or late,
 never replaces a newer one.
+
+With ``[l1db] enable_replica`` (`l1db.replica`) step 1 also writes the
+replica, as dax_apdb's ``ApdbCassandra.store`` does: the chunk's row of
+ApdbReplicaChunks, and each table's rows (full rows) into its chunk table, in
+the partition (chunk, sub-chunk) of the table's store. These batches go in
+the same concurrent write as the table's own (timed by the same operation);
+the sub-chunk is drawn from the visit (`l1db.replica.sub_chunk`), so that a
+store that is written again overwrites the same rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,10 +50,18 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStateme
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
+from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN, ReplicaChunk, replica_chunk, sub_chunk
 from .client import PART_SA_COLUMN, CassandraClient
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
-from .schema import quote
-from .session import log_partition_plan, serialized_column, serialized_frame, typed_frame, wire_bytes
+from .schema import REPLICA_TABLES, quote
+from .session import (
+    log_partition_plan,
+    serialized_column,
+    serialized_frame,
+    serialized_sizes,
+    typed_frame,
+    wire_bytes,
+)
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -99,18 +117,22 @@ class CassandraWrites(CassandraClient):
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
                  extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
-                 ) -> Iterator[tuple[BatchStatement, None]]:
+                 ) -> Iterator[tuple[BatchStatement, None, int]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
         arrays (e.g. write timestamps) after them. With ``replace`` (rows that
         replace others of the same key), NULLs are written, not left unset.
+        Each batch comes with its values' bytes on the wire (for the bound on
+        the bytes in flight, ``write_inflight_kib``).
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
         wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
                 *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
         columns = [a[order] for a in wire]
+        # Bytes before each row (in batch order): a batch's size is a difference of two.
+        offsets = np.concatenate(([0], np.cumsum(serialized_sizes(columns, [*kinds, *("int64" for _ in extra)]))))
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
         for key in partition:
             sorted_key = key[order]
@@ -128,16 +150,49 @@ class CassandraWrites(CassandraClient):
                     bound = BoundStatement(statement)
                     bound.values = list(row)
                     batch.add(bound)
-                yield batch, None
+                yield batch, None, int(offsets[last] - offsets[first])
 
-    def _write_table(self, table: str, rows: PreparedRows, time_column: str) -> None:
-        """Write rows of a history table to their (sky pixel, time partition) partitions."""
+    def _write_table(self, table: str, rows: PreparedRows, time_column: str,
+                     also: Iterable[tuple[Any, ...]] = ()) -> None:
+        """Write rows of a history table to their (sky pixel, time partition) partitions.
+
+        ``also``: more statements sent in the same concurrent write (the replica's).
+        """
         frame, pixels = rows.frame, self._pixels(rows)
         times = self.partitioning.time_partitions(frame[time_column].to_numpy(dtype=np.float64))
         keyed = frame.assign(**{PART_COLUMN: pixels, TIME_PART_COLUMN: times})
         columns = [PART_COLUMN, TIME_PART_COLUMN, *frame.columns]
         statement = self._insert(table, columns)
-        self._run(self._batches(statement, keyed[columns], (pixels, times)), write=True)
+        self._run(itertools.chain(self._batches(statement, keyed[columns], (pixels, times)), also), write=True)
+
+    def _replica_chunk_row(self, chunk: ReplicaChunk) -> tuple[PreparedStatement, list[Any]]:
+        """The upsert of the chunk's row of ApdbReplicaChunks (one partition, 0, as dax_apdb's)."""
+        statement = self._insert(CHUNKS_TABLE, ["partition", CHUNK_COLUMN, "last_update_time", "unique_id",
+                                                "has_subchunks"])
+        return statement, [0, chunk.id, chunk.last_update_ms, chunk.unique_id, True]
+
+    def _replica_batches(self, rows: PreparedRows, chunk: ReplicaChunk | None, visit_id: int | None,
+                         tile: int) -> Iterator[tuple[BatchStatement, None, int]]:
+        """Batches of ``rows`` (full rows) into their chunk table, in the partition of this store; none without."""
+        if chunk is None:
+            return iter(())
+        frame = rows.frame
+        sub = sub_chunk(self.options["replica_sub_chunk_count"], rows.table, visit_id, tile)
+        keys = (np.full(len(frame), chunk.id, dtype=np.int64), np.full(len(frame), sub, dtype=np.int64))
+        keyed = frame.assign(**{CHUNK_COLUMN: keys[0], SUB_CHUNK_COLUMN: keys[1]})
+        columns = [CHUNK_COLUMN, SUB_CHUNK_COLUMN, *frame.columns]
+        statement = self._insert(REPLICA_TABLES[rows.table], columns)
+        return self._batches(statement, keyed[columns], keys)
+
+    def _replica_writes(self, chunk: ReplicaChunk | None, rows: PreparedRows, visit_id: int | None, tile: int,
+                        first: bool) -> Iterator[tuple[Any, ...]]:
+        """The replica's statements sent with ``rows``' own: the chunk's row with the ``first`` table's."""
+        record = [self._replica_chunk_row(chunk)] if chunk is not None and first else []
+        return itertools.chain(record, self._replica_batches(rows, chunk, visit_id, tile))
+
+    def _chunk_of(self, visit_mjd: float) -> ReplicaChunk | None:
+        """The replica chunk of a store at ``visit_mjd``; `None` without ``enable_replica``."""
+        return replica_chunk(visit_mjd, self.config.replica_chunk_seconds) if self.config.enable_replica else None
 
     def _apply_versions(self, versions: PreparedRows, explain: bool = False) -> None:
         """Make ``objects`` (new DiaObject versions) the latest ones in DiaObjectLast.
@@ -186,18 +241,28 @@ class CassandraWrites(CassandraClient):
                       write=True)
 
     def _append(self, rows: PreparedRows) -> None:
+        # No visit time here (the original API's storeDiaSources): the newest row's time stands for it.
+        newest = float(np.nanmax(rows.frame["midpointMjdTai"].to_numpy(dtype=np.float64, na_value=np.nan)))
+        self._append_rows(rows, self._chunk_of(newest), None, 0, first=True)
+
+    def _append_rows(self, rows: PreparedRows, chunk: ReplicaChunk | None, visit_id: int | None, tile: int,
+                     first: bool) -> None:
+        """Write DiaSources or DiaForcedSources, and their replica (`_replica_writes`)."""
         with self._timed_append(rows):
-            self._write_table(rows.table, rows, "midpointMjdTai")
+            self._write_table(rows.table, rows, "midpointMjdTai",
+                              self._replica_writes(chunk, rows, visit_id, tile, first))
 
     def _write_visit(self, visit: PreparedVisit, explain: bool) -> None:
         """The three steps of the module's docstring; a store cut short is finished before the next read or store."""
         try:
             objects = visit.objects
+            chunk = self._chunk_of(visit.visit_mjd)
             if objects is not None:
                 with self._timed("obj_insert", len(objects)):
-                    self._write_table("DiaObject", objects, "validityStartMjdTai")
-            for rows in visit.history:
-                self._append(rows)
+                    self._write_table("DiaObject", objects, "validityStartMjdTai",
+                                      self._replica_writes(chunk, objects, visit.visit_id, visit.tile, True))
+            for i, rows in enumerate(visit.history):
+                self._append_rows(rows, chunk, visit.visit_id, visit.tile, first=objects is None and i == 0)
             if visit.visit_id is not None:
                 # Every row is acknowledged: from here on the visit counts as stored.
                 parts = set() if objects is None else set(np.unique(self._pixels(objects)).tolist())

@@ -24,6 +24,7 @@ from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..frames import column_kind, new_frame
 from ..pixelization import Pixelization
+from ..replica import CHUNKS_TABLE
 from ..timer import TimingSink
 from . import bulk_insert, bulk_read
 from .database import check_connection, make_engine, server_version
@@ -72,6 +73,8 @@ class L1dbSql(SqlReads, SqlWrites, SqlVisits):
         self.pixelization.warm_up()
         dialect = self.engine.dialect
         for table in self.schema.tables.values():
+            if table.name == CHUNKS_TABLE:
+                continue  # the replica's one row per store is an upsert statement, not the bulk paths'
             # Two rows of every column of the table as created (pixelId included).
             keys = {c.name: np.zeros(2, dtype=column_kind(c)) for c in table.primary_key.columns}
             position = {"ra": [10.0, 10.1], "dec": [-20.0, -20.1]} if "ra" in table.columns else {}

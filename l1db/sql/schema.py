@@ -20,6 +20,15 @@ query code of the reads and stores, `l1db.sql.reads` and `l1db.sql.writes`). Fro
 - ``L1dbVisit``: one row per stored visit and tile, for resuming runs.
 - ``L1dbMetadata``: the options the schema was made with, checked when a client
   connects so that a config cannot silently disagree with the database.
+- replica chunks (``enable_replica``, `l1db.replica`), as dax_apdb's SQL
+  schema makes them: ``ApdbReplicaChunks`` (apdb_replica_chunk key,
+  last_update_time, unique_id) and ``DiaObjectChunks``, ``DiaSourceChunks``,
+  ``DiaForcedSourceChunks``: apdb_replica_chunk and the published key of
+  their table, keyed by that key, indexed on apdb_replica_chunk, with foreign
+  keys (ON DELETE/UPDATE CASCADE) to ApdbReplicaChunks and to their table.
+  The latter only where the table is keyed by its published key: not
+  DiaObject with ``pix_id_iov``, nor the time-partitioned tables (their key
+  holds pixelId or the time column, so the published key is not unique there).
 - time partitions (``history_partition_days``, PostgreSQL): DiaSource,
   DiaForcedSource and, with ``last_object_table``, DiaObject are partitioned
   by RANGE on their time column (`l1db.sql.partitions`); a primary key of a
@@ -37,6 +46,7 @@ import sqlalchemy as sa
 
 from ..config import L1dbConfig
 from ..errors import SchemaError
+from ..replica import CHUNK_COLUMN, CHUNKS_TABLE
 from ..schema_model import SchemaDef, TableDef
 from ..tables import (
     LAST_OBJECT_TABLE,
@@ -44,6 +54,7 @@ from ..tables import (
     last_object_definition,
     load_definitions,
     published_definitions,
+    sql_type,
     table_columns,
 )
 from .partitions import PARTITION_COLUMNS, TimePartitions
@@ -52,6 +63,7 @@ __all__ = [
     "L1Schema",
     "PIXEL_COLUMN",
     "TOOLKIT_TABLES",
+    "REPLICA_TABLES",
     "ALL_TABLES",
 ]
 
@@ -59,15 +71,19 @@ _LOG = logging.getLogger(__name__)
 
 #: Tables the toolkit adds to the published ones, depending on options.
 TOOLKIT_TABLES = ("DiaObjectLast", "DiaObjectNightly", "L1dbVisit", "L1dbMetadata")
+#: The replica-chunk table of each published table (``enable_replica``; dax_apdb's SQL names).
+REPLICA_TABLES = {"DiaObject": "DiaObjectChunks", "DiaSource": "DiaSourceChunks",
+                  "DiaForcedSource": "DiaForcedSourceChunks"}
 #: Every table any configuration can create (what ``--drop`` removes).
-ALL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", *TOOLKIT_TABLES)
+ALL_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource", *TOOLKIT_TABLES, CHUNKS_TABLE,
+              *REPLICA_TABLES.values())
 
 #: Options recorded in L1dbMetadata: they change the schema, so a client whose
 #: config disagrees with them would read or write the wrong thing.
 SCHEMA_OPTIONS = ("dia_object_index", "dia_object_nightly", "pixelization", "effective_pixel_level",
-                  "history_partition_days")
+                  "history_partition_days", "enable_replica")
 #: What a database made before an option was recorded holds for it.
-_UNRECORDED = {"history_partition_days": "0"}
+_UNRECORDED = {"history_partition_days": "0", "enable_replica": "0"}
 
 
 
@@ -192,6 +208,39 @@ class L1Schema:
             sa.Column("value", sa.VARCHAR(255), nullable=False),
             comment="Options the schema was created with.",
         )
+        if cfg.enable_replica:
+            self._build_replica()
+
+    def _build_replica(self) -> None:
+        """ApdbReplicaChunks and the chunk table of each published table (see the module docstring)."""
+        chunks = sa.Table(
+            CHUNKS_TABLE,
+            self.metadata,
+            sa.Column(CHUNK_COLUMN, sa.BigInteger(), primary_key=True, autoincrement=False),
+            sa.Column("last_update_time", sa.TIMESTAMP(timezone=True), nullable=False),
+            # PostgreSQL's uuid, CHAR(32) of hex digits elsewhere (dax_apdb's GUID type).
+            sa.Column("unique_id", sa.Uuid(), nullable=False),
+            comment="Replica chunks: one row per chunk of visit time, upserted by every store of the chunk.",
+        )
+        self.tables[CHUNKS_TABLE] = chunks
+        for published, name in REPLICA_TABLES.items():
+            tdef = self.definitions[published]
+            base = self.tables[published]
+            keys = tuple(tdef.primary_key)
+            args: list[sa.schema.SchemaItem] = [
+                sa.Column(CHUNK_COLUMN, sa.BigInteger(), nullable=False),
+                *(sa.Column(k, sql_type(tdef.column(k)), nullable=False, autoincrement=False) for k in keys),
+                _key(name, keys),
+                sa.ForeignKeyConstraint([CHUNK_COLUMN], [chunks.c[CHUNK_COLUMN]], name=f"{name}_fk_{CHUNKS_TABLE}",
+                                        onupdate="CASCADE", ondelete="CASCADE"),
+            ]
+            if {c.name for c in base.primary_key.columns} == set(keys):
+                args.append(sa.ForeignKeyConstraint(keys, [base.c[k] for k in keys], name=f"{name}_fk_{published}",
+                                                    onupdate="CASCADE", ondelete="CASCADE"))
+            table = sa.Table(name, self.metadata, *args, comment=f"Replica chunks of {published}: the keys of "
+                             "the rows each chunk stored.")
+            sa.Index(f"{name}_apdb_replica_chunk_idx", table.c[CHUNK_COLUMN])
+            self.tables[name] = table
 
     # -- helpers --------------------------------------------------------------
 

@@ -19,6 +19,12 @@ the next ``history_partition_days`` exist (no statement at all once they are
 known to), so that the store's own transaction never meets a missing
 partition; `SqlWrites.dailyJob` does the same ahead of the last visit and
 drops the partitions past ``retention_days``.
+
+With ``enable_replica`` (`l1db.replica`) the store's transaction also
+upserts its chunk's row of ApdbReplicaChunks (first: the chunk tables refer
+to it) and, after each table's rows, writes their keys with the chunk id
+into the table's chunk table (in the table's timed operation: ``obj_insert``,
+``src_insert``, ``fsrc_insert``), as dax_apdb's ``ApdbSql.store`` does.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
+from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, ReplicaChunk, replica_chunk
 from . import bulk_insert
 from .chunks import id_chunks
 from .client import SqlClient
 from .partitions import PARTITION_COLUMNS, TimePartition
-from .schema import PIXEL_COLUMN
+from .schema import PIXEL_COLUMN, REPLICA_TABLES
 
 __all__ = ["SqlWrites"]
 
@@ -58,19 +66,50 @@ class SqlWrites(SqlClient):
         return rows.frame if rows.pixels is None else rows.frame.assign(**{PIXEL_COLUMN: rows.pixels})
 
     def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool,
-                       out_of_order: bool = False) -> None:
+                       chunk: ReplicaChunk | None, out_of_order: bool = False) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
         if "DiaObjectNightly" in self.schema.tables:
+            # (No replica with the nightly table: the config refuses enable_replica with it.)
             with self._timed("obj_nightly_insert", len(objects)):
                 bulk_insert.insert_frame(conn, self._table("DiaObjectNightly"), objects)
             return
         if out_of_order:
-            self._apply_versions_out_of_order(conn, objects, ids, visit_mjd)
+            self._apply_versions_out_of_order(conn, objects, ids, visit_mjd, chunk)
             return
-        self._apply_versions(conn, objects, ids, visit_mjd, explain)
+        self._apply_versions(conn, objects, ids, visit_mjd, explain, chunk)
+
+    def _replica_chunk(self, conn: sa.Connection, visit_mjd: float) -> ReplicaChunk | None:
+        """Upsert the chunk of a store at ``visit_mjd`` into ApdbReplicaChunks; `None` without ``enable_replica``."""
+        if not self.config.enable_replica:
+            return None
+        chunk = replica_chunk(visit_mjd, self.config.replica_chunk_seconds)
+        table = self._table(CHUNKS_TABLE)
+        values = {"last_update_time": chunk.last_update_time, "unique_id": chunk.unique_id}
+        row = {CHUNK_COLUMN: chunk.id, **values}
+        # A true update of the existing row: MySQL's REPLACE (and SQLite's INSERT OR REPLACE) would delete
+        # it first, and with it (ON DELETE CASCADE) the chunk rows of the earlier stores of the chunk.
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(postgresql.insert(table).values(row).on_conflict_do_update(
+                index_elements=[CHUNK_COLUMN], set_=values))
+        elif dialect == "sqlite":
+            conn.execute(sqlite.insert(table).values(row).on_conflict_do_update(
+                index_elements=[CHUNK_COLUMN], set_=values))
+        else:
+            conn.execute(mysql.insert(table).values(row).on_duplicate_key_update(**values))
+        return chunk
+
+    def _insert_chunk_rows(self, conn: sa.Connection, published: str, frame: pd.DataFrame,
+                           chunk: ReplicaChunk | None) -> None:
+        """Insert the keys of ``frame`` (rows just stored in ``published``) into its chunk table."""
+        if chunk is None:
+            return
+        table = self._table(REPLICA_TABLES[published])
+        keys = [c.name for c in table.columns if c.name != CHUNK_COLUMN]
+        bulk_insert.insert_frame(conn, table, frame[keys].assign(**{CHUNK_COLUMN: chunk.id}))
 
     def _apply_versions_out_of_order(self, conn: sa.Connection, objects: pd.DataFrame, ids: np.ndarray,
-                                     visit_mjd: float) -> None:
+                                     visit_mjd: float, replica: ReplicaChunk | None = None) -> None:
         """`_apply_versions` for a visit whose store may come after a later visit's (`L1db.store`'s ``out_of_order``).
 
         The latest-version table keeps the version with the latest validity
@@ -88,6 +127,7 @@ class SqlWrites(SqlClient):
         if "DiaObjectLast" in self.schema.tables:
             with self._timed("obj_insert", len(objects)):
                 bulk_insert.insert_frame(conn, dia_object, objects)
+                self._insert_chunk_rows(conn, "DiaObject", objects, replica)
             last = self._table("DiaObjectLast")
             latest = objects.loc[:, [c for c in last.columns.keys() if c in objects]]
             with self._timed("obj_last_upsert", len(latest)):
@@ -118,6 +158,7 @@ class SqlWrites(SqlClient):
             objects["validityEndMjdTai"] = objects["diaObjectId"].map(ends).astype("float64")
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
+            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
 
     def _apply_versions(
         self,
@@ -126,8 +167,9 @@ class SqlWrites(SqlClient):
         ids: np.ndarray,
         close_mjd: float | np.ndarray,
         explain: bool = False,
+        replica: ReplicaChunk | None = None,
     ) -> None:
-        """Write new DiaObject versions to DiaObject (and DiaObjectLast).
+        """Write new DiaObject versions to DiaObject (and DiaObjectLast, and the replica's DiaObjectChunks).
 
         ``objects`` may hold several versions of one object (the nightly merge),
         with their validity already set; ``close_mjd`` closes earlier versions.
@@ -136,6 +178,7 @@ class SqlWrites(SqlClient):
         if "DiaObjectLast" in self.schema.tables:
             with self._timed("obj_insert", len(objects)):
                 bulk_insert.insert_frame(conn, dia_object, objects)
+                self._insert_chunk_rows(conn, "DiaObject", objects, replica)
             last = self._table("DiaObjectLast")
             # The full rows went to DiaObject; DiaObjectLast holds its published subset of columns.
             latest = objects.loc[objects["validityEndMjdTai"].isna(), [c for c in last.columns.keys() if c in objects]]
@@ -172,6 +215,7 @@ class SqlWrites(SqlClient):
             timer.rows = updated
         with self._timed("obj_insert", len(objects)):
             bulk_insert.insert_frame(conn, dia_object, objects)
+            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
 
     def _ensure_partitions(self, prepared: Mapping[str, PreparedRows], visit_mjd: float | None = None) -> None:
         """Create the time partitions the rows of ``prepared`` (and the days after the visit) fall in."""
@@ -188,17 +232,23 @@ class SqlWrites(SqlClient):
                 times[table] = np.concatenate(parts)
         self.partitions.ensure(self.engine, times)
 
-    def _insert_history(self, conn: sa.Connection, rows: PreparedRows) -> None:
-        """Insert DiaSources or DiaForcedSources in the transaction of ``conn``."""
+    def _insert_history(self, conn: sa.Connection, rows: PreparedRows, chunk: ReplicaChunk | None) -> None:
+        """Insert DiaSources or DiaForcedSources (and their chunk rows) in the transaction of ``conn``."""
         frame = self._stored_frame(rows)
         with self._timed_append(rows):
             bulk_insert.insert_frame(conn, self._table(rows.table), frame)
+            self._insert_chunk_rows(conn, rows.table, frame, chunk)
 
     def _append(self, rows: PreparedRows) -> None:
-        """One transaction (after the partitions the rows need)."""
+        """One transaction (after the partitions the rows need); the replica chunk is that of the newest row."""
         self._ensure_partitions({rows.table: rows})
         with self.engine.begin() as conn:
-            self._insert_history(conn, rows)
+            chunk = None
+            if self.config.enable_replica:
+                # No visit time here (the original API's storeDiaSources): the newest row's time stands for it.
+                chunk = self._replica_chunk(conn, float(np.nanmax(rows.frame["midpointMjdTai"].to_numpy(
+                    dtype=np.float64, na_value=np.nan))))
+            self._insert_history(conn, rows, chunk)
 
     def _write_visit(self, visit: PreparedVisit, explain: bool) -> None:
         """One transaction: all of the visit or nothing (see `L1db.store`)."""
@@ -206,11 +256,12 @@ class SqlWrites(SqlClient):
         # table, so that DiaObject's partitions are ready for dailyJob's merge.
         self._ensure_partitions(visit.tables, visit.visit_mjd)
         with self.engine.begin() as conn:
+            chunk = self._replica_chunk(conn, visit.visit_mjd)
             if visit.objects is not None:
-                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain,
+                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain, chunk,
                                     visit.out_of_order)
             for rows in visit.history:
-                self._insert_history(conn, rows)
+                self._insert_history(conn, rows, chunk)
             if visit.visit_id is not None:
                 with self._timed("visit_insert", 1):
                     self._insert_visit(conn, visit.visit_id, visit.visit_mjd, visit.tile, visit.n_tiles)

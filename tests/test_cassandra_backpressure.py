@@ -1,0 +1,223 @@
+"""Back-pressure on a real node made slow on purpose: waited for, resent, measured; never a half or double store.
+
+The module starts a node of its own on 127.0.0.41 (not the shared one: it is
+made slow) that admits at most `RATE` requests a second and answers the rest
+``Overloaded`` (``native_transport_rate_limiting_enabled``,
+``native_transport_throw_on_overload``, set as the node's ``cassandra.settings.``
+system properties). A store or a read that sends more than that at once is
+refused in part: the client must wait for what it has in flight, send the
+refused requests again, record the wait and the resends in its timing
+records, and store every row exactly once.
+
+What is not reproduced here: ``ConnectionBusy`` (the node not reading its
+socket), ``ReadTimeout`` and ``ReadFailure`` from dropped reads. They take the
+same path through `l1db.cassandra.session.execute_concurrently` (its
+`is_back_pressure` says which errors are back-pressure); the node's rate limit
+is the one way found to make a node refuse requests on demand in a few
+seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import lsst.sphgeom as sg
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.time import Time
+from cassandra.cluster import NoHostAvailable
+from conftest import write_config
+from l1db_frames import random_sky_points, random_visit
+
+from dia_sim.log2csv import logs_to_table
+from l1db import L1db, open_l1db
+from l1db.cassandra import server
+from l1db.cassandra.nodetool import cluster_nodes
+from l1db.cassandra.session import is_back_pressure
+from l1db.config import load_config
+from l1db.errors import is_retryable
+from l1db.scratch import read_table
+from l1db.timer import Timer, TimingRecord
+from l1db.timing_log import TimingLogWriter
+
+pytestmark = pytest.mark.own_servers
+
+#: The node's own address (docs/tests.md lists the addresses tests take).
+ADDRESS = "127.0.0.41"
+#: Requests per second the node admits; the rest are answered Overloaded.
+RATE = 200
+T0 = Time(60000.0, format="mjd", scale="tai")
+#: Rows of each table in the store: at 4 KiB a batch, hundreds of requests, sent 256 at a time.
+ROWS = 1500
+
+#: Options that send many small requests at once (many batches, many partitions).
+BURSTY = {"replication_factor": 1, "read_consistency": "ONE", "write_consistency": "ONE", "batch_max_kib": 4,
+          "write_concurrency": 256, "read_concurrency": 500, "part_pixel_level": 10,
+          "backpressure_pause": 0.05}
+
+
+@pytest.fixture(scope="module")
+def slow_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A node of this module's own (its run dir), rate-limited to `RATE` requests a second; stopped afterwards."""
+    run_dir = tmp_path_factory.mktemp("slow_node")
+    options = ("-Dcassandra.config.allow_system_properties=true "
+               "-Dcassandra.settings.native_transport_throw_on_overload=true "
+               "-Dcassandra.settings.native_transport_rate_limiting_enabled=true "
+               f"-Dcassandra.settings.native_transport_max_requests_per_second={RATE}")
+    saved = os.environ.get(server.JVM_OPTIONS_ENV)
+    os.environ[server.JVM_OPTIONS_ENV] = options
+    try:
+        server.start(run_dir, base_address=ADDRESS, heap="512M")
+    finally:
+        if saved is None:
+            del os.environ[server.JVM_OPTIONS_ENV]
+        else:
+            os.environ[server.JVM_OPTIONS_ENV] = saved
+    try:
+        yield run_dir
+    finally:
+        server.stop(run_dir)
+
+
+@dataclasses.dataclass
+class Stored:
+    """The visit stored on the slow node by `stored`, and what its store recorded."""
+
+    config: Path
+    ids: np.ndarray
+    frames: dict[str, pd.DataFrame]
+    records: list[TimingRecord]
+
+
+def _open(config: Path) -> L1db:
+    return open_l1db(config)
+
+
+@pytest.fixture(scope="module")
+def stored(slow_node: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
+    """One visit of `ROWS` objects stored on the slow node with `BURSTY` options, and its timing records."""
+    config = write_config(tmp_path_factory.mktemp("bp") / "l1db.cfg", f"cassandra://{ADDRESS}/bp", **BURSTY)
+    db = _open(config)
+    db.makeSchema(drop=True)
+    rng = np.random.default_rng(5)
+    ra, dec = random_sky_points(rng, ROWS, [(20.0, -30.0)], 1.0)
+    ids = np.arange(1, ROWS + 1, dtype=np.int64)
+    objects, sources, forced = random_visit(rng, db.definitions, ra, dec, ids, visit=1, visit_mjd=T0.mjd)
+    records: list[TimingRecord] = []
+    with db.timing(records.append):
+        db.store(T0, objects, sources, forced, visit_id=1)
+    db.close()
+    yield Stored(config, ids, {"DiaObject": objects, "DiaSource": sources, "DiaForcedSource": forced}, records)
+
+
+def test_store_on_an_overloaded_node_waits_resends_and_stores_each_row_once(stored: Stored, tmp_path: Path) -> None:
+    records = stored.records
+    store = next(r for r in records if r.op == "store")
+    assert store.wait > 0 and store.resent > 0, store
+    # The store's waits are its table operations' waits (nested timers share them out).
+    inner = [r for r in records if r.op != "store"]
+    assert sum(r.resent for r in inner) == store.resent
+    assert sum(r.wait for r in inner) == pytest.approx(store.wait, abs=1e-6)
+    # Every row exactly once: nothing lost to a refusal, nothing doubled by a resend.
+    for table, source, key in (("DiaObject", "DiaObject", "diaObjectId"), ("DiaSource", "DiaSource", "diaSourceId"),
+                               ("DiaForcedSource", "DiaForcedSource", "diaForcedSourceId"),
+                               ("DiaObjectLast", "DiaObject", "diaObjectId")):
+        stored_keys = read_table(stored.config, table, [key])[key].to_numpy()
+        wanted = stored.frames[source][key].to_numpy()
+        assert len(stored_keys) == len(wanted) and np.array_equal(np.sort(stored_keys), np.sort(wanted)), table
+    # Measured through the timing log to the per-visit table.
+    log = tmp_path / "timing.log"
+    with TimingLogWriter(log, run="bp") as writer:
+        for record in records:
+            writer.timing(record, visit=1)
+    table, parsed = logs_to_table([log])
+    assert parsed.malformed == 0
+    row = table.iloc[0]
+    assert row["store_wait"] == pytest.approx(store.wait, abs=1e-5) and row["store_resent"] == store.resent
+    assert row["select_wait"] == 0 and row["select_resent"] == 0
+
+
+def test_reads_refused_by_an_overloaded_node_are_retried(stored: Stored) -> None:
+    db = _open(stored.config)
+    region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
+    later = Time(T0.mjd + 1, format="mjd", scale="tai")
+    # Timed as ap_proto times its reads (dia_sim.tile_processor): with the client's back-pressure totals.
+    with Timer("obj_select", pressure=db.back_pressure) as obj_timer:
+        objects = db.getDiaObjects(region)
+    with Timer("src_select", pressure=db.back_pressure) as src_timer:
+        sources = db.getDiaSources(region, stored.ids, later)
+    db.close()
+    selects = [r for r in (obj_timer.record, src_timer.record) if r is not None]
+    assert len(selects) == 2
+    assert sum(r.resent for r in selects) > 0 and sum(r.wait for r in selects) > 0, selects
+    # Every row read once: a read sent again adds no row.
+    assert np.array_equal(np.sort(objects["diaObjectId"].to_numpy()), np.sort(stored.ids))
+    assert np.array_equal(np.sort(sources["diaSourceId"].to_numpy()),
+                          np.sort(stored.frames["DiaSource"]["diaSourceId"].to_numpy()))
+
+
+def test_a_request_refused_more_often_than_its_tries_fails_as_a_retryable_error(stored: Stored,
+                                                                              tmp_path: Path) -> None:
+    config = write_config(tmp_path / "l1db.cfg", load_config(stored.config).url, **BURSTY, backpressure_tries=1)
+    db = _open(config)
+    frames = stored.frames
+    with pytest.raises(NoHostAvailable) as caught:
+        # The same rows again (a store is idempotent): only the node's refusals can fail it.
+        db.store(T0, frames["DiaObject"], frames["DiaSource"], frames["DiaForcedSource"], visit_id=1)
+    db.close()
+    # The node's refusal, not a bug: ap_proto records the failure and retries the tile.
+    assert is_back_pressure(caught.value) and is_retryable(caught.value)
+    assert "overloaded" in str(caught.value).lower()
+
+
+def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored, slow_node: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
+    (node,) = cluster_nodes(slow_node, (ADDRESS,))
+    # Long pauses between tries: time to set the timeout back (a nodetool run) before the tries run out.
+    config = write_config(stored.config.parent / "dropped.cfg", load_config(stored.config).url,
+                          **{**BURSTY, "read_concurrency": 16, "backpressure_pause": 1.0, "backpressure_tries": 6})
+    db = _open(config)
+    region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
+    later = Time(T0.mjd + 1, format="mjd", scale="tai")
+    db.getDiaObjects(region)  # statements prepared before the node is made to drop reads
+    result: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            with Timer("src_select", pressure=db.back_pressure) as timer:
+                result["sources"] = db.getDiaSources(region, stored.ids, later)
+            result["record"] = timer.record
+        except BaseException as exc:  # noqa: BLE001 - the test asserts on it below
+            result["error"] = exc
+
+    def dropped_reads_seen() -> bool:
+        return any("ReadTimeout" in r.getMessage() for r in caplog.records if r.name.endswith("session"))
+
+    caplog.set_level(logging.INFO, logger="l1db.cassandra.session")
+    node.nodetool("settimeout", "read", "1", what="set the read timeout to 1 ms")
+    try:
+        worker = threading.Thread(target=read)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while worker.is_alive() and not dropped_reads_seen() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        node.nodetool("settimeout", "read", "120000", what="set the read timeout back")
+    worker.join(60)
+    db.close()
+    assert "error" not in result, result.get("error")
+    assert dropped_reads_seen(), [r.getMessage() for r in caplog.records]
+    record = result["record"]
+    assert isinstance(record, TimingRecord) and record.resent > 0 and record.wait > 0, record
+    sources = result["sources"]
+    assert isinstance(sources, pd.DataFrame)
+    assert np.array_equal(np.sort(sources["diaSourceId"].to_numpy()),
+                          np.sort(stored.frames["DiaSource"]["diaSourceId"].to_numpy()))
