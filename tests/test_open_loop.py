@@ -188,6 +188,22 @@ def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -
     assert "open_loop" not in run_figures(table)
 
 
+def test_stores_out_of_order_write_their_replica_chunk_rows(make_sql_config) -> None:
+    """With the replica on, a store out of order writes the chunk rows of its DiaObject versions too."""
+    rng = np.random.default_rng(3)
+    db = open_l1db(make_sql_config(dia_object_index="baseline", enable_replica=1))
+    db.makeSchema()
+    ra, dec = random_sky_points(rng, 50, [(150.0, -60.0)], 1.0)
+    ids = np.arange(50, dtype=np.int64)
+    for visit in (1, 0):
+        t = Time("2026-01-01T00:00:00", scale="tai") + visit * u.day
+        objects = random_rows(rng, db.definitions["DiaObject"], 50, diaObjectId=ids, ra=ra, dec=dec)
+        db.store(t, objects, None, None, visit_id=visit, out_of_order=True)
+    counts = db.tableRowCount()
+    db.close()
+    assert counts["DiaObject"] == counts["DiaObjectChunks"] == 100
+
+
 def test_stores_out_of_order_keep_the_latest_version(make_config, layout: dict) -> None:
     """Visits stored in a shuffled order (``out_of_order``): the latest version of each object wins, and
     the validity intervals still follow one another, as if they had been stored in order."""
