@@ -108,6 +108,12 @@ class SqlWrites(SqlClient):
         keys = [c.name for c in table.columns if c.name != CHUNK_COLUMN]
         bulk_insert.insert_frame(conn, table, frame[keys].assign(**{CHUNK_COLUMN: chunk.id}))
 
+    def _insert_versions(self, conn: sa.Connection, objects: pd.DataFrame, replica: ReplicaChunk | None) -> None:
+        """Insert DiaObject versions (``obj_insert``), with their keys in the replica's chunk table."""
+        with self._timed("obj_insert", len(objects)):
+            bulk_insert.insert_frame(conn, self._table("DiaObject"), objects)
+            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+
     def _apply_versions_out_of_order(self, conn: sa.Connection, objects: pd.DataFrame, ids: np.ndarray,
                                      visit_mjd: float, replica: ReplicaChunk | None = None) -> None:
         """`_apply_versions` for a visit whose store may come after a later visit's (`L1db.store`'s ``out_of_order``).
@@ -125,9 +131,7 @@ class SqlWrites(SqlClient):
         """
         dia_object = self._table("DiaObject")
         if "DiaObjectLast" in self.schema.tables:
-            with self._timed("obj_insert", len(objects)):
-                bulk_insert.insert_frame(conn, dia_object, objects)
-                self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+            self._insert_versions(conn, objects, replica)
             last = self._table("DiaObjectLast")
             latest = objects.loc[:, [c for c in last.columns.keys() if c in objects]]
             with self._timed("obj_last_upsert", len(latest)):
@@ -156,9 +160,7 @@ class SqlWrites(SqlClient):
         if ends:
             objects = objects.copy()
             objects["validityEndMjdTai"] = objects["diaObjectId"].map(ends).astype("float64")
-        with self._timed("obj_insert", len(objects)):
-            bulk_insert.insert_frame(conn, dia_object, objects)
-            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+        self._insert_versions(conn, objects, replica)
 
     def _apply_versions(
         self,
@@ -176,9 +178,7 @@ class SqlWrites(SqlClient):
         """
         dia_object = self._table("DiaObject")
         if "DiaObjectLast" in self.schema.tables:
-            with self._timed("obj_insert", len(objects)):
-                bulk_insert.insert_frame(conn, dia_object, objects)
-                self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+            self._insert_versions(conn, objects, replica)
             last = self._table("DiaObjectLast")
             # The full rows went to DiaObject; DiaObjectLast holds its published subset of columns.
             latest = objects.loc[objects["validityEndMjdTai"].isna(), [c for c in last.columns.keys() if c in objects]]
@@ -213,9 +213,7 @@ class SqlWrites(SqlClient):
                         self._explain(conn, update)
                     updated += conn.execute(update).rowcount
             timer.rows = updated
-        with self._timed("obj_insert", len(objects)):
-            bulk_insert.insert_frame(conn, dia_object, objects)
-            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+        self._insert_versions(conn, objects, replica)
 
     def _ensure_partitions(self, prepared: Mapping[str, PreparedRows], visit_mjd: float | None = None) -> None:
         """Create the time partitions the rows of ``prepared`` (and the days after the visit) fall in."""
