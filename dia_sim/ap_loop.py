@@ -36,25 +36,28 @@ stops (`dia_sim.retries.VisitFailed`) and can be resumed later.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from astropy.time import Time
 
 from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.config import L1dbConfig
-from l1db.timing_log import TimingLogWriter, machine_info, toolkit_info
+from l1db.timing_log import TimingLogWriter, latency_frame, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
 from .ids import MAX_VISIT
-from .options import RunOptions
+from .open_loop import OpenVisit, ReleaseClock, Verdict, verdict
+from .options import MAX_IN_FLIGHT, RunOptions
 from .retries import RESTART_MARGIN, fitted_retry_wait, retry_budget, run_with_retries
 from .schedule import SECONDS_PER_DAY, VisitSchedule
-from .tile_pool import TilePool
+from .tile_pool import POLL, PoolError, TilePool
 from .tile_task import (
     RemoteTraceback,
     TileJob,
@@ -63,11 +66,12 @@ from .tile_task import (
     process_tile,
     release_worker_state,
     share_catalog,
+    warm_worker,
 )
 from .tiling import divide_of
 from .visit_plan import TileResult, VisitPlan, plan_visit
 
-__all__ = ["ApLoop", "VisitAbandoned"]
+__all__ = ["ApLoop", "VisitAbandoned", "VisitsAbandoned"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -111,6 +115,18 @@ class VisitAbandoned(KeyboardInterrupt):
         return f"visit {self.visit_id} abandoned: {kept}; the others were not stored"
 
 
+class VisitsAbandoned(VisitAbandoned):
+    """A second stop signal abandoned the visits in flight of an open-loop run: each one's `VisitAbandoned`."""
+
+    def __init__(self, visits: list[VisitAbandoned]) -> None:
+        first = visits[0]
+        super().__init__(first.visit_id, first.n_tiles, first.stored, first.cut)
+        self.visits = visits
+
+    def __str__(self) -> str:
+        return "; ".join(str(v) for v in self.visits)
+
+
 class ApLoop:
     """The AP loop over visits, resuming after the last stored visit.
 
@@ -146,8 +162,10 @@ class ApLoop:
             self.options = options = self._fit_retry_budget(options)
             # Everything that can refuse the run is decided before anything is written.
             self.schedule: VisitSchedule
-            self.start = self.first_visit()
-            last = self.start[0] + options.num_visits - 1
+            #: Visits left incomplete (their ID and missing tiles, None for all), then the next new visit's ID.
+            self.resume, self.next_visit = self.first_visit()
+            extra = options.num_visits - len(self.resume)
+            last = self.next_visit + extra - 1 if extra > 0 else 0
             if last >= MAX_VISIT:
                 raise ValueError(f"visit IDs would reach {last}; the largest is {MAX_VISIT - 1} "
                                  f"(-n/--num-visits or --start-visit-id too large)")
@@ -164,6 +182,15 @@ class ApLoop:
         # process: `_run_visit`), and whether one did.
         self._third_cuts = False
         self._cut = False
+        #: An open-loop run's verdict (`dia_sim.open_loop.Verdict`), once it has ended.
+        self.verdict: Verdict | None = None
+
+    def _log_counts(self, visit_id: int) -> None:
+        """Log every table's row count after ``visit_id`` (``row_count_every``)."""
+        # Estimates: a full count of every table every N visits would grow with the database.
+        counts = self._retrying(lambda: self.l1db.tableRowCount(exact=False), visit_id, "counts")
+        assert self.writer is not None  # done while the run's log is open
+        self.writer.counts(visit_id, counts, exact=False)
 
     def _fit_retry_budget(self, options: RunOptions) -> RunOptions:
         """``options`` with ``retry_wait`` raised to outlast the servers' measured restart (`fitted_retry_wait`)."""
@@ -199,12 +226,18 @@ class ApLoop:
 
     # -- where to start ---------------------------------------------------------
 
-    def first_visit(self) -> tuple[int, tuple[int, ...] | None]:
-        """ID and pending tiles of the first visit to run; sets `schedule`.
+    def first_visit(self) -> tuple[list[tuple[int, tuple[int, ...] | None]], int]:
+        """The visits left incomplete (ID, missing tiles or None for all), and the next new visit; sets `schedule`.
 
         The schedule starts at ``start_time`` and ``start_visit_id`` for an
         empty database, at the first stored visit otherwise: every visit's
         time is computed from its ID, never from the visit before.
+
+        A closed-loop run leaves at most its last visit incomplete; an
+        open-loop run (``cadence``) may leave any of its visits in flight, at
+        most `MAX_IN_FLIGHT` before the last visit stored, partly or not at all
+        stored. Those are looked up (a visit's tiles in L1dbVisit) and run
+        first, so that a resumed run stores exactly the visits missing.
 
         Raises
         ------
@@ -217,7 +250,7 @@ class ApLoop:
         last = self.l1db.lastVisit()
         if last is None:
             self.schedule = opts.schedule(opts.start_visit_id, float(opts.start_time.tai.mjd))
-            return opts.start_visit_id, None
+            return [], opts.start_visit_id
         first = self.l1db.firstVisit()
         assert first is not None  # the database holds a last visit, so a first one
         first_id, first_time = first
@@ -232,17 +265,32 @@ class ApLoop:
                 f"the cadence the database was made with (--interval and --days-between-nights, or the same "
                 f"--observations-per-year and --pointing-area)"
             )
-        done, n_tiles = self.l1db.storedTiles(visit_id)
-        # A visit is finished with the tiling it was started with.
-        missing = tuple(t for t in range(n_tiles) if t not in done)
-        if missing:
-            if n_tiles != opts.n_tiles:
-                raise ValueError(
-                    f"visit {visit_id} was started with {n_tiles} tiles and is incomplete; "
-                    f"resume it with --divide {divide_of(n_tiles)}"
-                )
-            return visit_id, missing
-        return visit_id + 1, None
+        incomplete: list[tuple[int, tuple[int, ...] | None]] = []
+        for visit in range(max(first_id, visit_id - MAX_IN_FLIGHT + 1), visit_id + 1):
+            done, n_tiles = self.l1db.storedTiles(visit)
+            if not n_tiles:  # released by an open-loop run, none of its tiles stored
+                incomplete.append((visit, None))
+                continue
+            # A visit is finished with the tiling it was started with.
+            missing = tuple(t for t in range(n_tiles) if t not in done)
+            if missing:
+                if n_tiles != opts.n_tiles:
+                    raise ValueError(
+                        f"visit {visit} was started with {n_tiles} tiles and is incomplete; "
+                        f"resume it with --divide {divide_of(n_tiles)}"
+                    )
+                incomplete.append((visit, missing))
+        return incomplete, visit_id + 1
+
+    def _plan(self, visit_id: int, tiles: tuple[int, ...] | None) -> VisitPlan:
+        """The plan of a visit; stored out of order in an open-loop run, or when a later visit is stored already."""
+        out_of_order = bool(self.options.cadence) or visit_id < self.next_visit - 1
+        return plan_visit(visit_id, self.schedule.mjd(visit_id), self.options, tiles, out_of_order)
+
+    def _visits(self) -> Iterator[tuple[int, tuple[int, ...] | None]]:
+        """The run's ``num_visits`` visits (ID, tiles to run or None for all): the incomplete ones first."""
+        new = ((visit, None) for visit in itertools.count(self.next_visit))
+        return itertools.islice(itertools.chain(self.resume, new), self.options.num_visits)
 
     def provenance(self, pool: TilePool | None = None) -> dict[str, Any]:
         """The run's provenance record (without the fields the writer adds); ``pool`` adds its workers."""
@@ -300,7 +348,9 @@ class ApLoop:
         """
         opts = self.options
         # Before anything is written: a scheduler that cannot be reached leaves no log record.
-        pool = TilePool(opts.workers, opts.scheduler, n_tasks=opts.n_tiles,
+        # An open-loop run's visits overlap: up to max_in_flight visits' tiles share the workers.
+        tasks = opts.n_tiles * (opts.max_in_flight if opts.cadence else 1)
+        pool = TilePool(opts.workers, opts.scheduler, n_tasks=tasks,
                         lost_after=max(30.0, retry_budget(opts.retry_attempts, opts.retry_wait)))
         share_catalog(self.catalog_path, self.catalog)  # a worker thread of this process needs no second copy
         abandoned = False
@@ -310,28 +360,25 @@ class ApLoop:
             self.writer = TimingLogWriter(self.log_path)
             self.writer.provenance(info)
             job = TileJob(self.writer.run, self.config, self.catalog_path, opts)
-            visit_id, tiles = self.start
             previous_mjd: float | None = None
             done = 0
             old_handlers = {sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
             try:
-                for i in range(opts.num_visits):
+                if opts.cadence:
+                    return self._run_open_loop(pool, job, progress)
+                for i, (visit_id, tiles) in enumerate(self._visits()):
                     if self.stop_signal is not None:
                         break
-                    plan = plan_visit(visit_id, self.schedule.mjd(visit_id), opts, tiles)
+                    plan = self._plan(visit_id, tiles)
                     if self._daily_job_due(i, plan.mjd, previous_mjd):
                         self._daily_job(plan)
                     results = self._run_visit(pool, job, plan)
                     done += 1
                     if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
-                        # Estimates: a full count of every table every N visits would grow with the database.
-                        counts = self._retrying(lambda: self.l1db.tableRowCount(exact=False), visit_id, "counts")
-                        self.writer.counts(visit_id, counts, exact=False)
+                        self._log_counts(visit_id)
                     if progress is not None:
                         progress(plan, results)
                     previous_mjd = plan.mjd
-                    visit_id += 1
-                    tiles = None
             except KeyboardInterrupt:
                 abandoned = True
                 raise
@@ -398,24 +445,151 @@ class ApLoop:
             if pool.client is not None:
                 print(f"\nabandoning visit {plan.visit_id}: no tile is begun any more; the tiles being stored "
                       f"finish and are logged (stop signal again to stop at once)", file=sys.stderr)
-            cut = False
-            try:
-                for outcome in pool.drain((abandon_run, job.run)):
-                    take(outcome)
-            except KeyboardInterrupt:
-                cut = True
-            cut = cut or self._cut
-            self._cut = False
+            cut = self._drain(pool, job, take)
             n_tiles = self.options.n_tiles
             before = set(range(n_tiles)) - set(plan.tiles)  # stored by the run that began the visit
             raise VisitAbandoned(plan.visit_id, n_tiles, sorted(before | {r.tile for r in results}), cut) from None
         if failed is not None:
-            error = failed.error
-            assert error is not None  # failed is the first outcome with an error
-            if failed.traceback:
-                error.__cause__ = RemoteTraceback(failed.traceback)
-            raise error
+            _raise_failure(failed)
         return sorted(results, key=lambda r: r.tile)
+
+    def _drain(self, pool: TilePool, job: TileJob, take: Callable[[TileOutcome], None]) -> bool:
+        """After a second stop signal: begin no more tiles, ``take`` those being stored; whether a third cut it."""
+        cut = False
+        try:
+            for outcome in pool.drain((abandon_run, job.run)):
+                take(outcome)
+        except KeyboardInterrupt:
+            cut = True
+        cut = cut or self._cut
+        self._cut = False
+        return cut
+
+    def _run_open_loop(self, pool: TilePool, job: TileJob,
+                       progress: Callable[[VisitPlan, list[TileResult]], None] | None) -> int:
+        """Release the run's visits on the clock (`dia_sim.open_loop`); return how many were completed.
+
+        Visit k is released at start + k x ``cadence`` and its tiles queued
+        for the pool behind those of the visits in flight. A release that
+        finds ``max_in_flight`` visits in flight stops the releases (a
+        ``behind`` record): the run ends once the visits in flight are stored
+        and logged. A first stop signal stops the releases too; a second one
+        abandons every visit in flight (`VisitsAbandoned`). Each completed
+        visit writes its ``latency`` record; the run's `verdict` is set at
+        the end. The daily job runs between nights with nothing in flight, and
+        the clock restarts after it. Row counts wait for a moment with nothing
+        in flight (they would delay the releases).
+        """
+        opts = self.options
+        writer = self.writer
+        assert writer is not None  # the run's log is open
+        visits = self._visits()
+        upcoming = next(visits, None)
+        plan: VisitPlan | None = None  # the next visit to release, once planned
+        clock = ReleaseClock(opts.cadence, time.time())
+        in_flight: dict[int, OpenVisit] = {}
+        logged: set[tuple[int, int]] = set()
+        records: list[dict[str, Any]] = []
+        behind: list[int] = []
+        failed: TileOutcome | None = None
+        previous_mjd: float | None = None
+        counts_due: int | None = None
+        k = done = 0
+        pool.on_every_worker(warm_worker, job)
+        clock.restart(0, time.time())
+        daily_done = -1  # the release index whose daily job has run
+
+        def take(outcome: TileOutcome) -> None:
+            nonlocal failed, done, counts_due
+            # As in `_run_visit`: written whole or not at all, and once.
+            with self._signals_deferred():
+                key = (outcome.visit_id, outcome.tile)
+                if not outcome.started or key in logged:
+                    return
+                outcome.records.write_to(writer)
+                logged.add(key)
+                visit = in_flight[outcome.visit_id]
+                visit.waiting.discard(outcome.tile)
+                visit.began = min(visit.began, outcome.began_at)
+                if outcome.error is not None:
+                    failed = failed or outcome
+                    visit.failed = True
+                else:
+                    assert outcome.result is not None  # a tile stored has its result
+                    visit.results.append(outcome.result)
+                    visit.stored = max(visit.stored, outcome.ended_at)
+                if visit.waiting:
+                    return
+                del in_flight[outcome.visit_id]
+                if visit.failed:
+                    return
+                # The verdict is made of the records as written (`verdict` of the log gives the same).
+                records.append(writer.latency(outcome.visit_id, visit.released, visit.began, visit.stored))
+                done += 1
+                if opts.row_count_every and done % opts.row_count_every == 0:
+                    counts_due = outcome.visit_id
+                if progress is not None:
+                    progress(visit.plan, sorted(visit.results, key=lambda r: r.tile))
+
+        try:
+            while True:
+                releasing = (upcoming is not None and not behind and failed is None and pool.lost is None
+                             and self.stop_signal is None)
+                held = False
+                if releasing and time.time() >= clock.due(k):
+                    assert upcoming is not None  # releasing
+                    visit_id, tiles = upcoming
+                    if plan is None:
+                        plan = self._plan(visit_id, tiles)
+                    if daily_done != k and self._daily_job_due(k, plan.mjd, previous_mjd):
+                        held = bool(in_flight)  # the daily job waits for the visits in flight
+                        if not held:
+                            self._daily_job(plan)
+                            daily_done = k
+                            clock.restart(k, time.time())
+                            continue
+                    elif len(in_flight) >= opts.max_in_flight:
+                        writer.behind(visit_id, len(in_flight))
+                        behind.append(visit_id)
+                        continue
+                    else:
+                        in_flight[visit_id] = OpenVisit(plan, clock.due(k), set(plan.tiles))
+                        pool.submit([(f"tile-{job.run}-{visit_id}-{tile}", process_tile, (job, plan, tile))
+                                     for tile in plan.tiles])
+                        previous_mjd, plan = plan.mjd, None
+                        upcoming = next(visits, None)
+                        k += 1
+                        continue
+                if counts_due is not None and not in_flight:
+                    self._log_counts(counts_due)
+                    counts_due = None
+                if not pool.pending and not releasing:
+                    break
+                wait = clock.due(k) - time.time() if releasing and not held else POLL
+                # A tile run in this process (a pool of one) is run whole, as in `_run_visit`.
+                with self._signals_deferred(enabled=pool.client is None and pool.pending > 0, third_cuts=True):
+                    for outcome in pool.completed(max(wait, 0.0)):
+                        take(outcome)
+        except KeyboardInterrupt:
+            if not in_flight:
+                raise
+            if pool.client is not None:
+                print(f"\nabandoning the {len(in_flight)} visit(s) in flight: no tile is begun any more; the tiles "
+                      f"being stored finish and are logged (stop signal again to stop at once)", file=sys.stderr)
+            cut = self._drain(pool, job, take)
+            n_tiles = opts.n_tiles
+            raise VisitsAbandoned([
+                VisitAbandoned(v.plan.visit_id, n_tiles,
+                               sorted((set(range(n_tiles)) - set(v.plan.tiles)) | {r.tile for r in v.results}), cut)
+                for v in sorted(in_flight.values(), key=lambda v: v.plan.visit_id)
+            ]) from None
+        finally:
+            self.verdict = verdict(latency_frame(records), opts.cadence, behind)
+        if failed is not None:
+            _raise_failure(failed)
+        if pool.lost is not None:
+            raise PoolError(pool.lost)
+        return done
 
     def _daily_job_due(self, i: int, visit_mjd: float, previous_mjd: float | None) -> bool:
         """Every ``daily_job_every`` visits, or (0) when a new night starts."""
@@ -487,3 +661,12 @@ class ApLoop:
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
             print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+
+
+def _raise_failure(failed: TileOutcome) -> NoReturn:
+    """Raise the error of a tile that failed, with the worker's traceback as its cause."""
+    error = failed.error
+    assert error is not None  # an outcome with an error
+    if failed.traceback:
+        error.__cause__ = RemoteTraceback(failed.traceback)
+    raise error

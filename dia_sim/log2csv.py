@@ -35,6 +35,12 @@ the largest over the tiles (they run concurrently); ``select_resent`` and
 ``store_resent`` the requests sent again, summed over the tiles. Only the
 outer operations count (``store`` holds its table operations' waits).
 
+Open-loop runs (``ap_proto --cadence``): ``released`` is when the visit was
+released (Unix seconds), ``queue_wait`` the seconds from its release until
+its first tile began, ``latency`` the seconds from its release until its
+last tile's store was acknowledged (from its ``latency`` record); empty for
+a closed-loop run's visits and for visits not completed.
+
 Next to the CSV a sidecar ``<csv>.provenance.json`` keeps the runs'
 provenance records, so that plots can say which backend, indexing strategy
 and density a CSV measured (see `write_provenance`, `read_provenance`).
@@ -64,6 +70,7 @@ __all__ = [
     "CSV_OPERATIONS",
     "CSV_COLUMNS",
     "PRESSURE_COLUMNS",
+    "OPEN_LOOP_COLUMNS",
     "SELECT_OPERATIONS",
     "PROVENANCE_SUFFIX",
     "visit_table",
@@ -73,6 +80,7 @@ __all__ = [
     "provenance_path",
     "write_provenance",
     "read_provenance",
+    "read_behind",
     "run_description",
 ]
 
@@ -112,12 +120,16 @@ PRESSURE_COLUMNS: dict[str, tuple[str, tuple[str, ...], str]] = {
 #: The operation whose record ends a tile: its presence makes the tile complete.
 COMPLETE_OPERATION = "visit"
 
+#: Columns of open-loop runs (from their latency records), at the end of the table.
+OPEN_LOOP_COLUMNS: tuple[str, ...] = ("released", "queue_wait", "latency")
+
 #: Every CSV column, in order.
 CSV_COLUMNS: tuple[str, ...] = (
     ("run", "visit", "n_tiles", "complete", "failures", "lost_real")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
     + tuple(PRESSURE_COLUMNS)
+    + OPEN_LOOP_COLUMNS
 )
 
 #: Integer columns (nullable Int64 in a table).
@@ -158,7 +170,7 @@ def tiles_per_visit(provenance: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] = (),
-                failures: pd.DataFrame | None = None) -> pd.DataFrame:
+                failures: pd.DataFrame | None = None, latencies: pd.DataFrame | None = None) -> pd.DataFrame:
     """Aggregate timing (and failure) records to one row per (run, visit).
 
     Parameters
@@ -173,6 +185,9 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
         Failure records as in `l1db.timing_log.ParsedLog.failures`: counted
         (``failures``) and their time added up (``lost_real``) per visit. A
         visit with failures but no timing record still gets a row.
+    latencies : `pandas.DataFrame`, optional
+        Latency records of open-loop runs as in
+        `l1db.timing_log.ParsedLog.latencies`: `OPEN_LOOP_COLUMNS`.
 
     Returns
     -------
@@ -190,6 +205,8 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
     if failures is not None:
         parts.append(_failure_columns(failures))
     table = parts[0] if len(parts) == 1 else parts[0].join(parts[1], how="outer")
+    if latencies is not None and not latencies.empty:
+        table = table.join(_open_loop_columns(latencies), how="left")
     table = table.sort_index()
     for name, fill in (("n_tiles", 0), ("complete", 0), ("failures", 0), ("lost_real", 0.0)):
         if name not in table.columns:
@@ -208,6 +225,12 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
     table["run"] = table["run"].astype("str")
     table["visit"] = table["visit"].astype("Int64")
     return table.loc[:, list(CSV_COLUMNS)]
+
+
+def _open_loop_columns(latencies: pd.DataFrame) -> pd.DataFrame:
+    """`OPEN_LOOP_COLUMNS` per (run, visit) from latency records (one per completed visit)."""
+    frame = latencies.drop_duplicates(["run", "visit"], keep="last").set_index(["run", "visit"])
+    return frame.loc[:, list(OPEN_LOOP_COLUMNS)]
 
 
 def _failure_columns(failures: pd.DataFrame) -> pd.DataFrame:
@@ -298,7 +321,7 @@ def logs_to_table(paths: Iterable[str | os.PathLike]) -> tuple[pd.DataFrame, Par
         Everything parsed (provenance records, malformed count).
     """
     parsed = parse_logs(paths)
-    return visit_table(parsed.timings, parsed.provenance, parsed.failures), parsed
+    return visit_table(parsed.timings, parsed.provenance, parsed.failures, parsed.latencies), parsed
 
 
 def write_csv(table: pd.DataFrame, out: str | os.PathLike | TextIO) -> None:
@@ -346,10 +369,17 @@ def provenance_path(csv_path: str | os.PathLike) -> Path:
 
 
 def write_provenance(
-    path: str | os.PathLike, provenance: Sequence[Mapping[str, Any]], logs: Sequence[str] = ()
+    path: str | os.PathLike, provenance: Sequence[Mapping[str, Any]], logs: Sequence[str] = (),
+    behind: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Write the sidecar: ``{"runs": [provenance records...], "logs": [paths]}``."""
-    content = {"runs": list(provenance), "logs": [os.fspath(p) for p in logs]}
+    """Write the sidecar: ``{"runs": [provenance records...], "logs": [paths]}``.
+
+    With ``behind`` (the logs' ``behind`` records: open-loop runs that fell
+    behind, which a per-visit row cannot say) also ``"behind": [records]``.
+    """
+    content: dict[str, Any] = {"runs": list(provenance), "logs": [os.fspath(p) for p in logs]}
+    if behind:
+        content["behind"] = list(behind)
     Path(path).write_text(json.dumps(content, indent=1, default=str) + "\n", encoding="utf-8")
 
 
@@ -365,6 +395,16 @@ def read_provenance(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
         return []
     runs = content.get("runs") if isinstance(content, dict) else None
     return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+
+
+def read_behind(csv_path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``behind`` records kept in the sidecar of ``csv_path`` (`write_provenance`); empty if none."""
+    try:
+        content = json.loads(provenance_path(csv_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    behind = content.get("behind") if isinstance(content, dict) else None
+    return [r for r in behind if isinstance(r, dict)] if isinstance(behind, list) else []
 
 
 def _find(record: Mapping[str, Any], *names: str) -> Any:

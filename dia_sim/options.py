@@ -35,7 +35,7 @@ from .schedule import VisitSchedule, parse_time
 from .survey import FOV_DEG, SKY, Sky
 from .tiling import DIVIDE_ALLOWED, parse_divide, tiling
 
-__all__ = ["SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
+__all__ = ["MAX_IN_FLIGHT", "SimConfig", "RunSettings", "ApProtoSection", "RunOptions", "SECTIONS", "load_ap_config",
            "run_options", "readme_table", "config_file_text"]
 
 
@@ -52,6 +52,13 @@ class SimConfig(Section):
     match_radius_arcsec: float = option(1.0, "association radius, arcsec", gt=0.0, alias="match_radius")
     forced_cutoff_days: float = option(
         30.0, "no forced photometry for objects not detected for longer than this, days", ge=0.0)
+
+
+#: Largest ``max_in_flight``: a resumed run looks this many visits back for visits left incomplete
+#: (`dia_sim.ap_loop.ApLoop.first_visit`), and the Cassandra backend looks through the newest 5,000 L1dbVisit
+#: rows for tiles stored but not applied (``l1db.cassandra.writes.RECOVERY_ROWS``): 25 visits of 189 detectors
+#: fit in them.
+MAX_IN_FLIGHT = 25
 
 
 def _time(value: Any) -> Time:
@@ -119,8 +126,18 @@ class RunSettings(Section):
         "in all); raised to make the retries outlast twice a local Cassandra node's last start", ge=0.0)
     workers: int = option(
         0, "worker processes running the tiles, each keeping its catalogue and connection for every tile it gets "
-        "(0 = the machine's cores; never more than a visit's tiles); with `scheduler`, the Dask workers to "
+        "(0 = the machine's cores; never more than a visit's tiles, or in an open loop the tiles of `max_in_flight` "
+        "visits); with `scheduler`, the Dask workers to "
         "wait for before starting (0 = at least one)", ge=0)
+    # -- open loop (dia_sim.open_loop) --
+    cadence: float = option(
+        0.0, "open loop: release visit v at start + v x SECONDS of wall-clock time, whether or not the visits "
+        "before it are done (they overlap when the database falls behind); each visit's latency from its release "
+        "is logged and a verdict printed at the end; 0 = closed loop (each visit starts when the one before has "
+        "ended)", ge=0.0, metavar="SECONDS")
+    max_in_flight: int = option(
+        10, "open loop: visits released and not yet stored at most; a release that would exceed it stops the run "
+        "(after the visits in flight are stored and logged): the database fell behind", ge=1, le=MAX_IN_FLIGHT)
     scheduler: Annotated[str, AfterValidator(_scheduler_address)] = option(
         "", "address of a Dask scheduler, tcp://HOST:PORT, whose workers (dask worker) run the tiles; "
         "empty = a local pool of `workers` processes", metavar="tcp://HOST:PORT",

@@ -47,6 +47,7 @@ from .fits import (
     window_fill_visit,
 )
 from .log2csv import read_csv, read_provenance, run_description
+from .open_loop import in_flight_steps, table_latencies
 
 __all__ = [
     "SELECT_PANELS",
@@ -509,18 +510,63 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "run"
 
 
+def plot_open_loop(table: pd.DataFrame, *, label: str | None = None) -> Figure:
+    """Open-loop runs (``ap_proto --cadence``): visits in flight, and each visit's latency, against time.
+
+    Time is seconds since the first release of the table's runs (a resumed
+    run continues on the same axis, after its gap). Rows without a latency
+    (closed-loop runs, visits not completed) are left out.
+
+    Returns
+    -------
+    figure : `matplotlib.figure.Figure`
+        With two axes sharing the time axis.
+    """
+    latencies = table_latencies(table)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(9.6, 6.4), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        if len(latencies):
+            origin = float(latencies["released"].min())
+            times, counts = in_flight_steps(latencies)
+            top.step(times - origin, counts, where="post", color=_BOX_COLOR)
+            top.set_ylim(0, max(int(counts.max()), 1) + 0.5)
+            released = latencies["released"].to_numpy() - origin
+            bottom.plot(released, latencies["latency"], ".", color=_BOX_COLOR, label="latency (release to stored)")
+            bottom.plot(released, latencies["queue_wait"], "x", color="grey", label="queue wait (release to start)")
+            p50, p95 = np.percentile(latencies["latency"], [50, 95])
+            for value, style, name in ((p50, "--", "median"), (p95, ":", "p95")):
+                bottom.axhline(value, linestyle=style, color="black", linewidth=1, label=f"{name} {value:.2f} s")
+            bottom.legend(loc="best")
+        else:
+            top.text(0.5, 0.5, "no latency records (not an open-loop run)", transform=top.transAxes, ha="center",
+                     va="center", color="grey")
+        top.set_ylabel("visits in flight")
+        bottom.set_ylabel("seconds")
+        bottom.set_xlabel("seconds since the first release")
+        what = "Open loop: visits in flight and latency per visit"
+        top.set_title(f"{what}\n{label}" if label else what)
+        for ax in (top, bottom):
+            ax.grid(True, alpha=0.3)
+    return fig
+
+
 def run_figures(table: pd.DataFrame, label: str | None = None, backend: str | None = None, *,
                 bin_size: int | None = None, threshold: float = DEFAULT_THRESHOLD,
                 metric: str = "real") -> dict[str, Figure]:
     """The per-visit figures of one run: ``selects``, ``stores`` and ``slow_fraction`` (`write_plots`' files).
 
-    ``label`` titles them; ``backend`` (the run's) titles the whole store's panel.
+    ``label`` titles them; ``backend`` (the run's) titles the whole store's panel. An
+    open-loop run (a table with latencies) has ``open_loop`` too (`plot_open_loop`).
     """
-    return {
+    figures = {
         "selects": plot_selects(table, label=label, bin_size=bin_size, metric=metric),
         "stores": plot_stores(table, label=label, bin_size=bin_size, metric=metric, backend=backend),
         "slow_fraction": plot_slow_fraction(table, threshold, bin_size=bin_size, label=label),
     }
+    if "latency" in table.columns and table["latency"].notna().any():
+        figures["open_loop"] = plot_open_loop(table, label=label)
+    return figures
 
 
 def write_plots(

@@ -50,10 +50,12 @@ from .log2csv import (
     CSV_OPERATIONS,
     logs_to_table,
     provenance_path,
+    read_behind,
     read_csv,
     read_provenance,
     run_description,
 )
+from .open_loop import Verdict, run_verdicts, table_latencies
 from .plots import (
     DEFAULT_THRESHOLD,
     complete_rows,
@@ -154,6 +156,13 @@ class ReportRun:
     malformed: int = 0
     #: The last table-size record of a timing log (``counts``), if any.
     counts: dict[str, Any] | None = None
+    #: ``behind`` records of open-loop runs that fell behind (the log's, or the CSV sidecar's).
+    behind: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def verdicts(self) -> dict[str, Verdict]:
+        """The verdict of each open-loop run (`dia_sim.open_loop.run_verdicts`), by run id."""
+        return run_verdicts(table_latencies(self.table), self.provenance, self.behind)
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -197,7 +206,8 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> ReportRun:
         if table.empty:
             raise ReportError(f"{path}: no visit row (a header only)")
         description = run_description(provenance)
-        return ReportRun(path, name or description["label"] or path.stem, table, provenance)
+        return ReportRun(path, name or description["label"] or path.stem, table, provenance,
+                         behind=read_behind(path))
     try:
         table, parsed = logs_to_table([path])
     except OSError as exc:
@@ -207,7 +217,8 @@ def load_run(path: str | os.PathLike, name: str | None = None) -> ReportRun:
                           f"{parsed.malformed} malformed)")
     description = run_description(parsed.provenance)
     return ReportRun(path, name or description["label"] or path.stem, table, list(parsed.provenance),
-                     parsed.failures, parsed.malformed, parsed.counts[-1] if parsed.counts else None)
+                     parsed.failures, parsed.malformed, parsed.counts[-1] if parsed.counts else None,
+                     list(parsed.behind))
 
 
 def load_runs(paths: Sequence[str | os.PathLike], labels: Sequence[str] | None = None) -> list[ReportRun]:
@@ -495,8 +506,20 @@ def _projection_html(run: ReportRun) -> str:
     return "".join(parts)
 
 
+def _verdict_html(run: ReportRun) -> str:
+    """The verdict of each open-loop run of the input (`dia_sim.open_loop.Verdict.line`); empty without one."""
+    verdicts = run.verdicts
+    if not verdicts:
+        return ""
+    lines = "".join(f"<li><code>{_e(r)}</code>: {_e(v.line())}</li>" for r, v in verdicts.items())
+    return ('<h3>Open loop: did the database keep up?</h3><ul class="verdict">' + lines + "</ul>"
+            '<p class="note">Latency from each visit\'s release to its last store; see the open-loop figure '
+            "below (docs/open-loop.md).</p>")
+
+
 def _run_html(run: ReportRun, index: int, threshold: float) -> str:
     parts = [f'<section class="run" id="run-{index}"><h2>Run #{index + 1}: {_e(run.name)}</h2>', _state_html(run),
+             _verdict_html(run),
              "<h3>What was run</h3>", _facts_html(run),
              "<h3>Summary per operation</h3>",
              '<p class="note">Wall time per visit over the complete visits (of a tiled visit: the slowest tile); '

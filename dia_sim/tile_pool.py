@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -96,8 +96,13 @@ class TilePool:
         self.lost_after = lost_after
         self._cluster = None
         self.client: distributed.Client | None = None
-        #: Futures of `run` (future: key) whose results were not handed over yet (`drain`).
+        #: Futures of `run` or `submit` (future: key) whose results were not handed over yet (`drain`).
         self._unreturned: dict[Any, str] = {}
+        #: A pool of one's tasks submitted and not yet run (`submit`).
+        self._queued: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
+        #: Why a submitted task was lost (its workers died, the scheduler cancelled it), if one was (`completed`).
+        self.lost: str | None = None
+        self._no_worker_since: float | None = None
         n = min(workers or default_workers(), max(n_tasks, 1))
         if not scheduler and n == 1:
             return  # the tasks run here, one after the other (`run`)
@@ -171,6 +176,70 @@ class TilePool:
         self._unreturned = dict(futures)
         yield from self._results(futures)
 
+    # -- open loop: tasks submitted as their visits are released, results taken as they come --
+
+    def submit(self, tasks: Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]]) -> None:
+        """Queue ``tasks`` (key, function, arguments) behind those submitted before; see `completed`.
+
+        The tasks of an open-loop run's visits, submitted at each release: they
+        share the workers with the tasks already queued, in submission order.
+        """
+        if self.client is None:
+            self._queued.extend(tasks)
+            return
+        for key, fn, args in tasks:
+            self._unreturned[self._executor.submit(fn, *args, key=key)] = key
+
+    def on_every_worker(self, fn: Callable[..., Any], arg: Any) -> None:
+        """Run ``fn(arg)`` as a task on every worker (in the thread that runs its tiles), and wait for them all."""
+        if self.client is None:
+            fn(arg)
+            return
+        futures = [self.client.submit(fn, arg, workers=[address], allow_other_workers=False, pure=False)
+                   for address in self._workers()]
+        self.client.gather(futures)
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted (`submit`) whose results were not handed over yet."""
+        return len(self._queued) if self.client is None else len(self._unreturned)
+
+    def completed(self, timeout: float) -> Iterator[Any]:
+        """Results of submitted tasks that finish within ``timeout`` seconds (none: an empty iterator).
+
+        A pool of one runs its next queued task here, whatever the timeout
+        (a tile is not cut short), and sleeps out the timeout when nothing is
+        queued. A task whose workers kept dying is not handed over: `lost`
+        says so, and the caller stops once the rest have come back.
+
+        Raises
+        ------
+        PoolError
+            As `run`: a worker cannot run the task, or no worker was left for ``lost_after`` seconds.
+        """
+        # Idle waits end within POLL seconds: the caller looks at its stop signals between them.
+        if self.client is None:
+            if self._queued:
+                _, fn, args = self._queued.pop(0)
+                yield fn(*args)
+            elif timeout > 0:
+                time.sleep(min(timeout, POLL))
+            return
+        if not self._unreturned:
+            time.sleep(max(min(timeout, POLL), 0.0))
+            return
+        futures = dict(self._unreturned)
+        done, _ = concurrent.futures.wait(futures, timeout=max(min(timeout, POLL), 0.0),
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+            ok, value = self._result(future, futures[future])
+            if ok:
+                yield value
+            elif self.lost is None:
+                self.lost = value
+        if self._unreturned:
+            self._check_workers()
+
     def drain(self, stop: tuple[Callable[..., Any], Any]) -> Iterator[Any]:
         """After `run` was interrupted: run ``stop`` (a function and its argument) on every worker, then
         yield the results of the tasks `run` had not handed over, as they finish.
@@ -189,39 +258,62 @@ class TilePool:
 
     def _results(self, futures: dict[Any, str]) -> Iterator[Any]:
         """The results of ``futures`` (future: key) as they finish; see `run`."""
-        import distributed  # imported already: a pool with futures has a client (`_import_dask`)
-
         pending = set(futures)
         lost: str | None = None
-        no_worker_since: float | None = None
+        self._no_worker_since = None
         while pending:
             done, pending = concurrent.futures.wait(pending, timeout=POLL,
                                                     return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
-                try:
-                    yield future.result()
-                except distributed.KilledWorker as exc:
-                    lost = lost or (f"task {futures[future]}: the Dask workers running it died "
-                                    f"({_one_line(exc)}); run again to resume")
-                except ImportError as exc:
-                    # A worker host without the toolkit (or another version of it) cannot unpickle the task.
-                    raise PoolError(f"a Dask worker cannot run task {futures[future]}: {_one_line(exc)}; install "
-                                    f"this version of l1dbproto on every worker host") from None
-                except concurrent.futures.CancelledError:
-                    lost = lost or f"task {futures[future]} was cancelled by the Dask scheduler; run again to resume"
-                self._unreturned.pop(future, None)
-            if pending and self._cluster is None:
-                if self._workers():
-                    no_worker_since = None
-                elif no_worker_since is None:
-                    no_worker_since = time.monotonic()
-                elif time.monotonic() - no_worker_since > self.lost_after:
-                    for future in pending:
-                        future.cancel()
-                    raise PoolError(f"no Dask worker left at {self.scheduler} for {self.lost_after:g} s; "
-                                    f"start workers and run again to resume")
+                ok, value = self._result(future, futures[future])
+                if ok:
+                    yield value
+                else:
+                    lost = lost or value
+            if pending:
+                self._check_workers(pending)
         if lost is not None:
             raise PoolError(lost)
+
+    def _result(self, future: Any, key: str) -> tuple[bool, Any]:
+        """(True, the result) of a finished future, or (False, why it is lost); no longer unreturned.
+
+        Raises
+        ------
+        PoolError
+            A worker cannot unpickle the task.
+        """
+        import distributed  # imported already: a pool with futures has a client (`_import_dask`)
+
+        try:
+            return True, future.result()
+        except distributed.KilledWorker as exc:
+            return False, f"task {key}: the Dask workers running it died ({_one_line(exc)}); run again to resume"
+        except ImportError as exc:
+            # A worker host without the toolkit (or another version of it) cannot unpickle the task.
+            raise PoolError(f"a Dask worker cannot run task {key}: {_one_line(exc)}; install "
+                            f"this version of l1dbproto on every worker host") from None
+        except concurrent.futures.CancelledError:
+            return False, f"task {key} was cancelled by the Dask scheduler; run again to resume"
+        finally:
+            self._unreturned.pop(future, None)
+
+    def _check_workers(self, pending: Iterable[Any] | None = None) -> None:
+        """Raise `PoolError` when a remote cluster has had no worker for ``lost_after`` s (its tasks cancelled).
+
+        ``pending``: the futures to cancel then (default: every one not handed over).
+        """
+        if self._cluster is not None:
+            return
+        if self._workers():
+            self._no_worker_since = None
+        elif self._no_worker_since is None:
+            self._no_worker_since = time.monotonic()
+        elif time.monotonic() - self._no_worker_since > self.lost_after:
+            for future in list(pending if pending is not None else self._unreturned):
+                future.cancel()
+            raise PoolError(f"no Dask worker left at {self.scheduler} for {self.lost_after:g} s; "
+                            f"start workers and run again to resume")
 
     def close(self, abandon: bool = False,
               teardown: tuple[Callable[..., Any], Any] | None = None) -> None:

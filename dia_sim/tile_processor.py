@@ -195,7 +195,8 @@ class TileProcessor:
             if not opts.no_update:
                 self._op = "store"
                 self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
-                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain)
+                                visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain,
+                                out_of_order=plan.out_of_order)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))
 
 

@@ -22,6 +22,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 import traceback
 
 from l1db.config import L1dbConfig
@@ -34,7 +35,7 @@ from .tile_processor import TileProcessor
 from .visit_plan import TileResult, VisitPlan
 
 __all__ = ["TileJob", "TileOutcome", "RemoteTraceback", "abandon_run", "process_tile", "release_worker_state",
-           "share_catalog"]
+           "share_catalog", "warm_worker"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,10 @@ class TileOutcome:
     traceback: str = ""
     #: False for a task of an abandoned run that was not begun (`abandon_run`): nothing stored, nothing to log.
     started: bool = True
+    #: Wall-clock times (Unix seconds, the worker host's clock) when the task began and when it ended, its
+    #: store acknowledged: an open-loop run's queue wait and latency (`dia_sim.open_loop`).
+    began_at: float = 0.0
+    ended_at: float = 0.0
 
 
 class RemoteTraceback(Exception):
@@ -128,6 +133,20 @@ def _processor(job: TileJob) -> TileProcessor:
     return processor
 
 
+def warm_worker(job: TileJob) -> None:
+    """Make this worker's `TileProcessor` for ``job``'s run and connect it, before an open-loop run's clock starts.
+
+    So that the first visits' latency holds no catalogue load, kernel
+    compilation or connection (a closed-loop run pays them in its first
+    tiles, outside its steady state). A failure here is left to the first
+    tile's own retries.
+    """
+    try:
+        _processor(job).l1db  # noqa: B018 - the property connects and warms the client up
+    except Exception:  # noqa: BLE001 - the first tile tries again and reports
+        pass
+
+
 def abandon_run(run: str) -> None:
     """Start no more tiles of ``run`` in this process: its tasks not yet begun return not started."""
     with _PROCESSORS_LOCK:
@@ -185,8 +204,10 @@ def process_tile(job: TileJob, plan: VisitPlan, tile: int) -> TileOutcome:
     with _PROCESSORS_LOCK:
         if job.run in _ABANDONED:
             return TileOutcome(plan.visit_id, tile, None, held, started=False)
+    began = time.time()
     try:
         result = _processor(job).process(plan, tile, held)
     except Exception as exc:
-        return TileOutcome(plan.visit_id, tile, None, held, _portable(exc), traceback.format_exc())
-    return TileOutcome(plan.visit_id, tile, result, held)
+        return TileOutcome(plan.visit_id, tile, None, held, _portable(exc), traceback.format_exc(),
+                           began_at=began, ended_at=time.time())
+    return TileOutcome(plan.visit_id, tile, result, held, began_at=began, ended_at=time.time())

@@ -32,6 +32,9 @@ class VisitPlan:
     dec: float
     band: str
     tiles: tuple[int, ...]
+    #: Its store may come after a later visit's (an open-loop run, or a visit left behind by one):
+    #: `l1db.api.L1db.store`'s ``out_of_order``.
+    out_of_order: bool = False
 
     @property
     def time(self) -> Time:
@@ -52,10 +55,11 @@ class TileResult:
 
 
 def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
-               tiles: tuple[int, ...] | None = None) -> VisitPlan:
+               tiles: tuple[int, ...] | None = None, out_of_order: bool = False) -> VisitPlan:
     """Pointing and band of a visit, drawn from a generator seeded by (seed, visit).
 
-    ``time`` is the visit's time, a `Time` or an MJD (TAI).
+    ``time`` is the visit's time, a `Time` or an MJD (TAI); ``out_of_order``
+    as `VisitPlan.out_of_order`.
     """
     rng = np.random.default_rng([options.seed, visit_id])
     ra, dec = random_pointings(rng, 1, options.sky, options.pointing_area, options.fov)
@@ -63,4 +67,4 @@ def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
     if tiles is None:
         tiles = tuple(range(options.n_tiles))
     mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
-    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles)
+    return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles, out_of_order)

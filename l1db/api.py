@@ -244,6 +244,7 @@ class L1db(abc.ABC):
         visit_id: int | None,
         tile: int,
         n_tiles: int,
+        out_of_order: bool = False,
     ) -> PreparedVisit:
         """Every frame of a `store` checked and placed, before anything is written."""
         visit_mjd = to_mjd_tai(visit_time)
@@ -255,6 +256,7 @@ class L1db(abc.ABC):
             visit_id,
             tile,
             n_tiles,
+            out_of_order,
         )
 
     def _object_columns(self) -> list[sa.Column]:
@@ -468,6 +470,7 @@ class L1db(abc.ABC):
         tile: int = 0,
         n_tiles: int = 1,
         explain: bool = False,
+        out_of_order: bool = False,
     ) -> None:
         """Store one visit's new DiaObject versions, DiaSources and DiaForcedSources.
 
@@ -494,13 +497,21 @@ class L1db(abc.ABC):
         explain : `bool`
             Log the backend's plan of the statements that look rows up (the
             versions a new DiaObject version replaces).
+        out_of_order : `bool`
+            The store may come after the store of a later visit (overlapping
+            visits of an open-loop run, or a visit an earlier run left
+            incomplete): the latest-version table and the validity intervals
+            then keep the latest version whatever the order of the stores (on
+            SQL at the cost of a conditional upsert, or a look-up of later
+            versions; Cassandra's writes are ordered by their timestamps
+            anyway).
 
         Raises
         ------
         l1db.frames.L1dbInputError
             For a frame that does not fit its table; nothing is written.
         """
-        visit = self._prepare_visit(visit_time, objects, sources, forced, visit_id, tile, n_tiles)
+        visit = self._prepare_visit(visit_time, objects, sources, forced, visit_id, tile, n_tiles, out_of_order)
         self.checkSchema()
         with self._records_after_store(), self._timed("store"):
             self._write_visit(visit, explain)

@@ -534,6 +534,8 @@ class PreparedVisit:
         The visit to record in L1dbVisit once its rows are stored, if any.
     tile, n_tiles : `int`
         Tile of the visit and the visit's number of tiles.
+    out_of_order : `bool`
+        The store may come after a later visit's (`l1db.api.L1db.store`).
     """
 
     visit_mjd: float
@@ -543,6 +545,7 @@ class PreparedVisit:
     visit_id: int | None = None
     tile: int = 0
     n_tiles: int = 1
+    out_of_order: bool = False
 
     @property
     def history(self) -> list[PreparedRows]:

@@ -93,6 +93,32 @@ table), ``false`` the server's estimates (``L1db.tableRowCount`` says which
 per backend). Logs written before the field existed counted exactly: a
 record without it is read as ``"exact": true``.
 
+``latency``, one per visit of an open-loop run (``ap_proto --cadence``),
+written once the visit's last tile is stored; times are Unix seconds (the
+driver's clock for the release, the worker hosts' clocks for the others)::
+
+    {"record": "latency", "run": "20261121T101500Z-5f3a9c01", "visit": 42,
+     "released": 1795428900.0, "began": 1795428901.25, "stored": 1795428931.5}
+
+========  =====  ===========================================================
+field     type   meaning
+========  =====  ===========================================================
+run       str    run id
+visit     int    visit id
+released  float  when the visit was released: the run's start + k x cadence
+began     float  when its first tile began on a worker (queue wait before)
+stored    float  when its last tile's store was acknowledged
+========  =====  ===========================================================
+
+The parser adds ``queue_wait`` (began - released) and ``latency`` (stored -
+released), seconds.
+
+``behind``, once at the end of an open-loop run that fell behind: the release
+of ``visit`` found ``in_flight`` visits released and not yet stored, the
+run's bound, and the run stopped there::
+
+    {"record": "behind", "run": "20261121T101500Z-5f3a9c01", "visit": 53, "in_flight": 10}
+
 Parsing rules: a line is a *record candidate* if it contains ``{"record"``
 or, after leading white space, starts with ``{``. A candidate that is not
 valid JSON, or whose fields are missing or of the wrong type, is *malformed*:
@@ -137,6 +163,8 @@ __all__ = [
     "OPERATIONS",
     "TIMING_COLUMNS",
     "FAILURE_COLUMNS",
+    "LATENCY_COLUMNS",
+    "latency_frame",
     "TimingLogWriter",
     "TimingLogError",
     "HeldRecords",
@@ -193,6 +221,9 @@ TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user",
 #: Columns of `ParsedLog.failures` (the fields of a failure record after ``record``), in order.
 FAILURE_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "error", "reason", "attempt", "lost", "wait",
                                     "retry")
+
+#: Columns of `ParsedLog.latencies`: the latency record's fields, then ``queue_wait`` and ``latency`` (seconds).
+LATENCY_COLUMNS: tuple[str, ...] = ("run", "visit", "released", "began", "stored", "queue_wait", "latency")
 
 _RECORD_START = re.compile(r'\{\s*"record"\s*:')
 
@@ -387,6 +418,19 @@ class TimingLogWriter:
         self._write_line({"record": "counts", "run": self.run, "visit": int(visit), "exact": bool(exact),
                           "tables": {str(k): int(v) for k, v in tables.items()}})
 
+    # -- open-loop runs (see the module docstring: latency, behind) --
+
+    def latency(self, visit: int, released: float, began: float, stored: float) -> dict[str, Any]:
+        """Write an open-loop visit's release, first tile's start and last store (Unix seconds); return the record."""
+        record = {"record": "latency", "run": self.run, "visit": int(visit), "released": round(float(released), 6),
+                  "began": round(float(began), 6), "stored": round(float(stored), 6)}
+        self._write_line(record)
+        return record
+
+    def behind(self, visit: int, in_flight: int) -> None:
+        """Write that the release of ``visit`` found ``in_flight`` visits in flight: the run fell behind."""
+        self._write_line({"record": "behind", "run": self.run, "visit": int(visit), "in_flight": int(in_flight)})
+
     def sink(self, visit: int, tile: int = 0) -> TimingSink:
         """Return a `TimingSink` writing records tagged with this run, ``visit`` and ``tile``."""
         visit, tile = int(visit), int(tile)
@@ -463,6 +507,12 @@ class ParsedLog:
         One row per failure record, columns `FAILURE_COLUMNS`: ``run``,
         ``op``, ``error``, ``reason`` (str), ``visit``, ``tile``, ``attempt``
         (int64), ``lost``, ``wait`` (float64, seconds), ``retry`` (bool).
+    latencies : `pandas.DataFrame`
+        One row per latency record (open-loop runs), columns
+        `LATENCY_COLUMNS`: ``run`` (str), ``visit`` (int64), the rest float64
+        (Unix seconds, then ``queue_wait`` and ``latency`` in seconds).
+    behind : `list` [`dict`]
+        ``behind`` records (``run``, ``visit``, ``in_flight``) in the order read.
     """
 
     provenance: list[dict[str, Any]]
@@ -471,6 +521,8 @@ class ParsedLog:
     unknown: int = 0
     counts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     failures: pd.DataFrame = dataclasses.field(default_factory=lambda: _failure_frame([]))
+    latencies: pd.DataFrame = dataclasses.field(default_factory=lambda: latency_frame([]))
+    behind: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def runs(self) -> list[str]:
         """Run ids seen in provenance or timing records, in first-seen order."""
@@ -555,6 +607,28 @@ def _failure_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                          for name in FAILURE_COLUMNS})
 
 
+def _valid_latency(rec: Mapping[str, Any]) -> bool:
+    return (isinstance(rec.get("run"), str) and bool(rec["run"]) and _is_int(rec.get("visit"))
+            and all(_is_seconds(rec.get(k)) for k in ("released", "began", "stored")))
+
+
+def _valid_behind(rec: Mapping[str, Any]) -> bool:
+    return (isinstance(rec.get("run"), str) and bool(rec["run"]) and _is_int(rec.get("visit"))
+            and _is_int(rec.get("in_flight")) and rec["in_flight"] >= 0)
+
+
+def latency_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """`ParsedLog.latencies` of latency records (mappings with the fields of one, as written)."""
+    frame = pd.DataFrame({
+        "run": pd.Series([r["run"] for r in records], dtype="str"),
+        "visit": pd.Series([r["visit"] for r in records], dtype="int64"),
+        **{name: pd.Series([r[name] for r in records], dtype="float64") for name in ("released", "began", "stored")},
+    })
+    frame["queue_wait"] = frame["began"] - frame["released"]
+    frame["latency"] = frame["stored"] - frame["released"]
+    return frame.loc[:, list(LATENCY_COLUMNS)]
+
+
 def _valid_counts(rec: Mapping[str, Any]) -> bool:
     tables = rec.get("tables")
     return (
@@ -597,6 +671,8 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
     provenance: list[dict[str, Any]] = []
     counts: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    latencies: list[dict[str, Any]] = []
+    behind: list[dict[str, Any]] = []
     columns = _Columns()
     malformed = unknown = 0
     newer_formats: set[int] = set()
@@ -635,6 +711,12 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
                 failures.append(rec)
             else:
                 malformed += 1
+        elif kind in ("latency", "behind"):
+            valid, kept = (_valid_latency, latencies) if kind == "latency" else (_valid_behind, behind)
+            if valid(rec):
+                kept.append(rec)
+            else:
+                malformed += 1
         elif isinstance(kind, str) and kind:
             unknown += 1
         else:
@@ -643,7 +725,8 @@ def parse_log(source: str | os.PathLike | Iterable[str]) -> ParsedLog:
         _LOG.warning("timing log written in format %d, newer than %d: parsed as %d",
                      fmt, FORMAT_VERSION, FORMAT_VERSION)
     return ParsedLog(provenance=provenance, timings=columns.frame(), malformed=malformed, unknown=unknown,
-                     counts=counts, failures=_failure_frame(failures))
+                     counts=counts, failures=_failure_frame(failures), latencies=latency_frame(latencies),
+                     behind=behind)
 
 
 def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLog:
@@ -655,6 +738,7 @@ def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLo
     timings = pd.concat(frames, ignore_index=True) if frames else parsed[0].timings
     failure_frames = [p.failures for p in parsed if len(p.failures)]
     failures = pd.concat(failure_frames, ignore_index=True) if failure_frames else parsed[0].failures
+    latency_frames = [p.latencies for p in parsed if len(p.latencies)]
     return ParsedLog(
         provenance=[rec for p in parsed for rec in p.provenance],
         timings=timings,
@@ -662,6 +746,8 @@ def parse_logs(sources: Iterable[str | os.PathLike | Iterable[str]]) -> ParsedLo
         unknown=sum(p.unknown for p in parsed),
         counts=[rec for p in parsed for rec in p.counts],
         failures=failures,
+        latencies=pd.concat(latency_frames, ignore_index=True) if latency_frames else parsed[0].latencies,
+        behind=[rec for p in parsed for rec in p.behind],
     )
 
 

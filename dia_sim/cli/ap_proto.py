@@ -33,6 +33,7 @@ examples:
   ap_proto -n 600 --pointing-area 0,12,-34,-20 --observations-per-year 20 sources.npy
                                        # time-compressed: the 12-month window fills in ~200 visits
   ap_proto -n 10 --divide camera sources.npy              # the camera's 189 detectors, one tile each
+  ap_proto -n 200 --cadence 30 --divide 4 sources.npy      # open loop: a visit released every 30 s
 
 A run resumes after the last visit stored in the database; --start-time and
 --start-visit-id apply only to an empty database. Options not given on the
@@ -200,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     elif loop.stop_signal == signal.SIGTERM:
         stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
+    if loop.verdict is not None:
+        if loop.verdict.behind_visit is not None:
+            print(f"ap_proto: the database fell behind: the release of visit {loop.verdict.behind_visit} found "
+                  f"{options.max_in_flight} visits in flight (--max-in-flight); the run stopped once they were "
+                  f"stored and logged", file=sys.stderr)
+        print(f"ap_proto: {loop.verdict.line()}", file=sys.stderr)
     return 0
 
 

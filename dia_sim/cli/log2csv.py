@@ -9,6 +9,7 @@ import sys
 from l1db.cli import input_file_problem, quiet_broken_pipe
 
 from ..log2csv import logs_to_table, provenance_path, write_csv, write_provenance
+from ..open_loop import run_verdicts
 
 __all__ = ["main"]
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             write_csv(table, sys.stdout)
         if sidecar:
-            write_provenance(sidecar, parsed.provenance, args.logs)
+            write_provenance(sidecar, parsed.provenance, args.logs, parsed.behind)
     except BrokenPipeError:
         # A reader that stopped early (``log2csv LOG | head``): no message, as the
         # Python docs advise, and no second error when the interpreter flushes stdout.
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log2csv: {len(parsed.timings)} records, {runs} run(s), {len(table)} visit rows "
           f"({incomplete} incomplete, {len(parsed.failures)} failed attempt(s)) -> {where}; "
           f"{parsed.malformed} malformed record(s)", file=sys.stderr)
+    # Open-loop runs: their verdict (latency percentiles over the visits, from the records).
+    for run, result in run_verdicts(parsed.latencies, parsed.provenance, parsed.behind).items():
+        print(f"log2csv: run {run}: {result.line()}", file=sys.stderr)
     return 0
 
 

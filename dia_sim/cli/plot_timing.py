@@ -28,6 +28,8 @@ Draw the timing figures of one or more runs from CSV files written by log2csv:
   stores.png         time per visit of the store operations present, and the whole store
   slow_fraction.png  fraction of visits whose whole-visit time exceeds --threshold, per bin
   compare.png        per-bin mean of sum_select and store, one line per CSV
+  open_loop.png      open-loop runs (ap_proto --cadence) only: visits in flight and
+                     each visit's latency and queue wait against time
 
 Per-operation panels show each visit (scatter), a box per bin of visits with
 the bin mean, and a least-squares line with its slope per 1,000 visits.

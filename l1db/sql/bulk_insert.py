@@ -40,7 +40,7 @@ from ..frames import L1dbInputError, checked_values, column_dtype, column_kind
 from .dbapi import driver_cursor, ensure_transaction
 from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, pg_wire_type
 
-__all__ = ["insert_frame", "upsert_frame", "pg_copy_buffer", "mysql_load_buffer", "warm_up"]
+__all__ = ["insert_frame", "upsert_frame", "upsert_newer_frame", "pg_copy_buffer", "mysql_load_buffer", "warm_up"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -478,4 +478,56 @@ def upsert_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, frame: pd
     else:
         raise NotImplementedError(f"no upsert for dialect {dialect}")
     _LOG.debug("upserted %d rows into %s", len(frame), table.name)
+    return len(frame)
+
+
+def upsert_newer_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, frame: pd.DataFrame,
+                       order: str) -> int:
+    """Upsert by the primary key, but never replace a stored row whose ``order`` column is larger.
+
+    For stores that may commit out of order (overlapping visits of an
+    open-loop run, or a resumed run storing visits an earlier run left
+    behind): the row with the largest ``order`` (a validity start) wins,
+    whichever store commits last. One statement per row set through the
+    dialect's native upsert with a condition (PostgreSQL and SQLite ``ON
+    CONFLICT DO UPDATE ... WHERE``, MySQL ``ON DUPLICATE KEY UPDATE`` with
+    ``IF``); a concurrent store of the same key waits for the row lock and
+    is judged against the committed row. Parameters and errors as
+    `upsert_frame`.
+    """
+    columns = _columns(table, frame)
+    keys = [c.name for c in table.primary_key.columns]
+    if not keys or any(k not in frame.columns for k in keys) or order not in frame.columns:
+        raise L1dbInputError(f"{table.name}: a conditional upsert needs the key columns {keys} and {order}")
+    if frame.duplicated(keys).any():
+        raise L1dbInputError(f"{table.name}: key {keys} repeated within the frame")
+    names = [c.name for c in columns]
+    rows = [dict(zip(names, row)) for row in _python_rows(frame, columns)]
+    dialect = conn.dialect.name
+    values = [n for n in names if n not in keys]
+    statement: sqlalchemy.Insert
+    if dialect == "postgresql":
+        pg = pg_insert(table)
+        statement = pg.on_conflict_do_update(index_elements=keys, set_={n: pg.excluded[n] for n in values},
+                                             where=table.c[order] <= pg.excluded[order])
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(table)
+        statement = lite.on_conflict_do_update(index_elements=keys, set_={n: lite.excluded[n] for n in values},
+                                               where=table.c[order] <= lite.excluded[order])
+    elif dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        my = mysql_insert(table)
+        newer = table.c[order] <= my.inserted[order]
+        # MySQL assigns left to right: the order column last, once the others have compared against it.
+        statement = my.on_duplicate_key_update([
+            *((n, sqlalchemy.func.IF(newer, my.inserted[n], table.c[n])) for n in values if n != order),
+            (order, sqlalchemy.func.GREATEST(table.c[order], my.inserted[order])),
+        ])
+    else:
+        raise NotImplementedError(f"no conditional upsert for dialect {dialect}")
+    conn.execute(statement, rows)
+    _LOG.debug("upserted %d rows into %s, newer kept", len(frame), table.name)
     return len(frame)

@@ -66,12 +66,15 @@ class SqlWrites(SqlClient):
         return rows.frame if rows.pixels is None else rows.frame.assign(**{PIXEL_COLUMN: rows.pixels})
 
     def _store_objects(self, conn: sa.Connection, objects: pd.DataFrame, visit_mjd: float, explain: bool,
-                       chunk: ReplicaChunk | None) -> None:
+                       chunk: ReplicaChunk | None, out_of_order: bool = False) -> None:
         ids = objects["diaObjectId"].to_numpy(dtype=np.int64)
         if "DiaObjectNightly" in self.schema.tables:
             # (No replica with the nightly table: the config refuses enable_replica with it.)
             with self._timed("obj_nightly_insert", len(objects)):
                 bulk_insert.insert_frame(conn, self._table("DiaObjectNightly"), objects)
+            return
+        if out_of_order:
+            self._apply_versions_out_of_order(conn, objects, ids, visit_mjd, chunk)
             return
         self._apply_versions(conn, objects, ids, visit_mjd, explain, chunk)
 
@@ -105,6 +108,60 @@ class SqlWrites(SqlClient):
         keys = [c.name for c in table.columns if c.name != CHUNK_COLUMN]
         bulk_insert.insert_frame(conn, table, frame[keys].assign(**{CHUNK_COLUMN: chunk.id}))
 
+    def _insert_versions(self, conn: sa.Connection, objects: pd.DataFrame, replica: ReplicaChunk | None) -> None:
+        """Insert DiaObject versions (``obj_insert``), with their keys in the replica's chunk table."""
+        with self._timed("obj_insert", len(objects)):
+            bulk_insert.insert_frame(conn, self._table("DiaObject"), objects)
+            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+
+    def _apply_versions_out_of_order(self, conn: sa.Connection, objects: pd.DataFrame, ids: np.ndarray,
+                                     visit_mjd: float, replica: ReplicaChunk | None = None) -> None:
+        """`_apply_versions` for a visit whose store may come after a later visit's (`L1db.store`'s ``out_of_order``).
+
+        The latest-version table keeps the version with the latest validity
+        start (`bulk_insert.upsert_newer_frame`: ``obj_last_upsert``). With
+        validity intervals, the versions of an object before the visit are
+        closed at its time, those it closed early are shortened to it, and a
+        new version with a later one after it is stored closed at that one's
+        start: the intervals stay a partition of time whatever the order of
+        the stores. On PostgreSQL and MySQL such stores of validity
+        intervals take turns (a lock on L1dbMetadata's rows, held to the
+        commit); the latest-version table needs none (the upsert waits for
+        the row it replaces).
+        """
+        dia_object = self._table("DiaObject")
+        if "DiaObjectLast" in self.schema.tables:
+            self._insert_versions(conn, objects, replica)
+            last = self._table("DiaObjectLast")
+            latest = objects.loc[:, [c for c in last.columns.keys() if c in objects]]
+            with self._timed("obj_last_upsert", len(latest)):
+                bulk_insert.upsert_newer_frame(conn, last, latest, "validityStartMjdTai")
+            return
+        start, end = dia_object.c.validityStartMjdTai, dia_object.c.validityEndMjdTai
+        if conn.dialect.name != "sqlite" and "L1dbMetadata" in self.schema.tables:
+            # Two such stores of one object at once would each miss the other's uncommitted version (and
+            # leave both open): they take turns, on the rows of L1dbMetadata (a plain read is never blocked).
+            # The statements below then see what the other committed.
+            conn.execute(sa.select(self._table("L1dbMetadata").c.name).with_for_update()).all()
+        ends: dict[int, float] = {}
+        with self._timed("obj_validity_update") as timer:
+            updated = 0
+            for chunk in id_chunks(np.unique(ids), conn.dialect.name):
+                update = (sa.update(dia_object)
+                          .where(dia_object.c.diaObjectId.in_(chunk), start < visit_mjd,
+                                 sa.or_(end.is_(None), end > visit_mjd))
+                          .values(validityEndMjdTai=float(visit_mjd)))
+                updated += conn.execute(update).rowcount
+                later = (sa.select(dia_object.c.diaObjectId, sa.func.min(start))
+                         .where(dia_object.c.diaObjectId.in_(chunk), start > visit_mjd)
+                         .group_by(dia_object.c.diaObjectId))
+                ends.update((int(i), float(t)) for i, t in conn.execute(later))
+            timer.rows = updated
+        if ends:
+            objects = objects.copy()
+            objects["validityEndMjdTai"] = objects["diaObjectId"].map(ends).astype("float64")
+        self._insert_versions(conn, objects, replica)
+
     def _apply_versions(
         self,
         conn: sa.Connection,
@@ -121,9 +178,7 @@ class SqlWrites(SqlClient):
         """
         dia_object = self._table("DiaObject")
         if "DiaObjectLast" in self.schema.tables:
-            with self._timed("obj_insert", len(objects)):
-                bulk_insert.insert_frame(conn, dia_object, objects)
-                self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+            self._insert_versions(conn, objects, replica)
             last = self._table("DiaObjectLast")
             # The full rows went to DiaObject; DiaObjectLast holds its published subset of columns.
             latest = objects.loc[objects["validityEndMjdTai"].isna(), [c for c in last.columns.keys() if c in objects]]
@@ -158,9 +213,7 @@ class SqlWrites(SqlClient):
                         self._explain(conn, update)
                     updated += conn.execute(update).rowcount
             timer.rows = updated
-        with self._timed("obj_insert", len(objects)):
-            bulk_insert.insert_frame(conn, dia_object, objects)
-            self._insert_chunk_rows(conn, "DiaObject", objects, replica)
+        self._insert_versions(conn, objects, replica)
 
     def _ensure_partitions(self, prepared: Mapping[str, PreparedRows], visit_mjd: float | None = None) -> None:
         """Create the time partitions the rows of ``prepared`` (and the days after the visit) fall in."""
@@ -203,7 +256,8 @@ class SqlWrites(SqlClient):
         with self.engine.begin() as conn:
             chunk = self._replica_chunk(conn, visit.visit_mjd)
             if visit.objects is not None:
-                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain, chunk)
+                self._store_objects(conn, self._stored_frame(visit.objects), visit.visit_mjd, explain, chunk,
+                                    visit.out_of_order)
             for rows in visit.history:
                 self._insert_history(conn, rows, chunk)
             if visit.visit_id is not None:

@@ -1,0 +1,242 @@
+"""Open-loop runs (``ap_proto --cadence``): visits released on the clock, overlapping, killed and resumed.
+
+Short runs at low density on the tests' small patch (`ap_runs`), with a
+cadence far shorter than a visit's time, so that visits overlap, finish out
+of order and are left partly stored by a kill.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import astropy.units as u
+import lsst.sphgeom as sg
+import numpy as np
+import pandas as pd
+import pytest
+from ap_runs import ap_proto_command, run_ap_proto
+from astropy.time import Time
+from conftest import catalog_fixture, write_config
+from l1db_frames import random_rows, random_sky_points
+
+from dia_sim.cli.log2csv import main as log2csv_main
+from dia_sim.log2csv import OPEN_LOOP_COLUMNS, logs_to_table, read_behind
+from dia_sim.open_loop import in_flight_steps, verdict
+from dia_sim.plots import run_figures, write_plots
+from dia_sim.report import load_run, render_report
+from l1db import open_l1db
+from l1db.cli.create_l1_schema import main as create_l1_schema
+from l1db.scratch import read_table
+from l1db.timing_log import latency_frame, parse_log
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from _faults import check_database  # noqa: E402
+
+sources = catalog_fixture(400)
+
+#: Open loop: a visit released every 0.1 s (a visit takes far longer), tiles of 2 x 2 on 2 workers.
+OPEN = ("--cadence", "0.1", "--max-in-flight", "25", "--divide", "2", "--workers", "2")
+
+
+TILES = 4
+
+
+def _stored_tiles(config: Path) -> set[tuple[int, int]]:
+    visits = read_table(config, "L1dbVisit", ["visitId", "tile"])
+    return set(zip(visits["visitId"].astype(int), visits["tile"].astype(int)))
+
+
+def _holes(stored: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Tiles missing from visits before the last one stored: visits that finished out of order."""
+    last = max((v for v, _ in stored), default=0)
+    return {(v, t) for v in range(1, last) for t in range(TILES)} - stored
+
+
+def _kill_at_a_hole(config: Path, sources: Path, log: Path, timeout: float = 300.0) -> bool:
+    """Run ap_proto open loop and kill -9 it as soon as a visit is stored while an earlier one is not whole.
+
+    Returns whether the database holds such a hole after the kill (it may have been filled in the instant
+    before it); False also when the run ended first.
+    """
+    proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", 12, *OPEN), stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _holes(_stored_tiles(config)):
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool's workers
+        proc.wait()
+    return bool(_holes(_stored_tiles(config)))
+
+
+@pytest.mark.parametrize("index", ["last_object_table", "baseline"])
+def test_open_loop_killed_and_resumed_stores_exactly_the_missing_visits(db_url: str, index: str, tmp_path: Path,
+                                                                        sources: Path) -> None:
+    config = write_config(tmp_path / "l1db.cfg", db_url, dia_object_index=index)
+    assert create_l1_schema(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    # Visits finish out of order now and then (a later visit's tile stored before an earlier one's last tile):
+    # kill there, resuming the run each time until a kill leaves such a hole.
+    for _ in range(4):
+        if _kill_at_a_hole(config, sources, log):
+            break
+    before = _stored_tiles(config)
+    holes = _holes(before)
+    assert holes, "no kill left a visit incomplete below the last one stored"
+    last = max(v for v, _ in before)
+    incomplete = {v for v in range(1, last + 1) if any((v, t) not in before for t in range(TILES))}
+
+    # Resumed: the visits left incomplete (partly stored or not at all), then two new ones.
+    assert run_ap_proto(config, sources, log, "-n", len(incomplete) + 2, *OPEN) == 0
+    everything = {(v, t) for v in range(1, last + 3) for t in range(TILES)}
+    assert _stored_tiles(config) == everything
+    parsed = parse_log(log)
+    resumed_run = parsed.provenance[-1]["run"]
+    timings = parsed.timings
+    resumed = timings[(timings["run"] == resumed_run) & (timings["op"] == "visit_insert")]
+    # Exactly the tiles missing were stored by the resumed run, each once.
+    assert sorted(zip(resumed["visit"], resumed["tile"])) == sorted(everything - before)
+
+    # The fault-injection checks: visits contiguous and whole, no key twice, rows per visit as logged,
+    # the latest-version table holding the newest version of every object.
+    check = check_database(config, [log])
+    assert check.problems == []
+    assert check.visits == last + 2
+    # A kill between a commit and its records: at most the tiles being stored then, one per worker.
+    assert len(check.unlogged) <= 2 * len(parsed.provenance)
+
+    # Every visit a run completed has its latency record, and log2csv its columns.
+    table, _ = logs_to_table([log])
+    complete_rows = table[table["complete"] == 1]
+    assert len(complete_rows) and complete_rows["latency"].notna().all()
+    assert (complete_rows["latency"] >= complete_rows["queue_wait"]).all()
+
+
+def test_verdict_of_a_run_that_falls_behind(tmp_path: Path, sources: Path, capsys: pytest.CaptureFixture) -> None:
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    assert create_l1_schema(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    # A pool of one (this process) and a cadence no visit can meet: the third release finds two in flight.
+    assert run_ap_proto(config, sources, log, "-n", "8", "--cadence", "0.01", "--max-in-flight", "2") == 0
+    err = capsys.readouterr().err
+    parsed = parse_log(log)
+    assert len(parsed.behind) == 1 and parsed.behind[0]["in_flight"] == 2
+    behind_visit = parsed.behind[0]["visit"]
+    assert "the database fell behind" in err and f"visit {behind_visit}" in err
+    assert "did NOT keep up" in err
+    # Every visit released before it was stored and logged: none after it.
+    stored = sorted(read_table(config, "L1dbVisit", ["visitId"])["visitId"].astype(int))
+    assert stored == list(range(1, behind_visit))
+    latencies = parsed.latencies
+    assert sorted(latencies["visit"]) == stored
+    assert (np.diff(latencies.sort_values("visit")["released"]) > 0).all()
+    result = verdict(latencies, 0.01, [behind_visit])
+    assert not result.kept_up and result.visits == len(stored) and result.max_in_flight >= 2
+    assert result.line() in err
+
+    # The same verdict from the per-visit CSV and its sidecar: log2csv, plot_timing's figure, the report.
+    csv = tmp_path / "run.csv"
+    assert log2csv_main([str(log), "-o", str(csv)]) == 0
+    assert result.line() in capsys.readouterr().err
+    assert read_behind(csv) == parsed.behind
+    run = load_run(csv)
+    (from_csv,) = run.verdicts.values()
+    assert (from_csv.kept_up, from_csv.visits, from_csv.max_in_flight, from_csv.behind_visit) == \
+        (False, result.visits, result.max_in_flight, behind_visit)
+    assert [from_csv.median, from_csv.p95, from_csv.max, from_csv.queue_wait] == \
+        pytest.approx([result.median, result.p95, result.max, result.queue_wait], abs=1e-4)
+    assert f"did NOT keep up ({result.visits} visits)" in render_report([run])
+    figures = write_plots([csv], tmp_path / "plots")
+    assert tmp_path / "plots" / "open_loop.png" in figures
+
+
+def test_in_flight_and_verdict_from_records() -> None:
+    records = [{"run": "r", "visit": v, "released": 100.0 + 10 * v, "began": 100.0 + 10 * v + 1,
+                "stored": 100.0 + 10 * v + stored} for v, stored in ((0, 5), (1, 15), (2, 12), (3, 4))]
+    frame = latency_frame(records)
+    assert frame["latency"].tolist() == [5, 15, 12, 4] and frame["queue_wait"].tolist() == [1, 1, 1, 1]
+    times, counts = in_flight_steps(frame)
+    # 100 +1, 105 -1, 110 +1, 120 +1, 125 -1, 130 +1 (132 -1 of visit 2 comes later), 132 -1, 134 -1.
+    assert counts.tolist() == [1, 0, 1, 2, 1, 2, 1, 0] and times.tolist() == sorted(times.tolist())
+    result = verdict(frame, 10.0)
+    assert result.max_in_flight == 2 and result.queue_wait == 4 and result.max == 15
+    assert result.median == pytest.approx(8.5) and result.kept_up
+    # A latency that grows by a cadence or more over the run: the queue grows, not kept up.
+    growing = latency_frame([{**r, "stored": r["released"] + 5 + 20 * r["visit"]} for r in records])
+    assert not verdict(growing, 10.0).kept_up
+
+
+def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -> None:
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    assert create_l1_schema(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    assert run_ap_proto(config, sources, log, "-n", "2") == 0
+    parsed = parse_log(log)
+    assert parsed.latencies.empty and parsed.behind == [] and parsed.unknown == 0
+    table, _ = logs_to_table([log])
+    assert table.loc[:, list(OPEN_LOOP_COLUMNS)].isna().all().all()
+    assert isinstance(table, pd.DataFrame) and len(table) == 2
+    assert "open_loop" not in run_figures(table)
+
+
+def test_stores_out_of_order_write_their_replica_chunk_rows(make_sql_config) -> None:
+    """With the replica on, a store out of order writes the chunk rows of its DiaObject versions too."""
+    rng = np.random.default_rng(3)
+    db = open_l1db(make_sql_config(dia_object_index="baseline", enable_replica=1))
+    db.makeSchema()
+    ra, dec = random_sky_points(rng, 50, [(150.0, -60.0)], 1.0)
+    ids = np.arange(50, dtype=np.int64)
+    for visit in (1, 0):
+        t = Time("2026-01-01T00:00:00", scale="tai") + visit * u.day
+        objects = random_rows(rng, db.definitions["DiaObject"], 50, diaObjectId=ids, ra=ra, dec=dec)
+        db.store(t, objects, None, None, visit_id=visit, out_of_order=True)
+    counts = db.tableRowCount()
+    db.close()
+    assert counts["DiaObject"] == counts["DiaObjectChunks"] == 100
+
+
+def test_stores_out_of_order_keep_the_latest_version(make_config, layout: dict) -> None:
+    """Visits stored in a shuffled order (``out_of_order``): the latest version of each object wins, and
+    the validity intervals still follow one another, as if they had been stored in order."""
+    if layout.get("dia_object_nightly"):
+        pytest.skip("the nightly table is merged by the daily job, in time order")
+    rng = np.random.default_rng(11)
+    config = make_config(read_full_objects=1, **layout)
+    db = open_l1db(config)
+    db.makeSchema()
+    n = 200
+    ra, dec = random_sky_points(rng, n, [(150.0, -60.0)], 1.0)
+    newest: dict[int, float] = {}
+    stored = 0
+    for visit in (2, 0, 3, 1):
+        pick = np.sort(np.random.default_rng(visit).choice(n, size=120, replace=False))
+        t = Time("2026-01-01T00:00:00", scale="tai") + visit * u.day
+        objects = random_rows(np.random.default_rng(visit), db.definitions["DiaObject"], len(pick),
+                              diaObjectId=pick.astype(np.int64), ra=ra[pick], dec=dec[pick])
+        db.store(t, objects, None, None, visit_id=visit, out_of_order=True)
+        stored += len(pick)
+        for i in pick.tolist():
+            newest[i] = max(newest.get(i, 0.0), t.tai.mjd)
+    found = db.getDiaObjects(sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(150.0, -60.0)),
+                                       sg.Angle.fromDegrees(1.1)))
+    assert found["diaObjectId"].is_unique
+    assert dict(zip(found["diaObjectId"].tolist(), found["validityStartMjdTai"].tolist())) == newest
+    assert db.tableRowCount()["DiaObject"] == stored
+    db.close()
+    if db.config.backend == "cassandra" or layout["dia_object_index"] == "last_object_table":
+        return
+    rows = read_table(config, "DiaObject", ["diaObjectId", "validityStartMjdTai", "validityEndMjdTai"])
+    rows = rows.astype({"validityStartMjdTai": "float64", "validityEndMjdTai": "float64"})
+    # One open version per object, and each closed one ends where the next one starts.
+    assert rows.loc[rows["validityEndMjdTai"].isna(), "diaObjectId"].is_unique
+    rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"])
+    following = rows.groupby("diaObjectId")["validityStartMjdTai"].shift(-1)
+    pd.testing.assert_series_equal(rows["validityEndMjdTai"], following, check_names=False)
