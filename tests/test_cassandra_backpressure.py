@@ -86,6 +86,23 @@ def slow_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         server.stop(run_dir)
 
 
+@pytest.fixture(autouse=True)
+def calm_node(slow_node: Path) -> None:
+    """Each test starts on a node that answers again.
+
+    After a test's burst the node may refuse every request for seconds, a new client's
+    connection queries included (the driver's schema fetch is dozens at once; connecting
+    is not retried on back-pressure). A test starts once a query is answered and the
+    limiter has had 2 s to refill its one second of permits, so that what it measures is
+    its own burst.
+    """
+    deadline = time.monotonic() + 60.0
+    while server.cql_release_version(ADDRESS, timeout=5.0) is None:
+        assert time.monotonic() < deadline, f"the rate-limited node at {ADDRESS} refused every query for 60 s"
+        time.sleep(1.0)
+    time.sleep(2.0)
+
+
 @dataclasses.dataclass
 class Stored:
     """The visit stored on the slow node by `stored`, and what its store recorded."""
@@ -181,9 +198,11 @@ def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
     (node,) = cluster_nodes(slow_node, (ADDRESS,))
-    # Long pauses between tries: time to set the timeout back (a nodetool run) before the tries run out.
+    # Pauses and tries enough to outlast setting the timeout back (a nodetool run), and the rate limit:
+    # its refusals take permits too, so the 16 reads sent at once are refused for up to 5 rounds of
+    # halved windows before they go one at a time (6 tries ran out 2 times in 9).
     config = write_config(stored.config.parent / "dropped.cfg", load_config(stored.config).url,
-                          **{**BURSTY, "read_concurrency": 16, "backpressure_pause": 1.0, "backpressure_tries": 6})
+                          **{**BURSTY, "read_concurrency": 16, "backpressure_pause": 0.5, "backpressure_tries": 10})
     db = _open(config)
     region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
     later = Time(T0.mjd + 1, format="mjd", scale="tai")
