@@ -55,9 +55,8 @@ class SimConfig(Section):
 
 
 #: Largest ``max_in_flight``: a resumed run looks this many visits back for visits left incomplete
-#: (`dia_sim.ap_loop.ApLoop.first_visit`), and the Cassandra backend looks through the newest 5,000 L1dbVisit
-#: rows for tiles stored but not applied (``l1db.cassandra.writes.RECOVERY_ROWS``): 25 visits of 189 detectors
-#: fit in them.
+#: (`dia_sim.ap_loop.ApLoop.first_visit`). (The Cassandra backend's recovery of tiles stored but not
+#: applied reads every L1dbVisit row, in pages of ``l1db.cassandra.writes.RECOVERY_ROWS``: no bound there.)
 MAX_IN_FLIGHT = 25
 
 
