@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,10 @@ import sqlalchemy as sa
 from .backends import CASSANDRA, backend_named
 from .config import L1dbConfig, load_config, normalize_url, parse_cassandra_url
 
-__all__ = ["Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace", "read_table"]
+__all__ = [
+    "Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace",
+    "read_table", "table_reader",
+]
 
 # Seconds a Cassandra request may take: schema changes on a busy node are slow.
 _CASSANDRA_TIMEOUT = 300.0
@@ -118,8 +121,13 @@ def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, server
             path.unlink(missing_ok=True)
 
 
-def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of every row of ``table``, read with the backend's own driver (not through L1db).
+@contextlib.contextmanager
+def table_reader(config: L1dbConfig | str | Path) -> Iterator[Callable[[str, Sequence[str]], pd.DataFrame]]:
+    """A function ``read(table, columns)`` as `read_table`, on one connection kept until the block ends.
+
+    For a test that looks at a table many times while a run writes it: one connection for all the
+    looks, where each `read_table` call connects anew (on a node busy with the run, the connecting
+    is both the cost and what times out).
 
     Parameters
     ----------
@@ -128,27 +136,53 @@ def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[st
     """
     if not isinstance(config, L1dbConfig):
         config = load_config(config)
-    names = list(columns)
     if config.backend == CASSANDRA:
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
         url = parse_cassandra_url(config.url)
         cluster, session = cassandra_session(url.hosts, url.port)
-        try:
-            from cassandra import ConsistencyLevel
-            from cassandra.query import SimpleStatement
 
+        def read_cql(table: str, columns: Sequence[str]) -> pd.DataFrame:
+            names = list(columns)
             quoted = ", ".join(f'"{c}"' for c in names)
             # QUORUM: on a cluster, a node back from a loss lacks the rows written while it was
             # down until its hints are replayed; a quorum always includes a replica that has them.
             rows = session.execute(SimpleStatement(f'SELECT {quoted} FROM "{url.keyspace}"."{table}"',
                                                    consistency_level=ConsistencyLevel.QUORUM))
             return pd.DataFrame(list(rows), columns=names)
+
+        try:
+            yield read_cql
         finally:
             cluster.shutdown()
+        return
     engine = sa.create_engine(normalize_url(config.url), poolclass=sa.pool.NullPool)
+    metadata = sa.MetaData()
     try:
-        reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(*(reflected.c[c] for c in names))).all()
-        return pd.DataFrame(rows, columns=names)
+
+            def read_sql(table: str, columns: Sequence[str]) -> pd.DataFrame:
+                names = list(columns)
+                reflected = metadata.tables.get(table)
+                if reflected is None:
+                    reflected = sa.Table(table, metadata, autoload_with=conn)
+                rows = conn.execute(sa.select(*(reflected.c[c] for c in names))).all()
+                conn.rollback()  # each look sees what was committed since the last one
+                return pd.DataFrame(rows, columns=names)
+
+            yield read_sql
     finally:
         engine.dispose()
+
+
+def read_table(config: L1dbConfig | str | Path, table: str, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of every row of ``table``, read with the backend's own driver (not through L1db).
+
+    Parameters
+    ----------
+    config : `l1db.config.L1dbConfig` or path
+        The database's config (or its file).
+    """
+    with table_reader(config) as read:
+        return read(table, columns)

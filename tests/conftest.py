@@ -136,6 +136,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _CENSUS_START = pytest.StashKey[cpu_census.Sample | None]()
+#: The client CPU (`cpu_census.process_cpu`) when a test's current phase began.
+_PHASE_CPU = pytest.StashKey[float]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -148,6 +150,44 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     start = config.stash.get(_CENSUS_START, None)
     if start is not None and (end := cpu_census.sample()) is not None:
         terminalreporter.write_line(cpu_census.census_line(start, end))
+    per_test: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport) and hasattr(report, "cpu_seconds"):
+                per_test[report.nodeid] = per_test.get(report.nodeid, 0.0) + report.cpu_seconds
+    for line in cpu_census.cpu_lines(per_test):
+        terminalreporter.write_line(line)
+    if per_test:
+        where = cpu_census.write_per_test(per_test, config.rootpath / "run" / "test-cpu.tsv")
+        terminalreporter.write_line(f"every test's client CPU: {where}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """Each phase's report carries the client CPU it took (`cpu_census.process_cpu`; xdist sends it on)."""
+    report = yield
+    started = item.stash.get(_PHASE_CPU, None)
+    if started is not None:
+        report.cpu_seconds = cpu_census.process_cpu() - started  # type: ignore[attr-defined]
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
+    return (yield)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

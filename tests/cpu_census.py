@@ -66,3 +66,41 @@ def census_line(start: Sample, end: Sample) -> str:
             f"({busy / max(busy + idle, 1e-9):.0%} busy); servers still running at the end: "
             f"{servers or 'none'} (a process started in the session counts from its start; "
             f"one that ended is not counted)")
+
+
+def process_cpu() -> float:
+    """CPU seconds of this process and of the children it has reaped (subprocess runs), so far."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+#: How many of the costliest tests the summary names.
+TOP_TESTS = 25
+
+
+def cpu_lines(per_test: dict[str, float], top: int = TOP_TESTS) -> list[str]:
+    """The costliest tests and test files by client CPU (the test process and the processes it ran).
+
+    Servers' CPU is not in these figures (the census line has it): a test's own processes are
+    what a change to the test itself can save.
+    """
+    if not per_test:
+        return []
+    by_file: dict[str, float] = {}
+    for nodeid, seconds in per_test.items():
+        name = nodeid.split("::", 1)[0]
+        by_file[name] = by_file.get(name, 0.0) + seconds
+    total = sum(per_test.values())
+    lines = [f"client CPU of the tests: {total:.0f} s; the {top} costliest tests (setup + call + teardown):"]
+    lines += [f"{s:8.1f} s  {n}" for n, s in sorted(per_test.items(), key=lambda kv: -kv[1])[:top]]
+    lines.append(f"by test file (the {top} costliest):")
+    lines += [f"{s:8.1f} s  {n}" for n, s in sorted(by_file.items(), key=lambda kv: -kv[1])[:top]]
+    return lines
+
+
+def write_per_test(per_test: dict[str, float], path: Path) -> Path:
+    """Every test's client CPU seconds, costliest first, as ``seconds<TAB>test id`` lines in ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(per_test.items(), key=lambda kv: -kv[1])
+    path.write_text("".join(f"{s:.2f}\t{n.replace(chr(10), ' ')}\n" for n, s in rows))
+    return path
