@@ -2,8 +2,9 @@
 
 Without a scheduler address the pool is a `distributed.LocalCluster` made by
 ap_proto and stopped at its end: ``workers`` processes of one thread each (at
-most one per tile of a visit). A pool of one local worker is ap_proto's own
-process: the same task runs in it, with nothing to start, sharing the
+most one per tile of a visit), forked from a server process that has imported the
+tile's modules once (`FORKSERVER_PRELOAD`), not each spawned to import them anew.
+A pool of one local worker is ap_proto's own process: the same task runs in it, with nothing to start, sharing the
 catalogue already loaded, and a second Ctrl-C interrupts the tile's store
 itself (its transaction rolls back at once). With a scheduler address (``tcp://HOST:PORT``) it is the workers of
 a running Dask cluster, started with Dask's own commands (``dask scheduler``,
@@ -95,6 +96,8 @@ class TilePool:
         self.scheduler = scheduler
         self.lost_after = lost_after
         self._cluster = None
+        #: The Dask config of a local pool's worker processes, in force until `close`.
+        self._mp_config: Any = None
         self.client: distributed.Client | None = None
         #: Futures of `run` or `submit` (future: key) whose results were not handed over yet (`drain`).
         self._unreturned: dict[Any, str] = {}
@@ -125,6 +128,10 @@ class TilePool:
                 raise PoolError(f"{have} Dask worker(s) at {scheduler} after {CONNECT_TIMEOUT:g} s, {wanted} wanted "
                                 f"(start them with: dask worker {scheduler} --nthreads 1)") from None
         else:
+            # Local workers fork from one server process that has imported the tile's modules
+            # (`_forkserver`), for the whole pool's life (a worker its nanny restarts too).
+            self._mp_config = dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+            _forkserver(distributed)
             with dask.config.set({"distributed.worker.profile.enabled": False}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", scheduler_port=0,
@@ -338,6 +345,25 @@ class TilePool:
                 self._cluster.close(timeout=5 if abandon else 30)
             except Exception:  # noqa: BLE001
                 _LOG.debug("closing the local Dask cluster failed", exc_info=True)
+        if self._mp_config is not None:
+            self._mp_config.__exit__(None, None, None)
+            self._mp_config = None
+
+
+#: What the local workers' server process imports once, before it forks them: Dask's worker and the
+#: tile's modules with their numba kernels loaded (`dia_sim.pool_preload`).
+FORKSERVER_PRELOAD = ["distributed", "dia_sim.pool_preload"]
+
+
+def _forkserver(distributed: Any) -> None:
+    """Local workers forked from a server process that has imported `FORKSERVER_PRELOAD`.
+
+    A spawned worker imports pandas, SQLAlchemy, numba, astropy and the toolkit anew (seconds of CPU
+    each, per run); forked from the server they share its imports. The server is a fresh process
+    started for the pool (not a fork of this one, which may hold database connections and threads).
+    """
+    context = distributed.utils.get_mp_context()  # sets Dask's own list once: this one replaces it
+    context.set_forkserver_preload(FORKSERVER_PRELOAD)
 
 
 def _refused(scheduler: str) -> None:

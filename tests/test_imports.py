@@ -80,3 +80,14 @@ def test_reading_a_catalogue_needs_no_healpy(tmp_path: Path) -> None:
     # The check can fail: making a catalogue does load healpy.
     assert "healpy" in loaded_after(f"from dia_sim.catalog import generate_catalog\n"
                                     f"generate_catalog({str(tmp_path / 'other.npy')!r}, per_visit=50, seed=2)")
+
+
+def test_local_workers_fork_with_the_tile_modules_loaded() -> None:
+    """A local pool's workers fork from a server that has imported and warmed up the tile's modules
+    (`dia_sim.tile_pool.FORKSERVER_PRELOAD`): a spawned worker would import them anew, seconds of CPU each."""
+    code = ("import json, sys\nfrom dia_sim.tile_pool import TilePool\npool = TilePool(2, n_tasks=2)\n"
+            "found = pool.client.run(lambda: [m in sys.modules for m in ('dia_sim.pool_preload', 'numba')])\n"
+            "pool.close()\nprint(json.dumps(list(found.values())))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    # Both workers had them before any task of the run: only the preload imports dia_sim.pool_preload.
+    assert json.loads(done.stdout.splitlines()[-1]) == [[True, True], [True, True]]
