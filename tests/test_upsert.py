@@ -10,6 +10,8 @@ chunk updates the row).
 
 from __future__ import annotations
 
+import threading
+
 import astropy.units as u
 import numpy as np
 import pandas as pd
@@ -83,6 +85,38 @@ def test_upsert_newer_keeps_the_newer_row(last_table) -> None:
         upsert_newer_frame(conn, table, incoming.iloc[120:], ORDER)
     with engine.begin() as conn:
         upsert_newer_frame(conn, table, pd.concat([stored.iloc[:50], stored.iloc[100:150]]), ORDER)
+    assert_same_rows(table, expected, read_back(engine, table))
+
+
+def test_upsert_newer_waits_for_a_concurrent_store(last_table, sql_backend: str) -> None:
+    """A store of older rows while a newer store of the same keys is uncommitted waits for its row locks,
+    then is judged against the committed newer rows (and keeps them)."""
+    if sql_backend == "sqlite":
+        pytest.skip("SQLite runs one writer at a time")
+    engine, table = last_table
+    stored, incoming, _ = _frames(table, np.random.default_rng(41))
+    with engine.begin() as conn:
+        insert_frame(conn, table, stored)
+    newer = incoming.iloc[100:150]  # one day newer than the stored rows of their keys
+    between = stored.iloc[100:150].assign(**{ORDER: newer[ORDER].to_numpy() - 0.5})
+    done = threading.Event()
+
+    def store_between() -> None:
+        with engine.begin() as conn:
+            upsert_newer_frame(conn, table, between, ORDER)
+        done.set()
+
+    with engine.connect() as conn:
+        trans = conn.begin()
+        upsert_newer_frame(conn, table, newer, ORDER)
+        other = threading.Thread(target=store_between)
+        other.start()
+        # Newer than what is committed: it would replace it if it did not wait.
+        assert not done.wait(2.0), "the older store did not wait for the newer one's row locks"
+        trans.commit()
+    other.join(60.0)
+    assert done.is_set()
+    expected = pd.concat([stored.iloc[:100], newer, stored.iloc[150:]], ignore_index=True)
     assert_same_rows(table, expected, read_back(engine, table))
 
 
