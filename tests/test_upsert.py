@@ -69,9 +69,11 @@ def test_upsert_newer_keeps_the_newer_row(last_table) -> None:
     stored, incoming, expected = _frames(table, np.random.default_rng(23))
     with engine.begin() as conn:
         insert_frame(conn, table, stored)
-    # Rolled back: nothing of it stays.
+    # Rolled back: nothing of it stays, nor of a write before it in the transaction (creating and dropping
+    # the staging table commits nothing).
     with engine.connect() as conn:
         trans = conn.begin()
+        insert_frame(conn, table, incoming.iloc[150:].assign(diaObjectId=incoming["diaObjectId"].iloc[150:] + 10**12))
         assert upsert_newer_frame(conn, table, incoming, ORDER) == 200
         trans.rollback()
     assert_same_rows(table, stored, read_back(engine, table))
