@@ -8,7 +8,7 @@ as SQLAlchemy's autobegin would, and the caller commits or rolls it back):
 - PostgreSQL: ``COPY ... FROM STDIN WITH (FORMAT binary)``; the binary stream
   is packed from the numpy column arrays by a numba kernel, so no value is
   ever formatted as text. Upsert: binary COPY into a temporary table, then
-  ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``.
+  ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` (`upsert_statement`).
 - MySQL / MariaDB: ``LOAD DATA LOCAL INFILE`` of a tab-separated file (the
   client needs ``local_infile=1``, which `l1db.sql.database.make_engine` sets; the
   server's stock ``local_infile`` is ON in MariaDB). Without a client that
@@ -17,30 +17,37 @@ as SQLAlchemy's autobegin would, and the caller commits or rolls it back):
   warnings) is raised as an error. Upsert: ``LOAD DATA ... REPLACE``.
 - SQLite: ``executemany`` of one ``INSERT`` (``INSERT OR REPLACE`` to upsert).
 
+`upsert_newer_frame` (keep the newer of a stored and an incoming row) stages
+the frame in a temporary table through the same bulk path on every backend,
+then moves it with one conditional ``INSERT ... SELECT`` built by
+`upsert_statement`, the one builder of the dialects' native upserts.
+
 Table and column names always come from the `sqlalchemy.Table` and are quoted
 by the dialect's identifier preparer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
 import pandas as pd
 import sqlalchemy
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..frames import L1dbInputError, checked_values, column_dtype, column_kind
 from .dbapi import driver_cursor, ensure_transaction
 from .pg_copy import PGCOPY_HEADER, PGCOPY_TRAILER, pg_wire_type
 
-__all__ = ["insert_frame", "upsert_frame", "upsert_newer_frame", "pg_copy_buffer", "mysql_load_buffer", "warm_up"]
+__all__ = ["insert_frame", "upsert_frame", "upsert_newer_frame", "upsert_statement", "pg_copy_buffer",
+           "mysql_load_buffer", "warm_up"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -153,29 +160,6 @@ def _pg_copy(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequ
     sql = f"COPY {table_sql} ({columns_sql}) FROM STDIN WITH (FORMAT binary)"
     with driver_cursor(conn, sql) as cursor:
         cursor.copy_expert(sql, io.BytesIO(buffer.data), size=1 << 20)
-
-
-def _pg_upsert(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
-               frame: pd.DataFrame) -> None:
-    # A unique name per call: two upserts of one table may share a transaction.
-    temp = sqlalchemy.Table(
-        f"l1db_upsert_{table.name}_{os.getpid()}_{next(_temp_counter)}",
-        sqlalchemy.MetaData(),
-        *(sqlalchemy.Column(c.name, c.type) for c in columns),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-    ensure_transaction(conn)
-    temp.create(conn)
-    _pg_copy(conn, temp, list(temp.columns), frame)
-    names = [c.name for c in columns]
-    stmt = pg_insert(table).from_select(names, sqlalchemy.select(*temp.columns))
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={n: stmt.excluded[n] for n in names if n not in keys}
-    )
-    conn.execute(stmt)
-    temp.drop(conn)
 
 
 # -- MySQL: LOAD DATA LOCAL INFILE -------------------------------------------------------
@@ -384,6 +368,133 @@ def _executemany(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: 
     conn.exec_driver_sql(sql, list(_python_rows(frame, columns)))
 
 
+# -- the bulk path, staging tables, the native upsert ----------------------------------------------
+
+
+def _bulk_insert(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
+                 frame: pd.DataFrame) -> None:
+    """Insert a checked frame through the dialect's bulk path (the body of `insert_frame`)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        _pg_copy(conn, table, columns, frame)
+    elif dialect in ("mysql", "mariadb") and _mysql_local_infile(conn):
+        _mysql_load_data(conn, table, columns, frame, replace=False)
+    else:
+        _executemany(conn, table, columns, frame, "INSERT")
+
+
+def _drop_staging(conn: sqlalchemy.Connection, temp: sqlalchemy.Table) -> None:
+    if conn.dialect.name in ("mysql", "mariadb"):
+        # A plain DROP TABLE commits the transaction in MySQL; DROP TEMPORARY TABLE does not.
+        conn.exec_driver_sql(f"DROP TEMPORARY TABLE {conn.dialect.identifier_preparer.format_table(temp)}")
+    else:
+        temp.drop(conn)
+
+
+@contextlib.contextmanager
+def _staged(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
+            frame: pd.DataFrame) -> Iterator[sqlalchemy.Table]:
+    """A temporary table of ``columns`` holding ``frame`` (written by `_bulk_insert`), dropped afterwards."""
+    # A unique name per call: two upserts of one table may share a transaction.
+    temp = sqlalchemy.Table(
+        f"l1db_stage_{table.name}_{os.getpid()}_{next(_temp_counter)}",
+        sqlalchemy.MetaData(),
+        *(sqlalchemy.Column(c.name, c.type) for c in columns),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    ensure_transaction(conn)
+    temp.create(conn)
+    try:
+        _bulk_insert(conn, temp, list(temp.columns), frame)
+        yield temp
+    except BaseException:
+        # PostgreSQL's rollback undoes the CREATE (and its aborted transaction refuses any statement);
+        # MySQL's temporary tables outlive a rollback, and SQLite may have created it outside one: drop
+        # it on the connection's way back to the pool, never hiding the error that got us here.
+        if conn.dialect.name != "postgresql":
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                _drop_staging(conn, temp)
+        raise
+    _drop_staging(conn, temp)
+
+
+def _upsert_columns(table: sqlalchemy.Table, frame: pd.DataFrame, order: str | None = None
+                    ) -> tuple[list[sqlalchemy.Column], list[str]]:
+    """The columns of ``frame`` (as `_columns`) and the key of ``table``, checked for an upsert."""
+    columns = _columns(table, frame)
+    keys = [c.name for c in table.primary_key.columns]
+    if not keys:
+        raise L1dbInputError(f"{table.name}: no primary key to upsert on")
+    missing = [k for k in [*keys, *([order] if order else [])] if k not in frame.columns]
+    if missing:
+        raise L1dbInputError(f"{table.name}: upsert needs the key columns {missing}")
+    if frame.duplicated(keys).any():
+        raise L1dbInputError(f"{table.name}: key {keys} repeated within the frame")
+    return columns, keys
+
+
+def upsert_statement(dialect: str, table: sqlalchemy.Table, source: Mapping[str, object] | sqlalchemy.Select,
+                     keys: Sequence[str], update: Sequence[str], newer: str | None = None) -> sqlalchemy.Insert:
+    """The dialect's native upsert: an INSERT that updates the stored row of a key it meets.
+
+    PostgreSQL and SQLite: ``INSERT ... ON CONFLICT (keys) DO UPDATE SET ...
+    [WHERE ...]``; MySQL / MariaDB: ``INSERT ... ON DUPLICATE KEY UPDATE``. A
+    true update in place, never a delete and insert (which MySQL's
+    ``REPLACE`` is: it would cascade to the rows that refer to the stored one).
+
+    Parameters
+    ----------
+    dialect : `str`
+        ``conn.dialect.name``.
+    table : `sqlalchemy.Table`
+        Destination table.
+    source : `~collections.abc.Mapping` or `sqlalchemy.Select`
+        One row (column name -> value), or a SELECT whose columns are named
+        as those of ``table`` they go to (e.g. of a staging table).
+    keys : sequence of `str`
+        The key the conflict is on (the primary key or a unique index).
+    update : sequence of `str`
+        The SET map: each of these columns of a stored row takes the value
+        of the incoming row of its key.
+    newer : `str`, optional
+        The condition under which a stored row is replaced: only if its
+        ``newer`` column is not larger than the incoming row's (else the
+        stored row is kept whole); `None`: always.
+
+    Returns
+    -------
+    statement : `sqlalchemy.Insert`
+        To run with ``conn.execute``.
+    """
+    module = {"postgresql": postgresql, "sqlite": sqlite, "mysql": mysql, "mariadb": mysql}.get(dialect)
+    if module is None:
+        raise NotImplementedError(f"no upsert for dialect {dialect}")
+    insert = module.insert(table)
+    if isinstance(source, sqlalchemy.Select):
+        if dialect == "sqlite":
+            # SQLite would read ON CONFLICT as a join's ON after a bare FROM (its documented ambiguity).
+            source = source.where(sqlalchemy.true())
+        insert = insert.from_select(list(source.selected_columns.keys()), source)
+    else:
+        insert = insert.values(dict(source))
+    if module is mysql:
+        incoming = insert.inserted
+        if newer is None:
+            return insert.on_duplicate_key_update([(n, incoming[n]) for n in update])
+        # No WHERE here: every column is kept or replaced by the same comparison, and since MySQL
+        # assigns left to right, the ``newer`` column comes last, once the others have compared against it.
+        replace = table.c[newer] <= incoming[newer]
+        return insert.on_duplicate_key_update([
+            *((n, sqlalchemy.func.IF(replace, incoming[n], table.c[n])) for n in update if n != newer),
+            *([(newer, sqlalchemy.func.GREATEST(table.c[newer], incoming[newer]))] if newer in update else []),
+        ])
+    excluded = insert.excluded
+    where = None if newer is None else table.c[newer] <= excluded[newer]
+    return insert.on_conflict_do_update(index_elements=list(keys), set_={n: excluded[n] for n in update},
+                                        where=where)
+
+
 # -- public API ------------------------------------------------------------------------------------
 
 
@@ -427,14 +538,7 @@ def insert_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, frame: pd
     sqlalchemy.exc.DBAPIError
         If the database refuses the rows (e.g. a duplicate key).
     """
-    columns = _columns(table, frame)
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        _pg_copy(conn, table, columns, frame)
-    elif dialect in ("mysql", "mariadb") and _mysql_local_infile(conn):
-        _mysql_load_data(conn, table, columns, frame, replace=False)
-    else:
-        _executemany(conn, table, columns, frame, "INSERT")
+    _bulk_insert(conn, table, _columns(table, frame), frame)
     _LOG.debug("inserted %d rows into %s", len(frame), table.name)
     return len(frame)
 
@@ -456,18 +560,10 @@ def upsert_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, frame: pd
         For an empty frame, unknown columns, a table without a primary key,
         a frame without the key columns or with a key repeated.
     """
-    columns = _columns(table, frame)
-    keys = [c.name for c in table.primary_key.columns]
-    if not keys:
-        raise L1dbInputError(f"{table.name}: no primary key to upsert on")
-    missing = [k for k in keys if k not in frame.columns]
-    if missing:
-        raise L1dbInputError(f"{table.name}: upsert needs the key columns {missing}")
-    if frame.duplicated(keys).any():
-        raise L1dbInputError(f"{table.name}: key {keys} repeated within the frame")
+    columns, keys = _upsert_columns(table, frame)
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        _pg_upsert(conn, table, columns, frame)
+        _upsert_staged(conn, table, columns, frame, keys, newer=None)
     elif dialect in ("mysql", "mariadb"):
         if _mysql_local_infile(conn):
             _mysql_load_data(conn, table, columns, frame, replace=True)
@@ -488,46 +584,25 @@ def upsert_newer_frame(conn: sqlalchemy.Connection, table: sqlalchemy.Table, fra
     For stores that may commit out of order (overlapping visits of an
     open-loop run, or a resumed run storing visits an earlier run left
     behind): the row with the largest ``order`` (a validity start) wins,
-    whichever store commits last. One statement per row set through the
-    dialect's native upsert with a condition (PostgreSQL and SQLite ``ON
-    CONFLICT DO UPDATE ... WHERE``, MySQL ``ON DUPLICATE KEY UPDATE`` with
-    ``IF``); a concurrent store of the same key waits for the row lock and
-    is judged against the committed row. Parameters and errors as
-    `upsert_frame`.
+    whichever store commits last. The frame goes to a temporary table
+    through the bulk path of `insert_frame`, then one ``INSERT ... SELECT``
+    with the dialect's conditional upsert (`upsert_statement` with
+    ``newer=order``) moves it into ``table``, in key order; a concurrent
+    store of the same key waits for the row lock and is judged against the
+    committed row. Parameters and errors as `upsert_frame`.
     """
-    columns = _columns(table, frame)
-    keys = [c.name for c in table.primary_key.columns]
-    if not keys or any(k not in frame.columns for k in keys) or order not in frame.columns:
-        raise L1dbInputError(f"{table.name}: a conditional upsert needs the key columns {keys} and {order}")
-    if frame.duplicated(keys).any():
-        raise L1dbInputError(f"{table.name}: key {keys} repeated within the frame")
-    names = [c.name for c in columns]
-    rows = [dict(zip(names, row)) for row in _python_rows(frame, columns)]
-    dialect = conn.dialect.name
-    values = [n for n in names if n not in keys]
-    statement: sqlalchemy.Insert
-    if dialect == "postgresql":
-        pg = pg_insert(table)
-        statement = pg.on_conflict_do_update(index_elements=keys, set_={n: pg.excluded[n] for n in values},
-                                             where=table.c[order] <= pg.excluded[order])
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        lite = sqlite_insert(table)
-        statement = lite.on_conflict_do_update(index_elements=keys, set_={n: lite.excluded[n] for n in values},
-                                               where=table.c[order] <= lite.excluded[order])
-    elif dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        my = mysql_insert(table)
-        newer = table.c[order] <= my.inserted[order]
-        # MySQL assigns left to right: the order column last, once the others have compared against it.
-        statement = my.on_duplicate_key_update([
-            *((n, sqlalchemy.func.IF(newer, my.inserted[n], table.c[n])) for n in values if n != order),
-            (order, sqlalchemy.func.GREATEST(table.c[order], my.inserted[order])),
-        ])
-    else:
-        raise NotImplementedError(f"no conditional upsert for dialect {dialect}")
-    conn.execute(statement, rows)
+    columns, keys = _upsert_columns(table, frame, order)
+    _upsert_staged(conn, table, columns, frame, keys, newer=order)
     _LOG.debug("upserted %d rows into %s, newer kept", len(frame), table.name)
     return len(frame)
+
+
+def _upsert_staged(conn: sqlalchemy.Connection, table: sqlalchemy.Table, columns: Sequence[sqlalchemy.Column],
+                   frame: pd.DataFrame, keys: Sequence[str], newer: str | None) -> None:
+    """Stage ``frame`` in a temporary table, then upsert it into ``table`` with one statement."""
+    names = [c.name for c in columns]
+    with _staged(conn, table, columns, frame) as temp:
+        # In key order: two stores lock the rows they share in the same order (no deadlock between them).
+        select = sqlalchemy.select(*temp.columns).order_by(*(temp.c[k] for k in keys))
+        conn.execute(upsert_statement(conn.dialect.name, table, select, keys,
+                                      [n for n in names if n not in keys], newer))

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
@@ -49,6 +48,14 @@ from .schema import PIXEL_COLUMN, REPLICA_TABLES
 __all__ = ["SqlWrites"]
 
 _LOG = logging.getLogger(__name__)
+
+
+def _published_columns(last: sa.Table, objects: pd.DataFrame) -> list[str]:
+    """The columns of DiaObjectLast (``last``) in ``objects``.
+
+    The full rows go to DiaObject; DiaObjectLast holds its published subset of columns.
+    """
+    return [c for c in last.columns.keys() if c in objects]
 
 
 class SqlWrites(SqlClient):
@@ -83,20 +90,12 @@ class SqlWrites(SqlClient):
         if not self.config.enable_replica:
             return None
         chunk = replica_chunk(visit_mjd, self.config.replica_chunk_seconds)
-        table = self._table(CHUNKS_TABLE)
-        values = {"last_update_time": chunk.last_update_time, "unique_id": chunk.unique_id}
-        row = {CHUNK_COLUMN: chunk.id, **values}
+        row = {CHUNK_COLUMN: chunk.id, "last_update_time": chunk.last_update_time, "unique_id": chunk.unique_id}
         # A true update of the existing row: MySQL's REPLACE (and SQLite's INSERT OR REPLACE) would delete
-        # it first, and with it (ON DELETE CASCADE) the chunk rows of the earlier stores of the chunk.
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            conn.execute(postgresql.insert(table).values(row).on_conflict_do_update(
-                index_elements=[CHUNK_COLUMN], set_=values))
-        elif dialect == "sqlite":
-            conn.execute(sqlite.insert(table).values(row).on_conflict_do_update(
-                index_elements=[CHUNK_COLUMN], set_=values))
-        else:
-            conn.execute(mysql.insert(table).values(row).on_duplicate_key_update(**values))
+        # it first, and with it (ON DELETE CASCADE) the chunk rows of the earlier stores of the chunk. Not
+        # upsert_newer_frame: the unique id changes with every store, even one of an older visit.
+        conn.execute(bulk_insert.upsert_statement(conn.dialect.name, self._table(CHUNKS_TABLE), row,
+                                                  [CHUNK_COLUMN], ["last_update_time", "unique_id"]))
         return chunk
 
     def _insert_chunk_rows(self, conn: sa.Connection, published: str, frame: pd.DataFrame,
@@ -133,7 +132,7 @@ class SqlWrites(SqlClient):
         if "DiaObjectLast" in self.schema.tables:
             self._insert_versions(conn, objects, replica)
             last = self._table("DiaObjectLast")
-            latest = objects.loc[:, [c for c in last.columns.keys() if c in objects]]
+            latest = objects.loc[:, _published_columns(last, objects)]
             with self._timed("obj_last_upsert", len(latest)):
                 bulk_insert.upsert_newer_frame(conn, last, latest, "validityStartMjdTai")
             return
@@ -180,8 +179,7 @@ class SqlWrites(SqlClient):
         if "DiaObjectLast" in self.schema.tables:
             self._insert_versions(conn, objects, replica)
             last = self._table("DiaObjectLast")
-            # The full rows went to DiaObject; DiaObjectLast holds its published subset of columns.
-            latest = objects.loc[objects["validityEndMjdTai"].isna(), [c for c in last.columns.keys() if c in objects]]
+            latest = objects.loc[objects["validityEndMjdTai"].isna(), _published_columns(last, objects)]
             if self.config.object_last_replace:
                 with self._timed("obj_last_upsert", len(latest)):
                     bulk_insert.upsert_frame(conn, last, latest)
