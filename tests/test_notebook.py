@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 from timing_fixtures import write_synthetic_log
 
 from dia_sim.log2csv import logs_to_table, provenance_path, write_csv, write_provenance
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
+
+# nbformat, nbclient and jupyter_client are imported by the tests that use them: nbformat's import
+# (jsonschema's format checkers compile dozens of grammars) costs seconds of CPU, which every pytest-xdist
+# worker would pay when it collects this module.
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "timing_analysis.ipynb"
 
@@ -21,6 +25,8 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "timing_analys
 def _kernel_manager(tmp_path: Path) -> KernelManager:
     """A kernel running this interpreter (the venv's), found without PATH or user kernel specs."""
     from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
 
     kernels = tmp_path / "kernels"
     # write_kernel_spec puts sys.executable (an absolute path) in the spec's argv.
@@ -30,6 +36,8 @@ def _kernel_manager(tmp_path: Path) -> KernelManager:
 
 
 def test_committed_notebook_has_no_outputs() -> None:
+    import nbformat
+
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
@@ -40,6 +48,9 @@ def test_committed_notebook_has_no_outputs() -> None:
 
 
 def test_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
     log = tmp_path / "timing.log"
     write_synthetic_log(log, n_visits=30, backend="postgresql", strategy="last_object_table")
     table, parsed = logs_to_table([log])

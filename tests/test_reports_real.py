@@ -10,10 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 from conftest import write_config
-from nbclient import NotebookClient
 from test_log2csv import assert_matches_reference, naive_visit_rows
 from test_notebook import NOTEBOOK, _kernel_manager
 
@@ -95,6 +93,9 @@ def test_plots_from_real_run(real_logs: tuple[Path, Path], tmp_path: Path) -> No
 
 
 def test_notebook_on_real_run(real_logs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat  # imported here, as in test_notebook: seconds of CPU for every worker collecting
+    from nbclient import NotebookClient
+
     csv = _csv(tmp_path, real_logs[0])
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells[0].source += f"\nCSV_PATH = {str(csv)!r}\nOTHER_CSVS = []\n"
