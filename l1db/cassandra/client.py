@@ -70,13 +70,17 @@ class CassandraClient(L1db):
             self._prepared[key] = statement
         return statement
 
-    def _run(self, statements: Sequence[tuple[Any, ...]] | Iterator[tuple[Any, ...]], write: bool) -> list[Any]:
+    def _run(self, statements: Sequence[tuple[Any, ...]] | Iterator[tuple[Any, ...]], write: bool,
+             plain: bool = False) -> list[Any]:
         """Run ``(statement, parameters[, bytes])`` requests concurrently within the ``[cassandra]`` limits.
 
-        The waits on the node's back-pressure go to `l1db.api.L1db.back_pressure`.
+        On the numpy session, or with ``plain`` on the plain one (results as
+        tuples: aggregates, which the numpy parser does not decode). The waits
+        on the node's back-pressure go to `l1db.api.L1db.back_pressure`.
         """
         timeout = self.options["write_timeout"] if write else self.options["read_timeout"]
-        return execute_concurrently(self._session, statements, self._limits(write), timeout, self.back_pressure)
+        return execute_concurrently(self._plain if plain else self._session, statements, self._limits(write),
+                                    timeout, self.back_pressure)
 
     def _limits(self, write: bool) -> InFlight:
         """The ``[cassandra]`` bounds on requests in flight and on tries of the refused ones."""

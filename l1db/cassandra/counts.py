@@ -27,12 +27,16 @@ read no table whole. For each table:
 This reads what the nodes hold now, memtables included, through any node: no
 flush, no ``nodetool``, no per-node system table (``system.size_estimates``
 would miss the memtables and lag up to 5 minutes). The cost is *S* partition
-keys and *S* single-partition counts per table, whatever the table's size.
+keys and *S* single-partition counts per table, whatever the table's size;
+the partition keys' names come from the driver's schema metadata, and each
+step's requests, of every table, are sent concurrently.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +61,10 @@ class CassandraCounts(CassandraClient):
     def tableRowCount(self, exact: bool = True) -> dict[str, int]:
         """Rows of each table: full scans if ``exact``, else estimates without one (the module's docstring)."""
         self.checkSchema()
+        tables = schema_tables(self.config)
         if exact:
-            return {table: self._full_count(table) for table in schema_tables(self.config)}
-        return {table: self._estimated_count(table) for table in schema_tables(self.config)}
+            return {table: self._full_count(table) for table in tables}
+        return self._estimated_counts(tables)
 
     def _full_count(self, table: str) -> int:
         result = self._simple(f"SELECT COUNT(*) FROM {self._name(table)}",
@@ -67,21 +72,41 @@ class CassandraCounts(CassandraClient):
         return int(result.one()[0])
 
     def _partition_key(self, table: str) -> list[str]:
-        rows = self._plain_columns(self._simple(
-            "SELECT column_name, kind, position FROM system_schema.columns "
-            "WHERE keyspace_name = %s AND table_name = %s", [self.keyspace, table]))
-        keys = sorted((int(p), str(n)) for n, k, p in zip(rows["column_name"], rows["kind"], rows["position"])
-                      if k == "partition_key")
-        return [name for _, name in keys]
+        """The partition key columns of ``table``, from the driver's schema metadata (no query)."""
+        keyspace = self._cluster.metadata.keyspaces.get(self.keyspace)
+        found = keyspace.tables.get(table) if keyspace is not None else None
+        if found is None:
+            # Made by another client since this one's metadata was read: read it now, once.
+            self._cluster.refresh_table_metadata(self.keyspace, table)
+            found = self._cluster.metadata.keyspaces[self.keyspace].tables[table]
+        return [column.name for column in found.partition_key]
 
-    def _estimated_count(self, table: str) -> int:
-        key = self._partition_key(table)
-        names = ", ".join(quote(k) for k in key)
-        sample = [tuple(row) for row in self._simple(
-            f"SELECT DISTINCT {names}, token({names}) FROM {self._name(table)} LIMIT {ESTIMATE_PARTITIONS}")]
-        where = " AND ".join(f"{quote(k)} = %s" for k in key)
-        rows = np.array([int(self._simple(f"SELECT COUNT(*) FROM {self._name(table)} WHERE {where}",
-                                          list(values[:-1])).one()[0]) for values in sample], dtype=np.float64)
+    def _estimated_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Estimated rows of each of ``tables``: steps 1-3 of the module's docstring.
+
+        Each step's requests, every table's at once, go through
+        `l1db.cassandra.client.CassandraClient._run` on the plain session (the
+        numpy one does not decode aggregates): concurrently, within
+        ``read_concurrency``, waiting on back-pressure as every read does.
+        """
+        keys = {table: self._partition_key(table) for table in tables}
+        names = {table: ", ".join(quote(k) for k in key) for table, key in keys.items()}
+        sampled = self._run([(self._statement(
+            f"sample:{table}", f"SELECT DISTINCT {names[table]}, token({names[table]}) FROM {self._name(table)} "
+            f"LIMIT {ESTIMATE_PARTITIONS}", write=False), ()) for table in tables], write=False, plain=True)
+        samples = {table: [tuple(row) for row in result] for table, result in zip(tables, sampled)}
+        counts = [(self._statement(f"partition_count:{table}", f"SELECT COUNT(*) FROM {self._name(table)} WHERE "
+                                   + " AND ".join(f"{quote(k)} = ?" for k in keys[table]), write=False),
+                   values[:-1]) for table in tables for values in samples[table]]
+        rows = np.array([int(result.one()[0]) for result in self._run(counts, write=False, plain=True)],
+                        dtype=np.float64)
+        # The counts come in the order of the requests: table by table, each table's sample in order.
+        ends = np.cumsum([len(samples[table]) for table in tables])
+        return {table: self._estimate(table, samples[table], rows[end - len(samples[table]):end])
+                for table, end in zip(tables, ends)}
+
+    def _estimate(self, table: str, sample: list[tuple[Any, ...]], rows: np.ndarray) -> int:
+        """Rows of ``table`` from its sampled partitions (keys, token last) and their rows (step 3)."""
         if len(sample) < ESTIMATE_PARTITIONS:
             return int(rows.sum())  # every partition of the table: exact
         partitioner = self._cluster.metadata.partitioner or ""
