@@ -19,12 +19,13 @@ seconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lsst.sphgeom as sg
@@ -40,8 +41,8 @@ from dia_sim.log2csv import logs_to_table
 from l1db import L1db, open_l1db
 from l1db.cassandra import server
 from l1db.cassandra.nodetool import cluster_nodes
-from l1db.cassandra.session import is_back_pressure
-from l1db.config import load_config
+from l1db.cassandra.session import connect, is_back_pressure
+from l1db.config import CassandraSection, load_config, parse_cassandra_url
 from l1db.errors import is_retryable
 from l1db.scratch import read_table
 from l1db.timer import Timer, TimingRecord
@@ -91,8 +92,8 @@ def calm_node(slow_node: Path) -> None:
     """Each test starts on a node that answers again.
 
     After a test's burst the node may refuse every request for seconds, a new client's
-    connection queries included (the driver's schema fetch is dozens at once; connecting
-    is not retried on back-pressure). A test starts once a query is answered and the
+    connection queries included (the driver's schema fetch is dozens at once: connecting
+    waits for it, but a test would then measure the last one's burst). A test starts once a query is answered and the
     limiter has had 2 s to refill its one second of permits, so that what it measures is
     its own burst.
     """
@@ -240,3 +241,48 @@ def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored,
     assert isinstance(sources, pd.DataFrame)
     assert np.array_equal(np.sort(sources["diaSourceId"].to_numpy()),
                           np.sort(stored.frames["DiaSource"]["diaSourceId"].to_numpy()))
+
+
+@contextlib.contextmanager
+def _refusing(until: Callable[[], bool], seconds: float = 30.0) -> Iterator[None]:
+    """The node made to refuse, by bursts of small requests from another client, ``until()`` (at most ``seconds``)."""
+    cluster, session, _ = connect(parse_cassandra_url(f"cassandra://{ADDRESS}/system"),
+                                  {**CassandraSection().model_dump(), "backpressure_tries": 20})
+    end = time.monotonic() + seconds
+
+    def burst() -> None:
+        while time.monotonic() < end and not until():
+            futures = [session.execute_async("SELECT release_version FROM system.local") for _ in range(2 * RATE)]
+            for future in futures:
+                with contextlib.suppress(Exception):
+                    future.result()
+
+    worker = threading.Thread(target=burst)
+    worker.start()
+    try:
+        time.sleep(0.5)  # the node's permits spent: it refuses from now on
+        yield
+    finally:
+        worker.join()
+        cluster.shutdown()
+
+
+def test_connecting_to_a_refusing_node_waits_and_then_succeeds(stored: Stored, caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    """The driver's own queries of a new connection refused Overloaded: connecting waits, then succeeds."""
+    config = write_config(stored.config.parent / "connect.cfg", load_config(stored.config).url,
+                          **{**BURSTY, "backpressure_pause": 0.1, "backpressure_tries": 12})
+    caplog.set_level(logging.INFO, logger="l1db.cassandra.session")
+
+    def refused() -> bool:
+        return any("connecting refused" in r.getMessage() for r in caplog.records)
+
+    # The node refuses until the client has been refused once (or 30 s: then connecting never waited).
+    with _refusing(refused):
+        db = _open(config)
+    assert refused(), [r.getMessage() for r in caplog.records]
+    # Recorded as every wait is: in the client's back-pressure totals (a timer around the connection takes them).
+    assert db.back_pressure.wait > 0 and db.back_pressure.resent > 0, db.back_pressure
+    db.checkSchema()  # a working connection
+    db.close()
+

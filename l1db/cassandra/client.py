@@ -43,7 +43,7 @@ class CassandraClient(L1db):
         self.keyspace = self.url.keyspace
         self.options = dict(self.config.cassandra)
         self.partitioning = Partitioning(self.options)
-        self._cluster, self._session, self._plain = connect(self.url, self.options)
+        self._cluster, self._session, self._plain = connect(self.url, self.options, self.back_pressure)
         self._read_cl = consistency(self.options["read_consistency"])
         self._write_cl = consistency(self.options["write_consistency"])
         self._prepared: dict[str, PreparedStatement] = {}

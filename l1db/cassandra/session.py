@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -61,6 +62,8 @@ __all__ = [
     "consistency",
     "execute_concurrently",
     "InFlight",
+    "backoff",
+    "MAX_PAUSE",
     "is_back_pressure",
     "retry_refused",
     "log_partition_plan",
@@ -178,7 +181,8 @@ def _quiet_driver() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Session, Session]:
+def connect(url: CassandraURL, options: Mapping[str, Any], pressure: BackPressure | None = None
+            ) -> tuple[Cluster, Session, Session]:
     """Open sessions on the cluster of ``url`` with the ``[cassandra]`` options.
 
     Returns the cluster, a session whose results are numpy arrays (for the
@@ -186,11 +190,28 @@ def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Ses
     visits, counts: the numpy parser does not decode every result, e.g.
     aggregates).
 
+    A node that refuses the connection's own queries for load (the driver's
+    schema and topology queries, answered ``Overloaded`` or on a busy
+    connection) is waited for as every request is (`retry_refused`, with the
+    ``backpressure_tries`` and ``backpressure_pause`` options); the waits and
+    the tries made again are added to ``pressure``.
+
     Raises
     ------
     DatabaseUnreachable
-        If no contact point answers.
+        If no contact point answers, or the nodes still refuse after the tries.
     """
+    limits = InFlight(requests=1, tries=int(options["backpressure_tries"]),
+                      pause=float(options["backpressure_pause"]))
+    try:
+        return retry_refused(lambda: _connect_once(url, options), limits, pressure, "connecting")
+    except (NoHostAvailable, DriverException, OSError) as exc:
+        where = ",".join(url.hosts) + f":{url.port}"
+        raise DatabaseUnreachable(f"cannot connect to Cassandra at {where}: {error_reason(exc)}") from None
+
+
+def _connect_once(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Session, Session]:
+    """One try of `connect`: a new `Cluster` (one that failed to connect is shut down, and cannot be reused)."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()),
         consistency_level=consistency(options["read_consistency"]),
@@ -211,10 +232,9 @@ def connect(url: CassandraURL, options: Mapping[str, Any]) -> tuple[Cluster, Ses
         with _quiet_driver():
             session = cluster.connect()
             plain = cluster.connect()
-    except (NoHostAvailable, DriverException, OSError) as exc:
+    except BaseException:
         cluster.shutdown()
-        where = ",".join(url.hosts) + f":{url.port}"
-        raise DatabaseUnreachable(f"cannot connect to Cassandra at {where}: {error_reason(exc)}") from None
+        raise
     session.client_protocol_handler = NumpyProtocolHandler
     # Reads are whole partitions: no paging (one result page per statement).
     session.default_fetch_size = None
@@ -238,7 +258,8 @@ class InFlight:
         before its error is raised; 1 = never sent again.
     pause : `float`
         Seconds paused, once the requests in flight have ended, before the
-        refused ones are sent again; doubled at each further try.
+        refused ones are sent again; doubled after each further refusal
+        (`backoff`).
     reads : `bool`
         Whether the requests are reads: a read a node dropped (``ReadTimeout``,
         ``ReadFailure``) is tried again too (a write that timed out is not: it
@@ -250,6 +271,27 @@ class InFlight:
     tries: int = 1
     pause: float = 0.0
     reads: bool = False
+
+
+#: Longest pause before a resend, seconds: the doubling pauses stop growing here.
+MAX_PAUSE = 30.0
+
+
+def backoff(pause: float, refusals: int) -> float:
+    """Seconds to pause after the ``refusals``-th refusal in a row: ``pause`` doubled each time, with jitter.
+
+    Bounded by `MAX_PAUSE`, then drawn from its upper half (uniformly, "equal
+    jitter"), so that the clients a node refused at the same moment do not
+    all come back at the same moment.
+    """
+    if refusals < 1 or pause <= 0:
+        return 0.0
+    bound = min(MAX_PAUSE, pause * 2.0 ** (refusals - 1))
+    return bound * (0.5 + 0.5 * _JITTER.random())
+
+
+#: The jitter's random numbers (not the simulation's: its seeds must not depend on how often a node refused).
+_JITTER = random.Random()
 
 
 #: ``ReadFailure`` reason of a read that cannot succeed however often it is tried (protocol v5 error code map).
@@ -400,13 +442,15 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
 _T = TypeVar("_T")
 
 
-def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressure | None = None) -> _T:
-    """``call()`` (one request at a time: a prepare, a small statement), made again while the node refuses it.
+def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressure | None = None,
+                  what: str = "a request") -> _T:
+    """``call()`` (one request at a time: a prepare, a small statement, connecting), made again while refused.
 
     A refusal (`is_back_pressure`, reads or not as ``limits.reads``) is
-    followed by a pause (``limits.pause``, doubled each time) and another
-    try, up to ``limits.tries`` tries; the pauses and the tries made again
-    are added to ``pressure``.
+    followed by a pause (`backoff` of ``limits.pause``: doubled each time,
+    jittered, bounded) and another try, up to ``limits.tries`` tries; each
+    wait is logged (``what`` says what waited), and the pauses and the tries
+    made again are added to ``pressure``.
     """
     for attempt in range(1, limits.tries + 1):
         try:
@@ -414,7 +458,10 @@ def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressu
         except Exception as exc:
             if attempt >= limits.tries or not is_back_pressure(exc, limits.reads):
                 raise
-        pause = limits.pause * 2 ** (attempt - 1)
+            reason = error_reason(exc)
+        pause = backoff(limits.pause, attempt)
+        _LOG.info("Cassandra back-pressure: %s refused (%s), pausing %.3f s before try %d of %d", what, reason,
+                  pause, attempt + 1, limits.tries)
         time.sleep(pause)
         if pressure is not None:
             pressure.wait += pause
