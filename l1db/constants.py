@@ -2,14 +2,18 @@
 
 This module imports nothing from the package, so that any module may use it
 without an import circle (`l1db.config` needs `MONTH_DAYS`, the API and both
-backends need all three).
+backends need all three). astropy (about half a second of CPU) is imported by the
+two time helpers when first called, not here: every command imports this module
+through `l1db.config`, and most never handle a time.
 """
 
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
-from astropy.time import Time
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 __all__ = ["AP_OBJECT_COLUMNS", "MONTH_DAYS", "to_mjd_tai", "parse_time"]
 
@@ -32,6 +36,8 @@ MONTH_DAYS = 30.0
 
 def to_mjd_tai(visit_time: Time | datetime.datetime) -> float:
     """MJD (TAI) of a visit time; a `datetime` is taken to be TAI."""
+    from astropy.time import Time
+
     if isinstance(visit_time, datetime.datetime):
         visit_time = Time(visit_time.replace(tzinfo=None), scale="tai")
     if not isinstance(visit_time, Time):
@@ -47,6 +53,8 @@ def parse_time(text: str) -> Time:
     ValueError
         One line quoting ``text``.
     """
+    from astropy.time import Time
+
     for fmt in ("isot", "iso"):
         try:
             return Time(str(text).strip(), format=fmt, scale="tai")
