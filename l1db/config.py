@@ -74,7 +74,7 @@ from .config_model import (
     validate_section,
 )
 from .constants import MONTH_DAYS
-from .pixel_kinds import LEVEL_LIMITS, PIXELIZATION_KINDS
+from .pixel_kinds import DEFAULT_PIXEL_LEVELS, LEVEL_LIMITS, PIXELIZATION_KINDS
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -105,9 +105,6 @@ __all__ = [
 
 #: Cassandra consistency levels a config may name.
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
-
-#: The pixelId level used when ``pixel_level`` is 0, per pixelization.
-DEFAULT_PIXEL_LEVELS = {"htm": 20, "healpix": 16}
 
 
 def _levels(kinds: tuple[str, ...]) -> str:

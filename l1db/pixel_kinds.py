@@ -1,15 +1,15 @@
-"""The sky pixelizations a config may name and the levels each allows.
+"""The sky pixelizations a config may name, the levels each allows and the default levels.
 
 Apart from `l1db.pixelization` so that the config (which validates these
-choices) can be read without loading what computes pixels: numba and its kernels,
-SQLAlchemy. Imports nothing from the package.
+choices) and the reports can be read without loading what computes pixels:
+numba and its kernels, SQLAlchemy. Imports nothing from the package.
 """
 
 from __future__ import annotations
 
 import lsst.sphgeom
 
-__all__ = ["PIXELIZATION_KINDS", "LEVEL_LIMITS"]
+__all__ = ["PIXELIZATION_KINDS", "LEVEL_LIMITS", "DEFAULT_PIXEL_LEVELS"]
 
 PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
 """Accepted values of `l1db.pixelization.Pixelization`'s ``kind``."""
@@ -23,3 +23,6 @@ LEVEL_LIMITS = {
     "mq3c": (1, lsst.sphgeom.Mq3cPixelization.MAX_LEVEL - 1),
 }
 """Lowest and highest level (HEALPix: order) of each kind, both included."""
+
+#: The pixelId level used when the config's ``pixel_level`` is 0, per pixelization of the SQL backends.
+DEFAULT_PIXEL_LEVELS = {"htm": 20, "healpix": 16}
