@@ -4,7 +4,8 @@ Every test and every user's command starts Python; ``import l1db`` used to load 
 SQLAlchemy, numba, astropy and healpy (with matplotlib): about 2 s of CPU for
 ``cassandra_nodes --help``. The package's names are now imported on first use
 (``l1db/__init__.py``), healpy only for a HEALPix index (``l1db/pixelization.py``) and Dask
-only for a pool of workers (``dia_sim/tile_pool.py``).
+only for a pool of workers (``dia_sim/tile_pool.py``). Each command imports at its start only
+the heavy libraries its work needs (`COMMANDS`): the rest comes with the function that uses it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ import l1db
 #: Libraries that take a tenth of a second or more to import.
 HEAVY = ("pandas", "sqlalchemy", "numba", "astropy", "healpy", "matplotlib", "cassandra", "distributed")
 
+#: The heavy libraries each command may load when its module is imported (what every run, ``--help`` and
+#: usage error pays): what its work needs, nothing else. ap_proto's ``[ap_proto] start_time`` is an astropy
+#: Time (`dia_sim.options`); a database's libraries come with the database it opens.
+COMMANDS = {
+    "dia_sim.cli.log2csv": {"pandas"},
+    "dia_sim.cli.plot_timing": {"pandas", "matplotlib"},
+    "dia_sim.cli.report": {"pandas", "matplotlib"},
+    "l1db.cli.create_l1_schema": set(),
+    "l1db.cli.l1db_state": set(),
+    "l1db.cli.cassandra_nodes": set(),
+    "dia_sim.cli.ap_proto": {"astropy"},
+}
+
 #: Own servers: none (a fresh interpreter only).
 pytestmark = pytest.mark.own_servers
 
@@ -36,8 +50,42 @@ def test_the_package_imports_nothing_heavy() -> None:
     assert loaded_after("import l1db") == set()
 
 
-def test_cassandra_nodes_imports_nothing_heavy() -> None:
-    assert loaded_after("import l1db.cli.cassandra_nodes") == set()
+@pytest.mark.parametrize("module", sorted(COMMANDS))
+def test_a_command_imports_what_its_work_needs(module: str) -> None:
+    assert loaded_after(f"import {module}") <= COMMANDS[module]
+
+
+def test_the_import_check_can_fail() -> None:
+    """The same check on a module that loads more than a command may: the check sees it."""
+    assert loaded_after("import dia_sim.plots") > COMMANDS["dia_sim.cli.log2csv"]
+
+
+def ap_proto_loads(args: list[str]) -> set[str]:
+    """The `HEAVY` libraries ``ap_proto ARGS`` has loaded when it exits (its output discarded)."""
+    return loaded_after(
+        "import contextlib, io\nfrom dia_sim.cli.ap_proto import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    try:\n        main({args!r})\n    except SystemExit:\n        pass")
+
+
+def test_ap_proto_says_help_and_bad_input_before_the_loop(tmp_path: Path) -> None:
+    """``--help``, a usage error and a bad config exit before the loop is imported (pandas, numba, Dask)."""
+    sources = str(tmp_path / "missing.npy")
+    (tmp_path / "bad.cfg").write_text(f"[database]\nurl = sqlite:///{tmp_path / 'l1db.sqlite3'}\n"
+                                      f"[ap_proto]\nseed = -3\n")
+    for args in (["--help"], ["--seed", "x", sources], ["-c", str(tmp_path / "bad.cfg"), sources]):
+        # SQLAlchemy checks an SQL URL's driver; astropy reads the start time (COMMANDS).
+        assert ap_proto_loads(args) <= {"sqlalchemy", "astropy"}, args
+    # The check can fail: a run past its config (here to a missing catalogue) does import the loop.
+    (tmp_path / "good.cfg").write_text(f"[database]\nurl = sqlite:///{tmp_path / 'l1db.sqlite3'}\n")
+    assert {"pandas", "numba"} <= ap_proto_loads(["-c", str(tmp_path / "good.cfg"), "--no-progress",
+                                                  "--log", str(tmp_path / "log"), sources])
+
+
+def test_a_pool_worker_imports_what_a_tile_needs() -> None:
+    """A worker unpickles a tile's task (`dia_sim.tile_task`): no plots, no Dask of its own making."""
+    loaded = loaded_after("import dia_sim.tile_task")
+    assert not loaded & {"matplotlib", "healpy", "distributed"}, loaded
 
 
 def test_an_sql_database_needs_no_healpy() -> None:
