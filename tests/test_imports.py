@@ -11,6 +11,7 @@ the heavy libraries its work needs (`COMMANDS`): the rest comes with the functio
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ import l1db
 HEAVY = ("pandas", "sqlalchemy", "numba", "astropy", "healpy", "matplotlib", "cassandra", "distributed")
 
 #: The heavy libraries each command may load when its module is imported (what every run, ``--help`` and
-#: usage error pays): what its work needs, nothing else. ap_proto's ``[ap_proto] start_time`` is an astropy
-#: Time (`dia_sim.options`); a database's libraries come with the database it opens.
+#: usage error pays): what its work needs, nothing else; a database's libraries come with the database it
+#: opens.
 COMMANDS = {
     "dia_sim.cli.log2csv": {"pandas"},
     "dia_sim.cli.plot_timing": {"pandas", "matplotlib"},
@@ -32,7 +33,7 @@ COMMANDS = {
     "l1db.cli.create_l1_schema": set(),
     "l1db.cli.l1db_state": set(),
     "l1db.cli.cassandra_nodes": set(),
-    "dia_sim.cli.ap_proto": {"astropy"},
+    "dia_sim.cli.ap_proto": set(),
 }
 
 #: Own servers: none (a fresh interpreter only).
@@ -69,12 +70,14 @@ def ap_proto_loads(args: list[str]) -> set[str]:
 
 
 def test_ap_proto_says_help_and_bad_input_before_the_loop(tmp_path: Path) -> None:
-    """``--help``, a usage error and a bad config exit before the loop is imported (pandas, numba, Dask)."""
+    """``--help``, a usage error, a bad option or config exit before the loop is imported (pandas, numba, Dask)."""
     sources = str(tmp_path / "missing.npy")
     (tmp_path / "bad.cfg").write_text(f"[database]\nurl = sqlite:///{tmp_path / 'l1db.sqlite3'}\n"
                                       f"[ap_proto]\nseed = -3\n")
-    for args in (["--help"], ["--seed", "x", sources], ["-c", str(tmp_path / "bad.cfg"), sources]):
-        # SQLAlchemy checks an SQL URL's driver; astropy reads the start time (COMMANDS).
+    for args in (["--help"], ["--no-such-flag", sources], []):
+        assert ap_proto_loads(args) == set(), args
+    for args in (["--seed", "x", sources], ["-c", str(tmp_path / "bad.cfg"), sources]):
+        # The config read: SQLAlchemy checks an SQL URL's driver, astropy reads the start time.
         assert ap_proto_loads(args) <= {"sqlalchemy", "astropy"}, args
     # The check can fail: a run past its config (here to a missing catalogue) does import the loop.
     (tmp_path / "good.cfg").write_text(f"[database]\nurl = sqlite:///{tmp_path / 'l1db.sqlite3'}\n")
@@ -82,10 +85,30 @@ def test_ap_proto_says_help_and_bad_input_before_the_loop(tmp_path: Path) -> Non
                                                   "--log", str(tmp_path / "log"), sources])
 
 
-def test_a_pool_worker_imports_what_a_tile_needs() -> None:
-    """A worker unpickles a tile's task (`dia_sim.tile_task`): no plots, no Dask of its own making."""
-    loaded = loaded_after("import dia_sim.tile_task")
-    assert not loaded & {"matplotlib", "healpy", "distributed"}, loaded
+def test_a_pool_worker_imports_what_a_tile_needs(tmp_path: Path) -> None:
+    """A worker unpickles a tile's task and runs it: the database's libraries and the simulation's, no
+    plots, no Dask of its own making, and no astropy (its options and plans hold MJDs, which the API takes)."""
+    from dia_sim.catalog import generate_catalog
+    from dia_sim.options import ApProtoSection, load_ap_config, run_options
+    from dia_sim.tile_task import TileJob
+    from dia_sim.visit_plan import plan_visit
+    from l1db.cli.create_l1_schema import main as create_l1_schema
+    from l1db.config_model import validate_section
+
+    (tmp_path / "l1db.cfg").write_text(f"[database]\nurl = sqlite:///{tmp_path / 'l1db.sqlite3'}\n")
+    assert create_l1_schema(["-c", str(tmp_path / "l1db.cfg")]) == 0
+    generate_catalog(tmp_path / "sources.npy", per_visit=50, seed=1)
+    config = load_ap_config(tmp_path / "l1db.cfg")
+    options = run_options(validate_section(ApProtoSection, config.sections.get("ap_proto", {}), str), num_visits=1)
+    job = TileJob("run", config, str(tmp_path / "sources.npy"), options)
+    (tmp_path / "task.pickle").write_bytes(pickle.dumps((job, plan_visit(1, options.start_time, options))))
+    task = (f"import pickle\nfrom dia_sim.tile_task import process_tile\n"
+            f"job, plan = pickle.loads(open({str(tmp_path / 'task.pickle')!r}, 'rb').read())\n"
+            f"outcome = process_tile(job, plan, 0)\nassert outcome.error is None, outcome.traceback\n"
+            f"assert outcome.result.sources > 0, outcome.result")
+    loaded = loaded_after(task)
+    assert {"pandas", "numba", "sqlalchemy"} <= loaded and not loaded & {"matplotlib", "healpy", "distributed",
+                                                                         "astropy"}, loaded
 
 
 def test_an_sql_database_needs_no_healpy() -> None:
