@@ -45,10 +45,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from astropy.time import Time
-
 from l1db import MONTH_DAYS, L1db, open_l1db
 from l1db.config import L1dbConfig
+from l1db.constants import mjd_tai_time
 from l1db.timing_log import TimingLogWriter, latency_frame, machine_info, toolkit_info
 
 from .catalog import CatalogError, SourceCatalog
@@ -249,7 +248,7 @@ class ApLoop:
         opts = self.options
         last = self.l1db.lastVisit()
         if last is None:
-            self.schedule = opts.schedule(opts.start_visit_id, float(opts.start_time.tai.mjd))
+            self.schedule = opts.schedule(opts.start_visit_id, opts.start_time)
             return [], opts.start_visit_id
         first = self.l1db.firstVisit()
         assert first is not None  # the database holds a last visit, so a first one
@@ -261,7 +260,7 @@ class ApLoop:
             raise ValueError(
                 f"visit {visit_id} is stored at {visit_time.tai.isot} TAI but a schedule of one visit every "
                 f"{opts.interval:g} s, a night every {opts.days_between_nights} day(s), from visit {first_id} at "
-                f"{first_time.tai.isot} puts it at {Time(expected, format='mjd', scale='tai').isot}; resume with "
+                f"{first_time.tai.isot} puts it at {mjd_tai_time(expected).isot}; resume with "
                 f"the cadence the database was made with (--interval and --days-between-nights, or the same "
                 f"--observations-per-year and --pointing-area)"
             )

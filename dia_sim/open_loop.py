@@ -24,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .visit_plan import TileResult, VisitPlan
+if TYPE_CHECKING:  # annotations only: log2csv's verdicts need neither the run's options nor the simulation
+    from .visit_plan import TileResult, VisitPlan
 
 __all__ = ["ReleaseClock", "OpenVisit", "Verdict", "verdict", "in_flight_steps", "table_latencies", "cadence_of",
            "run_verdicts"]

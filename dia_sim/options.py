@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from astropy.time import Time
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, model_validator
 
 from l1db.config import L1DB_SECTIONS, ConfigError, L1dbConfig, load_config
 from l1db.config_model import Section, comment, markdown_table, option, option_error, option_fields, validate_section
+from l1db.constants import mjd_tai_time, to_mjd_tai
 
 from .compression import Cadence, derive_cadence
 from .ids import MAX_VISIT
@@ -60,12 +60,14 @@ class SimConfig(Section):
 MAX_IN_FLIGHT = 25
 
 
-def _time(value: Any) -> Time:
-    return value if isinstance(value, Time) else parse_time(value)
+def _mjd(value: Any) -> float:
+    """MJD (TAI) of a start time: ISO 8601 text in TAI, an astropy Time, or an MJD (a validated section's)."""
+    # An MJD, not a Time: the options go to every worker of the pool, which then needs no astropy.
+    return to_mjd_tai(parse_time(value) if isinstance(value, str) else value)
 
 
-def _isot(value: Time) -> str:
-    return value.tai.isot
+def _isot(mjd: float) -> str:
+    return str(mjd_tai_time(mjd).isot)
 
 
 def _area(value: Any) -> Any:
@@ -108,7 +110,7 @@ class RunSettings(Section):
         metavar="RA_MIN,RA_MAX,DEC_MIN,DEC_MAX",
         allowed="RA_MIN,RA_MAX,DEC_MIN,DEC_MAX (degrees, RA 0-360, Dec -90-90), or empty")
     seed: int = option(1, "random seed of pointings and simulation (a run is reproducible)", ge=0)
-    start_time: Annotated[Time, BeforeValidator(_time), PlainSerializer(_isot, when_used="json")] = option(
+    start_time: Annotated[float, BeforeValidator(_mjd), PlainSerializer(_isot, when_used="json")] = option(
         "2026-01-01T20:00:00",
         "time of the first visit of a new database; later runs resume after the last visit",
         metavar="ISO_TAI", allowed="an ISO 8601 time in TAI")

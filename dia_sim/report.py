@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from l1db.config import DEFAULT_PIXEL_LEVELS
+from l1db.pixel_kinds import DEFAULT_PIXEL_LEVELS
 
 from .fits import ROW_COLUMNS, SURVEY_YEAR_VISITS, check_projectable, compression_of, numeric_column, project_run
 from .log2csv import (

@@ -29,14 +29,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.time import Time
 
 from l1db.constants import parse_time  # one parser of the tools' times (create_l1_schema's too)
 
 __all__ = ["SECONDS_PER_DAY", "NIGHT_START_HOUR", "NIGHT_END_HOUR", "VisitSchedule", "is_night", "night_length_s",
            "night_number", "parse_time", "visit_mjd", "visit_times"]
+
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ def _check(interval_s: float, night_start_hour: int, night_end_hour: int, night_
 
 
 def _to_mjd(t: Time | float) -> float:
+    # astropy (half a second of CPU) is imported where a Time is handled: the schedule itself, and the
+    # tools that only read runs (plot_timing, l1db_report), compute with MJDs.
+    from astropy.time import Time
+
     return float(t.tai.mjd) if isinstance(t, Time) else float(t)
 
 
@@ -177,6 +184,8 @@ def visit_times(
     times : `astropy.time.Time`
         ``n`` times, scale TAI, format MJD.
     """
+    from astropy.time import Time
+
     if n < 0:
         raise ValueError(f"number of visits must be >= 0, got {n}")
     if isinstance(start, Time) and not start.isscalar:

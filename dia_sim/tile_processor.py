@@ -156,7 +156,6 @@ class TileProcessor:
         opts = self.options
         sim_records: list[TimingRecord] = []
         rng = np.random.default_rng([opts.seed, plan.visit_id, tile + 1])
-        visit_time = plan.time
         explain = opts.explain
         with Timer("visit", sink):
             with self._timer("sim_detect", _both(sink, sim_records)) as timer:
@@ -173,10 +172,10 @@ class TileProcessor:
                 association = self.sim.associate(detections, objects)
                 timer.rows = association.n_matched
             with self._timer("src_select", sink) as timer:
-                src_history = self.l1db.getDiaSources(field.region, objects, visit_time, explain=explain)
+                src_history = self.l1db.getDiaSources(field.region, objects, plan.mjd, explain=explain)
                 timer.rows = len(src_history)
             with self._timer("fsrc_select", sink) as timer:
-                fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, visit_time, explain=explain)
+                fsrc_history = self.l1db.getDiaForcedSources(field.region, objects, plan.mjd, explain=explain)
                 timer.rows = len(fsrc_history)
             with self._timer("sim_rows", _both(sink, sim_records)) as timer:
                 src_history, fsrc_history = _canonical(src_history), _canonical(fsrc_history)
@@ -194,7 +193,7 @@ class TileProcessor:
             ))
             if not opts.no_update:
                 self._op = "store"
-                self.l1db.store(visit_time, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
+                self.l1db.store(plan.mjd, _nonempty(new_objects), _nonempty(sources), _nonempty(forced),
                                 visit_id=plan.visit_id, tile=tile, n_tiles=opts.n_tiles, explain=explain,
                                 out_of_order=plan.out_of_order)
         return TileResult(plan.visit_id, tile, len(objects), len(sources), len(new_objects), len(forced))

@@ -11,13 +11,18 @@ its counts (`TileResult`).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.time import Time
+
+from l1db.constants import to_mjd_tai
 
 from .options import RunOptions
 from .pointing import random_pointings
 from .rows import BANDS
+
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 __all__ = ["VisitPlan", "TileResult", "plan_visit"]
 
@@ -35,11 +40,6 @@ class VisitPlan:
     #: Its store may come after a later visit's (an open-loop run, or a visit left behind by one):
     #: `l1db.api.L1db.store`'s ``out_of_order``.
     out_of_order: bool = False
-
-    @property
-    def time(self) -> Time:
-        """Visit time (TAI)."""
-        return Time(self.mjd, format="mjd", scale="tai")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,5 +66,5 @@ def plan_visit(visit_id: int, time: Time | float, options: RunOptions,
     band = BANDS[int(rng.integers(len(BANDS)))]
     if tiles is None:
         tiles = tuple(range(options.n_tiles))
-    mjd = float(time.tai.mjd) if isinstance(time, Time) else float(time)
+    mjd = to_mjd_tai(time)
     return VisitPlan(visit_id, mjd, float(ra[0]), float(dec[0]), band, tiles, out_of_order)

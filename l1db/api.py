@@ -36,12 +36,11 @@ import datetime
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from astropy.time import Time
 
 from .config import L1dbConfig, load_config
 from .constants import AP_OBJECT_COLUMNS, MONTH_DAYS, to_mjd_tai
@@ -50,6 +49,9 @@ from .pixelization import Pixelization, check_region, region_contains
 from .schema_model import TableDef
 from .tables import load_definitions, published_definitions, published_tables
 from .timer import BackPressure, Timer, TimingRecord, TimingSink, null_sink
+
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 __all__ = [
     "L1db",
@@ -237,7 +239,7 @@ class L1db(abc.ABC):
 
     def _prepare_visit(
         self,
-        visit_time: Time | datetime.datetime,
+        visit_time: Time | datetime.datetime | float,
         objects: pd.DataFrame | None,
         sources: pd.DataFrame | None,
         forced: pd.DataFrame | None,
@@ -361,7 +363,7 @@ class L1db(abc.ABC):
         self,
         region: Any,
         objects: pd.DataFrame | np.ndarray,
-        visit_time: Time | datetime.datetime,
+        visit_time: Time | datetime.datetime | float,
         explain: bool = False,
     ) -> pd.DataFrame:
         """DiaSource history of ``objects`` within ``read_sources_months`` before the visit.
@@ -372,7 +374,7 @@ class L1db(abc.ABC):
             The field.
         objects : `pandas.DataFrame` or array of `int`
             Objects (with a diaObjectId column) or their IDs.
-        visit_time : `astropy.time.Time` or `datetime.datetime`
+        visit_time : `astropy.time.Time`, `datetime.datetime` or `float`
             The visit's time; the window is (visit - months * 30 days, visit).
         explain : `bool`
             Log the backend's query plan, where it has one.
@@ -388,7 +390,7 @@ class L1db(abc.ABC):
         self,
         region: Any,
         objects: pd.DataFrame | np.ndarray,
-        visit_time: Time | datetime.datetime,
+        visit_time: Time | datetime.datetime | float,
         explain: bool = False,
     ) -> pd.DataFrame:
         """DiaForcedSource history of ``objects`` within ``read_forced_sources_months``.
@@ -405,7 +407,7 @@ class L1db(abc.ABC):
         region: Any,
         objects: pd.DataFrame | np.ndarray,
         months: int,
-        visit_time: Time | datetime.datetime,
+        visit_time: Time | datetime.datetime | float,
         explain: bool,
     ) -> pd.DataFrame:
         """Rows of ``table`` for ``objects`` in the window of ``months`` before the visit, exactly."""
@@ -462,7 +464,7 @@ class L1db(abc.ABC):
 
     def store(
         self,
-        visit_time: Time | datetime.datetime,
+        visit_time: Time | datetime.datetime | float,
         objects: pd.DataFrame | None,
         sources: pd.DataFrame | None = None,
         forced: pd.DataFrame | None = None,
@@ -481,7 +483,7 @@ class L1db(abc.ABC):
 
         Parameters
         ----------
-        visit_time : `astropy.time.Time` or `datetime.datetime`
+        visit_time : `astropy.time.Time`, `datetime.datetime` or `float`
             Start of validity of the new DiaObject versions.
         objects, sources, forced : `pandas.DataFrame` or `None`
             New rows; `None` when the visit has none of that kind (an empty
@@ -537,7 +539,7 @@ class L1db(abc.ABC):
         """Store checked DiaSources or DiaForcedSources alone (`storeDiaSources`), timed by `_timed_append`."""
 
     def storeDiaObjects(
-        self, objects: pd.DataFrame, visit_time: Time | datetime.datetime, explain: bool = False
+        self, objects: pd.DataFrame, visit_time: Time | datetime.datetime | float, explain: bool = False
     ) -> None:
         """Store new DiaObject versions; see `store`."""
         self.store(visit_time, objects, None, None, explain=explain)
@@ -560,7 +562,7 @@ class L1db(abc.ABC):
 
     @abc.abstractmethod
     def saveVisit(
-        self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0, n_tiles: int = 1
+        self, visit_id: int, visit_time: Time | datetime.datetime | float, tile: int = 0, n_tiles: int = 1
     ) -> None:
         """Record that a visit (tile) was processed."""
 

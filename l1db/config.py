@@ -56,9 +56,8 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import sqlalchemy
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .backends import BACKENDS, CASSANDRA, URL_SCHEMES, backend_for
@@ -75,7 +74,10 @@ from .config_model import (
     validate_section,
 )
 from .constants import MONTH_DAYS
-from .pixelization import LEVEL_LIMITS, PIXELIZATION_KINDS
+from .pixel_kinds import DEFAULT_PIXEL_LEVELS, LEVEL_LIMITS, PIXELIZATION_KINDS
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 __all__ = [
     "ConfigError",
@@ -104,12 +106,9 @@ __all__ = [
 #: Cassandra consistency levels a config may name.
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
-#: The pixelId level used when ``pixel_level`` is 0, per pixelization.
-DEFAULT_PIXEL_LEVELS = {"htm": 20, "healpix": 16}
-
 
 def _levels(kinds: tuple[str, ...]) -> str:
-    """The allowed levels of some pixelizations, from `l1db.pixelization.LEVEL_LIMITS`."""
+    """The allowed levels of some pixelizations, from `l1db.pixel_kinds.LEVEL_LIMITS`."""
     return ", ".join(f"{kind.upper().replace('HEALPIX', 'HEALPix')} {low}-{high}"
                      for kind in kinds for low, high in [LEVEL_LIMITS[kind]])
 
@@ -395,6 +394,8 @@ def safe_url(url: str | sqlalchemy.URL) -> str:
     """Render a database URL with its password hidden, for messages and logs."""
     if isinstance(url, str) and url.lower().startswith("cassandra://") and "@" not in url:
         return url  # holds no password: parse_cassandra_url refuses user info
+    import sqlalchemy  # here, not at the top: a Cassandra config is read without it
+
     try:
         return sqlalchemy.make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -538,6 +539,8 @@ def _check_url(url: str) -> None:
     if port and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError(f"bad port {port!r}; allowed: an integer from 1 to 65535 (SCHEME://USER:PASSWORD@HOST:PORT/"
                          f"DATABASE)")
+    import sqlalchemy  # here, not at the top: only an SQL URL is parsed by it
+
     try:
         parsed = sqlalchemy.make_url(normalize_url(url))
     except (sqlalchemy.exc.ArgumentError, ValueError):
@@ -560,6 +563,8 @@ def check_driver(url: sqlalchemy.URL, where: str) -> None:
     ConfigError
         Naming the driver, e.g. for ``mysql+pymysql://`` without PyMySQL.
     """
+    import sqlalchemy.exc
+
     driver = url.drivername
     try:
         url.get_dialect().import_dbapi()

@@ -2,16 +2,20 @@
 
 This module imports nothing from the package, so that any module may use it
 without an import circle (`l1db.config` needs `MONTH_DAYS`, the API and both
-backends need all three).
+backends need all three). astropy (about half a second of CPU) is imported by the
+two time helpers when first called, not here: every command imports this module
+through `l1db.config`, and most never handle a time.
 """
 
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
-from astropy.time import Time
+if TYPE_CHECKING:
+    from astropy.time import Time
 
-__all__ = ["AP_OBJECT_COLUMNS", "MONTH_DAYS", "to_mjd_tai", "parse_time"]
+__all__ = ["AP_OBJECT_COLUMNS", "MONTH_DAYS", "to_mjd_tai", "mjd_tai_time", "parse_time"]
 
 #: DiaObject columns returned by `l1db.api.L1db.getDiaObjects` when ``read_full_objects = 0``:
 #: what the AP loop needs to associate, to decide on forced photometry and to
@@ -30,13 +34,29 @@ AP_OBJECT_COLUMNS = (
 MONTH_DAYS = 30.0
 
 
-def to_mjd_tai(visit_time: Time | datetime.datetime) -> float:
-    """MJD (TAI) of a visit time; a `datetime` is taken to be TAI."""
+def to_mjd_tai(visit_time: Time | datetime.datetime | float) -> float:
+    """MJD (TAI) of a visit time: an astropy `Time`, a `datetime` (taken to be TAI) or an MJD (TAI) already.
+
+    An MJD is returned as it is, and ``to_mjd_tai(mjd_tai_time(mjd)) == mjd`` to the bit: the AP loop's
+    workers hand the API the MJDs of their visits, without astropy.
+    """
+    if isinstance(visit_time, float):
+        return float(visit_time)
+    from astropy.time import Time
+
     if isinstance(visit_time, datetime.datetime):
         visit_time = Time(visit_time.replace(tzinfo=None), scale="tai")
     if not isinstance(visit_time, Time):
-        raise TypeError(f"visit_time must be an astropy Time or a datetime, not {type(visit_time).__name__}")
+        raise TypeError(f"visit_time must be an astropy Time, a datetime or an MJD (float), not "
+                        f"{type(visit_time).__name__}")
     return float(visit_time.tai.mjd)
+
+
+def mjd_tai_time(mjd: float) -> Time:
+    """The astropy `Time` of an MJD (TAI)."""
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="tai")
 
 
 def parse_time(text: str) -> Time:
@@ -47,6 +67,8 @@ def parse_time(text: str) -> Time:
     ValueError
         One line quoting ``text``.
     """
+    from astropy.time import Time
+
     for fmt in ("isot", "iso"):
         try:
             return Time(str(text).strip(), format=fmt, scale="tai")

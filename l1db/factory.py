@@ -2,17 +2,22 @@
 
 The backend is picked from the config's URL by the table of
 `l1db.backends`; its wing is imported only then, so that nothing below this
-module imports a backend.
+module imports a backend. The API (pandas, SQLAlchemy, numba's kernels) comes
+with the wing: a command that imports this module pays for it only when it
+opens a database, not for ``--help`` or a bad config.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .api import L1db
 from .backends import backend_for
 from .config import L1dbConfig, load_config
-from .timer import TimingSink
+
+if TYPE_CHECKING:
+    from .api import L1db
+    from .timer import TimingSink
 
 __all__ = ["open_l1db"]
 

@@ -28,9 +28,10 @@ import numpy as np
 import sqlalchemy
 
 from . import _htm_kernel, _q3c_kernel
+from .pixel_kinds import LEVEL_LIMITS, PIXELIZATION_KINDS
 from .sphere import RAD_PER_DEG
 
-__all__ = ["Pixelization", "PIXELIZATION_KINDS", "LEVEL_LIMITS", "region_contains", "check_region"]
+__all__ = ["Pixelization", "region_contains", "check_region"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,19 +41,6 @@ def _healpy() -> ModuleType:
     commands that never compute a HEALPix index (``--help``, HTM and MQ3C databases) need not pay."""
     return importlib.import_module("healpy")
 
-
-PIXELIZATION_KINDS = ("htm", "healpix", "q3c", "mq3c")
-"""Accepted values of ``kind``."""
-
-# Modified-Q3C indices are (face + 10) * 4**level + ..., which at sphgeom's
-# MAX_LEVEL 30 reach 2**64: only levels up to 29 fit an int64 (a BIGINT column).
-LEVEL_LIMITS = {
-    "htm": (1, lsst.sphgeom.HtmPixelization.MAX_LEVEL),
-    "healpix": (0, 29),
-    "q3c": (1, lsst.sphgeom.Q3cPixelization.MAX_LEVEL),
-    "mq3c": (1, lsst.sphgeom.Mq3cPixelization.MAX_LEVEL - 1),
-}
-"""Lowest and highest level (HEALPix: order) of each kind, both included."""
 
 # The kinds computed by lsst-sphgeom (envelope) and its class for each.
 _SPHGEOM_CLASSES = {
@@ -180,7 +168,7 @@ class Pixelization:
         ordering, nside = 2**level).
     level : `int`
         HTM, Q3C or modified-Q3C level, or HEALPix order, within the kind's
-        `LEVEL_LIMITS`.
+        `l1db.pixel_kinds.LEVEL_LIMITS`.
     max_ranges : `int`, optional
         Largest number of pixel ranges `envelope` returns (at least 1). More
         ranges give a tighter superset of the region and a longer SQL predicate.

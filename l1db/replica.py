@@ -24,7 +24,7 @@ import datetime
 import random
 import uuid
 
-from astropy.time import Time
+from .constants import mjd_tai_time
 
 __all__ = [
     "DAX_APDB_VERSION",
@@ -75,7 +75,7 @@ class ReplicaChunk:
 
 def replica_chunk(visit_mjd: float, chunk_seconds: int) -> ReplicaChunk:
     """The chunk of a store at ``visit_mjd`` (MJD TAI), windows of ``chunk_seconds``."""
-    unix_tai = float(Time(visit_mjd, format="mjd", scale="tai").unix_tai)
+    unix_tai = float(mjd_tai_time(visit_mjd).unix_tai)
     seconds = (int(unix_tai) // chunk_seconds) * chunk_seconds
     when = datetime.datetime.fromtimestamp(unix_tai, tz=datetime.UTC)
     return ReplicaChunk(id=seconds, last_update_time=when, unique_id=uuid.uuid4())

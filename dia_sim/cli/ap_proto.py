@@ -151,8 +151,34 @@ class _Progress:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 1 error, 2 usage, 130 interrupted)."""
     args = _parser().parse_args(argv)
-    # The loop and what it raises, after the arguments: --help and a usage error need none of
-    # pandas, numba, healpy and Dask (a second of CPU).
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    if args.explain:
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Dask's own chatter (workers starting and stopping) only with -vv: the run's output is ap_proto's.
+    logging.getLogger("distributed").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
+    # The config and the options first: a bad value is said before the loop is imported.
+    try:
+        config = load_ap_config(args.config or default_config_path())
+        options = _options(args, config)
+    except KeyboardInterrupt:
+        print("ap_proto: interrupted at the start; nothing was stored.", file=sys.stderr)
+        return 130
+    except (ConfigError, ValueError) as exc:
+        return _error(exc)
+    return _run(args, argv, config, options)
+
+
+def _error(exc: Exception) -> int:
+    """Say an expected error in one line on stderr; return exit code 1."""
+    print(f"ap_proto: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None, config: L1dbConfig, options: RunOptions) -> int:
+    """Run the loop of a validated config and options; returns the exit code."""
+    # The loop and what it raises, after the arguments, the config and the options: --help, a usage
+    # error and a bad config need none of pandas, numba, SQLAlchemy, healpy and Dask (a second of CPU).
     from l1db.frames import L1dbInputError
 
     from ..ap_loop import ApLoop, VisitAbandoned
@@ -160,15 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..retries import VisitFailed
     from ..tile_pool import PoolError
 
-    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
-    if args.explain:
-        level = min(level, logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Dask's own chatter (workers starting and stopping) only with -vv: the run's output is ap_proto's.
-    logging.getLogger("distributed").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     try:
-        config = load_ap_config(args.config or default_config_path())
-        options = _options(args, config)
         loop = ApLoop(config, args.sources, options, args.log, argv=sys.argv if argv is None else ["ap_proto", *argv])
         if options.compression is not None:
             print(f"ap_proto: {options.compression.describe(loop.window_days)}", file=sys.stderr)
@@ -187,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
               "Run again to resume.", file=sys.stderr)
         return 130
     except (ConfigError, L1dbError, CatalogError, L1dbInputError, VisitFailed, PoolError, ValueError) as exc:
-        print(f"ap_proto: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(exc)
     except Exception as exc:
         reason = driver_error_reason(exc)
         if reason is None:

@@ -8,12 +8,15 @@ DiaObject versions are in DiaObjectLast (`l1db.cassandra.writes`).
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
-from astropy.time import Time
 from cassandra.query import UNSET_VALUE
 
-from ..constants import to_mjd_tai
+from ..constants import mjd_tai_time, to_mjd_tai
 from .client import CassandraClient
+
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 __all__ = ["CassandraVisits"]
 
@@ -36,7 +39,7 @@ class CassandraVisits(CassandraClient):
             write=True)
         self._plain.execute(statement, (int(visit_id), int(tile)), timeout=self.options["write_timeout"])
 
-    def saveVisit(self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0,
+    def saveVisit(self, visit_id: int, visit_time: Time | datetime.datetime | float, tile: int = 0,
                   n_tiles: int = 1) -> None:
         self.checkSchema()
         self._record_visit(visit_id, to_mjd_tai(visit_time), tile, n_tiles, set(), applied=True)
@@ -49,7 +52,7 @@ class CassandraVisits(CassandraClient):
             f'SELECT "visitId", "visitTimeMjdTai" FROM {self._name("L1dbVisit")} WHERE bucket = 0{order} LIMIT 1'))
         if not len(rows.get("visitId", [])):
             return None
-        return int(rows["visitId"][0]), Time(float(rows["visitTimeMjdTai"][0]), format="mjd", scale="tai")
+        return int(rows["visitId"][0]), mjd_tai_time(float(rows["visitTimeMjdTai"][0]))
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()

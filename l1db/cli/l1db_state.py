@@ -19,7 +19,6 @@ from ..config import ConfigError, L1dbConfig, default_config_path, load_config, 
 from ..errors import L1dbError, SchemaError, driver_error_reason
 from ..factory import open_l1db
 from ..state import Manifest, StateError, check_matching, new_state_dir, read_manifest, schema_digest, write_manifest
-from ..tables import load_definitions
 from . import quiet_broken_pipe, report_error
 
 __all__ = ["main"]
@@ -115,6 +114,8 @@ def _save(config: L1dbConfig, args: argparse.Namespace) -> None:
 
 
 def _restore(config: L1dbConfig, args: argparse.Namespace) -> None:
+    from ..tables import load_definitions  # SQLAlchemy's types: not for ``show``, ``--help`` or a usage error
+
     started = time.monotonic()
     folder = Path(args.folder)
     manifest = read_manifest(folder)

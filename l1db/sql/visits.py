@@ -8,12 +8,15 @@ knows exactly what is stored.
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from astropy.time import Time
 
-from ..constants import to_mjd_tai
+from ..constants import mjd_tai_time, to_mjd_tai
 from .client import SqlClient
+
+if TYPE_CHECKING:
+    from astropy.time import Time
 
 __all__ = ["SqlVisits"]
 
@@ -28,7 +31,7 @@ class SqlVisits(SqlClient):
         )
 
     def saveVisit(
-        self, visit_id: int, visit_time: Time | datetime.datetime, tile: int = 0, n_tiles: int = 1
+        self, visit_id: int, visit_time: Time | datetime.datetime | float, tile: int = 0, n_tiles: int = 1
     ) -> None:
         self.checkSchema()
         with self.engine.begin() as conn:
@@ -44,7 +47,7 @@ class SqlVisits(SqlClient):
             ).first()
         if row is None:
             return None
-        return int(row.visitId), Time(float(row.visitTimeMjdTai), format="mjd", scale="tai")
+        return int(row.visitId), mjd_tai_time(float(row.visitTimeMjdTai))
 
     def storedTiles(self, visit_id: int) -> tuple[set[int], int]:
         self.checkSchema()
