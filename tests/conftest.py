@@ -136,8 +136,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _CENSUS_START = pytest.StashKey[cpu_census.Sample | None]()
-#: The client CPU (`cpu_census.process_cpu`) when a test's current phase began.
-_PHASE_CPU = pytest.StashKey[float]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -162,32 +160,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"every test's client CPU: {where}")
 
 
+#: The client CPU (`cpu_census.process_cpu`) when the current phase of the running test began.
+_phase_start = [0.0]
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """A test's setup begins: its client CPU is counted from here (`pytest_runtest_makereport`)."""
+    _phase_start[0] = cpu_census.process_cpu()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
-    """Each phase's report carries the client CPU it took (`cpu_census.process_cpu`; xdist sends it on)."""
+    """Each phase's report carries the client CPU it took (xdist sends it on); the next phase starts here."""
     report = yield
-    started = item.stash.get(_PHASE_CPU, None)
-    if started is not None:
-        report.cpu_seconds = cpu_census.process_cpu() - started  # type: ignore[attr-defined]
+    now = cpu_census.process_cpu()
+    report.cpu_seconds = now - _phase_start[0]  # type: ignore[attr-defined]
+    _phase_start[0] = now
     return report
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
-    return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
-    return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    item.stash[_PHASE_CPU] = cpu_census.process_cpu()
-    return (yield)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
