@@ -309,10 +309,11 @@ class L1db(abc.ABC):
     def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
         """Create the L1 schema (re-create it with ``drop``); return table names.
 
-        With time partitions (PostgreSQL's ``history_partition_days``) and
-        ``first_visit_mjd`` (MJD TAI of the first visit), also make the
-        partitions of that time and of the partition length after it;
-        without it none are made here (every store makes those it needs).
+        With time partitions (PostgreSQL's ``history_partition_days``,
+        Cassandra's ``time_partition_tables``) and ``first_visit_mjd`` (MJD
+        TAI of the first visit), also make the partitions of that time and of
+        the partition length after it; without it none are made here (every
+        store makes those it needs).
 
         Raises
         ------

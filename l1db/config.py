@@ -259,6 +259,11 @@ class CassandraSection(Section):
     time_partition_days: int = option(
         30, "length of the time partitions of DiaObject, DiaSource and DiaForcedSource, days (counted from MJD 0)",
         ge=1, backend="cassandra")
+    time_partition_tables: Switch = option(
+        0, "layout of DiaObject, DiaSource and DiaForcedSource: 0 = one table each, the time partition in the "
+        "partition key; 1 = one table per time partition (e.g. DiaSource_2000), partitioned by sky pixel "
+        "alone, made ahead of the stores that reach it (dax_apdb's time_partition_tables)",
+        backend="cassandra")
     read_concurrency: int = option(
         500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
     query_per_spatial_partition: Switch = option(

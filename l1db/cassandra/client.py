@@ -54,6 +54,11 @@ class CassandraClient(L1db):
         self.last_object = last_object_definition(self.config, self.schema_def)
         self._schema_checked = False
         self._needs_recovery = True
+        #: Whether DiaObject, DiaSource and DiaForcedSource are one table per time partition
+        #: (``time_partition_tables``: `l1db.cassandra.periods`).
+        self.period_tables = bool(self.options["time_partition_tables"])
+        # The per-period tables known to exist, by table; None until looked up (`l1db.cassandra.periods`).
+        self._periods_known: dict[str, set[int]] | None = None
 
     # -- small helpers ---------------------------------------------------------------
 
@@ -102,6 +107,16 @@ class CassandraClient(L1db):
         limits = dataclasses.replace(self._limits(write), reads=False)
         return retry_refused(lambda: self._plain.execute(statement, parameters, timeout=timeout or default),
                              limits, self.back_pressure)
+
+    def _keyspace_tables(self) -> list[str] | None:
+        """Tables of the keyspace, or `None` if it does not exist."""
+        rows = self._plain_columns(self._simple(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", [self.keyspace]))
+        if not len(rows.get("keyspace_name", [])):
+            return None
+        rows = self._plain_columns(self._simple(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace]))
+        return sorted(str(n) for n in rows.get("table_name", []))
 
     @staticmethod
     def _plain_columns(result: Any) -> dict[str, list[Any]]:

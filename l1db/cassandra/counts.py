@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .client import CassandraClient
-from .schema import quote, schema_tables
+from .schema import keyspace_schema_tables, logical_tables, period_of, quote
 
 __all__ = ["CassandraCounts", "ESTIMATE_PARTITIONS"]
 
@@ -59,12 +59,19 @@ class CassandraCounts(CassandraClient):
     """``tableRowCount``: exact or estimated row counts of every table."""
 
     def tableRowCount(self, exact: bool = True) -> dict[str, int]:
-        """Rows of each table: full scans if ``exact``, else estimates without one (the module's docstring)."""
+        """Rows of each table: full scans if ``exact``, else estimates without one (the module's docstring).
+
+        With ``time_partition_tables``, DiaObject, DiaSource and
+        DiaForcedSource count the rows of all their per-period tables.
+        """
         self.checkSchema()
-        tables = schema_tables(self.config)
-        if exact:
-            return {table: self._full_count(table) for table in tables}
-        return self._estimated_counts(tables)
+        tables = keyspace_schema_tables(self.config, self._keyspace_tables() or [])
+        counts = {table: self._full_count(table) for table in tables} if exact else self._estimated_counts(tables)
+        by_table = dict.fromkeys(logical_tables(self.config), 0)
+        for table, rows in counts.items():
+            period = period_of(table)
+            by_table[table if period is None else period[0]] += rows
+        return by_table
 
     def _full_count(self, table: str) -> int:
         result = self._simple(f"SELECT COUNT(*) FROM {self._name(table)}",

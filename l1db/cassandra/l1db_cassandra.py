@@ -2,7 +2,8 @@
 
 The layout is production's (`l1db.cassandra.schema`): latest DiaObject
 versions partitioned by sky pixel, the history tables by (sky pixel, time
-partition). A read queries every partition its region (and window) touches,
+partition), or with ``time_partition_tables`` one history table per time
+partition, by sky pixel (`l1db.cassandra.periods`). A read queries every partition its region (and window) touches,
 concurrently, and trims the rows to the exact region, object IDs and window.
 
 Stores: Cassandra has no multi-partition transactions, so a visit is stored
@@ -10,7 +11,8 @@ idempotently instead of atomically (`l1db.cassandra.writes` says how).
 
 The class is put together from one piece per job: `l1db.cassandra.reads`,
 `l1db.cassandra.writes` and `l1db.cassandra.visits`, over the sessions and
-statement helpers of `l1db.cassandra.client`, and the row counts of
+statement helpers of `l1db.cassandra.client` and the per-period tables of
+`l1db.cassandra.periods`, and the row counts of
 `l1db.cassandra.counts`; this module adds the life cycle and the schema
 administration.
 """
@@ -26,7 +28,18 @@ from ..errors import SchemaError
 from . import server
 from .counts import CassandraCounts
 from .reads import CassandraReads
-from .schema import published_columns, quote, schema_ddl, schema_options, schema_tables, unrecorded_option
+from .schema import (
+    DDL_TIMEOUT,
+    PERIOD_TABLES,
+    keyspace_schema_tables,
+    period_of,
+    published_columns,
+    quote,
+    schema_ddl,
+    schema_options,
+    schema_tables,
+    unrecorded_option,
+)
 from .start_times import last_start_seconds
 from .visits import CassandraVisits
 from .writes import CassandraWrites
@@ -68,25 +81,21 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
 
     # -- schema --------------------------------------------------------------------------
 
-    def _keyspace_tables(self) -> list[str] | None:
-        """Tables of the keyspace, or `None` if it does not exist."""
-        rows = self._plain_columns(self._simple(
-            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", [self.keyspace]))
-        if not len(rows.get("keyspace_name", [])):
-            return None
-        rows = self._plain_columns(self._simple(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace]))
-        return sorted(str(n) for n in rows.get("table_name", []))
-
     def makeSchema(self, drop: bool = False, first_visit_mjd: float | None = None) -> list[str]:
-        """As `L1db.makeSchema`; Cassandra's time partitions are part of the keys, nothing is made ahead."""
+        """As `L1db.makeSchema`.
+
+        Cassandra's time partitions are part of the keys, nothing is made
+        ahead; but with ``time_partition_tables`` and ``first_visit_mjd``,
+        the per-period tables of that time and of the next period
+        (`l1db.cassandra.periods`; without it, the first store makes them).
+        """
         self._check_replication()
         existing = self._keyspace_tables()
         if existing and not drop:
             present = [t for t in schema_tables(self.config) if t in existing] or existing
             raise SchemaError(f"tables already exist in keyspace {self.keyspace}: {', '.join(present)}; "
                               "use --drop to re-create them")
-        ddl_timeout = 120.0
+        ddl_timeout = DDL_TIMEOUT
         if existing is not None and drop:
             self._simple(f"DROP KEYSPACE {quote(self.keyspace)}", write=True, timeout=ddl_timeout)
             _LOG.info("dropped keyspace %s", self.keyspace)
@@ -96,15 +105,21 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
                 f"CREATE KEYSPACE {quote(self.keyspace)} WITH replication = "
                 f"{{'class': 'SimpleStrategy', 'replication_factor': {int(self.options['replication_factor'])}}}",
                 write=True, timeout=ddl_timeout)
-        for ddl in schema_ddl(self.keyspace, self.schema_def, self.last_object, bool(self.config.enable_replica)):
+        for ddl in schema_ddl(self.keyspace, self.schema_def, self.last_object, bool(self.config.enable_replica),
+                              self.period_tables):
             self._simple(ddl, write=True, timeout=ddl_timeout)
         for name, value in self._schema_options().items():
             self._simple(f"INSERT INTO {self._name('L1dbMetadata')} (name, value) VALUES (%s, %s)", (name, value),
                          write=True)
         self._prepared.clear()
+        self._periods_known = None
+        made = []
+        if self.period_tables and first_visit_mjd is not None:
+            first = int(self.partitioning.time_partitions(np.array([first_visit_mjd]))[0])
+            made = self.make_periods({table: [first, first + 1] for table in PERIOD_TABLES})
         self._schema_checked = True
         self._needs_recovery = False
-        return list(schema_tables(self.config))
+        return [*schema_tables(self.config), *made]
 
     def _check_replication(self) -> None:
         """Refuse, before anything is made or dropped, a replication factor above the cluster's live nodes.
@@ -121,7 +136,7 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
 
     def describeSchema(self) -> list[str]:
         lines = []
-        for table in schema_tables(self.config):
+        for table in keyspace_schema_tables(self.config, self._keyspace_tables() or []):
             rows = self._plain_columns(self._simple(
                 "SELECT column_name, kind, position FROM system_schema.columns "
                 "WHERE keyspace_name = %s AND table_name = %s", [self.keyspace, table]))
@@ -155,20 +170,26 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
             if diffs:
                 raise SchemaError("the schema was created with other options (" + "; ".join(diffs) + ")",
                                   "re-create it with create_l1_schema --drop or fix the config")
-            missing = [t for t in schema_tables(self.config) if t not in (self._keyspace_tables() or [])]
+            existing = self._keyspace_tables() or []
+            missing = [t for t in schema_tables(self.config) if t not in existing]
             if missing:
                 raise SchemaError(f"the L1 schema is incomplete (missing tables: {', '.join(missing)})",
                                   "re-create it with create_l1_schema --drop")
-            replica = bool(self.config.enable_replica)
-            for table, wanted in published_columns(self.schema_def, self.last_object, replica).items():
+            wanted = published_columns(self.schema_def, self.last_object, bool(self.config.enable_replica),
+                                       self.period_tables)
+            found = self._plain_columns(self._simple(
+                "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
+                [self.keyspace]))
+            columns: dict[str, set[str]] = {}
+            for table, column in zip(found.get("table_name", []), found.get("column_name", [])):
+                columns.setdefault(str(table), set()).add(str(column))
+            for table in keyspace_schema_tables(self.config, existing):
+                period = period_of(table) if self.period_tables else None
+                names, want = columns.get(table, set()), wanted.get(table if period is None else period[0])
                 # E.g. a DiaObjectLast of full rows, made before it took its published columns.
-                found = self._plain_columns(self._simple(
-                    "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
-                    [self.keyspace, table]))
-                names = {str(n) for n in found.get("column_name", [])}
-                if names != wanted:
+                if want is not None and names != want:
                     raise SchemaError(f"table {table} has {len(names)} columns, the table definitions give it "
-                                      f"{len(wanted)}", "re-create the schema with create_l1_schema --drop")
+                                      f"{len(want)}", "re-create the schema with create_l1_schema --drop")
             self._schema_checked = True
         if self._needs_recovery:
             self._apply_unapplied_visits()

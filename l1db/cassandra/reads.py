@@ -11,6 +11,7 @@ the exact region, object IDs and window.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,18 +22,21 @@ from cassandra.query import PreparedStatement
 
 from ..frames import empty_frame
 from ..tables import LAST_OBJECT_KEY
-from .client import PART_SA_COLUMN, CassandraClient
+from .client import PART_SA_COLUMN
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
-from .schema import quote
+from .periods import CassandraPeriods
+from .schema import period_table, quote
 from .session import log_partition_plan, typed_frame
 
 __all__ = ["CassandraReads"]
+
+_LOG = logging.getLogger(__name__)
 
 #: Object IDs in the ``IN`` list of one read of DiaObject's latest versions (as the lookups of the store).
 _IDS_PER_QUERY = 100
 
 
-class CassandraReads(CassandraClient):
+class CassandraReads(CassandraPeriods):
     """The read half of the Cassandra L1 API."""
 
     def _select(self, table: str, columns: Sequence[sa.Column], by_time: bool, pixel_list: bool) -> PreparedStatement:
@@ -46,17 +50,28 @@ class CassandraReads(CassandraClient):
                          time_parts: list[int] | None, explain: bool = False) -> pd.DataFrame:
         """Every row of ``table`` in the partitions (pixel x time partitions), typed.
 
-        With ``explain``, the plan (the statement and the partitions it reads) is logged.
+        With ``time_partition_tables``, the time partitions are tables: those
+        of them that exist are read, each in the pixels' partitions
+        (`l1db.cassandra.periods`). With ``explain``, the plan (each statement
+        and the partitions it reads) is logged.
         """
         pixel_list = not self.options["query_per_spatial_partition"]
-        statement = self._select(table, columns, time_parts is not None, pixel_list)
-        if explain:
-            n_time = 1 if time_parts is None else len(time_parts)
-            how = "1 statement, the pixels in an IN list" if pixel_list else f"{len(pixels)} statements"
-            log_partition_plan(statement, len(pixels) * n_time,
-                               f"{len(pixels)} sky pixels x {n_time} time partitions, {how}")
+        if time_parts is None or not self.period_tables:
+            targets: list[tuple[str, list[int] | None]] = [(table, time_parts)]
+        else:
+            targets = [(period_table(table, p), None) for p in self.existing_periods(table, time_parts)]
         keys = [[int(p) for p in pixels]] if pixel_list else [int(p) for p in pixels]
-        params = ((statement, (key,) if time_parts is None else (key, time_parts)) for key in keys)
+        how = "1 statement, the pixels in an IN list" if pixel_list else f"{len(pixels)} statements"
+        params = []
+        for name, parts in targets:
+            statement = self._select(name, columns, parts is not None, pixel_list)
+            if explain:
+                n_time = 1 if parts is None else len(parts)
+                log_partition_plan(statement, len(pixels) * n_time,
+                                   f"{len(pixels)} sky pixels x {n_time} time partitions, {how}")
+            params += [(statement, (key,) if parts is None else (key, parts)) for key in keys]
+        if explain and not targets:
+            _LOG.info("query plan for %s: no table of the time partitions %s, nothing read", table, time_parts)
         return typed_frame(columns, self._run(params, write=False))
 
     def _read_objects(self, region: Any, explain: bool) -> pd.DataFrame:
@@ -85,18 +100,31 @@ class CassandraReads(CassandraClient):
         parts = latest[PART_COLUMN].to_numpy(dtype=np.int64)
         times = self.partitioning.time_partitions(starts)
         names = ", ".join(quote(c.name) for c in columns)
-        statement = self._statement(
-            f"select:full_latest:{names}",
-            f"SELECT {names} FROM {self._name('DiaObject')} WHERE {quote(PART_COLUMN)} = ? "
-            f'AND {quote(TIME_PART_COLUMN)} = ? AND "diaObjectId" IN ?', write=False)
+        # With time_partition_tables: each period's table, keyed by sky pixel alone; one with no table holds none.
+        existing = set(self.existing_periods("DiaObject", np.unique(times).tolist())) if self.period_tables else None
+
+        def version_query(pixel: int, period: int, chunk: list[int]) -> tuple[PreparedStatement, tuple[Any, ...]]:
+            if existing is None:
+                return self._statement(
+                    f"select:full_latest:{names}",
+                    f"SELECT {names} FROM {self._name('DiaObject')} WHERE {quote(PART_COLUMN)} = ? "
+                    f'AND {quote(TIME_PART_COLUMN)} = ? AND "diaObjectId" IN ?', write=False), (pixel, period, chunk)
+            table = period_table("DiaObject", period)
+            return self._statement(
+                f"select:full_latest:{table}:{names}",
+                f'SELECT {names} FROM {self._name(table)} WHERE {quote(PART_COLUMN)} = ? AND "diaObjectId" IN ?',
+                write=False), (pixel, chunk)
+
         order = np.lexsort((ids, times, parts))
         params = []
         for group in np.split(order, np.flatnonzero(np.diff(parts[order]) | np.diff(times[order])) + 1):
+            pixel, period = int(parts[group[0]]), int(times[group[0]])
+            if existing is not None and period not in existing:
+                continue
             for first in range(0, len(group), _IDS_PER_QUERY):
-                chunk = group[first:first + _IDS_PER_QUERY]
-                params.append((statement, (int(parts[chunk[0]]), int(times[chunk[0]]), ids[chunk].tolist())))
-        if explain:
-            log_partition_plan(statement, len(params), "one per (sky pixel, time partition) of the latest "
+                params.append(version_query(pixel, period, ids[group[first:first + _IDS_PER_QUERY]].tolist()))
+        if explain and params:
+            log_partition_plan(params[0][0], len(params), "one per (sky pixel, time partition) of the latest "
                                f"versions, ids in chunks of {_IDS_PER_QUERY}: {len(params)} statements")
         versions = typed_frame(columns, self._run(params, write=False))
         # The partitions hold the objects' other versions of the same time partition too.

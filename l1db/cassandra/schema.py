@@ -14,6 +14,13 @@ DiaSource           (apdb_part, apdb_time_part)     diaSourceId
 DiaForcedSource     (apdb_part, apdb_time_part)     diaObjectId, visit, detector
 ==================  ==============================  ===================================
 
+With ``[cassandra] time_partition_tables = 1`` (dax_apdb's
+``time_partition_tables``), DiaObject, DiaSource and DiaForcedSource are one
+table per time partition instead, named with the partition's number
+(`period_table`: ``DiaSource_2000`` holds MJD [60000, 60030) with 30-day
+partitions) and partitioned by ``apdb_part`` alone; they are made when a
+store is about to need them (`period_ddl`, ``IF NOT EXISTS``), not here.
+
 plus ``DiaObjectLastToPartition`` (diaObjectId -> its current spatial
 partition, so that an object that moves leaves no stale latest version),
 ``L1dbVisit`` (one partition: the stored visits, newest first) and
@@ -40,6 +47,9 @@ Names are quoted everywhere: CQL folds unquoted names to lower case.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN
@@ -51,7 +61,15 @@ __all__ = [
     "TABLES",
     "REPLICA_TABLES",
     "SCHEMA_OPTIONS",
+    "PERIOD_TABLES",
+    "DDL_TIMEOUT",
+    "logical_tables",
     "schema_tables",
+    "keyspace_schema_tables",
+    "period_tables",
+    "period_table",
+    "period_of",
+    "period_ddl",
     "schema_options",
     "cql_type",
     "quote",
@@ -86,16 +104,74 @@ REPLICA_TABLES = {"DiaObject": "DiaObjectChunks2", "DiaSource": "DiaSourceChunks
 
 #: ``[cassandra]`` options recorded in L1dbMetadata: rows are placed by them,
 #: so a client whose config disagrees would read and write the wrong partitions.
-SCHEMA_OPTIONS = ("part_pixelization", "part_pixel_level", "time_partition_days")
+SCHEMA_OPTIONS = ("part_pixelization", "part_pixel_level", "time_partition_days", "time_partition_tables")
 
-#: ``[l1db]`` options recorded in L1dbMetadata (they decide which tables exist),
-#: with what a database made before they were recorded holds.
-_L1DB_SCHEMA_OPTIONS = {"enable_replica": "0"}
+#: ``[l1db]`` options recorded in L1dbMetadata (they decide which tables exist).
+_L1DB_SCHEMA_OPTIONS = ("enable_replica",)
+
+#: What a database made before an option was recorded in L1dbMetadata holds for it.
+_UNRECORDED = {"time_partition_tables": "0", "enable_replica": "0"}
+
+#: Timeout of a schema change (the nodes agree on it before it returns), seconds.
+DDL_TIMEOUT = 120.0
+
+#: The tables kept as one table per time partition with ``time_partition_tables``
+#: (dax_apdb's time-partitioned tables), each named by `period_table`.
+PERIOD_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
+
+# A per-period table's name: the table, "_", the partition number ("m" before a negative one:
+# a CQL name holds letters, digits and underscores only).
+_PERIOD_NAME = re.compile(r"(?P<table>" + "|".join(PERIOD_TABLES) + r")_(?P<minus>m?)(?P<number>[0-9]+)")
+
+
+def period_tables(config: L1dbConfig) -> bool:
+    """Whether the schema of ``config`` has one table per time partition (``time_partition_tables``)."""
+    return bool(config.cassandra["time_partition_tables"])
+
+
+def period_table(table: str, period: int) -> str:
+    """Name of ``table``'s table of time partition ``period`` (dax_apdb's: ``DiaSource_2000``)."""
+    return f"{table}_{'m' if period < 0 else ''}{abs(int(period))}"
+
+
+def period_of(name: str) -> tuple[str, int] | None:
+    """(table, time partition) of a per-period table's name (`period_table`); `None` for any other name."""
+    found = _PERIOD_NAME.fullmatch(name)
+    if found is None:
+        return None
+    number = int(found["number"])
+    return found["table"], -number if found["minus"] else number
+
+
+def logical_tables(config: L1dbConfig) -> tuple[str, ...]:
+    """The tables of the schema of ``config`` as the L1 API names them: `TABLES`, then the replica's.
+
+    With ``time_partition_tables``, each of `PERIOD_TABLES` stands for its per-period tables.
+    """
+    return (*TABLES, CHUNKS_TABLE, *REPLICA_TABLES.values()) if config.enable_replica else TABLES
 
 
 def schema_tables(config: L1dbConfig) -> tuple[str, ...]:
-    """Every table of the schema of ``config``, in creation order: `TABLES`, then the replica's."""
-    return (*TABLES, CHUNKS_TABLE, *REPLICA_TABLES.values()) if config.enable_replica else TABLES
+    """Every table the schema of ``config`` is made with, in creation order (`logical_tables`).
+
+    With ``time_partition_tables`` the `PERIOD_TABLES` are not among them:
+    theirs are made per time partition (`period_ddl`).
+    """
+    if not period_tables(config):
+        return logical_tables(config)
+    return tuple(t for t in logical_tables(config) if t not in PERIOD_TABLES)
+
+
+def keyspace_schema_tables(config: L1dbConfig, existing: Iterable[str]) -> list[str]:
+    """The tables of the schema of ``config`` (`schema_tables`) and, with ``time_partition_tables``, every
+    per-period table among ``existing`` (the keyspace's tables), by table and period: what a count, a
+    save or a description of the schema goes through."""
+    tables = list(schema_tables(config))
+    if period_tables(config):
+        found = (period_of(name) for name in existing)
+        periods = sorted((PERIOD_TABLES.index(p[0]), p[1]) for p in found if p is not None)
+        tables += [period_table(PERIOD_TABLES[index], period) for index, period in periods]
+    return tables
 
 
 def schema_options(config: L1dbConfig) -> dict[str, str]:
@@ -106,7 +182,7 @@ def schema_options(config: L1dbConfig) -> dict[str, str]:
 
 def unrecorded_option(name: str) -> str | None:
     """What a database made before option ``name`` was recorded in L1dbMetadata holds for it."""
-    return _L1DB_SCHEMA_OPTIONS.get(name)
+    return _UNRECORDED.get(name)
 
 
 def quote(name: str) -> str:
@@ -123,7 +199,7 @@ def cql_type(col: ColumnDef) -> str:
 
 
 def table_ddl(keyspace: str, name: str, tdef: TableDef, partition: tuple[str, ...],
-              clustering: tuple[str, ...]) -> str:
+              clustering: tuple[str, ...], if_not_exists: bool = False) -> str:
     """``CREATE TABLE`` of a published table with the toolkit's partition columns."""
     columns = [f"{quote(PART_COLUMN)} bigint"]
     if TIME_PART_COLUMN in partition:
@@ -133,22 +209,28 @@ def table_ddl(keyspace: str, name: str, tdef: TableDef, partition: tuple[str, ..
     if clustering:
         key += ", " + ", ".join(quote(c) for c in clustering)
     comment = (tdef.description or name).replace("'", "''")
-    return (f"CREATE TABLE {quote(keyspace)}.{quote(name)} ({', '.join(columns)}, PRIMARY KEY ({key})) "
+    create = "CREATE TABLE IF NOT EXISTS" if if_not_exists else "CREATE TABLE"
+    return (f"{create} {quote(keyspace)}.{quote(name)} ({', '.join(columns)}, PRIMARY KEY ({key})) "
             f"WITH comment = '{comment}'")
 
 
-def _layouts(schema_def: SchemaDef, last: TableDef) -> list[tuple[str, TableDef, tuple[str, ...], tuple[str, ...]]]:
+def _history_layout(schema_def: SchemaDef, table: str, periods: bool,
+                    ) -> tuple[str, TableDef, tuple[str, ...], tuple[str, ...]]:
+    """(name, definition, partition key, clustering key) of a history table (`PERIOD_TABLES`).
+
+    With ``periods`` (``time_partition_tables``) each per-period table is keyed
+    by sky pixel alone: its name holds the time partition.
+    """
+    tdef = schema_def.tables[table]
+    partition = (PART_COLUMN,) if periods else (PART_COLUMN, TIME_PART_COLUMN)
+    return table, tdef, partition, tuple(tdef.primary_key)
+
+
+def _layouts(schema_def: SchemaDef, last: TableDef, periods: bool = False,
+             ) -> list[tuple[str, TableDef, tuple[str, ...], tuple[str, ...]]]:
     """(name, definition, partition key, clustering key) of the tables of published columns."""
-    obj = schema_def.tables["DiaObject"]
-    src = schema_def.tables["DiaSource"]
-    fsrc = schema_def.tables["DiaForcedSource"]
-    space_time = (PART_COLUMN, TIME_PART_COLUMN)
-    return [
-        ("DiaObjectLast", last, (PART_COLUMN,), ("diaObjectId",)),
-        ("DiaObject", obj, space_time, tuple(obj.primary_key)),
-        ("DiaSource", src, space_time, tuple(src.primary_key)),
-        ("DiaForcedSource", fsrc, space_time, tuple(fsrc.primary_key)),
-    ]
+    return [("DiaObjectLast", last, (PART_COLUMN,), ("diaObjectId",)),
+            *(_history_layout(schema_def, table, periods) for table in PERIOD_TABLES)]
 
 
 def _replica_layouts(schema_def: SchemaDef) -> list[tuple[str, TableDef, tuple[str, ...], tuple[str, ...]]]:
@@ -157,9 +239,13 @@ def _replica_layouts(schema_def: SchemaDef) -> list[tuple[str, TableDef, tuple[s
              tuple(schema_def.tables[published].primary_key)) for published, name in REPLICA_TABLES.items()]
 
 
-def published_columns(schema_def: SchemaDef, last: TableDef, replica: bool = False) -> dict[str, set[str]]:
-    """The columns `schema_ddl` gives each table of published columns (partition columns included)."""
-    layouts = _layouts(schema_def, last) + (_replica_layouts(schema_def) if replica else [])
+def published_columns(schema_def: SchemaDef, last: TableDef, replica: bool = False,
+                      periods: bool = False) -> dict[str, set[str]]:
+    """The columns `schema_ddl` (or `period_ddl`) gives each table of published columns (partition columns included).
+
+    With ``periods``, those of `PERIOD_TABLES` are those of each of their per-period tables.
+    """
+    layouts = _layouts(schema_def, last, periods) + (_replica_layouts(schema_def) if replica else [])
     return {name: {*partition, *(c.name for c in tdef.columns)} for name, tdef, partition, _ in layouts}
 
 
@@ -179,11 +265,16 @@ def _replica_ddl(keyspace: str, schema_def: SchemaDef) -> list[str]:
     return ddl
 
 
-def schema_ddl(keyspace: str, schema_def: SchemaDef, last: TableDef, replica: bool = False) -> list[str]:
-    """Every ``CREATE TABLE`` of the schema, in `schema_tables` order; ``last`` is DiaObjectLast's definition."""
+def schema_ddl(keyspace: str, schema_def: SchemaDef, last: TableDef, replica: bool = False,
+               periods: bool = False) -> list[str]:
+    """Every ``CREATE TABLE`` of the schema, in `schema_tables` order; ``last`` is DiaObjectLast's definition.
+
+    With ``periods`` (``time_partition_tables``), none of `PERIOD_TABLES`: see `period_ddl`.
+    """
     ks = quote(keyspace)
     return [
-        *(table_ddl(keyspace, *layout) for layout in _layouts(schema_def, last)),
+        *(table_ddl(keyspace, *layout) for layout in _layouts(schema_def, last, periods)
+          if not (periods and layout[0] in PERIOD_TABLES)),
         f'CREATE TABLE {ks}."DiaObjectLastToPartition" ("diaObjectId" bigint PRIMARY KEY, '
         f'{quote(PART_COLUMN)} bigint) WITH comment = \'Current spatial partition of each object in DiaObjectLast.\'',
         f'CREATE TABLE {ks}."L1dbVisit" (bucket int, "visitId" bigint, tile int, "visitTimeMjdTai" double, '
@@ -194,3 +285,13 @@ def schema_ddl(keyspace: str, schema_def: SchemaDef, last: TableDef, replica: bo
         f"WITH comment = 'Options the schema was created with.'",
         *(_replica_ddl(keyspace, schema_def) if replica else []),
     ]
+
+
+def period_ddl(keyspace: str, schema_def: SchemaDef, table: str, period: int) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of ``table``'s table of time partition ``period`` (`PERIOD_TABLES`).
+
+    ``IF NOT EXISTS``: two clients that reach a new period at once both make
+    it, and the second finds it made.
+    """
+    name, tdef, partition, clustering = _history_layout(schema_def, table, periods=True)
+    return table_ddl(keyspace, period_table(name, period), tdef, partition, clustering, if_not_exists=True)

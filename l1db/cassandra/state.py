@@ -10,7 +10,8 @@ For this toolkit's local nodes (`l1db.cassandra.server`), through nodetool
 - restore: the schema made afresh in the (absent or empty) target keyspace
   from the config, as ``create_l1_schema`` makes it, then on every node
   ``nodetool import`` of a copy of that node's SSTables (the saved state is
-  only read) into each table: the
+  only read) into each table (with ``time_partition_tables``, the per-period
+  tables saved are made first, as a store makes them): the
   rows come back with their write times, so the next visit overwrites them as
   it would have the originals. Node N's files go back to node N, so the
   target cluster has the nodes (and token ranges) of the saved one; import
@@ -31,7 +32,7 @@ from ..config import L1dbConfig, parse_cassandra_url
 from ..state import StateError
 from .l1db_cassandra import L1dbCassandra
 from .nodetool import Node, cluster_nodes, nodetool_version
-from .schema import quote, schema_options, schema_tables
+from .schema import keyspace_schema_tables, period_of, quote, schema_options
 from .session import connect, error_reason
 
 __all__ = ["CassandraState"]
@@ -100,13 +101,15 @@ class CassandraState:
         tag = f"l1db_state-{uuid.uuid4().hex[:12]}"
         for node in self.nodes():
             node.nodetool("flush", "--", self.keyspace, what=f"flushing keyspace {self.keyspace}")
+        # With time_partition_tables: and every per-period table, as the flush left them.
+        tables = keyspace_schema_tables(self.config, self._keyspace_tables() or [])
         taken = []
         try:
             for node in self.nodes():
                 node.nodetool("snapshot", "-t", tag, "--", self.keyspace, what=f"snapshot of {self.keyspace}")
                 taken.append(node)
             for node in self.nodes():
-                for table in schema_tables(self.config):
+                for table in tables:
                     source = self._snapshot_dir(node, table, tag)
                     target = folder / f"node{node.index}" / table
                     target.mkdir(parents=True)
@@ -127,10 +130,19 @@ class CassandraState:
         if saved != have:
             raise StateError(f"{folder} was saved on nodes {saved} and the cluster of {self.url.hosts[0]} has "
                              f"nodes {have}: restore into a cluster of as many nodes")
-        with L1dbCassandra(self.config) as l1db:
+        # The tables saved: with time_partition_tables, also the per-period tables, made here as a store makes them.
+        saved_tables = sorted({p.name for p in (folder / f"node{saved[0]}").iterdir() if p.is_dir()}) if saved else []
+        tables = keyspace_schema_tables(self.config, saved_tables)
+        periods: dict[str, list[int]] = {}
+        for table in tables:
+            if (period := period_of(table)) is not None:
+                periods.setdefault(period[0], []).append(period[1])
+        l1db = L1dbCassandra(self.config)
+        with l1db:
             l1db.makeSchema()
+            l1db.make_periods(periods)
         for node in self.nodes():
-            for table in schema_tables(self.config):
+            for table in tables:
                 source = folder / f"node{node.index}" / table
                 if not any(source.iterdir()):
                     continue  # nothing was ever stored in it on this node
@@ -157,7 +169,9 @@ class CassandraState:
             if self._created_keyspace:
                 plain.execute(f"DROP KEYSPACE IF EXISTS {quote(self.keyspace)}", timeout=120)
             else:
-                for table in schema_tables(self.config):
+                existing = [str(row[0]) for row in plain.execute(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace])]
+                for table in keyspace_schema_tables(self.config, existing):
                     plain.execute(f"DROP TABLE IF EXISTS {quote(self.keyspace)}.{quote(table)}", timeout=120)
         except Exception as exc:
             _LOG.warning("could not drop the restored tables of %s: %s", self.keyspace, error_reason(exc))

@@ -27,6 +27,11 @@ before it reads or stores. Writes to ``DiaObjectLast`` carry the version's
 validity start as their timestamp, so that applying a version twice, or late,
 never replaces a newer one.
 
+With ``[cassandra] time_partition_tables`` step 1 writes each row to its
+time partition's table of DiaObject, DiaSource or DiaForcedSource, made
+first if this client does not know it to exist, and a store also makes the
+tables of the period after its visit's (`l1db.cassandra.periods`).
+
 With ``[l1db] enable_replica`` (`l1db.replica`) step 1 also writes the
 replica, as dax_apdb's ``ApdbCassandra.store`` does: the chunk's row of
 ApdbReplicaChunks, and each table's rows (full rows) into its chunk table, in
@@ -51,9 +56,10 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStateme
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
 from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN, ReplicaChunk, replica_chunk, sub_chunk
-from .client import PART_SA_COLUMN, CassandraClient
+from .client import PART_SA_COLUMN
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
-from .schema import REPLICA_TABLES, quote
+from .periods import CassandraPeriods
+from .schema import PERIOD_TABLES, REPLICA_TABLES, period_table, quote
 from .session import (
     log_partition_plan,
     serialized_column,
@@ -92,7 +98,7 @@ def _version_timestamps(mjd: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(mjd, dtype=np.float64) * _US_PER_DAY).astype(np.int64)
 
 
-class CassandraWrites(CassandraClient):
+class CassandraWrites(CassandraPeriods):
     """The write half of the Cassandra L1 API, and the recovery of a store cut short."""
 
     def _pixelization_of(self, table: str) -> Pixelization | None:
@@ -157,14 +163,29 @@ class CassandraWrites(CassandraClient):
                      also: Iterable[tuple[Any, ...]] = ()) -> None:
         """Write rows of a history table to their (sky pixel, time partition) partitions.
 
-        ``also``: more statements sent in the same concurrent write (the replica's).
+        With ``time_partition_tables``, each row to its period's table (made
+        first if it is not known to exist: `l1db.cassandra.periods`), in its
+        sky pixel's partition. ``also``: more statements sent in the same
+        concurrent write (the replica's).
         """
         frame, pixels = rows.frame, self._pixels(rows)
         times = self.partitioning.time_partitions(frame[time_column].to_numpy(dtype=np.float64))
-        keyed = frame.assign(**{PART_COLUMN: pixels, TIME_PART_COLUMN: times})
-        columns = [PART_COLUMN, TIME_PART_COLUMN, *frame.columns]
-        statement = self._insert(table, columns)
-        self._run(itertools.chain(self._batches(statement, keyed[columns], (pixels, times)), also), write=True)
+        if not self.period_tables:
+            keyed = frame.assign(**{PART_COLUMN: pixels, TIME_PART_COLUMN: times})
+            columns = [PART_COLUMN, TIME_PART_COLUMN, *frame.columns]
+            statement = self._insert(table, columns)
+            self._run(itertools.chain(self._batches(statement, keyed[columns], (pixels, times)), also), write=True)
+            return
+        periods = np.unique(times).tolist()
+        self.make_periods({table: periods})
+        columns = [PART_COLUMN, *frame.columns]
+        keyed = frame.assign(**{PART_COLUMN: pixels})[columns]
+        per_period = []
+        for period in periods:
+            mine = times == period
+            statement = self._insert(period_table(table, period), columns)
+            per_period.append(self._batches(statement, keyed[mine], (pixels[mine],)))
+        self._run(itertools.chain(*per_period, also), write=True)
 
     def _replica_chunk_row(self, chunk: ReplicaChunk) -> tuple[PreparedStatement, list[Any]]:
         """The upsert of the chunk's row of ApdbReplicaChunks (one partition, 0, as dax_apdb's)."""
@@ -258,6 +279,10 @@ class CassandraWrites(CassandraClient):
         try:
             objects = visit.objects
             chunk = self._chunk_of(visit.visit_mjd)
+            if self.period_tables:
+                # The next period's tables, ahead of the stores that reach it (`l1db.cassandra.periods`).
+                ahead = int(self.partitioning.time_partitions(np.array([visit.visit_mjd]))[0]) + 1
+                self.make_periods({table: [ahead] for table in PERIOD_TABLES})
             if objects is not None:
                 with self._timed("obj_insert", len(objects)):
                     self._write_table("DiaObject", objects, "validityStartMjdTai",

@@ -34,9 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--start-time", type=_start_time, default=None, metavar="ISO_TAI",
-        help="time of the first visit (as ap_proto's --start-time): with history_partition_days, also make the "
-        "time partitions of that time and of the partition length after it (default: none made here; every "
-        "store makes the partitions it needs)",
+        help="time of the first visit (as ap_proto's --start-time): with history_partition_days (or Cassandra's "
+        "time_partition_tables), also make the time partitions (per-period tables) of that time and of the "
+        "partition length after it (default: none made here; every store makes the partitions it needs)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is done")
     return parser
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 cass = config.cassandra
                 how = (f"replication_factor={cass['replication_factor']}, partitions "
                        f"{cass['part_pixelization']} level {cass['part_pixel_level']} x "
-                       f"{cass['time_partition_days']} days")
+                       f"{cass['time_partition_days']} days"
+                       + (", one table per time partition" if cass["time_partition_tables"] else ""))
             else:
                 how = (f"dia_object_index={config.dia_object_index}, "
                        f"pixelization={config.pixelization} level {config.effective_pixel_level}")
