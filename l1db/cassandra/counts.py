@@ -65,7 +65,8 @@ class CassandraCounts(CassandraClient):
         DiaForcedSource count the rows of all their per-period tables.
         """
         self.checkSchema()
-        tables = keyspace_schema_tables(self.config, self._keyspace_tables() or [])
+        # The keyspace's tables are looked up only for its per-period tables.
+        tables = keyspace_schema_tables(self.config, (self._keyspace_tables() or []) if self.period_tables else [])
         counts = {table: self._full_count(table) for table in tables} if exact else self._estimated_counts(tables)
         by_table = dict.fromkeys(logical_tables(self.config), 0)
         for table, rows in counts.items():

@@ -48,8 +48,10 @@ class CassandraPeriods(CassandraClient):
     def _looked_up_periods(self) -> dict[str, set[int]]:
         """The per-period tables in the keyspace now, by table (one query); remembered."""
         found: dict[str, set[int]] = {table: set() for table in PERIOD_TABLES}
-        for name in self._keyspace_tables() or []:
-            parsed = period_of(name)
+        rows = self._plain_columns(self._simple(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [self.keyspace]))
+        for name in rows.get("table_name", []):
+            parsed = period_of(str(name))
             if parsed is not None:
                 found[parsed[0]].add(parsed[1])
         self._periods_known = found
