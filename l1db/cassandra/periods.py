@@ -6,8 +6,8 @@ DiaForcedSource are one table per time partition (`l1db.cassandra.schema`:
 ``DiaSource_2000``), as dax_apdb's ``time_partition_tables`` keeps them.
 
 **When they are made.** dax_apdb makes every per-period table of a
-configured range of dates when the schema is made, and an administrator
-extends the range. This toolkit's runs start at any time (ap_proto's
+configured range of dates when the schema is made (and refuses a store
+outside it), and an administrator extends the range. This toolkit's runs start at any time (ap_proto's
 ``--start-time``) and resume, so the schema cannot know their periods:
 instead each store makes, before its first write, the tables of its rows'
 periods and of the period after its visit's (`make_periods`), as the SQL
