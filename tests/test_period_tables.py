@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import test_l1db as suite
+import test_replica as replica
 from ap_runs import run_ap_proto
 from conftest import cassandra_session, catalog_fixture, create_test_database, write_config
 from l1db_frames import random_rows, random_sky_points
@@ -32,6 +33,7 @@ from l1db import open_l1db
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import load_config, parse_cassandra_url
+from l1db.constants import parse_time, to_mjd_tai
 from l1db.errors import SchemaError
 from l1db.scratch import read_table
 from l1db.timing_log import parse_log
@@ -256,6 +258,15 @@ def test_latest_versions_and_full_rows_from_the_period_tables(make_cassandra_con
         _periods_config(make_cassandra_config), {})
 
 
+def test_reads_and_stores_more_ids_than_one_chunk(make_cassandra_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    suite.test_reads_and_stores_more_ids_than_one_chunk(_periods_config(make_cassandra_config), monkeypatch, {})
+
+
+def test_replica_chunk_tables_hold_exactly_the_stored_rows(make_cassandra_config) -> None:
+    # The replica's tables are not per period; the store writes both in one concurrent write.
+    replica.test_chunk_tables_hold_exactly_the_stored_rows(_periods_config(make_cassandra_config), {})
+
+
 # -- ap_proto across a period boundary --
 
 def test_ap_proto_across_a_period_boundary_resumes_as_on_sqlite(make_cassandra_config, sources: Path,
@@ -271,7 +282,12 @@ def test_ap_proto_across_a_period_boundary_resumes_as_on_sqlite(make_cassandra_c
     }
     rows = {}
     for name, config in configs.items():
-        assert create_l1_schema(["-c", str(config)]) == 0
+        # Cassandra: the first visit's tables and the next period's made here, before any store.
+        assert create_l1_schema(["-c", str(config), "--start-time", run[1]]) == 0
+        if name == "cassandra":
+            day = int(np.floor(to_mjd_tai(parse_time(run[1]))))
+            for table in ("DiaObject", "DiaSource", "DiaForcedSource"):
+                assert set(_period_rows(load_config(config).url, table, "diaObjectId")) == {day, day + 1}
         for part, visits in ((1, 2), (2, 2)):
             log = tmp_path / f"{name}-{part}.jsonl"
             assert run_ap_proto(config, sources, log, *run, "-n", visits) == 0
