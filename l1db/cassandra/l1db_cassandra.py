@@ -3,8 +3,9 @@
 The layout is production's (`l1db.cassandra.schema`): latest DiaObject
 versions partitioned by sky pixel, the history tables by (sky pixel, time
 partition), or with ``time_partition_tables`` one history table per time
-partition, by sky pixel (`l1db.cassandra.periods`). A read queries every partition its region (and window) touches,
-concurrently, and trims the rows to the exact region, object IDs and window.
+partition, by sky pixel (`l1db.cassandra.periods`). A read queries every
+partition its region (and window) touches, concurrently, and trims the rows
+to the exact region, object IDs and window.
 
 Stores: Cassandra has no multi-partition transactions, so a visit is stored
 idempotently instead of atomically (`l1db.cassandra.writes` says how).
@@ -12,9 +13,8 @@ idempotently instead of atomically (`l1db.cassandra.writes` says how).
 The class is put together from one piece per job: `l1db.cassandra.reads`,
 `l1db.cassandra.writes` and `l1db.cassandra.visits`, over the sessions and
 statement helpers of `l1db.cassandra.client` and the per-period tables of
-`l1db.cassandra.periods`, and the row counts of
-`l1db.cassandra.counts`; this module adds the life cycle and the schema
-administration.
+`l1db.cassandra.periods`, and the row counts of `l1db.cassandra.counts`;
+this module adds the life cycle and the schema administration.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ DiaForcedSource are one table per time partition (`l1db.cassandra.schema`:
 
 **When they are made.** dax_apdb makes every per-period table of a
 configured range of dates when the schema is made (and refuses a store
-outside it), and an administrator extends the range. This toolkit's runs start at any time (ap_proto's
-``--start-time``) and resume, so the schema cannot know their periods:
-instead each store makes, before its first write, the tables of its rows'
+outside it), and an administrator extends the range. This toolkit's runs
+start at any time (ap_proto's ``--start-time``) and resume, so the schema
+cannot know their periods: instead each store makes, before its first write, the tables of its rows'
 periods and of the period after its visit's (`make_periods`), as the SQL
 backends make their time partitions ahead of need. So the table a visit
 writes to was, but for the run's first visit, made one period earlier by an

@@ -6,7 +6,9 @@ statements, one per sky pixel run with at most ``read_concurrency`` in flight
 (or, with ``query_per_spatial_partition = 0``, one per table with the pixels
 in an IN list); the driver
 decodes each result into numpy arrays, and `l1db.api.L1db` trims the rows to
-the exact region, object IDs and window.
+the exact region, object IDs and window. With ``time_partition_tables`` a
+history read queries each existing table of its window's periods instead of
+one table with the periods in an IN list (`l1db.cassandra.periods`).
 """
 
 from __future__ import annotations
