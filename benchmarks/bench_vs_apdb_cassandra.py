@@ -85,6 +85,11 @@ APDB_KEYSPACE = "apdb_bench_vs"
 #: Time partitions of both clients, days: dax_apdb's init_database has no
 #: parameter for it, and its default is 30 (the toolkit's too).
 TIME_PARTITION_DAYS = 30
+#: With --time-partition-tables, the tables both clients make before the run cover the first visit's
+#: history window and this many days after the first visit (a run lasts hours to days): the same dates
+#: on both, so that both read the same number of per-period tables (dax_apdb reads every existing
+#: table of a window, the toolkit those of its periods that exist).
+PERIOD_MARGIN_DAYS = 60
 
 EPILOG = """\
 what is compared, and what is not the same on both sides (also printed with the results):
@@ -92,7 +97,8 @@ what is compared, and what is not the same on both sides (also printed with the 
     factor --replication-factor, SimpleStrategy) and dropped at the end unless --keep;
   - partitioning: --pixelization/--pixel-level for both, 30-day time partitions (the toolkit counts
     them from MJD 0, dax_apdb from 1970-01-01: the boundaries differ, the lengths do not); dax_apdb with
-    time_partition_tables=False (one table per kind, like the toolkit);
+    time_partition_tables=False (one table per kind, like the toolkit), or with --time-partition-tables
+    both with one table per time partition, the same dates covered on both (PERIOD_MARGIN_DAYS);
   - reads: the toolkit reads 7 DiaObjectLast columns, dax_apdb the 10 of its DiaObjectLast; both read
     every DiaSource and DiaForcedSource column; dax_apdb returns every object of the covering pixels and
     is trimmed to the field here, inside its timing (the toolkit trims inside the call);
@@ -241,8 +247,15 @@ class Recorder:
 # -- the two clients ----------------------------------------------------------------------
 
 
-def make_toolkit(args: argparse.Namespace, work: Path) -> L1db:
-    """A toolkit client on a fresh keyspace."""
+def period_dates(args: argparse.Namespace, first_visit_mjd: float) -> tuple[float, float] | None:
+    """MJD TAI span of the per-period tables of both clients (``--time-partition-tables``); `None` without."""
+    if not args.time_partition_tables:
+        return None
+    return first_visit_mjd - args.months * 30.0, first_visit_mjd + PERIOD_MARGIN_DAYS
+
+
+def make_toolkit(args: argparse.Namespace, work: Path, periods: tuple[float, float] | None = None) -> L1db:
+    """A toolkit client on a fresh keyspace; with ``periods``, its per-period tables of those dates made."""
     config = work / "toolkit.cfg"
     config.write_text(
         f"[database]\nurl = cassandra://{args.hosts}/{args.toolkit_keyspace}\n\n"
@@ -251,16 +264,30 @@ def make_toolkit(args: argparse.Namespace, work: Path) -> L1db:
         f"read_consistency = {args.consistency}\nwrite_consistency = {args.consistency}\n"
         f"part_pixelization = {args.pixelization}\npart_pixel_level = {args.pixel_level}\n"
         f"time_partition_days = {TIME_PARTITION_DAYS}\n"
+        f"time_partition_tables = {int(periods is not None)}\n"
     )
     l1db = open_l1db(config)
     l1db.makeSchema(drop=True)
+    if periods is not None:
+        from l1db.cassandra.l1db_cassandra import L1dbCassandra
+        from l1db.cassandra.schema import PERIOD_TABLES
+
+        assert isinstance(l1db, L1dbCassandra)
+        first, last = (int(p) for p in l1db.partitioning.time_partitions(np.array(periods)))
+        l1db.make_periods({table: range(first, last + 1) for table in PERIOD_TABLES})
     return l1db
 
 
-def make_apdb(args: argparse.Namespace) -> Any:
+def make_apdb(args: argparse.Namespace, periods: tuple[float, float] | None = None) -> Any:
     """An ApdbCassandra client on a fresh keyspace, configured like the toolkit's."""
+    from astropy.time import Time
     from lsst.dax.apdb import Apdb
     from lsst.dax.apdb.cassandra import ApdbCassandra
+
+    # Its per-period tables of the same dates as the toolkit's (init_database makes them).
+    dates = {} if periods is None else {
+        f"time_partition_{end}": Time(mjd, format="mjd", scale="tai").isot
+        for end, mjd in zip(("start", "end"), periods)}
 
     config = ApdbCassandra.init_database(
         tuple(args.hosts.split(",")),
@@ -269,7 +296,8 @@ def make_apdb(args: argparse.Namespace) -> Any:
         read_forced_sources_months=args.months,
         part_pixelization=args.pixelization,
         part_pix_level=args.pixel_level,
-        time_partition_tables=False,
+        time_partition_tables=periods is not None,
+        **dates,
         read_consistency=args.consistency,
         write_consistency=args.consistency,
         replication_factor=args.replication_factor,
@@ -303,11 +331,12 @@ def run(args: argparse.Namespace, catalog: SourceCatalog, work: Path, recorder: 
                          seed=args.seed)
     sim = VisitSimulator(options.sim)
     sim.warm_up()
-    toolkit = make_toolkit(args, work)
+    periods = period_dates(args, float(options.start_time.tai.mjd))
+    toolkit = make_toolkit(args, work, periods)
     toolkit.warm_up()  # its numba kernels, as ap_proto does before the first visit
     notes["server_version"] = toolkit.serverVersion()[1]
     notes["toolkit_options"] = dict(toolkit.options)
-    apdb = make_apdb(args)
+    apdb = make_apdb(args, periods)
     notes["apdb_config"] = apdb.getConfig()
     # Instrumentation only (the driver's own listener hook, on each client's sessions): requests per call.
     for session in (toolkit._session, toolkit._plain, apdb._context.session):
@@ -516,6 +545,10 @@ def main() -> int:
     parser.add_argument("--apdb-query-per-spatial-part", action="store_true",
                         help="dax_apdb: one query per spatial partition instead of its default, one query "
                              "with apdb_part IN (...) over all of them")
+    parser.add_argument("--time-partition-tables", action="store_true",
+                        help="both clients keep one table per time partition (dax_apdb's time_partition_tables, "
+                             "the default of its init_database; the toolkit's [cassandra] time_partition_tables), "
+                             "made before the run for the same dates on both (default: one table per kind)")
     parser.add_argument("--toolkit-keyspace", default=TOOLKIT_KEYSPACE, help=f"(default {TOOLKIT_KEYSPACE})")
     parser.add_argument("--apdb-keyspace", default=APDB_KEYSPACE, help=f"(default {APDB_KEYSPACE})")
     parser.add_argument("--keep", action="store_true", help="keep both keyspaces at the end")
@@ -625,7 +658,8 @@ def main() -> int:
           f"{load_start[0]:.2f} at start, {load_end[0]:.2f} at end (the server shares the cores with this client "
           f"and any other job)")
     print(f"- versions: {versions()}")
-    print(f"- ApdbCassandra config: time_partition_tables={apdb_config.partitioning.time_partition_tables}, "
+    print(f"- ApdbCassandra config: time_partition_tables={apdb_config.partitioning.time_partition_tables} "
+          f"(the toolkit: {notes['toolkit_options'].get('time_partition_tables')}), "
           f"query_per_spatial_part={apdb_config.partitioning.query_per_spatial_part}, "
           f"query_per_time_part={apdb_config.partitioning.query_per_time_part}, "
           f"part_pix_max_ranges={apdb_config.partitioning.part_pix_max_ranges}, "
