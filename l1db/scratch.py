@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from .backends import CASSANDRA, backend_named
 from .config import L1dbConfig, load_config, normalize_url, parse_cassandra_url
+from .tables import PUBLISHED_TABLES, period_of
 
 __all__ = [
     "Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace",
@@ -146,11 +147,19 @@ def table_reader(config: L1dbConfig | str | Path) -> Iterator[Callable[[str, Seq
         def read_cql(table: str, columns: Sequence[str]) -> pd.DataFrame:
             names = list(columns)
             quoted = ", ".join(f'"{c}"' for c in names)
-            # QUORUM: on a cluster, a node back from a loss lacks the rows written while it was
-            # down until its hints are replayed; a quorum always includes a replica that has them.
-            rows = session.execute(SimpleStatement(f'SELECT {quoted} FROM "{url.keyspace}"."{table}"',
-                                                   consistency_level=ConsistencyLevel.QUORUM))
-            return pd.DataFrame(list(rows), columns=names)
+            tables = [table]
+            if config.cassandra["time_partition_tables"] and table in PUBLISHED_TABLES:
+                # One table per time partition: the rows of all of them.
+                found = session.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s",
+                                        [url.keyspace])
+                tables = [str(r[0]) for r in found if (period_of(str(r[0])) or ("",))[0] == table]
+            rows = []
+            for name in tables:
+                # QUORUM: on a cluster, a node back from a loss lacks the rows written while it was
+                # down until its hints are replayed; a quorum always includes a replica that has them.
+                rows += list(session.execute(SimpleStatement(f'SELECT {quoted} FROM "{url.keyspace}"."{name}"',
+                                                             consistency_level=ConsistencyLevel.QUORUM)))
+            return pd.DataFrame(rows, columns=names)
 
         try:
             yield read_cql

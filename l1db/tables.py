@@ -7,6 +7,7 @@ reads back with the same dtype whatever the backend.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,13 +19,18 @@ from .schema_model import ColumnDef, SchemaDef, SchemaFormatError, TableDef, loa
 
 __all__ = ["PIXEL_COLUMN", "PUBLISHED_TABLES", "LAST_OBJECT_TABLE", "LAST_OBJECT_KEY", "packaged_schema_path",
            "load_definitions", "last_object_definition", "sql_type", "table_columns", "published_definitions",
-           "published_tables"]
+           "published_tables", "period_table", "period_of"]
 
 #: Name of the sky-pixel column the SQL backends add to DiaObject and DiaSource.
 PIXEL_COLUMN = "pixelId"
 
 #: The published tables every schema holds.
 PUBLISHED_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
+
+# A published table's table of one time partition (Cassandra's ``time_partition_tables``): the
+# table, "_", the partition number ("m" before a negative one: a CQL name holds letters, digits and
+# underscores only).
+_PERIOD_NAME = re.compile(r"(?P<table>" + "|".join(PUBLISHED_TABLES) + r")_(?P<minus>m?)(?P<number>[0-9]+)")
 
 #: The published latest-version table: a subset of DiaObject's columns for the
 #: latest version of each object (``last_object_table`` on SQL, always on
@@ -170,3 +176,17 @@ def published_tables(schema_def: SchemaDef) -> dict[str, sa.Table]:
         name: sa.Table(name, metadata, *table_columns(definition, False, tuple(definition.primary_key)))
         for name, definition in published_definitions(schema_def).items()
     }
+
+
+def period_table(table: str, period: int) -> str:
+    """Name of published ``table``'s table of time partition ``period`` (dax_apdb's: ``DiaSource_2000``)."""
+    return f"{table}_{'m' if period < 0 else ''}{abs(int(period))}"
+
+
+def period_of(name: str) -> tuple[str, int] | None:
+    """(published table, time partition) of a per-period table's name (`period_table`); `None` for any other."""
+    found = _PERIOD_NAME.fullmatch(name)
+    if found is None:
+        return None
+    number = int(found["number"])
+    return found["table"], -number if found["minus"] else number

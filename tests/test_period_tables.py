@@ -310,6 +310,12 @@ def test_ap_proto_across_a_period_boundary_resumes_as_on_sqlite(make_cassandra_c
                 for p in np.unique(periods)}
     found = _period_rows(url, "DiaSource", "diaSourceId")
     assert {p: ids for p, ids in found.items() if ids} == expected
+    # The rows themselves (read_table reads a table's per-period tables as one).
+    columns = ["diaSourceId", "diaObjectId", "visit", "ra", "dec", "psfFlux", "midpointMjdTai"]
+    stored = {name: read_table(config, "DiaSource", columns).sort_values("diaSourceId").reset_index(drop=True)
+              for name, config in configs.items()}
+    assert len(stored["cassandra"]) == sum(len(ids) for ids in expected.values())
+    pd.testing.assert_frame_equal(stored["sqlite"], stored["cassandra"], check_dtype=False)
     # The next period's tables were made ahead of the stores that would reach it.
     assert max(found) == max(days) + 1 and not found[max(days) + 1]
 

@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from ..tables import period_of
 from .client import CassandraClient
-from .schema import keyspace_schema_tables, logical_tables, period_of, quote
+from .schema import keyspace_schema_tables, logical_tables, quote
 
 __all__ = ["CassandraCounts", "ESTIMATE_PARTITIONS"]
 

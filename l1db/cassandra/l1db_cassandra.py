@@ -25,6 +25,7 @@ import numpy as np
 from cassandra import InvalidRequest
 
 from ..errors import SchemaError
+from ..tables import period_of
 from . import server
 from .counts import CassandraCounts
 from .reads import CassandraReads
@@ -32,7 +33,6 @@ from .schema import (
     DDL_TIMEOUT,
     PERIOD_TABLES,
     keyspace_schema_tables,
-    period_of,
     published_columns,
     quote,
     schema_ddl,

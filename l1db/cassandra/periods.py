@@ -34,8 +34,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from ..tables import period_of, period_table
 from .client import CassandraClient
-from .schema import DDL_TIMEOUT, PERIOD_TABLES, period_ddl, period_of, period_table
+from .schema import DDL_TIMEOUT, PERIOD_TABLES, period_ddl
 
 __all__ = ["CassandraPeriods"]
 

@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from cassandra.query import PreparedStatement
 
 from ..frames import empty_frame
-from ..tables import LAST_OBJECT_KEY
+from ..tables import LAST_OBJECT_KEY, period_table
 from .client import PART_SA_COLUMN
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .periods import CassandraPeriods
-from .schema import period_table, quote
+from .schema import quote
 from .session import log_partition_plan, typed_frame
 
 __all__ = ["CassandraReads"]

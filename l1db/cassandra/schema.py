@@ -47,13 +47,13 @@ Names are quoted everywhere: CQL folds unquoted names to lower case.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from ..config import L1dbConfig
 from ..errors import SchemaError
 from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN
 from ..schema_model import ColumnDef, SchemaDef, TableDef
+from ..tables import PUBLISHED_TABLES, period_of, period_table
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 
 __all__ = [
@@ -67,8 +67,6 @@ __all__ = [
     "schema_tables",
     "keyspace_schema_tables",
     "period_tables",
-    "period_table",
-    "period_of",
     "period_ddl",
     "schema_options",
     "cql_type",
@@ -116,31 +114,14 @@ _UNRECORDED = {"time_partition_tables": "0", "enable_replica": "0"}
 DDL_TIMEOUT = 120.0
 
 #: The tables kept as one table per time partition with ``time_partition_tables``
-#: (dax_apdb's time-partitioned tables), each named by `period_table`.
-PERIOD_TABLES = ("DiaObject", "DiaSource", "DiaForcedSource")
-
-# A per-period table's name: the table, "_", the partition number ("m" before a negative one:
-# a CQL name holds letters, digits and underscores only).
-_PERIOD_NAME = re.compile(r"(?P<table>" + "|".join(PERIOD_TABLES) + r")_(?P<minus>m?)(?P<number>[0-9]+)")
+#: (dax_apdb's time-partitioned tables: the published ones), each named by
+#: `l1db.tables.period_table`.
+PERIOD_TABLES = PUBLISHED_TABLES
 
 
 def period_tables(config: L1dbConfig) -> bool:
     """Whether the schema of ``config`` has one table per time partition (``time_partition_tables``)."""
     return bool(config.cassandra["time_partition_tables"])
-
-
-def period_table(table: str, period: int) -> str:
-    """Name of ``table``'s table of time partition ``period`` (dax_apdb's: ``DiaSource_2000``)."""
-    return f"{table}_{'m' if period < 0 else ''}{abs(int(period))}"
-
-
-def period_of(name: str) -> tuple[str, int] | None:
-    """(table, time partition) of a per-period table's name (`period_table`); `None` for any other name."""
-    found = _PERIOD_NAME.fullmatch(name)
-    if found is None:
-        return None
-    number = int(found["number"])
-    return found["table"], -number if found["minus"] else number
 
 
 def logical_tables(config: L1dbConfig) -> tuple[str, ...]:

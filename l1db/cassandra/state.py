@@ -30,9 +30,10 @@ from pathlib import Path
 
 from ..config import L1dbConfig, parse_cassandra_url
 from ..state import StateError
+from ..tables import period_of
 from .l1db_cassandra import L1dbCassandra
 from .nodetool import Node, cluster_nodes, nodetool_version
-from .schema import keyspace_schema_tables, period_of, quote, schema_options
+from .schema import keyspace_schema_tables, quote, schema_options
 from .session import connect, error_reason
 
 __all__ = ["CassandraState"]

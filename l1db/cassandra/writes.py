@@ -56,10 +56,11 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStateme
 from ..frames import PreparedRows, PreparedVisit
 from ..pixelization import Pixelization
 from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN, ReplicaChunk, replica_chunk, sub_chunk
+from ..tables import period_table
 from .client import PART_SA_COLUMN
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .periods import CassandraPeriods
-from .schema import PERIOD_TABLES, REPLICA_TABLES, period_table, quote
+from .schema import PERIOD_TABLES, REPLICA_TABLES, quote
 from .session import (
     log_partition_plan,
     serialized_column,
