@@ -2,7 +2,10 @@
 
 SQL backends create tables from these columns; every backend checks and types
 the frames it stores and reads with them (`l1db.frames`), so that a column
-reads back with the same dtype whatever the backend.
+reads back with the same dtype whatever the backend. Also the names of a
+published table's tables of one time partition each (`period_table`,
+Cassandra's ``time_partition_tables``), which the test and benchmark helpers
+read too (`l1db.scratch.read_table`).
 """
 
 from __future__ import annotations
