@@ -104,7 +104,7 @@ CSV_OPERATIONS: tuple[str, ...] = (
     "obj_select", "src_select", "fsrc_select", "sum_select",
     "obj_insert", "obj_nightly_insert", "obj_last_insert", "obj_last_upsert", "obj_last_delete",
     "obj_validity_update", "src_insert", "fsrc_insert", "visit_insert", "store",
-    "sim", "visit", "daily_merge", "daily_partitions",
+    "sim", "visit", "daily_merge", "daily_partitions", "connect",
 )
 
 # -- back-pressure columns --
@@ -114,6 +114,8 @@ PRESSURE_COLUMNS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "select_resent": ("resent", SELECT_OPERATIONS, "requests of the selects sent again"),
     "store_wait": ("wait", ("store",), "seconds the store waited on back-pressure"),
     "store_resent": ("resent", ("store",), "requests of the store sent again"),
+    "connect_wait": ("wait", ("connect",), "seconds connecting waited on back-pressure"),
+    "connect_resent": ("resent", ("connect",), "connection queries sent again"),
 }
 # -- end of back-pressure columns --
 

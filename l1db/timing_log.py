@@ -211,6 +211,8 @@ OPERATIONS: dict[str, str] = {
     "daily_partitions": "the nightly job's time-partition maintenance: create the next partitions, drop those "
                         "past retention_days (rows: partitions created and dropped)",
     "visit": "the whole visit: simulation, reads and store",
+    "connect": "connect to the database, when a tile's attempt finds no connection (a worker's first tile, or the "
+               "retry after a failure), back-pressure waits included; outside the tile's visit record",
 }
 
 #: Columns of `ParsedLog.timings`, in order.

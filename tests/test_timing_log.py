@@ -268,7 +268,7 @@ def test_operations_documented() -> None:
         "sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
         "obj_insert", "obj_validity_update",
         "obj_last_delete", "obj_last_insert", "obj_last_upsert", "obj_nightly_insert", "src_insert",
-        "fsrc_insert", "visit_insert", "store", "daily_merge", "daily_partitions", "visit",
+        "fsrc_insert", "visit_insert", "store", "daily_merge", "daily_partitions", "visit", "connect",
     }
     assert set(OPERATIONS) == expected
     assert all(isinstance(doc, str) and doc for doc in OPERATIONS.values())
