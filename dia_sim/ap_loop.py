@@ -600,13 +600,20 @@ class ApLoop:
         return previous_mjd is not None and self.schedule.night(visit_mjd) != self.schedule.night(previous_mjd)
 
     def _daily_job(self, plan: VisitPlan) -> None:
-        """Between nights: merge the nightly table (when configured)."""
+        """Between nights: merge the nightly table (when configured); its records go under ``plan``'s visit.
+
+        A first stop signal lets it finish; a second one
+        abandons it (rolled back), except from its commit until its records
+        are written: signals wait for their end there (`L1db.timing`'s
+        ``committing``), so that the log holds the merge if and only if the
+        database does.
+        """
         if self.options.no_update:
             return
 
         def merge() -> None:
             assert self.writer is not None  # the run's log is open
-            with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
+            with self.l1db.timing(self.writer.sink(plan.visit_id, 0), committing=self._signals_deferred):
                 self.l1db.dailyJob()
 
         self._retrying(merge, plan.visit_id, "daily_merge")

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import lsst.sphgeom as sg
@@ -44,7 +45,8 @@ from l1db import open_l1db
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import normalize_url
 from l1db.scratch import read_table, table_reader
-from l1db.timing_log import latency_frame, parse_log
+from l1db.timer import TimingRecord, TimingSink
+from l1db.timing_log import TimingLogWriter, latency_frame, parse_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
@@ -419,3 +421,45 @@ def test_a_stop_signal_during_the_daily_job_ends_the_run_cleanly(signals: tuple[
     assert sorted(resumed["visit"]) == [4, 5, 6]
     check = check_database(config, [log])
     assert check.problems == [] and check.visits == 6 and check.unlogged == []
+
+
+def test_stop_signals_between_the_daily_jobs_commit_and_its_records(tmp_path: Path, sources: Path,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop signals arriving once the merge is committed, before its records are written: the merge is logged.
+
+    The run's log writer hands the daily job's first record over only after the test has seen from the
+    database that the merge is committed (the nightly table empty) and has sent this process SIGINT, SIGTERM
+    and SIGINT again: a first signal, a second one (which abandons what runs) and a third (which would cut a
+    tile). None may separate the merge from its record: it ends logged, and the run ends after it.
+    """
+    config = _nightly_config(tmp_path, f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    log = tmp_path / "timing.jsonl"
+    seen: list[int] = []  # the nightly rows left when the daily job's first record was handed over
+    made = TimingLogWriter.sink
+
+    def signalling_sink(writer: TimingLogWriter, visit: int, tile: int = 0, **kwargs: Any) -> TimingSink:
+        # Only the loop's own work writes through a writer's sink (a tile's records are held: HeldRecords).
+        sink = made(writer, visit, tile, **kwargs)
+
+        def hand_over(record: TimingRecord) -> None:
+            if not seen:
+                seen.append(len(read_table(config, "DiaObjectNightly", ["diaObjectId"])))
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+                    os.kill(os.getpid(), sig)
+            sink(record)
+
+        return hand_over
+
+    monkeypatch.setattr(TimingLogWriter, "sink", signalling_sink)
+    assert run_ap_proto(config, sources, log, "-n", "5", *PAUSED) == 130
+    assert seen == [0]  # committed: the signals came in the gap
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    parsed = parse_log(log)
+    daily = parsed.timings[parsed.timings["op"] == "daily_merge"]
+    merged = parsed.timings.query("op == 'obj_nightly_insert' and visit <= 3")["rows"].sum()
+    assert daily["visit"].tolist() == [4] and daily["rows"].tolist() == [merged] and merged > 0
+    assert sorted(parsed.latencies["visit"]) == [1, 2, 3]
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == 3 and check.unlogged == []
