@@ -395,6 +395,7 @@ def test_a_stop_signal_during_the_daily_job_ends_the_run_cleanly(signals: tuple[
         lock.release()
         _, err = proc.communicate(timeout=300)
     assert "Traceback" not in err, err
+    assert "interrupt: finishing the daily job (Ctrl-C again to abandon it)" in err, err
     if len(signals) == 1:
         assert proc.returncode == 0 and "3 visit(s) done (stopped by Ctrl-C" in err, err
     else:
@@ -423,15 +424,21 @@ def test_a_stop_signal_during_the_daily_job_ends_the_run_cleanly(signals: tuple[
     assert check.problems == [] and check.visits == 6 and check.unlogged == []
 
 
-def test_stop_signals_between_the_daily_jobs_commit_and_its_records(tmp_path: Path, sources: Path,
+@pytest.mark.parametrize(("loop", "signals"), [(PAUSED, (signal.SIGINT, signal.SIGTERM, signal.SIGINT)),
+                                               (("--daily-job-every", "3"), (signal.SIGINT,))],
+                         ids=["open-int-term-int", "closed-int"])
+def test_stop_signals_between_the_daily_jobs_commit_and_its_records(loop: tuple[str, ...],
+                                                                    signals: tuple[signal.Signals, ...],
+                                                                    tmp_path: Path, sources: Path,
                                                                     capsys: pytest.CaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Stop signals arriving once the merge is committed, before its records are written: the merge is logged.
 
     The run's log writer hands the daily job's first record over only after the test has seen from the
-    database that the merge is committed (the nightly table empty) and has sent this process SIGINT, SIGTERM
-    and SIGINT again: a first signal, a second one (which abandons what runs) and a third (which would cut a
-    tile). None may separate the merge from its record: it ends logged, and the run ends after it.
+    database that the merge is committed (the nightly table empty) and has sent this process ``signals``: a
+    first one (the run ends after the daily job, in the closed loop too: the visit after it is not begun), a
+    second one (which abandons what runs) and a third (which would cut a tile). None may separate the merge
+    from its records: it ends logged, and the run ends after it.
     """
     config = _nightly_config(tmp_path, f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
     log = tmp_path / "timing.jsonl"
@@ -445,21 +452,21 @@ def test_stop_signals_between_the_daily_jobs_commit_and_its_records(tmp_path: Pa
         def hand_over(record: TimingRecord) -> None:
             if not seen:
                 seen.append(len(read_table(config, "DiaObjectNightly", ["diaObjectId"])))
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+                for sig in signals:
                     os.kill(os.getpid(), sig)
             sink(record)
 
         return hand_over
 
     monkeypatch.setattr(TimingLogWriter, "sink", signalling_sink)
-    assert run_ap_proto(config, sources, log, "-n", "5", *PAUSED) == 130
+    assert run_ap_proto(config, sources, log, "-n", "5", "--workers", "1", *loop) == (130 if len(signals) > 1 else 0)
     assert seen == [0]  # committed: the signals came in the gap
     err = capsys.readouterr().err
-    assert "Traceback" not in err
+    assert "interrupt: finishing the daily job" in err and "Traceback" not in err
     parsed = parse_log(log)
     daily = parsed.timings[parsed.timings["op"] == "daily_merge"]
     merged = parsed.timings.query("op == 'obj_nightly_insert' and visit <= 3")["rows"].sum()
     assert daily["visit"].tolist() == [4] and daily["rows"].tolist() == [merged] and merged > 0
-    assert sorted(parsed.latencies["visit"]) == [1, 2, 3]
+    assert sorted(parsed.timings.query("op == 'visit_insert'")["visit"]) == [1, 2, 3]
     check = check_database(config, [log])
     assert check.problems == [] and check.visits == 3 and check.unlogged == []

@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None, config: L1dbConfig, o
     if loop.stop_signal == signal.SIGINT:
         stopped = " (stopped by Ctrl-C; run again to resume)"
     elif loop.stop_signal == signal.SIGTERM:
-        stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
+        stopped = f" (stopped by SIGTERM after finishing {loop.finishing}; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
     if loop.verdict is not None:
         if loop.verdict.behind_visit is not None:
