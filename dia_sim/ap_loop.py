@@ -619,7 +619,8 @@ class ApLoop:
 
         def merge() -> None:
             assert self.writer is not None  # the run's log is open
-            with self.l1db.timing(self.writer.sink(plan.visit_id, 0), committing=self._signals_deferred):
+            # Under the visit it runs before, told apart from the visit's own work (``daily``).
+            with self.l1db.timing(self.writer.sink(plan.visit_id, 0, daily=True), committing=self._signals_deferred):
                 self.l1db.dailyJob()
 
         self._in_daily_job = True

@@ -374,6 +374,16 @@ def test_visits_after_the_daily_job_are_released_on_a_restarted_clock(pg_db_url:
     assert result.visits == 5 and result.line() in err
     check = check_database(config, [log])
     assert check.problems == [] and check.visits == 5 and check.unlogged == []
+    # log2csv: each visit's own rows once (the merge's obj_insert is not visit 4's), the merge in its own columns.
+    table = logs_to_table([log])[0].set_index("visit")
+    own = parsed.timings[~parsed.timings["daily"]].query("op == 'obj_nightly_insert'").groupby("visit")["rows"].sum()
+    assert table["obj_stored"].tolist() == own.loc[[1, 2, 3, 4, 5]].tolist()
+    assert table["obj_insert_real"].isna().all() and table["obj_validity_update_real"].isna().all()
+    assert table["obj_merged"].isna().tolist() == [True, True, True, False, True]
+    assert table.loc[4, "obj_merged"] == merged
+    assert table.loc[4, "daily_merge_real"] == pytest.approx(pause, abs=1e-6)
+    assert table["daily_merge_real"].drop(index=4).isna().all()
+    assert (table["n_tiles"] == 1).all() and (table["complete"] == 1).all()
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)], ids=["int", "int-term"])
