@@ -174,6 +174,8 @@ class ApLoop:
         self.writer: TimingLogWriter | None = None
         #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
         self.stop_signal: signal.Signals | None = None
+        #: What the run finished before stopping on `stop_signal`: the current visit, or the daily job.
+        self.finishing = "the current visit"
         # A block a second signal must not cut (`_signals_deferred`), and a signal that came during it.
         self._deferring = False
         self._deferred = False
@@ -181,6 +183,8 @@ class ApLoop:
         # process: `_run_visit`), and whether one did.
         self._third_cuts = False
         self._cut = False
+        # Whether the daily job runs: what a first stop signal lets finish (the run ends after it).
+        self._in_daily_job = False
         #: An open-loop run's verdict (`dia_sim.open_loop.Verdict`), once it has ended.
         self.verdict: Verdict | None = None
 
@@ -332,8 +336,8 @@ class ApLoop:
         visit ends when all of them are stored, and their records are
         written to the timing log as each tile comes back. A first Ctrl-C
         (SIGINT) or SIGTERM (what schedulers and container platforms send)
-        lets the current visit finish and then stops (`stop_signal` says
-        which); a second one abandons the visit (`VisitAbandoned`): no tile
+        lets the current visit (or daily job) finish and then stops
+        (`stop_signal` says which); a second one abandons the visit (`VisitAbandoned`): no tile
         is begun any more, and the tiles being stored finish and are logged
         (on the pool's workers, or the one run in this process by a pool of
         one). A third one stops at once (`KeyboardInterrupt`; a tile cut in
@@ -371,6 +375,8 @@ class ApLoop:
                     plan = self._plan(visit_id, tiles)
                     if self._daily_job_due(i, plan.mjd, previous_mjd):
                         self._daily_job(plan)
+                        if self.stop_signal is not None:  # came during the daily job: the visit is not begun
+                            break
                     results = self._run_visit(pool, job, plan)
                     done += 1
                     if opts.row_count_every and (i + 1) % opts.row_count_every == 0:
@@ -600,16 +606,28 @@ class ApLoop:
         return previous_mjd is not None and self.schedule.night(visit_mjd) != self.schedule.night(previous_mjd)
 
     def _daily_job(self, plan: VisitPlan) -> None:
-        """Between nights: merge the nightly table (when configured)."""
+        """Between nights: merge the nightly table (when configured); its records go under ``plan``'s visit.
+
+        A first stop signal lets it finish (the run then ends); a second one
+        abandons it (rolled back), except from its commit until its records
+        are written: signals wait for their end there (`L1db.timing`'s
+        ``committing``), so that the log holds the merge if and only if the
+        database does.
+        """
         if self.options.no_update:
             return
 
         def merge() -> None:
             assert self.writer is not None  # the run's log is open
-            with self.l1db.timing(self.writer.sink(plan.visit_id, 0)):
+            # Under the visit it runs before, told apart from the visit's own work (``daily``).
+            with self.l1db.timing(self.writer.sink(plan.visit_id, 0, daily=True), committing=self._signals_deferred):
                 self.l1db.dailyJob()
 
-        self._retrying(merge, plan.visit_id, "daily_merge")
+        self._in_daily_job = True
+        try:
+            self._retrying(merge, plan.visit_id, "daily_merge")
+        finally:
+            self._in_daily_job = False
 
     @property
     def stop_requested(self) -> bool:
@@ -657,9 +675,10 @@ class ApLoop:
                 return
             raise KeyboardInterrupt
         self.stop_signal = signal.Signals(signum)
+        self.finishing = "the daily job" if self._in_daily_job else "the current visit"
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
-            print("\ninterrupt: finishing the current visit (Ctrl-C again to abandon it)", file=sys.stderr)
+            print(f"\ninterrupt: finishing {self.finishing} (Ctrl-C again to abandon it)", file=sys.stderr)
 
 
 def _raise_failure(failed: TileOutcome) -> NoReturn:

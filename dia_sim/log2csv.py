@@ -13,7 +13,17 @@ this module aggregates the timing records:
 
 Every column of `CSV_COLUMNS` is always written; a value is empty where the
 input has no record of that operation for that visit (an operation the
-configuration does not use, ``daily_merge`` outside the visit it ran after).
+configuration does not use, ``daily_merge`` outside the visit it ran before).
+
+The daily job's records (``daily`` in the log: the work between nights, run
+before a visit and logged under it) are not the visit's: of them only its
+own operations (`DAILY_OPERATIONS`: the ``daily_merge_*`` and
+``daily_partitions_*`` columns, and ``obj_merged``) go to the visit's row,
+never the operations inside them (the merge's
+``obj_insert``, ``obj_validity_update``, ``obj_last_*``: the nightly rows
+it moves were counted as stored by the visits that stored them). A log
+written before the field existed has the merge's operations in the visit's
+columns.
 
 ``complete`` says whether the row measures a whole visit: 1 when every tile
 of the visit ran to its end in that run (its ``visit`` record, written once
@@ -68,6 +78,7 @@ __all__ = [
     "INT_COLUMNS",
     "tiles_per_visit",
     "CSV_OPERATIONS",
+    "DAILY_OPERATIONS",
     "CSV_COLUMNS",
     "PRESSURE_COLUMNS",
     "OPEN_LOOP_COLUMNS",
@@ -97,14 +108,18 @@ COUNT_COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     "obj_stored": (("obj_insert", "obj_nightly_insert"), "new DiaObject versions stored"),
     "src_stored": (("src_insert",), "DiaSources stored"),
     "fsrc_stored": (("fsrc_insert",), "DiaForcedSources stored"),
+    "obj_merged": (("daily_merge",), "DiaObject versions the daily job before the visit merged from the nightly table"),
 }
+
+#: The daily job's own operations: of its records (``daily``), those that go to the table.
+DAILY_OPERATIONS: tuple[str, ...] = ("daily_merge", "daily_partitions")
 
 #: Operations with ``<op>_real`` and ``<op>_cpu`` columns, in column order.
 CSV_OPERATIONS: tuple[str, ...] = (
     "obj_select", "src_select", "fsrc_select", "sum_select",
     "obj_insert", "obj_nightly_insert", "obj_last_insert", "obj_last_upsert", "obj_last_delete",
     "obj_validity_update", "src_insert", "fsrc_insert", "visit_insert", "store",
-    "sim", "visit", "daily_merge", "daily_partitions",
+    "sim", "visit", *DAILY_OPERATIONS, "connect",
 )
 
 # -- back-pressure columns --
@@ -114,6 +129,8 @@ PRESSURE_COLUMNS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "select_resent": ("resent", SELECT_OPERATIONS, "requests of the selects sent again"),
     "store_wait": ("wait", ("store",), "seconds the store waited on back-pressure"),
     "store_resent": ("resent", ("store",), "requests of the store sent again"),
+    "connect_wait": ("wait", ("connect",), "seconds connecting waited on back-pressure"),
+    "connect_resent": ("resent", ("connect",), "connection queries sent again"),
 }
 # -- end of back-pressure columns --
 
@@ -248,6 +265,12 @@ def _failure_columns(failures: pd.DataFrame) -> pd.DataFrame:
 def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Every column but the failures', indexed by (run, visit)."""
     keys = ["run", "visit", "tile"]
+    # The daily job's records: its own operations only (the module docstring). A frame made without the
+    # field (by hand, not parsed) has none.
+    daily = (timings["daily"].to_numpy(dtype=bool) if "daily" in timings.columns
+             else np.zeros(len(timings), dtype=bool))
+    kept = ~daily | timings["op"].isin(DAILY_OPERATIONS).to_numpy()
+    timings, daily = timings[kept], daily[kept]
     records = timings.loc[:, ["run", "visit", "tile", "op", "real", "rows"]].copy()
     records["cpu"] = timings["user"] + timings["sys"]
 
@@ -268,8 +291,10 @@ def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any
     real_v = real.groupby(level=by_visit, sort=True).max()
     cpu_v = cpu.groupby(level=by_visit, sort=True).sum(min_count=1)
     rows_v = rows.groupby(level=by_visit, sort=True).sum(min_count=1)
-    n_tiles = records.groupby(by_visit, sort=True)["tile"].nunique()
-    finished = records[records["op"] == COMPLETE_OPERATION].groupby(by_visit, sort=True)["tile"].nunique()
+    # The tiles are the visit's own: the daily job before it (tile 0) is none of them.
+    own = records[~daily]
+    n_tiles = own.groupby(by_visit, sort=True)["tile"].nunique().reindex(real_v.index, fill_value=0)
+    finished = own[own["op"] == COMPLETE_OPERATION].groupby(by_visit, sort=True)["tile"].nunique()
     finished = finished.reindex(n_tiles.index, fill_value=0)
     expected = pd.Series(tiles_per_visit(provenance), dtype="float64")
     wanted = expected.reindex(n_tiles.index.get_level_values("run")).to_numpy()
@@ -277,7 +302,7 @@ def _timing_columns(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any
 
     table = pd.DataFrame(index=real_v.index)
     table["n_tiles"] = n_tiles.astype("Int64")
-    table["complete"] = pd.array(((finished.to_numpy() == n_tiles.to_numpy())
+    table["complete"] = pd.array(((finished.to_numpy() == n_tiles.to_numpy()) & (finished.to_numpy() > 0)
                                   & (finished.to_numpy() >= wanted)).astype(int), dtype="Int64")
     for name, (ops, _doc) in COUNT_COLUMNS.items():
         present = [op for op in ops if op in rows_v.columns]

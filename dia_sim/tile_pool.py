@@ -21,6 +21,7 @@ left for ``lost_after`` seconds the pool gives up with a `PoolError`.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import socket
@@ -97,7 +98,7 @@ class TilePool:
         self.lost_after = lost_after
         self._cluster = None
         #: The Dask config of a local pool's worker processes, in force until `close`.
-        self._mp_config: Any = None
+        self._config = contextlib.ExitStack()
         self.client: distributed.Client | None = None
         #: Futures of `run` or `submit` (future: key) whose results were not handed over yet (`drain`).
         self._unreturned: dict[Any, str] = {}
@@ -130,7 +131,7 @@ class TilePool:
         else:
             # Local workers fork from one server process that has imported the tile's modules
             # (`_forkserver`), for the whole pool's life (a worker its nanny restarts too).
-            self._mp_config = dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+            self._config.enter_context(dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}))
             _forkserver(distributed)
             with dask.config.set({"distributed.worker.profile.enabled": False}):
                 self._cluster = distributed.LocalCluster(
@@ -345,9 +346,7 @@ class TilePool:
                 self._cluster.close(timeout=5 if abandon else 30)
             except Exception:  # noqa: BLE001
                 _LOG.debug("closing the local Dask cluster failed", exc_info=True)
-        if self._mp_config is not None:
-            self._mp_config.__exit__(None, None, None)
-            self._mp_config = None
+        self._config.close()
 
 
 #: What the local workers' server process imports once, before it forks them: Dask's worker and the

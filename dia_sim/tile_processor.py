@@ -38,7 +38,7 @@ import pandas as pd
 
 from l1db import L1db, open_l1db
 from l1db.config import L1dbConfig
-from l1db.timer import Timer, TimingRecord, TimingSink
+from l1db.timer import BackPressure, Timer, TimingRecord, TimingSink, null_sink
 from l1db.timing_log import HeldRecords, TimingLogWriter
 
 from .catalog import SourceCatalog
@@ -78,11 +78,21 @@ class TileProcessor:
     def l1db(self) -> L1db:
         """The database client, connected again after a failure."""
         if self._l1db is None:
-            self._op = "connect"
-            self._l1db = open_l1db(self.config)
-            # Its numba kernels too, before its first timed read (already compiled after a reconnect).
-            self._l1db.warm_up()
+            self._connect(null_sink)
+        assert self._l1db is not None
         return self._l1db
+
+    def _connect(self, sink: TimingSink) -> None:
+        """Connect, timed as ``connect`` into ``sink`` with the waits on back-pressure it took."""
+        self._op = "connect"
+        # The client's totals start with it: they are the connect's waits, handed to the timer before it closes.
+        waited = BackPressure()
+        with Timer("connect", sink, pressure=waited):
+            db = open_l1db(self.config)
+            waited.wait, waited.resent = db.back_pressure.wait, db.back_pressure.resent
+        # Its numba kernels too, before its first timed read (already compiled after a reconnect).
+        db.warm_up()
+        self._l1db = db
 
     def close(self) -> None:
         """Close the database connections."""
@@ -124,12 +134,15 @@ class TileProcessor:
 
         def attempt(failed: int) -> TileResult:
             records: list[TimingRecord] = []
+            if self._l1db is None:
+                self._connect(records.append)
             if not opts.no_update:
                 self._op = "connect"
                 done, _ = self.l1db.storedTiles(plan.visit_id)
                 if tile in done:
-                    # The store committed although the connection (or the worker) was lost: keep what it did.
-                    _write(writer, failed_records, plan.visit_id, tile)
+                    # The store committed although the connection (or the worker) was lost: keep what it did
+                    # (and this attempt's connect).
+                    _write(writer, failed_records + records, plan.visit_id, tile)
                     return TileResult(plan.visit_id, tile, 0, 0, 0, 0)
             try:
                 with self.l1db.timing(records.append):

@@ -34,7 +34,7 @@ import abc
 import contextlib
 import datetime
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,8 @@ class L1db(abc.ABC):
         self.definitions: dict[str, TableDef] = published_definitions(schema_def)
         self.tables: dict[str, sa.Table] = published_tables(schema_def)
         self._sink: TimingSink = monitor or null_sink
+        # The block around a commit and the hand-over of its records (`timing`'s ``committing``).
+        self._committing: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
         self._pending: list[TimingRecord] | None = None
         #: Timing records of the operations a failed store had finished: if its
         #: rows turn out stored after all (the connection was lost during the
@@ -119,13 +121,22 @@ class L1db(abc.ABC):
     # -- timing ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def timing(self, sink: TimingSink) -> Iterator[None]:
-        """Send the timing records of the calls made inside the block to ``sink``."""
-        previous, self._sink = self._sink, sink
+    def timing(self, sink: TimingSink,
+               committing: Callable[[], contextlib.AbstractContextManager[Any]] | None = None) -> Iterator[None]:
+        """Send the timing records of the calls made inside the block to ``sink``.
+
+        ``committing`` makes a block entered just before the commit of the
+        nightly merge (`dailyJob`) and left once its records are handed to
+        ``sink``: the caller's way to keep the commit and the records
+        together (ap_proto defers stop signals in it, so that a merge is
+        logged if and only if it is committed).
+        """
+        previous = self._sink, self._committing
+        self._sink, self._committing = sink, committing or contextlib.nullcontext
         try:
             yield
         finally:
-            self._sink = previous
+            self._sink, self._committing = previous
 
     def _timed(self, op: str, rows: int | None = None) -> Timer:
         """A timer whose record waits for the commit when one is pending."""
@@ -133,21 +144,24 @@ class L1db(abc.ABC):
                      pressure=self.back_pressure)
 
     @contextlib.contextmanager
-    def _records_after_store(self) -> Iterator[None]:
+    def _records_after_store(self) -> Iterator[Callable[[], None]]:
         """Hold the timing records of a store until its rows are stored.
 
         A record handed to the sink says the rows were stored: a store that
         fails, or a process killed before the rows are safe, must leave none.
+        Yields a function to call just before the commit: it enters
+        `timing`'s ``committing`` block, left once the records are handed over.
         """
         self._pending = []
-        try:
-            yield
-        except BaseException:
-            self.unconfirmed_records, self._pending = self._pending, None
-            raise
-        records, self._pending = self._pending, None
-        for record in records:
-            self._sink(record)
+        with contextlib.ExitStack() as committing:
+            try:
+                yield lambda: committing.enter_context(self._committing())
+            except BaseException:
+                self.unconfirmed_records, self._pending = self._pending, None
+                raise
+            records, self._pending = self._pending, None
+            for record in records:
+                self._sink(record)
 
     # -- input checks shared by the backends ---------------------------------------
 

@@ -55,6 +55,7 @@ __all__ = [
     "read_manifest",
     "run_tool",
     "schema_digest",
+    "tool_failure",
     "tool_version",
     "write_manifest",
 ]
@@ -234,8 +235,14 @@ def run_tool(command: Sequence[str], what: str, env: Mapping[str, str] | None = 
     except OSError as exc:
         raise StateError(f"{what}: cannot run {command[0]}: {exc}") from None
     if proc.returncode != 0:
-        lines = [line.strip() for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
-        reason = (errors or lines or [f"exit code {proc.returncode}"])[-1]
-        raise StateError(f"{what} failed: {reason[:400]}")
+        raise tool_failure(what, proc.stderr or proc.stdout or "", proc.returncode)
     return proc.stdout if stdout is None else ""
+
+
+def tool_failure(what: str, output: str, status: int) -> StateError:
+    """The one-line error of a tool that failed: ``what`` and the last line of its ``output`` naming an error."""
+    # nodetool ends with where to read its help: the line before says what went wrong.
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("See '")]
+    errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
+    reason = (errors or lines or [f"exit code {status}"])[-1]
+    return StateError(f"{what} failed: {reason[:400]}")

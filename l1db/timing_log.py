@@ -57,6 +57,19 @@ resent  int    requests sent again after the database refused or dropped
                them
 ======  =====  ==========================================================
 
+The daily job's records (the loop's own work between nights, run before
+``visit`` and logged under it) say so, written only on them (a record
+without it parses as false)::
+
+    {"record": "timing", ..., "visit": 43, "tile": 0, "op": "obj_insert", ..., "daily": true}
+
+======  =====  ==========================================================
+field   type   meaning
+======  =====  ==========================================================
+daily   bool   the daily job's work (``daily_merge`` and the operations
+               inside it), not the visit's own
+======  =====  ==========================================================
+
 ``failure``, one per failed attempt of a visit's tile (or of the loop's own
 database work: the row counts, the daily job), written when the attempt is
 given up; the failed attempt's timings are not written (they would add to the
@@ -211,12 +224,16 @@ OPERATIONS: dict[str, str] = {
     "daily_partitions": "the nightly job's time-partition maintenance: create the next partitions, drop those "
                         "past retention_days (rows: partitions created and dropped)",
     "visit": "the whole visit: simulation, reads and store",
+    "connect": "connect to the database, when a tile's attempt finds no connection (a worker's first tile, or the "
+               "retry after a failure), back-pressure waits included; outside the tile's visit record",
 }
 
 #: Columns of `ParsedLog.timings`, in order.
 TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user", "sys", "rows",
                                    # back-pressure (optional in a record, 0 when absent)
-                                   "wait", "resent")
+                                   "wait", "resent",
+                                   # the daily job's work (optional, false when absent)
+                                   "daily")
 
 #: Columns of `ParsedLog.failures` (the fields of a failure record after ``record``), in order.
 FAILURE_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "error", "reason", "attempt", "lost", "wait",
@@ -375,8 +392,8 @@ class TimingLogWriter:
                 record[key] = value
         self._write_line(record)
 
-    def timing(self, record: TimingRecord, visit: int, tile: int = 0) -> None:
-        """Write one timing record for ``visit`` and ``tile``."""
+    def timing(self, record: TimingRecord, visit: int, tile: int = 0, daily: bool = False) -> None:
+        """Write one timing record for ``visit`` and ``tile``; ``daily``: of the daily job run before ``visit``."""
         rows = record.rows
         line = {
             "record": "timing",
@@ -394,6 +411,8 @@ class TimingLogWriter:
             line["wait"] = round(float(record.wait), 6)
             line["resent"] = int(record.resent)
         # -- end of back-pressure --
+        if daily:
+            line["daily"] = True
         self._write_line(line)
 
     def failure(self, visit: int, tile: int, op: str, error: str, reason: str, attempt: int, lost: float,
@@ -431,12 +450,12 @@ class TimingLogWriter:
         """Write that the release of ``visit`` found ``in_flight`` visits in flight: the run fell behind."""
         self._write_line({"record": "behind", "run": self.run, "visit": int(visit), "in_flight": int(in_flight)})
 
-    def sink(self, visit: int, tile: int = 0) -> TimingSink:
-        """Return a `TimingSink` writing records tagged with this run, ``visit`` and ``tile``."""
+    def sink(self, visit: int, tile: int = 0, daily: bool = False) -> TimingSink:
+        """Return a `TimingSink` writing records tagged with this run, ``visit``, ``tile`` (and ``daily``)."""
         visit, tile = int(visit), int(tile)
 
         def sink(record: TimingRecord) -> None:
-            self.timing(record, visit, tile)
+            self.timing(record, visit, tile, daily)
 
         return sink
 
@@ -452,18 +471,18 @@ class HeldRecords:
     """
 
     def __init__(self) -> None:
-        #: ``("timing", (record, visit, tile))`` and ``("failure", {field: value})`` in the order made.
+        #: ``("timing", (record, visit, tile, daily))`` and ``("failure", {field: value})`` in the order made.
         self.items: list[tuple[str, Any]] = []
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def sink(self, visit: int, tile: int = 0) -> TimingSink:
-        """Return a `TimingSink` holding records for ``visit`` and ``tile``."""
+    def sink(self, visit: int, tile: int = 0, daily: bool = False) -> TimingSink:
+        """Return a `TimingSink` holding records for ``visit`` and ``tile`` (and ``daily``)."""
         visit, tile = int(visit), int(tile)
 
         def sink(record: TimingRecord) -> None:
-            self.items.append(("timing", (record, visit, tile)))
+            self.items.append(("timing", (record, visit, tile, daily)))
 
         return sink
 
@@ -494,7 +513,8 @@ class ParsedLog:
         One row per timing record, columns `TIMING_COLUMNS`: ``run`` (str),
         ``visit``, ``tile`` (int64), ``op`` (str), ``real``, ``user``, ``sys``
         (float64, seconds), ``rows`` (nullable Int64), ``wait`` (float64,
-        seconds) and ``resent`` (int64): back-pressure, 0 where not written.
+        seconds) and ``resent`` (int64): back-pressure, 0 where not written;
+        ``daily`` (bool): the daily job's work, logged under the visit after it.
     malformed : `int`
         Record candidates that did not parse or validate (a truncated last
         line among them).
@@ -561,7 +581,10 @@ class _Columns:
         if not (_is_seconds(wait) and _is_int(resent) and resent >= 0):
             return False
         # -- end of back-pressure --
-        for name, value in zip(TIMING_COLUMNS, (run, visit, tile, op, real, user, sys_, rows, wait, resent)):
+        daily = rec.get("daily", False)
+        if not isinstance(daily, bool):
+            return False
+        for name, value in zip(TIMING_COLUMNS, (run, visit, tile, op, real, user, sys_, rows, wait, resent, daily)):
             self.data[name].append(value)
         return True
 
@@ -578,6 +601,7 @@ class _Columns:
             "rows": pd.Series(d["rows"], dtype="Int64"),
             "wait": pd.Series(d["wait"], dtype="float64"),
             "resent": pd.Series(d["resent"], dtype="int64"),
+            "daily": pd.Series(d["daily"], dtype="bool"),
         })
 
 

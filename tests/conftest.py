@@ -78,7 +78,7 @@ SERVERS = Servers(**{
 # scripts/test.sh runs the suite on three pytest-xdist workers, a test file at a time
 # (``-n 3 --dist loadfile --no-loadscope-reorder``): a module's tests stay on one worker, so
 # its module fixtures are made once, and the modules that start servers of their own at
-# fixed addresses (test_cassandra_server: a node on 127.0.0.201; test_cassandra_cluster:
+# fixed addresses (test_cassandra_server: a node on 127.0.0.201, refused first on 127.0.0.200; test_cassandra_cluster:
 # three nodes on 127.0.0.11-13, the cluster of docs/cassandra.md's 3-node block, which that module
 # runs as its last test; test_cassandra_backpressure: a rate-limited node on 127.0.0.41;
 # test_distributed: network namespaces with their own PostgreSQL)

@@ -102,6 +102,10 @@ def test_run_logs_match_database(db_url: str, make_config, sources: Path, tmp_pa
     for op in ("sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
                "store", "visit"):
         assert (per_visit.xs(op, level="op") == 1).all(), op
+    # One connection, made by the first visit's tile, timed apart from its visit (no back-pressure here).
+    connects = timings[timings["op"] == "connect"]
+    assert connects[["visit", "tile"]].values.tolist() == [[1, 0]]
+    assert 0 < connects["real"].iloc[0] and connects["wait"].iloc[0] == 0 and connects["resent"].iloc[0] == 0
 
 
 def test_sources_per_visit_within_poisson_tolerance(sources: Path, tmp_path: Path) -> None:

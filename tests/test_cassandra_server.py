@@ -3,11 +3,14 @@
 Nothing is mocked: the node is a real Apache Cassandra 5.0 server (Java 17, the
 jars fetched once with Maven; the first run downloads about 70 MB). It runs in
 a temporary run dir on 127.0.0.201, so that it does not clash with a node of
-the default run dir on 127.0.0.1. About a minute in all once the jars are there.
+the default run dir on 127.0.0.1; it is started as a user whose port was taken
+would: refused on 127.0.0.200 (held by the module), then started as advised.
+About a minute in all once the jars are there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -28,6 +31,8 @@ from l1db.cassandra import server
 REPO = Path(__file__).resolve().parents[1]
 #: Address of the test node: away from 127.0.0.1, where the default run dir's node listens.
 ADDRESS = "127.0.0.201"
+#: An address whose CQL port the module holds while a node is started on it (refused).
+TAKEN = "127.0.0.200"
 
 #: Its nodes are its own: it may run while a test restarts the shared servers (tests/conftest.py).
 pytestmark = pytest.mark.own_servers
@@ -137,33 +142,67 @@ def test_missing_maven_is_one_line(tmp_path: Path) -> None:
 # ------------------------------------------------------------ a real node
 
 
+@dataclasses.dataclass
+class StartedRunDir:
+    """The module's run dir, and how its node was started: refused on a taken port first, then as advised."""
+
+    path: Path
+    refused: subprocess.CompletedProcess[str]
+    started: subprocess.CompletedProcess[str]
+
+
 @pytest.fixture(scope="module")
-def started_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A run dir with one node started on ADDRESS by ``cassandra_nodes start``; stopped afterwards."""
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartedRunDir]:
+    """A run dir with one node started by ``cassandra_nodes start``, as a user whose port was taken would.
+
+    The first start, on `TAKEN` (whose CQL port this fixture holds with a
+    listening socket), is refused with its advice (``--base-address``); the
+    second, on `ADDRESS`, for the same run dir, starts the node, which the
+    module's tests share. One node for both (a start costs about 20 CPU-s).
+    Stopped afterwards.
+    """
     path = tmp_path_factory.mktemp("cassandra-run")
-    started = time.monotonic()
-    proc = cli("start", "--run-dir", str(path), "--base-address", ADDRESS)
-    elapsed = time.monotonic() - started
     try:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert f"node 1 ({ADDRESS}) is up: Cassandra {server.CASSANDRA_VERSION}" in proc.stdout
-        assert f"logs in {path / 'node1' / 'logs'}" in proc.stdout
-        print(f"one node started in {elapsed:.1f} s")
-        yield path
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind((TAKEN, server.NATIVE_PORT))
+            holder.listen()
+            refused = cli("start", "--run-dir", str(path), "--base-address", TAKEN)
+        begun = time.monotonic()
+        proc = cli("start", "--run-dir", str(path), "--base-address", ADDRESS)
+        print(f"one node started in {time.monotonic() - begun:.1f} s")
+        yield StartedRunDir(path, refused, proc)
     finally:
         server.stop(path, timeout=30)
 
 
 @pytest.fixture
-def run_dir(started_run_dir: Path) -> Iterator[Path]:
-    """The module's run dir (`started_run_dir`) with its node up, whatever the test before did; left up afterwards.
+def run_dir(started: StartedRunDir) -> Path:
+    """The module's run dir (`started`) with its node up, whatever the test before did.
 
-    A test may kill or stop the node: it is started again here, so that every
-    test starts from, and leaves, a running node and the tests pass in any order.
+    A test may kill or stop the node: it is started again here, before the
+    next test, so that every test starts from a running node and the tests
+    pass in any order. (Not after a test: the last one's stop would cost a
+    start only for the module's end to stop it again.)
     """
-    assert server.ensure_running(started_run_dir) == [ADDRESS]
-    yield started_run_dir
-    assert server.ensure_running(started_run_dir) == [ADDRESS]
+    assert started.started.returncode == 0, started.started.stdout + started.started.stderr
+    assert server.ensure_running(started.path) == [ADDRESS]
+    return started.path
+
+
+def test_refused_on_a_taken_port_then_started_as_advised(started: StartedRunDir, run_dir: Path) -> None:
+    refused = started.refused
+    assert refused.returncode == 1, refused.stderr
+    assert f"{TAKEN}:{server.NATIVE_PORT} is already taken" in one_error_line(refused)
+    assert "--base-address" in refused.stderr
+    # The advice: another address, for the same run dir.
+    proc = started.started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"node 1 ({ADDRESS}) is up: Cassandra {server.CASSANDRA_VERSION}" in proc.stdout
+    assert f"logs in {started.path / 'node1' / 'logs'}" in proc.stdout
+    info = server.cluster_info(started.path)
+    assert info is not None and info.base_address == ADDRESS
+    assert [(node.address, node.cql) for node in server.status(run_dir)] == [(ADDRESS, True)]
 
 
 def node_pid(run_dir: Path) -> int:

@@ -23,6 +23,9 @@ from ap_runs import ap_proto_command, run_ap_proto, wait_for_visits
 from netns_hosts import Hosts, PostgresHost
 
 from dia_sim.catalog import generate_catalog
+from dia_sim.cli.log2csv import main as log2csv_main
+from dia_sim.log2csv import read_csv
+from dia_sim.open_loop import verdict
 from l1db.config import normalize_url
 from l1db.timing_log import parse_log
 
@@ -237,6 +240,52 @@ def test_a_database_restart_is_retried_on_the_workers_and_logged_by_the_driver(c
     per_tile = parsed.timings.groupby(["visit", "tile", "op"]).size()
     for op in ("obj_select", "src_select", "store", "visit"):
         assert (per_tile.xs(op, level="op") == 1).all(), op
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == total and check.unlogged == [], check
+
+
+def test_an_open_loop_run_on_the_scheduler_overlaps_its_visits(cluster, workers, tmp_path: Path) -> None:
+    """ap_proto --cadence on the Dask workers: visits released faster than they run wait for the workers behind
+    each other; the verdict and the per-visit open-loop columns come from the driver's one log, and the database
+    holds every visit's rows once."""
+    hosts, pg, catalog = cluster
+    config = _database(pg, "open", tmp_path)
+    log = tmp_path / "open.jsonl"
+    cadence, total = 0.1, 5
+    run = subprocess.run(_ap_proto(hosts, config, log, catalog, total, "--scheduler", _scheduler(hosts),
+                                   "--workers", "2", "--cadence", str(cadence), "--max-in-flight", "25"),
+                         capture_output=True, text=True, env=_env(), timeout=900)
+    assert run.returncode == 0, run.stderr
+    parsed = parse_log(log)
+    assert parsed.malformed == 0 and parsed.behind == []
+    (provenance,) = parsed.provenance
+    assert provenance["pool"]["scheduler"] == _scheduler(hosts) and provenance["pool"]["workers"] == 2
+    assert provenance["config"]["ap_proto"]["cadence"] == cadence
+    # The verdict line, from the latency records; the visits overlapped (a visit takes far longer than 0.1 s).
+    result = verdict(parsed.latencies, cadence)
+    assert result.visits == total and result.max_in_flight >= 2
+    assert f"ap_proto: {result.line()}" in run.stderr.splitlines(), run.stderr
+
+    # The per-visit table (log2csv): each visit released a cadence after the one before, its queue wait and
+    # latency those of its latency record.
+    csv = tmp_path / "open.csv"
+    assert log2csv_main([str(log), "-o", str(csv)]) == 0
+    table = read_csv(csv).set_index("visit").sort_index()
+    latencies = parsed.latencies.set_index("visit").sort_index()
+    assert table.index.tolist() == latencies.index.tolist() == list(range(1, total + 1))
+    assert (table["complete"] == 1).all()
+    assert (table["released"] - table["released"].iloc[0]).tolist() == pytest.approx(
+        [cadence * k for k in range(total)], abs=1e-5)
+    for column in ("released", "queue_wait", "latency"):
+        assert table[column].tolist() == pytest.approx(latencies[column].tolist(), abs=1e-5), column
+    assert (table["queue_wait"] >= 0).all() and (table["latency"] > table["queue_wait"]).all()
+
+    # The database holds exactly the visits' rows: every tile once, the rows stored as logged, none twice.
+    visits = _tables(config)["L1dbVisit"]
+    assert sorted(map(tuple, visits[["visitId", "tile"]].to_numpy().tolist())) == [
+        (v, t) for v in range(1, total + 1) for t in range(4)]
+    logged = parsed.timings.query("op == 'visit_insert'").groupby(["visit", "tile"]).size()
+    assert len(logged) == len(visits) and (logged == 1).all()
     check = check_database(config, [log])
     assert check.problems == [] and check.visits == total and check.unlogged == [], check
 

@@ -3,6 +3,12 @@
 Short runs at low density on the tests' small patch (`ap_runs`), with a
 cadence far shorter than a visit's time, so that visits overlap, finish out
 of order and are left partly stored by a kill.
+
+The daily job's pause (docs/open-loop.md, "Nights") is made long by another
+client of the database, as in production a backup or an analyst's
+transaction would: it holds a lock on DiaObject, which the visits only read
+(they write DiaObjectNightly) and the nightly merge writes, so the merge
+waits until the test lets it go, and the test knows when it waits.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import lsst.sphgeom as sg
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from ap_runs import ap_proto_command, run_ap_proto
 from astropy.time import Time
 from cassandra import OperationTimedOut, ReadTimeout
@@ -35,8 +43,10 @@ from dia_sim.plots import run_figures, write_plots
 from dia_sim.report import load_run, render_report
 from l1db import open_l1db
 from l1db.cli.create_l1_schema import main as create_l1_schema
+from l1db.config import normalize_url
 from l1db.scratch import read_table, table_reader
-from l1db.timing_log import latency_frame, parse_log
+from l1db.timer import TimingRecord, TimingSink
+from l1db.timing_log import TimingLogWriter, latency_frame, parse_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _faults import check_database  # noqa: E402
@@ -254,3 +264,219 @@ def test_stores_out_of_order_keep_the_latest_version(make_config, layout: dict) 
     rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"])
     following = rows.groupby("diaObjectId")["validityStartMjdTai"].shift(-1)
     pd.testing.assert_series_equal(rows["validityEndMjdTai"], following, check_names=False)
+
+
+# -- the daily job's pause ---------------------------------------------------------------
+
+#: Open loop of one worker (ap_proto's own process), a visit released every 0.2 s (a visit takes longer), the daily
+#: job after every 3 visits, on the nightly table that the daily job merges into DiaObject.
+PAUSED = ("--cadence", "0.2", "--max-in-flight", "25", "--workers", "1", "--daily-job-every", "3")
+#: Seconds the test keeps the daily job waiting once it waits.
+HOLD = 2.0
+
+
+class _DiaObjectLock:
+    """Another client's transaction holding DiaObject against writes (reads go on), until `release`.
+
+    PostgreSQL's ``EXCLUSIVE`` table lock: the visits of a run on the nightly
+    table read DiaObject and write DiaObjectNightly, the daily job's merge
+    writes DiaObject and waits for the lock.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
+        self.conn = self.engine.connect()
+        self.conn.execute(sa.text('LOCK TABLE "DiaObject" IN EXCLUSIVE MODE'))  # in the transaction begun here
+        self.pid = self.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        self.held = True
+
+    def wait_blocked(self, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+        """Wait until a session of the database waits for the lock; fail if ``proc`` ends or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self.engine.connect() as watcher:
+            while not watcher.execute(sa.text("SELECT count(*) FROM pg_stat_activity "
+                                              "WHERE :pid = ANY(pg_blocking_pids(pid))"), {"pid": self.pid}).scalar():
+                watcher.rollback()
+                if proc.poll() is not None:
+                    pytest.fail(f"ap_proto ended (exit {proc.returncode}) before its daily job waited for DiaObject")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no daily job waited for DiaObject within {timeout:g} s")
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        """End the transaction (the lock with it) and disconnect; again is nothing."""
+        if self.held:
+            self.held = False
+            self.conn.rollback()
+            self.conn.close()
+            self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _paused_run(url: str, config: Path, sources: Path, log: Path, n: int) -> Iterator[tuple[subprocess.Popen,
+                                                                                               _DiaObjectLock]]:
+    """An open-loop run of ``n`` visits (`PAUSED`) whose first daily job waits for DiaObject when this yields.
+
+    On exit the lock is released and the run killed if it still runs (the test waits for it before, if it may end).
+    """
+    lock = _DiaObjectLock(url)
+    proc = None
+    try:
+        proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", n, *PAUSED), stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        lock.wait_blocked(proc)
+        yield proc, lock
+    finally:
+        lock.release()
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def _nightly_config(tmp_path: Path, url: str) -> Path:
+    config = write_config(tmp_path / "l1db.cfg", url, dia_object_nightly=1, dia_object_index="baseline")
+    assert create_l1_schema(["-c", str(config)]) == 0
+    return config
+
+
+def test_visits_after_the_daily_job_are_released_on_a_restarted_clock(pg_db_url: str, tmp_path: Path,
+                                                                       sources: Path) -> None:
+    """The daily job waits for the visits in flight, runs, and the clock restarts after it: the visits after it
+    are released then, a cadence apart, and their latency holds nothing of the daily job's time."""
+    config = _nightly_config(tmp_path, pg_db_url)
+    log = tmp_path / "timing.jsonl"
+    with _paused_run(pg_db_url, config, sources, log, 5) as (proc, lock):
+        time.sleep(HOLD)
+        lock.release()
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    parsed = parse_log(log)
+    latencies = parsed.latencies.set_index("visit").sort_index()
+    assert latencies.index.tolist() == [1, 2, 3, 4, 5]
+    released, stored = latencies["released"], latencies["stored"]
+    # The daily job's own record: before visit 4, the nightly rows of visits 1 to 3 merged, for as long as it waited.
+    daily = parsed.timings[parsed.timings["op"] == "daily_merge"]
+    assert daily["visit"].tolist() == [4] and daily["tile"].tolist() == [0]
+    merged = parsed.timings.query("op == 'obj_nightly_insert' and visit <= 3")["rows"].sum()
+    assert daily["rows"].iloc[0] == merged > 0
+    pause = float(daily["real"].iloc[0])
+    assert pause >= HOLD
+    # Visits 1 to 3 on the first clock; visit 4 released once the daily job had ended, visit 5 a cadence later.
+    assert (released.loc[[2, 3]] - released.loc[1]).tolist() == pytest.approx([0.2, 0.4], abs=1e-5)
+    assert released.loc[4] >= stored.loc[[1, 2, 3]].max() + pause - 1e-3
+    assert released.loc[5] - released.loc[4] == pytest.approx(0.2, abs=1e-5)
+    # On the first clock visit 4 would have been due at 0.6 s, and its latency would hold the pause.
+    assert released.loc[4] - released.loc[1] >= 0.6 + HOLD
+    assert (latencies["latency"] == stored - released).all()
+    assert latencies.loc[[4, 5], "queue_wait"].ge(0).all()
+    result = verdict(parsed.latencies, 0.2)
+    assert result.visits == 5 and result.line() in err
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == 5 and check.unlogged == []
+    # log2csv: each visit's own rows once (the merge's obj_insert is not visit 4's), the merge in its own columns.
+    table = logs_to_table([log])[0].set_index("visit")
+    own = parsed.timings[~parsed.timings["daily"]].query("op == 'obj_nightly_insert'").groupby("visit")["rows"].sum()
+    assert table["obj_stored"].tolist() == own.loc[[1, 2, 3, 4, 5]].tolist()
+    assert table["obj_insert_real"].isna().all() and table["obj_validity_update_real"].isna().all()
+    assert table["obj_merged"].isna().tolist() == [True, True, True, False, True]
+    assert table.loc[4, "obj_merged"] == merged
+    assert table.loc[4, "daily_merge_real"] == pytest.approx(pause, abs=1e-6)
+    assert table["daily_merge_real"].drop(index=4).isna().all()
+    assert (table["n_tiles"] == 1).all() and (table["complete"] == 1).all()
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGINT, signal.SIGTERM)], ids=["int", "int-term"])
+def test_a_stop_signal_during_the_daily_job_ends_the_run_cleanly(signals: tuple[signal.Signals, ...],
+                                                                 pg_db_url: str, tmp_path: Path,
+                                                                 sources: Path) -> None:
+    """A stop signal while the run waits for its daily job: no visit is released after it, every visit stored is
+    whole and logged, and a resumed run stores exactly the visits missing.
+
+    A first signal lets the daily job finish (the run ends as after a visit); a second one abandons it, rolled
+    back or done, whichever it was: its record is in the log if and only if its rows were merged.
+    """
+    config = _nightly_config(tmp_path, pg_db_url)
+    log = tmp_path / "timing.jsonl"
+    with _paused_run(pg_db_url, config, sources, log, 6) as (proc, lock):
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.2)
+        lock.release()
+        _, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err, err
+    assert "interrupt: finishing the daily job (Ctrl-C again to abandon it)" in err, err
+    if len(signals) == 1:
+        assert proc.returncode == 0 and "3 visit(s) done (stopped by Ctrl-C" in err, err
+    else:
+        assert proc.returncode == 130 and "interrupted between visits" in err, err
+    parsed = parse_log(log)
+    assert parsed.malformed == 0
+    # Visits 1 to 3 (before the daily job), whole, each tile logged once, and no later visit released.
+    assert sorted(parsed.latencies["visit"]) == [1, 2, 3]
+    assert sorted(parsed.timings.query("op == 'visit_insert'")["visit"]) == [1, 2, 3]
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == 3 and check.unlogged == []
+    nightly = read_table(config, "DiaObjectNightly", ["diaObjectId"])
+    daily = parsed.timings[parsed.timings["op"] == "daily_merge"]
+    if len(signals) == 1:
+        assert len(daily) == 1 and len(nightly) == 0
+    else:
+        assert (len(daily), len(nightly) == 0) in ((0, False), (1, True))
+
+    # Resumed: exactly the visits missing, each tile once.
+    assert run_ap_proto(config, sources, log, "-n", "3", *PAUSED) == 0
+    parsed = parse_log(log)
+    timings = parsed.timings
+    resumed = timings[(timings["run"] == parsed.provenance[-1]["run"]) & (timings["op"] == "visit_insert")]
+    assert sorted(resumed["visit"]) == [4, 5, 6]
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == 6 and check.unlogged == []
+
+
+@pytest.mark.parametrize(("loop", "signals"), [(PAUSED, (signal.SIGINT, signal.SIGTERM, signal.SIGINT)),
+                                               (("--daily-job-every", "3"), (signal.SIGINT,))],
+                         ids=["open-int-term-int", "closed-int"])
+def test_stop_signals_between_the_daily_jobs_commit_and_its_records(loop: tuple[str, ...],
+                                                                    signals: tuple[signal.Signals, ...],
+                                                                    tmp_path: Path, sources: Path,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop signals arriving once the merge is committed, before its records are written: the merge is logged.
+
+    The run's log writer hands the daily job's first record over only after the test has seen from the
+    database that the merge is committed (the nightly table empty) and has sent this process ``signals``: a
+    first one (the run ends after the daily job, in the closed loop too: the visit after it is not begun), a
+    second one (which abandons what runs) and a third (which would cut a tile). None may separate the merge
+    from its records: it ends logged, and the run ends after it.
+    """
+    config = _nightly_config(tmp_path, f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    log = tmp_path / "timing.jsonl"
+    seen: list[int] = []  # the nightly rows left when the daily job's first record was handed over
+    made = TimingLogWriter.sink
+
+    def signalling_sink(writer: TimingLogWriter, visit: int, tile: int = 0, **kwargs: Any) -> TimingSink:
+        # Only the loop's own work writes through a writer's sink (a tile's records are held: HeldRecords).
+        sink = made(writer, visit, tile, **kwargs)
+
+        def hand_over(record: TimingRecord) -> None:
+            if not seen:
+                seen.append(len(read_table(config, "DiaObjectNightly", ["diaObjectId"])))
+                for sig in signals:
+                    os.kill(os.getpid(), sig)
+            sink(record)
+
+        return hand_over
+
+    monkeypatch.setattr(TimingLogWriter, "sink", signalling_sink)
+    assert run_ap_proto(config, sources, log, "-n", "5", "--workers", "1", *loop) == (130 if len(signals) > 1 else 0)
+    assert seen == [0]  # committed: the signals came in the gap
+    err = capsys.readouterr().err
+    assert "interrupt: finishing the daily job" in err and "Traceback" not in err
+    parsed = parse_log(log)
+    daily = parsed.timings[parsed.timings["op"] == "daily_merge"]
+    merged = parsed.timings.query("op == 'obj_nightly_insert' and visit <= 3")["rows"].sum()
+    assert daily["visit"].tolist() == [4] and daily["rows"].tolist() == [merged] and merged > 0
+    assert sorted(parsed.timings.query("op == 'visit_insert'")["visit"]) == [1, 2, 3]
+    check = check_database(config, [log])
+    assert check.problems == [] and check.visits == 3 and check.unlogged == []

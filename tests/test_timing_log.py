@@ -44,9 +44,10 @@ def _write(writer: TimingLogWriter) -> None:
 
 
 def _expected(run: str) -> pd.DataFrame:
-    rows = [(run, v, t, r.op, r.real, r.user, r.sys, r.rows, r.wait, r.resent) for v, t, r in RECORDS]
+    rows = [(run, v, t, r.op, r.real, r.user, r.sys, r.rows, r.wait, r.resent, False) for v, t, r in RECORDS]
     frame = pd.DataFrame(rows, columns=list(TIMING_COLUMNS))
-    return frame.astype({"run": "str", "op": "str", "rows": "Int64", "wait": "float64", "resent": "int64"})
+    return frame.astype({"run": "str", "op": "str", "rows": "Int64", "wait": "float64", "resent": "int64",
+                         "daily": "bool"})
 
 
 def test_round_trip_file(tmp_path: Path) -> None:
@@ -98,6 +99,19 @@ def test_back_pressure_fields_validated() -> None:
     assert parsed.malformed == 3
     assert parsed.timings["wait"].tolist() == [0.0, 0.5]
     assert parsed.timings["resent"].tolist() == [0, 2]
+
+
+def test_daily_job_records_marked() -> None:
+    """The daily job's records say so (``daily``, only on them); a mark that is not a bool is malformed."""
+    stream = io.StringIO()
+    writer = TimingLogWriter(stream, run="r")
+    writer.sink(4, 0, daily=True)(TimingRecord("obj_insert", 0.5, 0.25, 0.0, 10))
+    writer.sink(4, 0)(TimingRecord("obj_nightly_insert", 0.5, 0.25, 0.0, 3))
+    lines = stream.getvalue().splitlines()
+    assert json.loads(lines[0])["daily"] is True and "daily" not in json.loads(lines[1])
+    bad = lines[0].replace('"daily": true', '"daily": 1')
+    parsed = parse_log([*lines, bad])
+    assert parsed.malformed == 1 and parsed.timings["daily"].tolist() == [True, False]
 
 
 def test_timer_sink_writes_record() -> None:
@@ -268,7 +282,7 @@ def test_operations_documented() -> None:
         "sim", "sim_detect", "sim_associate", "sim_rows", "obj_select", "src_select", "fsrc_select",
         "obj_insert", "obj_validity_update",
         "obj_last_delete", "obj_last_insert", "obj_last_upsert", "obj_nightly_insert", "src_insert",
-        "fsrc_insert", "visit_insert", "store", "daily_merge", "daily_partitions", "visit",
+        "fsrc_insert", "visit_insert", "store", "daily_merge", "daily_partitions", "visit", "connect",
     }
     assert set(OPERATIONS) == expected
     assert all(isinstance(doc, str) and doc for doc in OPERATIONS.values())

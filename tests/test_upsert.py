@@ -11,6 +11,7 @@ chunk updates the row).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from astropy.time import Time
+from conftest import SQL_BACKENDS, create_test_database
 from l1db_frames import random_rows, random_sky_points
 from test_bulk_insert import assert_same_rows, count, random_frame, read_back
 
@@ -33,17 +35,25 @@ ORDER = "validityStartMjdTai"
 COMPARED = ("diaObjectId", ORDER, "nDiaSources", "ra", "dec", "raErr", "lastDiaSourceMjdTai")
 
 
-@pytest.fixture(params=["bulk", "executemany"])
-def last_table(request: pytest.FixtureRequest, sql_db_url: str, sql_backend: str):
-    """(engine, DiaObjectLast) in a fresh database; ``executemany``: MySQL without LOAD DATA (its fallback)."""
-    if request.param == "executemany" and sql_backend != "mysql":
-        pytest.skip("only MySQL has a second path (without local_infile)")
-    args = {"connect_args": {"local_infile": 0}} if request.param == "executemany" else {}
-    schema = L1Schema(L1dbConfig(url=sql_db_url, dia_object_index="last_object_table"))
-    engine = make_engine(sql_db_url, **args)
-    schema.create(engine)
-    yield engine, schema.tables["DiaObjectLast"]
-    engine.dispose()
+#: (backend, path) of the `last_table` cases: the bulk path on every SQL backend, and on MySQL also its
+#: second path, without LOAD DATA (``local_infile=0``: executemany).
+CASES = [(backend, "bulk") for backend in SQL_BACKENDS] + [("mysql", "executemany")]
+
+
+@pytest.fixture(params=CASES, ids=[f"{backend}-{path}" for backend, path in CASES])
+def last_table(request: pytest.FixtureRequest, tmp_path: Path):
+    """(engine, DiaObjectLast) in a fresh database of the case's backend, through the case's path."""
+    backend, path = request.param
+    url, drop = create_test_database(backend, tmp_path)
+    args = {"connect_args": {"local_infile": 0}} if path == "executemany" else {}
+    schema = L1Schema(L1dbConfig(url=url, dia_object_index="last_object_table"))
+    engine = make_engine(url, **args)
+    try:
+        schema.create(engine)
+        yield engine, schema.tables["DiaObjectLast"]
+    finally:
+        engine.dispose()
+        drop()
 
 
 def _frames(table: sa.Table, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -90,11 +100,12 @@ def test_upsert_newer_keeps_the_newer_row(last_table) -> None:
     assert_same_rows(table, expected, read_back(engine, table))
 
 
-def test_upsert_newer_waits_for_a_concurrent_store(last_table, sql_backend: str) -> None:
+# Not on SQLite, which runs one writer at a time.
+@pytest.mark.parametrize("last_table", [c for c in CASES if c[0] != "sqlite"], indirect=True,
+                         ids=[f"{b}-{p}" for b, p in CASES if b != "sqlite"])
+def test_upsert_newer_waits_for_a_concurrent_store(last_table) -> None:
     """A store of older rows while a newer store of the same keys is uncommitted waits for its row locks,
     then is judged against the committed newer rows (and keeps them)."""
-    if sql_backend == "sqlite":
-        pytest.skip("SQLite runs one writer at a time")
     engine, table = last_table
     stored, incoming, _ = _frames(table, np.random.default_rng(41))
     with engine.begin() as conn:

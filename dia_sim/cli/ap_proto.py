@@ -200,7 +200,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None, config: L1dbConfig, o
         print(f"ap_proto: interrupted; {exc}. Run again to resume.", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        # A second Ctrl-C or SIGTERM between visits (a daily job or row count, rolled back), or at the start.
+        # A second Ctrl-C or SIGTERM between visits (a row count, or a daily job: rolled back, or if it was
+        # committing, finished and logged), or at the start.
         print("ap_proto: interrupted between visits; every visit stored is complete and logged. "
               "Run again to resume.", file=sys.stderr)
         return 130
@@ -216,7 +217,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None, config: L1dbConfig, o
     if loop.stop_signal == signal.SIGINT:
         stopped = " (stopped by Ctrl-C; run again to resume)"
     elif loop.stop_signal == signal.SIGTERM:
-        stopped = " (stopped by SIGTERM after finishing the current visit; run again to resume)"
+        stopped = f" (stopped by SIGTERM after finishing {loop.finishing}; run again to resume)"
     print(f"ap_proto: {done} visit(s) done{stopped}; timing log: {args.log}", file=sys.stderr)
     if loop.verdict is not None:
         if loop.verdict.behind_visit is not None:

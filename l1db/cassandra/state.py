@@ -32,7 +32,7 @@ from ..config import L1dbConfig, parse_cassandra_url
 from ..state import StateError
 from ..tables import period_of
 from .l1db_cassandra import L1dbCassandra
-from .nodetool import Node, cluster_nodes, nodetool_version
+from .nodetool import Node, NodeToolSession, cluster_nodes, nodetool_version
 from .schema import keyspace_schema_tables, quote, schema_options
 from .session import connect, error_reason
 
@@ -100,29 +100,32 @@ class CassandraState:
     def save(self, folder: Path) -> None:
         """Snapshot the keyspace on every node and copy the SSTables into ``folder``."""
         tag = f"l1db_state-{uuid.uuid4().hex[:12]}"
-        for node in self.nodes():
-            node.nodetool("flush", "--", self.keyspace, what=f"flushing keyspace {self.keyspace}")
-        # With time_partition_tables: and every per-period table, as the flush left them.
-        tables = keyspace_schema_tables(self.config, self._keyspace_tables() or [])
-        taken = []
-        try:
+        with NodeToolSession() as nodetool:
             for node in self.nodes():
-                node.nodetool("snapshot", "-t", tag, "--", self.keyspace, what=f"snapshot of {self.keyspace}")
-                taken.append(node)
-            for node in self.nodes():
-                for table in tables:
-                    source = self._snapshot_dir(node, table, tag)
-                    target = folder / f"node{node.index}" / table
-                    target.mkdir(parents=True)
-                    for file in source.iterdir():
-                        if file.is_file() and file.name not in _SNAPSHOT_EXTRAS:
-                            shutil.copy2(file, target / file.name)
-        finally:
-            for node in taken:
-                try:
-                    node.nodetool("clearsnapshot", "-t", tag, "--", self.keyspace, what="clearing the snapshot")
-                except StateError as exc:
-                    _LOG.warning("%s (remove snapshot %s by hand)", exc, tag)
+                nodetool.run(node, "flush", "--", self.keyspace, what=f"flushing keyspace {self.keyspace}")
+            # With time_partition_tables: and every per-period table, as the flush left them.
+            tables = keyspace_schema_tables(self.config, self._keyspace_tables() or [])
+            taken = []
+            try:
+                for node in self.nodes():
+                    nodetool.run(node, "snapshot", "-t", tag, "--", self.keyspace,
+                                 what=f"snapshot of {self.keyspace}")
+                    taken.append(node)
+                for node in self.nodes():
+                    for table in tables:
+                        source = self._snapshot_dir(node, table, tag)
+                        target = folder / f"node{node.index}" / table
+                        target.mkdir(parents=True)
+                        for file in source.iterdir():
+                            if file.is_file() and file.name not in _SNAPSHOT_EXTRAS:
+                                shutil.copy2(file, target / file.name)
+            finally:
+                for node in taken:
+                    try:
+                        nodetool.run(node, "clearsnapshot", "-t", tag, "--", self.keyspace,
+                                     what="clearing the snapshot")
+                    except StateError as exc:
+                        _LOG.warning("%s (remove snapshot %s by hand)", exc, tag)
 
     def restore(self, folder: Path) -> None:
         """Make the schema and import every node's SSTables; `clear` undoes a failed restore."""
@@ -142,22 +145,24 @@ class CassandraState:
         with l1db:
             l1db.makeSchema()
             l1db.make_periods(periods)
-        for node in self.nodes():
-            for table in tables:
-                source = folder / f"node{node.index}" / table
-                if not any(source.iterdir()):
-                    continue  # nothing was ever stored in it on this node
-                # nodetool import rewrites the SSTables' metadata (level, repair state) where they
-                # lie, even with --copy-data: it gets a copy, beside the node's data, and the saved
-                # state stays as it was (it may be read-only). The copy's folder is named as a keyspace
-                # may be (letters, digits, underscores): Cassandra reads SSTables only under such a name.
-                with tempfile.TemporaryDirectory(prefix="l1db_state_import_", dir=node.node_dir) as scratch:
-                    copy = Path(scratch) / table
-                    copy.mkdir()
-                    for file in source.iterdir():
-                        if file.is_file():
-                            shutil.copyfile(file, copy / file.name)
-                    node.nodetool("import", "--", self.keyspace, table, str(copy), what=f"importing {table}")
+        with NodeToolSession() as nodetool:
+            for node in self.nodes():
+                for table in tables:
+                    source = folder / f"node{node.index}" / table
+                    if not any(source.iterdir()):
+                        continue  # nothing was ever stored in it on this node
+                    # nodetool import rewrites the SSTables' metadata (level, repair state) where they
+                    # lie, even with --copy-data: it gets a copy, beside the node's data, and the saved
+                    # state stays as it was (it may be read-only). The copy's folder is named as a keyspace
+                    # may be (letters, digits, underscores): Cassandra reads SSTables only under such a name.
+                    with tempfile.TemporaryDirectory(prefix="l1db_state_import_", dir=node.node_dir) as scratch:
+                        copy = Path(scratch) / table
+                        copy.mkdir()
+                        for file in source.iterdir():
+                            if file.is_file():
+                                shutil.copyfile(file, copy / file.name)
+                        nodetool.run(node, "import", "--", self.keyspace, table, str(copy),
+                                     what=f"importing {table}")
 
     def clear(self) -> None:
         """Drop what a restore made: the keyspace if it made it, else its tables."""

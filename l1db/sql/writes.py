@@ -295,10 +295,12 @@ class SqlWrites(SqlClient):
     def _merge_nightly(self) -> int:
         # DiaObject's partitions for these versions were made when they were stored.
         nightly = self._table("DiaObjectNightly")
-        with self._records_after_store(), self._timed("daily_merge") as timer, self.engine.begin() as conn:
+        with (self._records_after_store() as committing, self._timed("daily_merge") as timer,
+              self.engine.begin() as conn):
             rows = self._read(conn, sa.select(*nightly.columns), explain=False)
             timer.rows = len(rows)
             if len(rows) == 0:
+                committing()
                 return 0
             rows = rows.sort_values(["diaObjectId", "validityStartMjdTai"], kind="stable").reset_index(drop=True)
             ids = rows["diaObjectId"].to_numpy(dtype=np.int64)
@@ -313,4 +315,6 @@ class SqlWrites(SqlClient):
             # Close what DiaObject holds with the first nightly version of each object.
             self._apply_versions(conn, rows, ids[first], start[first])
             conn.execute(sa.delete(nightly))
+            # From the commit to the records' hand-over: one block (ap_proto's signals wait for its end).
+            committing()
         return len(rows)
