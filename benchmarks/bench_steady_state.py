@@ -63,13 +63,17 @@ def scratch_config(config_path: Path, url: str, out: Path, label: str) -> Path:
     return path
 
 
+class BenchFailed(RuntimeError):
+    """A step of a run failed (its command said why, above): the benchmark stops with one line."""
+
+
 def run_config(config_path: Path, label: str, args: argparse.Namespace, out: Path) -> Path:
     """Run the steady-state workload on one config; return its per-visit CSV."""
     backend = backend_of(config_path)
     with backend_database(backend, args.name, out, args) as url:
         config = scratch_config(config_path, url, out, label)
         if create_l1_schema(["-c", str(config), "--drop"]) != 0:
-            raise RuntimeError(f"create_l1_schema failed for {label}")
+            raise BenchFailed(f"create_l1_schema failed for {label}")
         log = out / f"{label}.jsonl"
         log.unlink(missing_ok=True)
         started = time.monotonic()
@@ -80,7 +84,7 @@ def run_config(config_path: Path, label: str, args: argparse.Namespace, out: Pat
             "--seed", str(args.seed), "--row-count-every", str(args.row_count_every), str(args.catalog),
         ])
         if code != 0:
-            raise RuntimeError(f"ap_proto failed for {label} (exit {code})")
+            raise BenchFailed(f"ap_proto failed for {label} (exit {code}; its error line is above)")
         elapsed, load_end = time.monotonic() - started, os.getloadavg()[0]
         table, parsed = logs_to_table([log])
         # A run stopped early (SIGTERM or Ctrl-C: ap_proto finishes the visit) keeps what it measured.
@@ -147,8 +151,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.catalog.exists():
         generate_catalog(args.catalog, per_visit=10_000, seed=1)
-    csvs = [args.out / f"{label}.csv" if args.plot_only else run_config(path, label, args, args.out)
-            for path, label in zip(args.configs, labels)]
+    try:
+        csvs = [args.out / f"{label}.csv" if args.plot_only else run_config(path, label, args, args.out)
+                for path, label in zip(args.configs, labels)]
+    except BenchFailed as exc:
+        print(f"bench_steady_state: error: {exc} (the run's log and output are in {args.out})", file=sys.stderr)
+        return 1
     figures, fills = plots.write_history_plots(csvs, args.out, labels=labels)
     for path in figures:
         print(f"wrote {path}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ __all__ = [
     "Servers", "scratch_database", "server_database", "cassandra_session", "drop_keyspace",
     "read_table", "table_reader",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 # Seconds a Cassandra request may take: schema changes on a busy node are slow.
 _CASSANDRA_TIMEOUT = 300.0
@@ -83,6 +86,23 @@ def drop_keyspace(hosts: str, name: str) -> None:
 
 
 @contextlib.contextmanager
+def _dropped_afterwards(name: str, drop: Callable[[], None]) -> Iterator[None]:
+    """Run ``drop`` when the block ends; if the block failed, a failing drop is a warning, not a second error.
+
+    (A server gone mid-run fails the run, and then its drop: the run's error is the one to see.)
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            drop()
+        except Exception as exc:  # noqa: BLE001 - any failure of the clean-up, said in one line
+            _LOG.warning("could not drop the scratch database %s: %s", name, exc)
+        raise
+    drop()
+
+
+@contextlib.contextmanager
 def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, servers: Servers = Servers()
                      ) -> Iterator[str]:
     """URL of a fresh, empty database ``name`` on ``backend``, removed afterwards, even on failure.
@@ -104,15 +124,11 @@ def scratch_database(backend: str, name: str, tmp_dir: str | os.PathLike, server
     row = backend_named(backend)  # ValueError for an unknown name
     if row.admin_url is not None:
         admin = getattr(servers, row.admin_url)
-        try:
+        with _dropped_afterwards(name, lambda: server_database(admin, name, create=False)):
             yield server_database(admin, name, create=True)
-        finally:
-            server_database(admin, name, create=False)
     elif row.kind == CASSANDRA:
-        try:
+        with _dropped_afterwards(name, lambda: drop_keyspace(servers.cassandra_hosts, name)):
             yield f"cassandra://{servers.cassandra_hosts}/{name}"
-        finally:
-            drop_keyspace(servers.cassandra_hosts, name)
     else:  # SQLite: a file
         path = Path(tmp_dir) / f"{name}.sqlite3"
         path.unlink(missing_ok=True)

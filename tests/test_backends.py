@@ -93,3 +93,20 @@ def test_create_l1_schema_makes_partitions_only_for_a_given_start_time(
         create_l1_schema(["-c", str(config), "--drop", "--start-time", "yesterday"])
     assert exit_info.value.code == 2
     assert "bad time 'yesterday'" in capsys.readouterr().err
+
+
+def test_a_scratch_database_whose_server_went_away_keeps_the_run_s_error(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The run's error comes out, not the drop's that follows it (a server gone fails both); the drop's is a warning."""
+    from l1db.scratch import Servers, scratch_database
+
+    gone = Servers(cassandra_hosts="127.0.0.9")  # no node listens there
+    with pytest.raises(ValueError, match="the run failed"):
+        with scratch_database("cassandra", "l1dbtest_gone", tmp_path, gone) as url:
+            assert url == "cassandra://127.0.0.9/l1dbtest_gone"
+            raise ValueError("the run failed")
+    assert "could not drop the scratch database l1dbtest_gone" in caplog.text
+    # Without an error of the block, a drop that fails is the error.
+    with pytest.raises(Exception, match="127.0.0.9"):
+        with scratch_database("cassandra", "l1dbtest_gone", tmp_path, gone):
+            pass
