@@ -86,7 +86,7 @@ def drop_keyspace(hosts: str, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _dropped_afterwards(name: str, drop: Callable[[], None]) -> Iterator[None]:
+def _dropped_afterwards(name: str, drop: Callable[[], object]) -> Iterator[None]:
     """Run ``drop`` when the block ends; if the block failed, a failing drop is a warning, not a second error.
 
     (A server gone mid-run fails the run, and then its drop: the run's error is the one to see.)
