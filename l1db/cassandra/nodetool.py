@@ -99,6 +99,9 @@ class NodeToolSession:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def run(self, node: Node, *args: str, what: str) -> str:
         """Run ``nodetool ARGS`` against ``node``; return its output.
@@ -127,11 +130,8 @@ class NodeToolSession:
         return out
 
     def close(self) -> None:
-        """End the JVM (it ends when its input does)."""
+        """End the JVM (it ends when its input does); its error output is kept until the session ends."""
         proc, self._proc = self._proc, None
-        if proc is None and self._stderr is not None and not self._unusable:
-            self._stderr.close()
-            self._stderr = None
         if proc is None:
             return
         try:
@@ -148,7 +148,7 @@ class NodeToolSession:
         command = _java_command()
         command[command.index(_MAIN_CLASS)] = str(server.CONF_DIR / "NodeToolSession.java")
         if self._stderr is None:
-            self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the session's, closed with it
+            self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the session's, closed at its end
         try:
             self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=self._stderr, text=True)
