@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from ap_runs import ap_proto_command, run_ap_proto
+from ap_runs import RUN_OPTIONS, ap_proto_command, run_ap_proto
 from astropy.time import Time
 from cassandra import OperationTimedOut, ReadTimeout
 from cassandra.cluster import NoHostAvailable
@@ -49,6 +49,7 @@ from l1db.timer import TimingRecord, TimingSink
 from l1db.timing_log import TimingLogWriter, latency_frame, parse_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench_capacity  # noqa: E402
 from _faults import check_database  # noqa: E402
 
 sources = catalog_fixture(400)
@@ -196,6 +197,42 @@ def test_in_flight_and_verdict_from_records() -> None:
     # A latency that grows by a cadence or more over the run: the queue grows, not kept up.
     growing = latency_frame([{**r, "stored": r["released"] + 5 + 20 * r["visit"]} for r in records])
     assert not verdict(growing, 10.0).kept_up
+
+
+def test_bisection_of_the_sustainable_cadence() -> None:
+    probed: list[float] = []
+
+    def holds(cadence: float) -> bool:
+        probed.append(cadence)
+        return cadence >= 3.3
+
+    found = bench_capacity.bisect(holds, 1.0, 9.0, 4)
+    # The slowest first, then halvings of the interval: 5 holds, 3 does not, 4 and 3.5 hold.
+    assert probed == [9.0, 5.0, 3.0, 4.0, 3.5] and found == 3.5
+    probed.clear()
+    assert bench_capacity.bisect(holds, 1.0, 2.0, 4) is None and probed == [2.0]
+
+
+def test_capacity_probes_start_from_a_saved_state(tmp_path: Path, sources: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    from l1db.cli.l1db_state import main as l1db_state
+
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    assert create_l1_schema(["-c", str(config)]) == 0
+    assert run_ap_proto(config, sources, tmp_path / "history.jsonl", "-n", "2") == 0
+    assert l1db_state(["save", "-c", str(config), str(tmp_path / "state")]) == 0
+    run_ap_proto(config, sources, tmp_path / "more.jsonl", "-n", "1")  # the probe must not see this visit
+    capsys.readouterr()
+    code = bench_capacity.main(["-c", str(config), "--catalog", str(sources), "--state", str(tmp_path / "state"),
+                                "--visits", "2", "--fast", "0.01", "--slow", "3", "--steps", "0",
+                                "--work", str(tmp_path / "work"), "--", *RUN_OPTIONS])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 1 and rows[0].split("|")[3].strip() == "2", out
+    assert code == (0 if rows[0].split("|")[2].strip() == "yes" else 1)
+    # The probe ran the two visits after the saved ones, on the saved history only.
+    assert sorted(parse_log(tmp_path / "work" / "capacity-3.000.jsonl").latencies["visit"]) == [3, 4]
+    assert sorted(read_table(config, "L1dbVisit", ["visitId"])["visitId"].astype(int)) == [1, 2, 3, 4]
 
 
 def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -> None:
