@@ -41,7 +41,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -73,6 +73,9 @@ from .visit_plan import TileResult, VisitPlan, plan_visit
 __all__ = ["ApLoop", "VisitAbandoned", "VisitsAbandoned"]
 
 _LOG = logging.getLogger(__name__)
+
+#: What a first stop signal lets an open-loop run finish while it waits for its next release.
+NOTHING_IN_FLIGHT = "nothing (no visit in flight)"
 
 T = TypeVar("T")
 
@@ -174,8 +177,11 @@ class ApLoop:
         self.writer: TimingLogWriter | None = None
         #: The signal (SIGINT or SIGTERM) that asked the run to stop after the current visit.
         self.stop_signal: signal.Signals | None = None
-        #: What the run finished before stopping on `stop_signal`: the current visit, or the daily job.
+        #: What the run finished before stopping on `stop_signal`: the current visit, the daily job, or in
+        #: an open loop the visits in flight (`_finishing`).
         self.finishing = "the current visit"
+        # An open-loop run's visits in flight (None in a closed loop): what a first stop signal lets finish.
+        self._in_flight: Mapping[int, OpenVisit] | None = None
         # A block a second signal must not cut (`_signals_deferred`), and a signal that came during it.
         self._deferring = False
         self._deferred = False
@@ -500,6 +506,7 @@ class ApLoop:
         previous_mjd: float | None = None
         counts_due: int | None = None
         k = done = 0
+        self._in_flight = in_flight
         pool.on_every_worker(warm_worker, job)
         clock.restart(0, time.time())
         daily_done = -1  # the release index whose daily job has run
@@ -589,6 +596,7 @@ class ApLoop:
                 for v in sorted(in_flight.values(), key=lambda v: v.plan.visit_id)
             ]) from None
         finally:
+            self._in_flight = None
             self.verdict = verdict(latency_frame(records), opts.cadence, behind)
         if failed is not None:
             _raise_failure(failed)
@@ -675,10 +683,25 @@ class ApLoop:
                 return
             raise KeyboardInterrupt
         self.stop_signal = signal.Signals(signum)
-        self.finishing = "the daily job" if self._in_daily_job else "the current visit"
+        self.finishing = self._finishing()
         if signum == signal.SIGINT:
             # Someone at a terminal: say at once what happens. A SIGTERM is said once, at the end.
-            print(f"\ninterrupt: finishing {self.finishing} (Ctrl-C again to abandon it)", file=sys.stderr)
+            if self.finishing == NOTHING_IN_FLIGHT:
+                print("\ninterrupt: no visit in flight, stopping (Ctrl-C again to stop at once)", file=sys.stderr)
+            else:
+                them = "them" if self._in_flight and len(self._in_flight) > 1 else "it"
+                print(f"\ninterrupt: finishing {self.finishing} (Ctrl-C again to abandon {them})", file=sys.stderr)
+
+    def _finishing(self) -> str:
+        """What a first stop signal lets finish now: the daily job, the visits in flight, or the current visit."""
+        if self._in_daily_job:
+            return "the daily job"
+        if self._in_flight is None:
+            return "the current visit"
+        n = len(self._in_flight)
+        if n == 0:  # an open loop waiting for its next release
+            return NOTHING_IN_FLIGHT
+        return "the visit in flight" if n == 1 else f"the {n} visits in flight"
 
 
 def _raise_failure(failed: TileOutcome) -> NoReturn:

@@ -36,7 +36,10 @@ one, the tiles that have records). Plots and fits leave incomplete rows out by d
 ``failures`` counts the visit's failure records (failed attempts, over all
 tiles) and ``lost_real`` is the time they cost: per tile the failed
 attempts' wall time plus the waits before the retries, the largest over the
-tiles (they run concurrently); 0 for a visit without failure.
+tiles (they run concurrently); 0 for a visit without failure. The failed
+attempts of the loop's own work logged under the visit (the daily job before
+it, the row counts after it: `l1db.timing_log.LOOP_OPERATIONS`) are not the
+visit's: ``loop_failures`` counts them, apart.
 
 Back-pressure (the timing records' ``wait`` and ``resent``, 0 where a
 record has none): ``select_wait`` and ``store_wait`` are per tile the
@@ -68,7 +71,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from l1db.timing_log import ParsedLog, parse_logs
+from l1db.timing_log import LOOP_OPERATIONS, ParsedLog, parse_logs
 
 from .tiling import tiling
 
@@ -142,7 +145,7 @@ OPEN_LOOP_COLUMNS: tuple[str, ...] = ("released", "queue_wait", "latency")
 
 #: Every CSV column, in order.
 CSV_COLUMNS: tuple[str, ...] = (
-    ("run", "visit", "n_tiles", "complete", "failures", "lost_real")
+    ("run", "visit", "n_tiles", "complete", "failures", "lost_real", "loop_failures")
     + tuple(COUNT_COLUMNS)
     + tuple(f"{op}_{kind}" for op in CSV_OPERATIONS for kind in ("real", "cpu"))
     + tuple(PRESSURE_COLUMNS)
@@ -150,7 +153,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 #: Integer columns (nullable Int64 in a table).
-INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", *COUNT_COLUMNS,
+INT_COLUMNS: tuple[str, ...] = ("visit", "n_tiles", "complete", "failures", "loop_failures", *COUNT_COLUMNS,
                                 *(name for name, (field, _ops, _doc) in PRESSURE_COLUMNS.items() if field == "resent"))
 
 #: Suffix of the provenance sidecar of a CSV file.
@@ -200,8 +203,9 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
         records.
     failures : `pandas.DataFrame`, optional
         Failure records as in `l1db.timing_log.ParsedLog.failures`: counted
-        (``failures``) and their time added up (``lost_real``) per visit. A
-        visit with failures but no timing record still gets a row.
+        (``failures``) and their time added up (``lost_real``) per visit,
+        those of the loop's own work apart (``loop_failures``). A visit with
+        failures but no timing record still gets a row.
     latencies : `pandas.DataFrame`, optional
         Latency records of open-loop runs as in
         `l1db.timing_log.ParsedLog.latencies`: `OPEN_LOOP_COLUMNS`.
@@ -225,7 +229,7 @@ def visit_table(timings: pd.DataFrame, provenance: Iterable[Mapping[str, Any]] =
     if latencies is not None and not latencies.empty:
         table = table.join(_open_loop_columns(latencies), how="left")
     table = table.sort_index()
-    for name, fill in (("n_tiles", 0), ("complete", 0), ("failures", 0), ("lost_real", 0.0)):
+    for name, fill in (("n_tiles", 0), ("complete", 0), ("failures", 0), ("lost_real", 0.0), ("loop_failures", 0)):
         if name not in table.columns:
             table[name] = fill
         table[name] = table[name].fillna(fill)
@@ -251,14 +255,17 @@ def _open_loop_columns(latencies: pd.DataFrame) -> pd.DataFrame:
 
 
 def _failure_columns(failures: pd.DataFrame) -> pd.DataFrame:
-    """``failures`` and ``lost_real`` per (run, visit): a count over tiles, and the largest per-tile total."""
-    frame = failures.loc[:, ["run", "visit", "tile"]].copy()
-    frame["cost"] = failures["lost"] + failures["wait"]
+    """Per (run, visit): ``failures`` and ``lost_real`` of the visit's tiles (a count over tiles, and the largest
+    per-tile total), and ``loop_failures``, the loop's own work's."""
     by_visit = ["run", "visit"]
-    per_tile = frame.groupby([*by_visit, "tile"], sort=True)["cost"].sum()
+    loop = failures["op"].isin(LOOP_OPERATIONS)
+    own = failures.loc[~loop, ["run", "visit", "tile"]].copy()
+    own["cost"] = failures.loc[~loop, "lost"] + failures.loc[~loop, "wait"]
+    per_tile = own.groupby([*by_visit, "tile"], sort=True)["cost"].sum()
     return pd.DataFrame({
-        "failures": frame.groupby(by_visit, sort=True).size(),
+        "failures": own.groupby(by_visit, sort=True).size(),
         "lost_real": per_tile.groupby(level=by_visit, sort=True).max(),
+        "loop_failures": failures.loc[loop].groupby(by_visit, sort=True).size(),
     })
 
 

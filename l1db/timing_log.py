@@ -176,6 +176,7 @@ __all__ = [
     "OPERATIONS",
     "TIMING_COLUMNS",
     "FAILURE_COLUMNS",
+    "LOOP_OPERATIONS",
     "LATENCY_COLUMNS",
     "latency_frame",
     "TimingLogWriter",
@@ -234,6 +235,10 @@ TIMING_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "real", "user",
                                    "wait", "resent",
                                    # the daily job's work (optional, false when absent)
                                    "daily")
+
+#: The ``op`` of the failure records of the loop's own database work (the row counts after a visit, the daily
+#: job before one): logged under that visit, but none of the visit's own attempts.
+LOOP_OPERATIONS: tuple[str, ...] = ("counts", "daily_merge")
 
 #: Columns of `ParsedLog.failures` (the fields of a failure record after ``record``), in order.
 FAILURE_COLUMNS: tuple[str, ...] = ("run", "visit", "tile", "op", "error", "reason", "attempt", "lost", "wait",

@@ -259,12 +259,16 @@ def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
         writer.failure(2, 0, "obj_select", "OperationalError", "server closed the connection", 1, 1.5, 2.0, True)
         writer.failure(2, 0, "connect", "DatabaseUnreachable", "cannot connect", 2, 0.5, 4.0, True)
         writer.failure(2, 3, "store", "AdminShutdown", "terminating connection", 1, 3.0, 2.0, True)
+        # The loop's own work logged under visits 1 and 2: not theirs (the row counts after 1, the daily job before 2).
+        writer.failure(1, 0, "counts", "ReadTimeout", "timed out", 1, 10.0, 1.0, True)
+        writer.failure(2, 0, "daily_merge", "OperationalError", "server closed the connection", 1, 30.0, 2.0, True)
         # Visit 3 failed for good before any record.
         writer.failure(3, 1, "obj_select", "OperationalError", "server closed the connection", 6, 0.25, 0.0, False)
     table, parsed = logs_to_table([path])
-    assert len(parsed.failures) == 4
+    assert len(parsed.failures) == 6
     rows = table.set_index("visit")
     assert rows["failures"].tolist() == [0, 3, 1]
+    assert rows["loop_failures"].tolist() == [1, 1, 0]
     assert rows["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])  # tile 0's 8 s, the largest
     assert rows["complete"].tolist() == [1, 1, 0]
     assert rows.loc[3, "n_tiles"] == 0 and np.isnan(rows.loc[3, "visit_real"])
@@ -272,6 +276,7 @@ def test_failures_counted_and_their_time_added_up(tmp_path: Path) -> None:
     write_csv(table, out)
     back = read_csv(out)
     assert back["failures"].dtype == "Int64" and back["lost_real"].tolist() == pytest.approx([0.0, 8.0, 0.25])
+    assert back["loop_failures"].tolist() == [1, 1, 0]
 
 
 def test_back_pressure_waits_and_resends_per_visit(tmp_path: Path) -> None:

@@ -235,6 +235,39 @@ def test_capacity_probes_start_from_a_saved_state(tmp_path: Path, sources: Path,
     assert sorted(read_table(config, "L1dbVisit", ["visitId"])["visitId"].astype(int)) == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["int", "term"])
+def test_a_stop_signal_between_releases_says_no_visit_was_in_flight(sig: signal.Signals, tmp_path: Path,
+                                                                     sources: Path) -> None:
+    """A first stop signal while an open loop waits for its next release, nothing in flight: the run ends at
+    once, and says so (not "finishing the current visit")."""
+    config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
+    assert create_l1_schema(["-c", str(config)]) == 0
+    log = tmp_path / "timing.jsonl"
+    proc = subprocess.Popen(ap_proto_command(config, sources, log, "-n", "3", "--cadence", "120"),
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not log.exists() or parse_log(log).latencies.empty:  # visit 1 stored, visit 2 due in two minutes
+            assert proc.poll() is None and time.monotonic() < deadline, "visit 1 was not stored in time"
+            time.sleep(0.1)
+        signalled = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert took < 30  # not at the next release
+    assert "finishing the current visit" not in err and "abandon" not in err, err
+    if sig == signal.SIGINT:
+        assert "interrupt: no visit in flight, stopping" in err and "1 visit(s) done (stopped by Ctrl-C" in err, err
+    else:
+        assert "1 visit(s) done (stopped by SIGTERM after finishing nothing (no visit in flight)" in err, err
+    assert sorted(parse_log(log).latencies["visit"]) == [1]
+
+
 def test_closed_loop_writes_no_open_loop_record(tmp_path: Path, sources: Path) -> None:
     config = write_config(tmp_path / "l1db.cfg", f"sqlite:///{tmp_path / 'l1db.sqlite3'}")
     assert create_l1_schema(["-c", str(config)]) == 0

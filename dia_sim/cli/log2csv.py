@@ -24,7 +24,9 @@ selects. Lines that hold no timing record are ignored; malformed records
 The complete column is 1 for a visit whose every tile finished in that run,
 0 for a visit abandoned by a kill or a failure (plots leave those out);
 failures counts the visit's failed attempts and lost_real the seconds they
-cost (their work and the waits before the retries).
+cost (their work and the waits before the retries); loop_failures counts
+those of the loop's own work logged with the visit (the daily job before it,
+the row counts after it).
 
 With -o, the runs' provenance records are written next to the CSV as
 OUT.provenance.json (plot_timing reads them for its titles and labels).
