@@ -6,7 +6,8 @@ that any driver error that escapes still becomes one line, never a traceback.
 
 The same registration says which of the driver's errors are connection-level
 (the server restarted or went away, a failover, a node that stopped
-answering): `is_retryable` is true for those, and for `DatabaseUnreachable`.
+answering) or a transaction the server rolled back to end a conflict (a
+deadlock): `is_retryable` is true for those, and for `DatabaseUnreachable`.
 A client that meets one may reconnect and try the same work again; any other
 error (a constraint violated, a bad statement) would fail again the same way.
 Each backend classifies its own driver's errors, next to their registration.

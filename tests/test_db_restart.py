@@ -80,6 +80,47 @@ def test_connection_errors_are_retryable_others_not(sql_backend: str, tmp_path: 
         drop()
 
 
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_a_deadlock_between_two_transactions_is_retryable(server: str, tmp_path: Path) -> None:
+    """Two transactions that lock two rows in opposite orders, as two tiles of a visit updating the same
+    DiaObjects may: the server rolls one back (a deadlock), and that one is worth trying again."""
+    import threading
+
+    import l1db.sql.database  # noqa: F401 - registers the drivers' errors
+
+    url, drop = create_test_database(server, tmp_path)
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE lockme (id INTEGER PRIMARY KEY, n INTEGER)")
+            conn.exec_driver_sql("INSERT INTO lockme VALUES (1, 0), (2, 0)")
+        errors: list[BaseException] = []
+        both_locked = threading.Barrier(2, timeout=30)
+
+        def update(first: int, second: int) -> None:
+            try:
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"UPDATE lockme SET n = n + 1 WHERE id = {first}")
+                    both_locked.wait()
+                    conn.exec_driver_sql(f"UPDATE lockme SET n = n + 1 WHERE id = {second}")
+            except sa.exc.DBAPIError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=update, args=order) for order in ((1, 2), (2, 1))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(errors) == 1, errors  # one rolled back, the other committed
+        assert is_retryable(errors[0]), errors[0]
+        assert "deadlock" in driver_error_reason(errors[0]).lower()
+        with engine.connect() as conn:
+            assert sorted(conn.exec_driver_sql("SELECT n FROM lockme").scalars()) == [1, 1]
+    finally:
+        engine.dispose()
+        drop()
+
+
 def test_cassandra_errors_classified() -> None:
     """The driver's own exception types (no cluster needed): unanswered requests retry, refused ones do not."""
     from cassandra import InvalidRequest, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout

@@ -11,7 +11,8 @@ from ..config import check_driver, normalize_url, safe_url
 from ..errors import DatabaseUnreachable, register_driver_errors
 
 __all__ = ["make_engine", "check_connection", "server_version", "error_reason", "is_connection_error",
-           "PG_CONNECTION_STATES", "MYSQL_CONNECTION_ERRORS"]
+           "is_retryable_error", "PG_CONNECTION_STATES", "MYSQL_CONNECTION_ERRORS", "PG_CONFLICT_STATES",
+           "MYSQL_CONFLICT_ERRORS"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ PG_CONNECTION_STATES = ("57P01", "57P02", "57P03")
 #: connection during query, 2055 lost connection (system error), 1053 server
 #: shutdown in progress, 1927 connection killed, 4031 disconnected by the server.
 MYSQL_CONNECTION_ERRORS = (2002, 2003, 2006, 2013, 2055, 1053, 1927, 4031)
+#: PostgreSQL SQLSTATEs of a transaction the server rolled back to end a conflict with another one:
+#: 40P01 deadlock_detected, 40001 serialization_failure. Trying the transaction again is the remedy.
+PG_CONFLICT_STATES = ("40P01", "40001")
+#: MySQL/MariaDB error numbers of the same: 1213 deadlock found (the transaction is rolled back),
+#: 1205 lock wait timeout exceeded.
+MYSQL_CONFLICT_ERRORS = (1213, 1205)
 
 
 def _driver_modules() -> tuple[type[BaseException], ...]:
@@ -95,6 +102,26 @@ def _driver_modules() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(bases)
+
+
+def is_retryable_error(exc: BaseException) -> bool:
+    """Whether an SQLAlchemy or DBAPI error is worth trying the same work again.
+
+    True for a lost or refused connection (`is_connection_error`) and for a
+    transaction the server rolled back to end a conflict with a concurrent
+    one (`PG_CONFLICT_STATES`, `MYSQL_CONFLICT_ERRORS`: the tiles of a visit,
+    stored at once, may update the same DiaObjects near their borders).
+    """
+    if is_connection_error(exc):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError) and isinstance(exc.orig, BaseException):
+        exc = exc.orig
+    module = type(exc).__module__
+    if module.startswith("psycopg2"):
+        return getattr(exc, "pgcode", None) in PG_CONFLICT_STATES
+    if module.startswith("MySQLdb"):
+        return bool(exc.args) and exc.args[0] in MYSQL_CONFLICT_ERRORS
+    return False
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -132,4 +159,4 @@ def is_connection_error(exc: BaseException) -> bool:
     return False
 
 
-register_driver_errors((sa.exc.SQLAlchemyError, *_driver_modules()), error_reason, is_connection_error)
+register_driver_errors((sa.exc.SQLAlchemyError, *_driver_modules()), error_reason, is_retryable_error)
