@@ -12,6 +12,7 @@ from readme_blocks import DOCS, README, ROOT, RUNNABLE, Block, copy_scratch, nam
 
 from dia_sim.cli.ap_proto import flags_table
 from dia_sim.cli.readme_tables import TABLES, replace_table
+from dia_sim.cli.readme_tables import main as readme_tables
 from dia_sim.log2csv import CSV_COLUMNS
 from dia_sim.options import readme_table
 from l1db.timing_log import OPERATIONS
@@ -34,6 +35,13 @@ def test_generated_tables_are_current() -> None:
         assert ALL_DOCS.count(header) == 1, header
         text = the_file_with(header)
         assert replace_table(text, header, table()) == text, header
+
+
+def test_readme_tables_says_one_line_for_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert readme_tables([str(tmp_path / "nope.md")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("readme_tables: no such file: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert readme_tables(["--help"]) == 0 and "rewrites" in capsys.readouterr().err
 
 
 def test_ap_proto_argument_table_is_the_generated_one() -> None:

@@ -61,6 +61,13 @@ def _write(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Write the generated parts of the files named; with none, print the generated tables."""
     names = sys.argv[1:] if argv is None else argv
+    if any(name.startswith("-") for name in names):
+        print(__doc__.split("\n\n")[1].replace("``", ""), file=sys.stderr)
+        return 0 if set(names) & {"-h", "--help"} else 2
+    missing = [name for name in names if not Path(name).is_file()]
+    if missing:
+        print(f"readme_tables: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 1
     for name in names:
         _write(Path(name))
     if not names:
