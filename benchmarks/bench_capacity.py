@@ -42,7 +42,7 @@ from pathlib import Path
 from dia_sim.open_loop import Verdict, verdict
 from l1db.backends import backend_for
 from l1db.config import load_config
-from l1db.timing_log import parse_log
+from l1db.timing_log import machine_info, parse_log, toolkit_info
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,16 +96,15 @@ def bisect(holds: Callable[[float], bool], fast: float, slow: float, steps: int)
 
 
 def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _machine() -> str:
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:")), "0")
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    return (f"{platform.node()}: {os.cpu_count()} cores, {int(memory) / 2**20:.0f} GiB; "
-            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; l1dbproto {commit}")
+    """The machine, the date and the toolkit's commit (the provenance record's own helpers)."""
+    machine, commit = machine_info(), toolkit_info()["git_commit"] or "unknown"
+    memory = (machine["memory_bytes"] or 0) / 2**30
+    return (f"{platform.node()}: {machine['cpus']} cores, {memory:.0f} GiB; "
+            f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; l1dbproto {commit[:7]}{commit[40:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
