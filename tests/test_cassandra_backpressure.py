@@ -163,7 +163,12 @@ def test_store_on_an_overloaded_node_waits_resends_and_stores_each_row_once(stor
 
 
 def test_reads_refused_by_an_overloaded_node_are_retried(stored: Stored) -> None:
-    db = _open(stored.config)
+    # The default first pause (0.25 s), not BURSTY's 0.05 s: the node admits RATE reads a second, so the
+    # five pauses of 0.05-0.8 s (1.55 s) let through only ~300 resends before a read's tries run out (it
+    # happened once, on a busy machine); 0.25-4 s (7.75 s) let through ~1,500.
+    config = write_config(stored.config.parent / "reads.cfg", load_config(stored.config).url,
+                          **{**BURSTY, "backpressure_pause": 0.25})
+    db = _open(config)
     region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
     later = Time(T0.mjd + 1, format="mjd", scale="tai")
     # Timed as ap_proto times its reads (dia_sim.tile_processor): with the client's back-pressure totals.
