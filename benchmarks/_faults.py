@@ -6,8 +6,9 @@ then first on ``sys.path``.
 
 Restarting a server affects everyone who uses it: the restarts here are
 short (the server is back within seconds) and are only made by the scripts
-and tests that need them. Cassandra nodes are never stopped here (nodes are
-shared and slow to come back); a Cassandra run gets kills only.
+and tests that need them. A Cassandra node is restarted only in the run dir
+given (never the shared test node: its fsync is off, and a ``kill -9`` would
+lose its schema changes).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from l1db.timing_log import parse_logs
 __all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database"]
 
 #: Backends whose server `restart_server` can restart.
-RESTARTABLE = ("postgresql", "mysql")
+RESTARTABLE = ("postgresql", "mysql", "cassandra")
+#: How a Cassandra node is taken down: ``kill -9`` of its JVM, or ``cassandra_nodes stop`` (SIGTERM).
+NODE_STOPS = ("kill", "stop")
 
 #: PostgreSQL cluster of this machine (Debian's pg_ctlcluster names it by version and name).
 PG_CLUSTER = ("15", "main")
@@ -61,13 +64,17 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0) -> float:
+def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0, *, run_dir: Path | None = None,
+                   how: str = "stop") -> float:
     """Stop the local server of ``backend`` (its clients' connections die), wait ``down`` seconds, start it.
 
     PostgreSQL: ``pg_ctlcluster stop`` (fast mode: sessions are terminated
     with AdminShutdown) and ``start``. MariaDB: SIGTERM to the mariadbd process
-    (by its pid), then started as it was (`MARIADB_START`). Returns when the
-    server accepts connections again.
+    (by its pid), then started as it was (`MARIADB_START`). Cassandra: node 1
+    of ``run_dir`` (`l1db.cassandra.server`), ``how`` = ``"kill"`` (``kill -9``)
+    or ``"stop"`` (``cassandra_nodes stop``), then ``cassandra_nodes start
+    --node 1``, which waits until CQL answers (its own time-out, not
+    ``timeout``). Returns when the server accepts connections again.
 
     Returns
     -------
@@ -85,10 +92,35 @@ def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0) -> fl
         _wait(lambda: not Path(f"/proc/{pid}").exists(), timeout, f"mariadbd (pid {pid}) to stop")
         time.sleep(down)
         subprocess.run(MARIADB_START, check=True, capture_output=True)
+    elif backend == "cassandra":
+        _restart_node(run_dir, down, how, timeout)
+        return time.monotonic() - start
     else:
         raise ValueError(f"cannot restart the server of {backend}; restartable: {', '.join(RESTARTABLE)}")
     _wait(lambda: server_is_up(backend), timeout, f"the {backend} server to accept connections")
     return time.monotonic() - start
+
+
+def _restart_node(run_dir: Path | None, down: float, how: str, timeout: float) -> None:
+    """Take node 1 of ``run_dir`` down (``how``, `NODE_STOPS`), wait ``down`` s, start it again."""
+    from l1db.cassandra import server
+
+    if run_dir is None:
+        raise ValueError("a Cassandra restart needs the nodes' run dir")
+    if how not in NODE_STOPS:
+        raise ValueError(f"how: one of {', '.join(NODE_STOPS)}, not {how!r}")
+    node = server.status(run_dir, check_cql=False)[0]
+    if node.pid is None:
+        raise RuntimeError(f"node 1 of {run_dir} is not running")
+    if how == "kill":
+        os.kill(node.pid, signal.SIGKILL)
+        # status() reaps the JVM if this process started it (a zombie still has its /proc entry).
+        _wait(lambda: not server.status(run_dir, check_cql=False)[0].running, timeout,
+              f"the node (pid {node.pid}) to die")
+    else:
+        server.stop(run_dir, node=node.index, report=lambda line: None)
+    time.sleep(down)
+    server.start(run_dir, node=node.index, report=lambda line: None)
 
 
 @dataclasses.dataclass

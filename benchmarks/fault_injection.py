@@ -10,9 +10,10 @@ For each backend, on a fresh database:
 2. restarts: one more run of ``--visits`` visits during which the database
    server is restarted ``--restarts`` times at random points (down for a
    random 0.5 s to ``--down`` s each: PostgreSQL through pg_ctlcluster,
-   MariaDB by stopping and starting mariadbd); the run must ride through
-   them and end with exit code 0. SQLite has no server and Cassandra nodes
-   are shared (never stopped here): those backends get the kills only;
+   MariaDB by stopping and starting mariadbd, Cassandra by ``kill -9`` of
+   node 1 of ``--run-dir`` or ``cassandra_nodes stop``, at random, then
+   ``cassandra_nodes start --node 1``); the run must ride through them and
+   end with exit code 0. SQLite has no server: it gets the kills only;
 3. checks (`_faults.check_database`): stored visits contiguous, every tile
    present, no key stored twice, rows per visit equal to what the log says
    was stored, the latest-version table holding the newest version of every
@@ -24,6 +25,9 @@ passed. Restarting a server affects everyone using it: keep ``--down`` short.
 Usage::
 
     .venv/bin/python benchmarks/fault_injection.py --backends sqlite,postgresql,mysql --kills 20 --restarts 5
+    # A node of its own for Cassandra (not the shared test node: see _faults):
+    cassandra_nodes start --run-dir /tmp/faultnode
+    .venv/bin/python benchmarks/fault_injection.py --backends cassandra --run-dir /tmp/faultnode --down 5
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import time
 from pathlib import Path
 
 from _common import add_backend_options, backend_database
-from _faults import RESTARTABLE, check_database, restart_server
+from _faults import NODE_STOPS, RESTARTABLE, check_database, restart_server
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
@@ -62,6 +66,8 @@ class Outcome:
     backend: str
     kills: int = 0
     restarts: int = 0
+    #: Of the restarts, those that were a kill -9 of the server (Cassandra's node).
+    hard: int = 0
     down: float = 0.0
     visits: int = 0
     failures: int = 0
@@ -78,6 +84,15 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def _env(args: argparse.Namespace) -> dict[str, str] | None:
+    """ap_proto's environment: with ``--run-dir``, its nodes' run dir, whose start time its retry budget follows."""
+    if args.run_dir is None:
+        return None
+    from l1db.cassandra.server import RUN_DIR_ENV
+
+    return {**os.environ, RUN_DIR_ENV: str(args.run_dir)}
 
 
 def _command(config: Path, catalog: Path, log: Path, n: int, args: argparse.Namespace) -> list[str]:
@@ -119,7 +134,7 @@ def kill_at_random(config: Path, catalog: Path, log: Path, args: argparse.Namesp
     Returns its exit code and the visits it closed before the kill.
     """
     provenance, visits = _marks(log)
-    proc = subprocess.Popen(_command(config, catalog, log, 1_000_000, args), start_new_session=True,
+    proc = subprocess.Popen(_command(config, catalog, log, 1_000_000, args), start_new_session=True, env=_env(args),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # One kill in five at start-up; the others once the run is under way: 1-3 visits on, and a bit.
@@ -139,8 +154,8 @@ def kill_at_random(config: Path, catalog: Path, log: Path, args: argparse.Namesp
 def run_with_restarts(config: Path, catalog: Path, log: Path, backend: str, args: argparse.Namespace,
                       rng: random.Random, outcome: Outcome) -> int:
     """Run ``--visits`` visits, restarting the server ``--restarts`` times during them; return the exit code."""
-    proc = subprocess.Popen(_command(config, catalog, log, args.visits, args), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_command(config, catalog, log, args.visits, args), env=_env(args),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         if backend in RESTARTABLE:
             for _ in range(args.restarts):
@@ -149,8 +164,12 @@ def run_with_restarts(config: Path, catalog: Path, log: Path, backend: str, args
                 if not _wait_until(proc, lambda: _marks(log)[1] >= after):
                     break  # The run ended first: fewer restarts than asked, said in the report.
                 time.sleep(rng.uniform(0.0, args.kill_jitter))
-                outcome.down += restart_server(backend, down=rng.uniform(0.5, max(0.5, args.down)))
+                down = rng.uniform(0.5, max(0.5, args.down))
+                how = "stop" if backend != "cassandra" else (
+                    rng.choice(NODE_STOPS) if args.node_stop == "random" else args.node_stop)
+                outcome.down += restart_server(backend, down=down, run_dir=args.run_dir, how=how)
                 outcome.restarts += 1
+                outcome.hard += how == "kill"
         _, err = proc.communicate(timeout=3600)
     finally:
         if proc.poll() is None:
@@ -209,7 +228,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     lines = [
         f"fault injection: {args.kills} kills per backend, then {args.visits} visits with {args.restarts} server "
         f"restarts (down 0.5-{args.down:g} s each), divide {args.divide}, {args.strategy} (SQL), seed {args.seed}, "
-        f"retry_attempts {args.retry_attempts}, retry_wait {args.retry_wait:g} s",
+        f"retry_attempts {args.retry_attempts}, retry_wait {args.retry_wait:g} s (Cassandra: raised to outlast a "
+        f"node's start, as ap_proto does); s down = the server unavailable, its start included",
         "",
         "| backend | visits stored | kills | restarts (s down) | failures recorded | most attempts | s lost | "
         "incomplete rows | stored, unlogged | checks | minutes |",
@@ -217,6 +237,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     ]
     for o in outcomes:
         restarts = f"{o.restarts} ({o.down:.1f})" if o.backend in RESTARTABLE else "n/a"
+        if o.hard:
+            restarts += f", {o.hard} by kill -9"
         checks = "all passed" if o.ok else "; ".join(o.problems)
         lines.append(f"| {o.backend} | {o.visits} | {o.kills} | {restarts} | {o.failures} | {o.retries_max} | "
                      f"{o.lost:.1f} | {o.incomplete} | {o.unlogged} | {checks} | {o.seconds / 60:.1f} |")
@@ -243,8 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the configs and timing logs in this folder (default: a temporary one)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="Cassandra: the run dir of the node to restart (cassandra_nodes --run-dir), node 1 of "
+                             "which --cassandra-hosts must name; needed with --restarts on Cassandra, and never the "
+                             "shared test node")
+    parser.add_argument("--node-stop", choices=(*NODE_STOPS, "random"), default="random",
+                        help="Cassandra: how each restart takes the node down, kill -9 or cassandra_nodes stop "
+                             "(default random: either, at random)")
     add_backend_options(parser)
     args = parser.parse_args(argv)
+    if "cassandra" in args.backends and args.restarts and args.run_dir is None:
+        parser.error("--restarts on Cassandra needs --run-dir (the node to restart), or --restarts 0")
     backends = args.backends
     outcomes = []
     with tempfile.TemporaryDirectory() as tmp:
