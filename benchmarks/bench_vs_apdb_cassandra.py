@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _common import add_results_option, keep_results
+from astropy.time import Time
 
 from dia_sim.catalog import SourceCatalog, generate_catalog
 from dia_sim.field import FieldTile
@@ -284,7 +285,6 @@ def make_toolkit(args: argparse.Namespace, work: Path, periods: tuple[float, flo
 
 def make_apdb(args: argparse.Namespace, periods: tuple[float, float] | None = None) -> Any:
     """An ApdbCassandra client on a fresh keyspace, configured like the toolkit's."""
-    from astropy.time import Time
     from lsst.dax.apdb import Apdb
     from lsst.dax.apdb.cassandra import ApdbCassandra
 
@@ -336,7 +336,7 @@ def run(args: argparse.Namespace, catalog: SourceCatalog, work: Path, recorder: 
                          seed=args.seed)
     sim = VisitSimulator(options.sim)
     sim.warm_up()
-    periods = period_dates(args, float(options.start_time.tai.mjd))
+    periods = period_dates(args, float(options.start_time))
     toolkit = make_toolkit(args, work, periods)
     toolkit.warm_up()  # its numba kernels, as ap_proto does before the first visit
     notes["server_version"] = toolkit.serverVersion()[1]
@@ -348,7 +348,7 @@ def run(args: argparse.Namespace, catalog: SourceCatalog, work: Path, recorder: 
         recorder.requests.attach(session)
     raw_apdb_objects: list[int] = notes["apdb_raw_objects"]
     mismatches: list[str] = notes["mismatches"]
-    schedule = VisitSchedule(options.start_visit_id, float(options.start_time.tai.mjd), options.interval)
+    schedule = VisitSchedule(options.start_visit_id, float(options.start_time), options.interval)
     t_start = time.perf_counter()
     try:
         for i in range(args.visits):
@@ -356,7 +356,8 @@ def run(args: argparse.Namespace, catalog: SourceCatalog, work: Path, recorder: 
             plan = plan_visit(visit_id, schedule.mjd(visit_id), options)
             field = FieldTile(plan.ra, plan.dec, options.fov, 1, 0)
             region = field.region
-            vtime = plan.time
+            # dax_apdb takes astropy times (the toolkit MJDs too): both get this one.
+            vtime = Time(plan.mjd, format="mjd", scale="tai")
             rng = np.random.default_rng([options.seed, visit_id, 1])
             cat_ra, cat_dec, _ = catalog.sources_in_region(field)
             detections = sim.detect(rng, field, cat_ra, cat_dec)

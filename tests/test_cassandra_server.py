@@ -309,21 +309,21 @@ def test_stop(run_dir: Path) -> None:
 
 def test_a_node_restart_under_ap_proto_is_ridden_through(run_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
-    """The fault-injection script, shortened, on this module's node: a kill -9 of ap_proto, then a run
-    during which the node is killed (kill -9) and started again; the run rides through it (exit 0), its
-    failures are recorded and retried, and the database equals its log."""
+    """The fault-injection script, shortened, on this module's node: a run during which the node is killed
+    (kill -9) and started again rides through it (exit 0), its failures are recorded and retried, and the
+    database equals its log. (Kills of ap_proto on Cassandra: tests/test_open_loop.py.)"""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import fault_injection
 
     code = fault_injection.main([
         "--backends", "cassandra", "--cassandra-hosts", ADDRESS, "--run-dir", str(run_dir), "--node-stop", "kill",
-        "--kills", "1", "--restarts", "1", "--visits", "6", "--down", "1", "--per-visit", "400", "--noise", "100",
+        "--kills", "0", "--restarts", "1", "--visits", "5", "--down", "1", "--per-visit", "400", "--noise", "100",
         "--retry-wait", "0.5", "--keep", str(tmp_path),
     ])
     out = capsys.readouterr().out
     assert code == 0, out
     (row,) = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("| cassandra")]
-    assert row[2] == "1" and row[9] == "all passed", row
+    assert row[2] == "0" and row[9] == "all passed", row
     assert row[3].startswith("1 (") and row[3].endswith(", 1 by kill -9"), row  # one restart, by kill -9
-    assert int(row[4]) >= 1 and int(row[1]) >= 6, row  # failures recorded; the killed run's visits and the last 6
+    assert int(row[4]) >= 1 and int(row[1]) == 5, row  # failures recorded; every visit stored once
     assert node_pid(run_dir) is not None
