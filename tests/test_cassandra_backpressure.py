@@ -204,9 +204,9 @@ def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
     (node,) = cluster_nodes(slow_node, (ADDRESS,))
-    # Pauses and tries enough to outlast setting the timeout back (a nodetool run), and the rate limit:
-    # its refusals take permits too, so the 16 reads sent at once are refused for up to 5 rounds of
-    # halved windows before they go one at a time (6 tries ran out 2 times in 9).
+    # Pauses and tries enough to outlast setting the timeout back (a nodetool run), and the rate limit,
+    # which refuses most of 16 reads sent at once, for up to 5 rounds of halved windows before they go
+    # one at a time (6 tries ran out 2 times in 9).
     config = write_config(stored.config.parent / "dropped.cfg", load_config(stored.config).url,
                           **{**BURSTY, "read_concurrency": 16, "backpressure_pause": 0.5, "backpressure_tries": 10})
     db = _open(config)
