@@ -5,7 +5,9 @@ jars fetched once with Maven; the first run downloads about 70 MB). It runs in
 a temporary run dir on 127.0.0.201, so that it does not clash with a node of
 the default run dir on 127.0.0.1; it is started as a user whose port was taken
 would: refused on 127.0.0.200 (held by the module), then started as advised.
-About a minute in all once the jars are there.
+Its node is also the one the fault-injection script kills under a short ap_proto
+run (the node is this module's own: the shared test node runs without fsync).
+About two minutes in all once the jars are there.
 """
 
 from __future__ import annotations
