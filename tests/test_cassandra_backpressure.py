@@ -254,18 +254,22 @@ def _refusing(until: Callable[[], bool], seconds: float = 30.0) -> Iterator[None
     cluster, session, _ = connect(parse_cassandra_url(f"cassandra://{ADDRESS}/system"),
                                   {**CassandraSection().model_dump(), "backpressure_tries": 20})
     end = time.monotonic() + seconds
+    refusing = threading.Event()
 
     def burst() -> None:
         while time.monotonic() < end and not until():
             futures = [session.execute_async("SELECT release_version FROM system.local") for _ in range(2 * RATE)]
             for future in futures:
-                with contextlib.suppress(Exception):
+                try:
                     future.result()
+                except Exception:  # noqa: BLE001 - a refusal: what the bursts are for
+                    refusing.set()
 
     worker = threading.Thread(target=burst)
     worker.start()
     try:
-        time.sleep(0.5)  # the node's permits spent: it refuses from now on
+        # The node's permits spent: it refuses from now on (waited for, not assumed: a busy machine is slower).
+        refusing.wait(timeout=seconds)
         yield
     finally:
         worker.join()
@@ -282,9 +286,15 @@ def test_connecting_to_a_refusing_node_waits_and_then_succeeds(stored: Stored, c
     def refused() -> bool:
         return any("connecting refused" in r.getMessage() for r in caplog.records)
 
-    # The node refuses until the client has been refused once (or 30 s: then connecting never waited).
+    # The node refuses until the client has been refused once (or 30 s: then connecting never waited). A
+    # connect whose few queries all fell between two bursts was not refused and tests nothing (it happened once,
+    # in a suite on a busy machine): it is closed and made again, up to 3 times.
     with _refusing(refused):
-        db = _open(config)
+        for _ in range(3):
+            db = _open(config)
+            if refused():
+                break
+            db.close()
     assert refused(), [r.getMessage() for r in caplog.records]
     # Recorded as every wait is: in the client's back-pressure totals (a timer around the connection takes them).
     assert db.back_pressure.wait > 0 and db.back_pressure.resent > 0, db.back_pressure
