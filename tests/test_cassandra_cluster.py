@@ -21,10 +21,10 @@ left, whatever happened. Each test makes its own keyspace.
 - The documentation block runs as written on the cluster (all its nodes started
   again if a test left one down) and stops it.
 
-Small catalogue and few visits, and the README block's run as written: about
-7 minutes in the whole suite on a 2-core machine (BENCHMARKS.md: the cluster
-start 63 s, one node lost 118 s, two nodes lost 162 s, the README block 91 s),
-much of it nodes starting.
+Small catalogue and few visits, short client timeouts (`CLIENT_TIMEOUT`), and the
+README block's run as written: 3 min 39 s alone on a 2-core machine (2026-12-07:
+the cluster start 32 s, one node lost 57 s, two nodes lost 65 s, the README block
+65 s), much of it nodes starting; the suite's longest path on one xdist worker.
 """
 
 from __future__ import annotations
@@ -113,15 +113,21 @@ def keyspace(cluster: Path) -> str:
     return f"l1dbtest_{uuid.uuid4().hex[:12]}"
 
 
-# The client's request timeouts stay at their defaults (read_timeout 120 s, write_timeout 60 s): they
-# are not what the kill tests wait on. A killed node's connections close at once, and the
-# coordinator fails the requests it was waiting on the node for when gossip marks it down
-# (the failure records of the runs say so: ReadTimeout from the server 12-14 s after the kill);
-# lower ones would only add spurious timeouts on a loaded machine.
+# The client's request timeouts are short here (the defaults: read_timeout 120 s, write_timeout 60 s).
+# A request caught by a kill waits on the server's timeouts, not on the failure detector: a read at
+# QUORUM whose replicas disagree waits for its read repair up to the nodes' write_request_timeout
+# (60 s, cassandra.yaml), and one that had a replica on a killed node got no answer before the
+# client's read_timeout (BENCHMARKS.md, "1 node against a 3-node cluster"). Each such wait cost the
+# module a minute or two on one xdist worker, the suite's longest path. With CLIENT_TIMEOUT the
+# request fails on the client (OperationTimedOut, a failure record) and the tile is retried, as
+# after any failure; a visit here takes 1-3 s, so the margin stays wide on a busy machine.
+CLIENT_TIMEOUT = 15
+
+
 def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", **options: object) -> Path:
     return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
                         replication_factor=3, read_consistency=consistency, write_consistency=consistency,
-                        row_count_every=0, **options)
+                        read_timeout=CLIENT_TIMEOUT, write_timeout=CLIENT_TIMEOUT, row_count_every=0, **options)
 
 
 def kill_node(cluster: Path, index: int) -> None:
