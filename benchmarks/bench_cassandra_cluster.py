@@ -10,13 +10,18 @@ own and on loopback addresses of its own (never the shared node on
 2. ``3 nodes, node lost``: as 1, but node 3 is killed (``kill -9``) once
    ``--kill-after`` visits are logged, and started again
    (``cassandra_nodes start --node 3``) once ``--restart-after`` visits are;
+   with ``--losses N``, N times in the run, each loss ``--loss-every`` visits
+   after the one before; then the database is checked against the run's
+   timing log (`_faults.check_database`: visits contiguous, no key twice,
+   rows per visit equal to the log);
 3. ``1 node``: one node (once the three are stopped), replication factor 1.
 
 Prints, as Markdown: the median per-visit time of each operation of each run
 (over the visits after ``--skip`` warm-up visits), and for run 2 the median
 over the visits before the loss, while the node was down, while it was
-restarting, and after it rejoined, plus every visit around the loss with its
-failed attempts and the time they cost. Writes each run's per-visit CSV into
+restarting, and after it rejoined (the first loss), plus every visit around the
+loss with its failed attempts and the time they cost, and with several losses
+a row per loss. Writes each run's per-visit CSV into
 ``--out``. The nodes share the machine with the client: on a small machine
 the figures say what replication costs in CPU, not what a real cluster does.
 
@@ -40,6 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 from _common import add_results_option, keep_results
+from _faults import check_database
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
@@ -119,13 +125,31 @@ def run_on_cluster(name: str, nodes: int, base: str, catalog: Path, args: argpar
             pid = server.status(run_dir, check_cql=False)[2].pid
             os.kill(pid, signal.SIGKILL)
             print(f"  node 3 killed (pid {pid}) at {time.strftime('%H:%M:%S')}", file=sys.stderr)
+            # Gone before a restart may follow at once (its ports free); status() reaps our own child.
+            deadline = time.monotonic() + 60
+            while server.status(run_dir, check_cql=False)[2].running:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node 3 (pid {pid}) still running 60 s after kill -9")
+                time.sleep(0.2)
 
         def restart() -> None:
             server.start(run_dir, node=3, report=lambda line: print("  " + line, file=sys.stderr))
 
-        events = [(args.kill_after, "kill", kill), (args.restart_after, "restart", restart)]
+        # Loss k (from 0) after kill_after + k * loss_every visits; the first's marks keep their plain names.
+        for k in range(args.losses):
+            suffix = "" if k == 0 else str(k + 1)
+            events += [(args.kill_after + k * args.loss_every, f"kill{suffix}", kill),
+                       (args.restart_after + k * args.loss_every, f"restart{suffix}", restart)]
     print(f"{name}: {args.visits} visits on {', '.join(hosts)} ...", file=sys.stderr)
     marks = run_ap_proto(config, catalog, log, args.visits, events)
+    if lose_node:
+        check = check_database(config, [log])
+        marks["check_visits"] = check.visits
+        print(f"  database against the log: {check.visits} visits stored, "
+              + ("every check passed" if not check.problems else "PROBLEMS: " + "; ".join(check.problems))
+              + (f"; stored, unlogged: {check.unlogged}" if check.unlogged else ""), file=sys.stderr)
+        if check.problems:
+            raise RuntimeError(f"{name}: the database does not equal its timing log: {check.problems}")
     table, _ = logs_to_table([log])
     table.to_csv(config.with_suffix(".csv"), index=False)
     return table, marks
@@ -137,6 +161,9 @@ def main() -> int:
     parser.add_argument("--per-visit", type=int, default=2000, help="catalogue sources per field (2000)")
     parser.add_argument("--kill-after", type=int, default=8, help="kill node 3 once this many visits are logged")
     parser.add_argument("--restart-after", type=int, default=12, help="start node 3 again after this many")
+    parser.add_argument("--losses", type=int, default=1, help="times node 3 is lost in run 2 (default 1)")
+    parser.add_argument("--loss-every", type=int, default=10,
+                        help="visits from one loss's kill (and restart) to the next's (default 10)")
     parser.add_argument("--skip", type=int, default=2, help="warm-up visits left out of the medians")
     parser.add_argument("--patch", default="0,10,-25,-15", help="pointing area RA_MIN,RA_MAX,DEC_MIN,DEC_MAX")
     parser.add_argument("--seed", type=int, default=1)
@@ -148,6 +175,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("run/bench-cluster"))
     add_results_option(parser)
     args = parser.parse_args()
+    if args.losses < 1 or args.loss_every < 1 or args.restart_after <= args.kill_after:
+        parser.error("--losses and --loss-every must be at least 1, --restart-after above --kill-after")
     args.out = args.out.resolve()
     args.run_dirs = {1: args.out / "run-1node", 3: (args.cluster_run_dir or args.out / "run-3node").resolve()}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -157,19 +186,27 @@ def main() -> int:
     load = [os.getloadavg()[0]]
     results: dict[str, pd.DataFrame] = {}
     try:
-        # One set of nodes at a time: the others would share the CPUs.
-        results["3 nodes"], _ = run_on_cluster("3 nodes", 3, args.cluster_address, catalog, args)
-        load.append(os.getloadavg()[0])
-        results["3 nodes, node lost"], marks = run_on_cluster("3 nodes, node lost", 3, args.cluster_address,
-                                                              catalog, args, lose_node=True)
-        load.append(os.getloadavg()[0])
-        server.stop(args.run_dirs[3], timeout=30)
-        results["1 node"], _ = run_on_cluster("1 node", 1, args.single_address, catalog, args)
-        load.append(os.getloadavg()[0])
+        return _runs(args, catalog, load, results)
+    except (server.CassandraError, RuntimeError) as exc:
+        print(f"bench_cassandra_cluster: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         for run_dir in args.run_dirs.values():
             if run_dir.exists():
                 server.stop(run_dir, timeout=30)
+
+
+def _runs(args: argparse.Namespace, catalog: Path, load: list[float], results: dict[str, pd.DataFrame]) -> int:
+    """The three runs, then their tables (`main` stops the nodes afterwards, whatever happened)."""
+    # One set of nodes at a time: the others would share the CPUs.
+    results["3 nodes"], _ = run_on_cluster("3 nodes", 3, args.cluster_address, catalog, args)
+    load.append(os.getloadavg()[0])
+    results["3 nodes, node lost"], marks = run_on_cluster("3 nodes, node lost", 3, args.cluster_address,
+                                                          catalog, args, lose_node=True)
+    load.append(os.getloadavg()[0])
+    server.stop(args.run_dirs[3], timeout=30)
+    results["1 node"], _ = run_on_cluster("1 node", 1, args.single_address, catalog, args)
+    load.append(os.getloadavg()[0])
 
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')} UTC; {os.cpu_count()} cpus; 1-min load at the end of each run: "
           + ", ".join(f"{x:.1f}" for x in load) + f"; {args.visits} visits, {args.per_visit} sources/field, "
@@ -212,6 +249,19 @@ def main() -> int:
     for _, row in around.iterrows():
         print(f"| {int(row['visit'])} | {row['visit_real']:.2f} | {row['sum_select_real']:.2f} | "
               f"{row['store_real']:.2f} | {int(row['failures'])} | {row['lost_real']:.2f} |")
+    if args.losses > 1:
+        print(f"\n{args.losses} losses of node 3; database against the log: {marks['check_visits']} visits, "
+              "every check passed\n")
+        print("| loss | killed after visit | restart begun after visit | node up during visit | slowest visit "
+              "from the kill to the node up, s | failed attempts | time lost s |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for k in range(args.losses):
+            suffix = "" if k == 0 else str(k + 1)
+            kill_at, done = marks[f"kill{suffix}_at"], marks[f"restart{suffix}_done"]
+            part = lost[(lost["visit"] - first + 1 > kill_at) & (lost["visit"] - first + 1 <= done + 1)]
+            print(f"| {k + 1} | {kill_at} | {marks[f'restart{suffix}_at']} | {done + 1} | "
+                  f"{part['visit_real'].max():.2f} | {int(part['failures'].sum())} | "
+                  f"{part['lost_real'].fillna(0).sum():.2f} |")
     if args.results is not None:
         logs = {run_stem(name): args.out / f"{run_stem(name)}.jsonl" for name in results}
         keep_results(logs, args.results, f"Cassandra: 1 node against 3 nodes, {args.visits} visits")
