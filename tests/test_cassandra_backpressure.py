@@ -165,9 +165,12 @@ def test_store_on_an_overloaded_node_waits_resends_and_stores_each_row_once(stor
 def test_reads_refused_by_an_overloaded_node_are_retried(stored: Stored) -> None:
     # The default first pause (0.25 s), not BURSTY's 0.05 s: the node admits RATE reads a second, so the
     # five pauses of 0.05-0.8 s (1.55 s) let through only ~300 resends before a read's tries run out (it
-    # happened once, on a busy machine); 0.25-4 s (7.75 s) let through ~1,500.
+    # happened once, on a busy machine); 0.25-4 s (7.75 s) let through ~1,500. And 8 tries, not the
+    # default 6: on a fast client (2026-12-07) the object read alone was refused 1,001 times and a
+    # source read still ran out of 6 tries once in 6 suites; 7 pauses of 0.25-16 s (31.75 s) let
+    # through ~6,000. The test is that refused reads are sent again and every row comes back once.
     config = write_config(stored.config.parent / "reads.cfg", load_config(stored.config).url,
-                          **{**BURSTY, "backpressure_pause": 0.25})
+                          **{**BURSTY, "backpressure_pause": 0.25, "backpressure_tries": 8})
     db = _open(config)
     region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
     later = Time(T0.mjd + 1, format="mjd", scale="tai")
