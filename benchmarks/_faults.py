@@ -30,7 +30,7 @@ from l1db.scratch import read_table
 from l1db.tables import load_definitions
 from l1db.timing_log import parse_logs
 
-__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "Check", "check_database"]
+__all__ = ["RESTARTABLE", "restart_server", "server_is_up", "kill_node", "Check", "check_database"]
 
 #: Backends whose server `restart_server` can restart.
 RESTARTABLE = ("postgresql", "mysql", "cassandra")
@@ -101,6 +101,20 @@ def restart_server(backend: str, down: float = 0.0, timeout: float = 60.0, *, ru
     return time.monotonic() - start
 
 
+def kill_node(run_dir: Path, index: int, timeout: float = 60.0) -> int:
+    """``kill -9`` node ``index`` (from 1) of ``run_dir`` and wait until it is gone (its ports free); its pid."""
+    from l1db.cassandra import server
+
+    pid = server.status(run_dir, check_cql=False)[index - 1].pid
+    if pid is None:
+        raise RuntimeError(f"node {index} of {run_dir} is not running")
+    os.kill(pid, signal.SIGKILL)
+    # status() reaps the JVM if this process started it (a zombie still has its /proc entry).
+    _wait(lambda: not server.status(run_dir, check_cql=False)[index - 1].running, timeout,
+          f"node {index} (pid {pid}) to die")
+    return pid
+
+
 def _restart_node(run_dir: Path | None, down: float, how: str, timeout: float) -> None:
     """Take node 1 of ``run_dir`` down (``how``, `NODE_STOPS`), wait ``down`` s, start it again."""
     from l1db.cassandra import server
@@ -113,10 +127,7 @@ def _restart_node(run_dir: Path | None, down: float, how: str, timeout: float) -
     if node.pid is None:
         raise RuntimeError(f"node 1 of {run_dir} is not running")
     if how == "kill":
-        os.kill(node.pid, signal.SIGKILL)
-        # status() reaps the JVM if this process started it (a zombie still has its /proc entry).
-        _wait(lambda: not server.status(run_dir, check_cql=False)[0].running, timeout,
-              f"the node (pid {node.pid}) to die")
+        kill_node(run_dir, node.index, timeout)
     else:
         server.stop(run_dir, node=node.index, report=lambda line: None)
     time.sleep(down)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 from _common import add_results_option, keep_results
-from _faults import check_database
+from _faults import check_database, kill_node
 
 from dia_sim.catalog import generate_catalog
 from dia_sim.log2csv import logs_to_table
@@ -109,6 +108,12 @@ def run_stem(name: str) -> str:
     return name.replace(" ", "_").replace(",", "")
 
 
+def loss_marks(k: int) -> tuple[str, str]:
+    """Names of the kill and restart events of loss ``k`` (from 0; the first's are plain) in `run_ap_proto`'s marks."""
+    suffix = "" if k == 0 else str(k + 1)
+    return f"kill{suffix}", f"restart{suffix}"
+
+
 def run_on_cluster(name: str, nodes: int, base: str, catalog: Path, args: argparse.Namespace,
                    lose_node: bool = False) -> tuple[pd.DataFrame, dict[str, int]]:
     run_dir = args.run_dirs[nodes]
@@ -122,24 +127,17 @@ def run_on_cluster(name: str, nodes: int, base: str, catalog: Path, args: argpar
     events = []
     if lose_node:
         def kill() -> None:
-            pid = server.status(run_dir, check_cql=False)[2].pid
-            os.kill(pid, signal.SIGKILL)
+            # Gone when this returns: a restart may follow at once (its ports free).
+            pid = kill_node(run_dir, 3)
             print(f"  node 3 killed (pid {pid}) at {time.strftime('%H:%M:%S')}", file=sys.stderr)
-            # Gone before a restart may follow at once (its ports free); status() reaps our own child.
-            deadline = time.monotonic() + 60
-            while server.status(run_dir, check_cql=False)[2].running:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"node 3 (pid {pid}) still running 60 s after kill -9")
-                time.sleep(0.2)
 
         def restart() -> None:
             server.start(run_dir, node=3, report=lambda line: print("  " + line, file=sys.stderr))
 
-        # Loss k (from 0) after kill_after + k * loss_every visits; the first's marks keep their plain names.
         for k in range(args.losses):
-            suffix = "" if k == 0 else str(k + 1)
-            events += [(args.kill_after + k * args.loss_every, f"kill{suffix}", kill),
-                       (args.restart_after + k * args.loss_every, f"restart{suffix}", restart)]
+            kill_mark, restart_mark = loss_marks(k)
+            events += [(args.kill_after + k * args.loss_every, kill_mark, kill),
+                       (args.restart_after + k * args.loss_every, restart_mark, restart)]
     print(f"{name}: {args.visits} visits on {', '.join(hosts)} ...", file=sys.stderr)
     marks = run_ap_proto(config, catalog, log, args.visits, events)
     if lose_node:
@@ -183,10 +181,8 @@ def main() -> int:
     catalog = args.out / f"sources-{args.per_visit}.npy"
     if not catalog.exists():
         generate_catalog(catalog, per_visit=args.per_visit, sky=SKY, seed=args.seed)
-    load = [os.getloadavg()[0]]
-    results: dict[str, pd.DataFrame] = {}
     try:
-        return _runs(args, catalog, load, results)
+        return _runs(args, catalog)
     except (server.CassandraError, RuntimeError) as exc:
         print(f"bench_cassandra_cluster: error: {exc}", file=sys.stderr)
         return 1
@@ -196,8 +192,10 @@ def main() -> int:
                 server.stop(run_dir, timeout=30)
 
 
-def _runs(args: argparse.Namespace, catalog: Path, load: list[float], results: dict[str, pd.DataFrame]) -> int:
+def _runs(args: argparse.Namespace, catalog: Path) -> int:
     """The three runs, then their tables (`main` stops the nodes afterwards, whatever happened)."""
+    load = [os.getloadavg()[0]]
+    results: dict[str, pd.DataFrame] = {}
     # One set of nodes at a time: the others would share the CPUs.
     results["3 nodes"], _ = run_on_cluster("3 nodes", 3, args.cluster_address, catalog, args)
     load.append(os.getloadavg()[0])
@@ -256,10 +254,10 @@ def _runs(args: argparse.Namespace, catalog: Path, load: list[float], results: d
               "from the kill to the node up, s | failed attempts | time lost s |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for k in range(args.losses):
-            suffix = "" if k == 0 else str(k + 1)
-            kill_at, done = marks[f"kill{suffix}_at"], marks[f"restart{suffix}_done"]
+            kill_mark, restart_mark = loss_marks(k)
+            kill_at, done = marks[f"{kill_mark}_at"], marks[f"{restart_mark}_done"]
             part = lost[(lost["visit"] - first + 1 > kill_at) & (lost["visit"] - first + 1 <= done + 1)]
-            print(f"| {k + 1} | {kill_at} | {marks[f'restart{suffix}_at']} | {done + 1} | "
+            print(f"| {k + 1} | {kill_at} | {marks[f'{restart_mark}_at']} | {done + 1} | "
                   f"{part['visit_real'].max():.2f} | {int(part['failures'].sum())} | "
                   f"{part['lost_real'].fillna(0).sum():.2f} |")
     if args.results is not None:

@@ -29,11 +29,9 @@ the cluster start 32 s, one node lost 57 s, two nodes lost 65 s, the README bloc
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -51,7 +49,7 @@ from l1db.cli.create_l1_schema import main as create
 from l1db.timing_log import parse_logs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from _faults import check_database  # noqa: E402
+from _faults import check_database, kill_node  # noqa: E402
 
 #: docs/cassandra.md's block that starts the cluster, runs ap_proto on it, stops it (run here: see the docstring).
 README_BLOCK = block_under("3_node_Cassandra_cluster")
@@ -128,12 +126,6 @@ def cluster_config(tmp_path: Path, keyspace: str, consistency: str = "QUORUM", *
     return write_config(tmp_path / f"{keyspace}-{consistency}.cfg", f"cassandra://{','.join(HOSTS)}/{keyspace}",
                         replication_factor=3, read_consistency=consistency, write_consistency=consistency,
                         read_timeout=CLIENT_TIMEOUT, write_timeout=CLIENT_TIMEOUT, row_count_every=0, **options)
-
-
-def kill_node(cluster: Path, index: int) -> None:
-    node = server.status(cluster, check_cql=False)[index - 1]
-    assert node.pid is not None, f"node {index} is not running"
-    os.kill(node.pid, signal.SIGKILL)
 
 
 def start_node(cluster: Path, index: int) -> None:
