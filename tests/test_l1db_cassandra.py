@@ -7,6 +7,7 @@ transactions.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -16,14 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.time import Time
-from cassandra.query import UNSET_VALUE
+from cassandra import ConsistencyLevel, cqltypes
+from cassandra.protocol import BatchMessage, ColumnMetadata
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 from conftest import write_config
 from l1db_frames import random_rows, random_sky_points, random_visit
 
 from l1db import L1db, open_l1db
-from l1db.cassandra import writes
+from l1db.cassandra import wire, writes
 from l1db.cassandra.l1db_cassandra import L1dbCassandra
-from l1db.cassandra.session import serialized_frame
 from l1db.cli.create_l1_schema import main as create_l1_schema
 from l1db.config import ConfigError, load_config
 from l1db.errors import SchemaError
@@ -202,28 +204,54 @@ def test_explain_logs_the_partitions_read(make_cassandra_config, caplog: pytest.
     db.close()
 
 
-def test_values_in_wire_format_and_nulls_left_unset() -> None:
-    """serialized_frame makes what the driver's bind() would, and never a NULL."""
-    from cassandra import cqltypes
+def _driver_batch(statement: PreparedStatement, rows: list[list[object]], timestamp: int, version: int) -> bytes:
+    """The BATCH message body the driver itself makes of ``rows`` bound to ``statement``."""
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for row in rows:
+        batch.add(statement.bind(row))
+    message = BatchMessage(batch.batch_type, batch._statements_and_parameters, ConsistencyLevel.QUORUM,
+                           None, timestamp, None)
+    out = io.BytesIO()
+    message.send_body(out, version)
+    return out.getvalue()
 
-    frame = pd.DataFrame({
-        "d": np.array([1.5, np.nan]),
-        "f": np.array([-2.25, np.nan], dtype=np.float32),
-        "l": pd.array([-(2**63), None], dtype="Int64"),
-        "i": pd.array([2**31 - 1, None], dtype="Int32"),
-        "h": pd.array([-5, None], dtype="Int16"),
-        "b": pd.array([True, None], dtype="boolean"),
-        "s": pd.array(["gé", None], dtype="str"),
-    })
-    kinds = ["float64", "float32", "int64", "int32", "int16", "bool", "str"]
-    types = [cqltypes.DoubleType, cqltypes.FloatType, cqltypes.LongType, cqltypes.Int32Type, cqltypes.ShortType,
-             cqltypes.BooleanType, cqltypes.UTF8Type]
-    arrays = serialized_frame(frame, kinds)
-    for array, column, cql in zip(arrays, frame.columns, types):
-        assert array[1] is UNSET_VALUE, column
-        value = frame[column].iloc[0]
-        assert array[0] == cql.serialize(value.item() if hasattr(value, "item") else value, 5), column
-        assert not any(v is None for v in array)
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("null", [wire.UNSET, wire.NULL])
+def test_encoded_batches_are_the_drivers_bytes(version: int, null: int) -> None:
+    """encode_rows + EncodedBatchMessage make, byte for byte, the driver's BATCH of the same rows bound one by one.
+
+    Every column kind, NULLs as unset (the default: never a tombstone) or as
+    NULL (rows that replace others), text with multi-byte characters, and a
+    batch in the middle of the rows; the routing key is the driver's.
+    """
+    kinds = ["int64", "int64", "float64", "float32", "int32", "int16", "int8", "bool", "str"]
+    types = [cqltypes.LongType, cqltypes.LongType, cqltypes.DoubleType, cqltypes.FloatType, cqltypes.Int32Type,
+             cqltypes.ShortType, cqltypes.ByteType, cqltypes.BooleanType, cqltypes.UTF8Type]
+    names = [f"c{i}" for i in range(len(kinds))]
+    statement = PreparedStatement(
+        [ColumnMetadata("ks", "t", n, t) for n, t in zip(names, types)], b"\x8a\x01query-id", [0],
+        f"INSERT INTO ks.t ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})", "ks", version, None, None)
+    rng = np.random.default_rng(3)
+    n = 7
+    nulls = rng.random((n, len(kinds))) < 0.3
+    nulls[:, 0] = False  # the partition key
+    data = [np.arange(n, dtype=np.int64) * 10**12, rng.integers(-(2**63), 2**63 - 1, n), rng.normal(size=n),
+            rng.normal(size=n).astype(np.float32), rng.integers(-(2**31), 2**31 - 1, n).astype(np.int32),
+            rng.integers(-(2**15), 2**15 - 1, n).astype(np.int16), rng.integers(-128, 127, n).astype(np.int8),
+            rng.random(n) < 0.5, np.array([f"gé{i}" * i for i in range(n)], dtype=object)]
+    rows = wire.encode_rows(statement, [(d, nulls[:, j], k) for j, (d, k) in enumerate(zip(data, kinds))], null)
+    missing = UNSET_VALUE if null == wire.UNSET else None
+    bound = [[missing if nulls[i, j] else data[j][i].item() if hasattr(data[j][i], "item") else data[j][i]
+              for j in range(len(kinds))] for i in range(n)]
+    for first, last in [(0, n), (2, 5)]:
+        batch = wire.EncodedBatch(statement, rows, first, last, ConsistencyLevel.QUORUM)
+        driver = BatchMessage(BatchType.UNLOGGED, [], ConsistencyLevel.QUORUM, None, 1234567, None)
+        out = io.BytesIO()
+        wire.EncodedBatchMessage.of(driver, batch).send_body(out, version)
+        assert out.getvalue() == _driver_batch(statement, bound[first:last], 1234567, version)
+        assert rows.size(first, last) == len(batch.body)
+        assert batch.routing_key == statement.bind(bound[first]).routing_key
 
 
 @pytest.mark.parametrize("text, words", [

@@ -5,7 +5,8 @@ asynchronous API with a bounded number of requests in flight, and the
 protocol handler that decodes every result page straight into numpy arrays
 (`cassandra.protocol.NumpyProtocolHandler`), so that reading rows makes no
 Python object per value except for the types it has no array for (boolean,
-tinyint, text).
+tinyint, text); writes go as batches already in the wire format
+(`l1db.cassandra.wire`).
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ from cassandra.connection import ConnectionBusy, ConnectionException
 from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 from cassandra.pool import NoConnectionsAvailable
 from cassandra.protocol import NumpyProtocolHandler, OverloadedErrorMessage
-from cassandra.query import UNSET_VALUE, PreparedStatement, tuple_factory
+from cassandra.query import PreparedStatement, tuple_factory
 
 from ..config import CassandraURL
 from ..errors import DatabaseUnreachable, register_driver_errors
-from ..frames import checked_values, column_kind, empty_frame, frame_of, string_array, typed_array
+from ..frames import column_kind, empty_frame, frame_of, string_array, typed_array
 from ..timer import BackPressure
+from .wire import send
 
 # cassandra-driver 3.30.1's numpy result parser calls MaskedArray.newbyteorder(),
 # which NumPy 2 removed; the driver swallows the AttributeError and returns no
@@ -69,10 +71,6 @@ __all__ = [
     "log_partition_plan",
     "typed_frame",
     "error_reason",
-    "serialized_column",
-    "serialized_frame",
-    "serialized_sizes",
-    "wire_bytes",
     "is_connection_error",
     "CONNECTION_ERRORS",
 ]
@@ -428,7 +426,7 @@ def execute_concurrently(session: Session, statements: Iterable[tuple[Any, ...]]
         queue.popleft()
         if attempt > 1 and pressure is not None:
             pressure.resent += 1
-        future = session.execute_async(request[0], request[1], timeout=timeout)
+        future = send(session, request[0], request[1], timeout)
         future.add_errback(on_error)
         pending.append((index, request, future, size, attempt))
         in_flight += size
@@ -467,59 +465,6 @@ def retry_refused(call: Callable[[], _T], limits: InFlight, pressure: BackPressu
             pressure.wait += pause
             pressure.resent += 1
     raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
-
-
-#: Big-endian wire format of each fixed-width column kind (`l1db.frames.column_kind`).
-_WIRE = {"bool": ">u1", "int8": ">i1", "int16": ">i2", "int32": ">i4", "int64": ">i8",
-         "float32": ">f4", "float64": ">f8"}
-
-
-def wire_bytes(kind: str) -> int:
-    """Bytes a value of column ``kind`` takes on the wire, its 4-byte length included (text: a guess)."""
-    return 4 + (12 if kind == "str" else np.dtype(_WIRE[kind]).itemsize)
-
-
-def serialized_column(values: np.ndarray, nulls: np.ndarray | None, kind: str, null: Any = UNSET_VALUE
-                      ) -> np.ndarray:
-    """A column in CQL's wire format: an object array of ``bytes``, ``null`` where NULL.
-
-    What the driver's ``BoundStatement.bind`` makes value by value, made a
-    column at a time by numpy (fixed-width values are big-endian bytes of
-    their type; text is UTF-8). By default a NULL is left unset, never
-    written: a NULL would be a tombstone. A row that replaces another of the
-    same key must write it (``null=None``), or the old value would stay.
-    """
-    out = np.empty(len(values), dtype=object)
-    if kind == "str":
-        out[:] = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
-    else:
-        wire = np.dtype(_WIRE[kind])
-        out[:] = np.ascontiguousarray(values, dtype=wire).view(f"V{wire.itemsize}").tolist()
-    if nulls is not None and nulls.any():
-        out[nulls] = null
-    return out
-
-
-def serialized_sizes(columns: Sequence[np.ndarray], kinds: Sequence[str]) -> np.ndarray:
-    """Bytes each row of `serialized_column` columns of ``kinds`` takes on the wire, the values' lengths included.
-
-    Fixed-width values count their full width even where unset or NULL (an
-    upper bound); text counts its UTF-8 bytes.
-    """
-    total = np.zeros(len(columns[0]) if len(columns) else 0, dtype=np.int64)
-    for column, kind in zip(columns, kinds):
-        if kind == "str":
-            total += 4 + np.fromiter((len(v) if isinstance(v, bytes) else 0 for v in column), dtype=np.int64,
-                                     count=len(column))
-        else:
-            total += wire_bytes(kind)
-    return total
-
-
-def serialized_frame(frame: pd.DataFrame, kinds: Sequence[str], null: Any = UNSET_VALUE) -> list[np.ndarray]:
-    """Every column of ``frame`` (`check_frame` dtypes; ``kinds`` per column) by `serialized_column`."""
-    return [serialized_column(*checked_values(frame[name], kind), kind, null)
-            for name, kind in zip(frame.columns, kinds)]
 
 
 def _pages_by_column(results: Sequence[Any]) -> dict[str, list[np.ndarray]]:

@@ -8,8 +8,9 @@ Stores: Cassandra has no multi-partition transactions, so a visit cannot be
 atomic as on SQL. It is made safe instead, in three steps:
 
 1. the visit's DiaObject versions, DiaSources and DiaForcedSources are written
-   (prepared statements in single-partition batches, sent concurrently, never
-   a NULL: an unset column is left unset, since a NULL is a tombstone);
+   (prepared statements in single-partition batches, encoded a column at a
+   time by `l1db.cassandra.wire`, sent concurrently, never a NULL: an unset
+   column is left unset, since a NULL is a tombstone);
 2. once every row is acknowledged at the write consistency, the visit (tile)
    is recorded in ``L1dbVisit``: from then on it counts as stored;
 3. the new versions are applied to ``DiaObjectLast`` (its published columns
@@ -51,9 +52,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, BoundStatement, PreparedStatement, SimpleStatement
+from cassandra.query import PreparedStatement, SimpleStatement
 
-from ..frames import PreparedRows, PreparedVisit
+from ..frames import PreparedRows, PreparedVisit, checked_values
 from ..pixelization import Pixelization
 from ..replica import CHUNK_COLUMN, CHUNKS_TABLE, SUB_CHUNK_COLUMN, ReplicaChunk, replica_chunk, sub_chunk
 from ..tables import period_table
@@ -61,14 +62,8 @@ from .client import PART_SA_COLUMN
 from .partitions import PART_COLUMN, TIME_PART_COLUMN
 from .periods import CassandraPeriods
 from .schema import PERIOD_TABLES, REPLICA_TABLES, quote
-from .session import (
-    log_partition_plan,
-    serialized_column,
-    serialized_frame,
-    serialized_sizes,
-    typed_frame,
-    wire_bytes,
-)
+from .session import log_partition_plan, typed_frame
+from .wire import NULL, UNSET, EncodedBatch, encode_rows, wire_bytes
 
 __all__ = ["CassandraWrites", "RECOVERY_ROWS", "MAX_BATCH_ROWS"]
 
@@ -125,22 +120,23 @@ class CassandraWrites(CassandraPeriods):
 
     def _batches(self, statement: PreparedStatement, frame: pd.DataFrame, partition: Sequence[np.ndarray],
                  extra: Sequence[np.ndarray] = (), per_batch: int | None = None, replace: bool = False,
-                 ) -> Iterator[tuple[BatchStatement, None, int]]:
+                 ) -> Iterator[tuple[EncodedBatch, None, int]]:
         """Batches of the rows of ``frame``, one partition each; ``partition`` holds its key columns.
 
         ``frame``'s columns come first in each statement's values, ``extra``
-        arrays (e.g. write timestamps) after them. With ``replace`` (rows that
-        replace others of the same key), NULLs are written, not left unset.
-        Each batch comes with its values' bytes on the wire (for the bound on
-        the bytes in flight, ``write_inflight_kib``).
+        int64 arrays (e.g. write timestamps) after them. With ``replace``
+        (rows that replace others of the same key), NULLs are written, not
+        left unset. Each batch comes with its bytes on the wire (for the
+        bound on the bytes in flight, ``write_inflight_kib``).
         """
         order = np.lexsort(tuple(reversed(partition)))
         kinds = [self._column_kinds.get(name, "int64") for name in frame.columns]
-        wire = [*serialized_frame(frame, kinds, None if replace else UNSET_VALUE),
-                *(serialized_column(np.asarray(e, dtype=np.int64), None, "int64") for e in extra)]
-        columns = [a[order] for a in wire]
-        # Bytes before each row (in batch order): a batch's size is a difference of two.
-        offsets = np.concatenate(([0], np.cumsum(serialized_sizes(columns, [*kinds, *("int64" for _ in extra)]))))
+        columns: list[tuple[np.ndarray, np.ndarray | None, str]] = []
+        for name, kind in zip(frame.columns, kinds):
+            values, nulls = checked_values(frame[name], kind)
+            columns.append((values[order], nulls[order], kind))
+        columns += [(np.asarray(e, dtype=np.int64)[order], None, "int64") for e in extra]
+        rows = encode_rows(statement, columns, NULL if replace else UNSET)
         change = np.zeros(max(len(order) - 1, 0), dtype=bool)
         for key in partition:
             sorted_key = key[order]
@@ -152,13 +148,7 @@ class CassandraWrites(CassandraPeriods):
         for start, end in zip(starts.tolist(), ends.tolist()):
             for first in range(start, end, per_batch):
                 last = min(first + per_batch, end)
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._write_cl)
-                # The values are already in wire format (serialized_frame): bound as they are.
-                for row in zip(*(c[first:last] for c in columns)):
-                    bound = BoundStatement(statement)
-                    bound.values = list(row)
-                    batch.add(bound)
-                yield batch, None, int(offsets[last] - offsets[first])
+                yield EncodedBatch(statement, rows, first, last, self._write_cl), None, rows.size(first, last)
 
     def _write_table(self, table: str, rows: PreparedRows, time_column: str,
                      also: Iterable[tuple[Any, ...]] = ()) -> None:
@@ -195,7 +185,7 @@ class CassandraWrites(CassandraPeriods):
         return statement, [0, chunk.id, chunk.last_update_ms, chunk.unique_id, True]
 
     def _replica_batches(self, rows: PreparedRows, chunk: ReplicaChunk | None, visit_id: int | None,
-                         tile: int) -> Iterator[tuple[BatchStatement, None, int]]:
+                         tile: int) -> Iterator[tuple[EncodedBatch, None, int]]:
         """Batches of ``rows`` (full rows) into their chunk table, in the partition of this store; none without."""
         if chunk is None:
             return iter(())
