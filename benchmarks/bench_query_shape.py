@@ -1,17 +1,17 @@
-"""Benchmark: Cassandra's two read shapes, one query per sky pixel against one query per table with an IN list.
+"""Benchmark: Cassandra's read shapes, one query per sky pixel against IN-list queries per table.
 
-``[cassandra] query_per_spatial_partition = 1`` (the toolkit's default) sends
-one prepared query per sky pixel of the region, ``read_concurrency`` in
-flight; ``0`` sends one query per table with every pixel in an ``IN`` list,
-which the coordinator fans out (dax_apdb's default,
-``query_per_spatial_part = False``). For each case of ``--cases`` (spatial
-partition level and ``--divide``: the whole field as one tile, or one tile per
-detector as production reads), both shapes run ``ap_proto`` for ``--visits``
-visits of a full-density catalogue on the same patch and seed (the same rows
-stored, so the reads read the same partitions), each in a fresh keyspace.
-Prints the median per-visit time of the three reads over the second half of
-each run (with ``--divide camera``: the slowest detector's, as log2csv
-aggregates tiles) and the ratio of the two shapes.
+``[cassandra] spatial_queries = 0`` sends one prepared query per sky pixel of
+the region, ``read_concurrency`` in flight; ``1`` sends one query per table
+with every pixel in an ``IN`` list, which the coordinator fans out
+(dax_apdb's default, ``query_per_spatial_part = False``); ``N`` splits the
+pixels into N such queries. For each case of ``--cases`` (spatial partition
+level and ``--divide``: the whole field as one tile, or one tile per detector
+as production reads), each shape of ``--shapes`` runs ``ap_proto`` for
+``--visits`` visits of a full-density catalogue on the same patch and seed
+(the same rows stored, so the reads read the same partitions), each in a
+fresh keyspace. Prints the median per-visit time of the three reads over the
+second half of each run (with ``--divide camera``: the slowest detector's, as
+log2csv aggregates tiles) and each shape's ratio to one query per pixel.
 
 Usage::
 
@@ -36,8 +36,11 @@ from l1db.cli.create_l1_schema import main as create_l1_schema
 
 KEYSPACE = "l1db_bench_shape"
 READS = ("obj_select", "src_select", "fsrc_select", "sum_select")
-#: query_per_spatial_partition of each shape.
-SHAPES = {"per pixel": 1, "IN list": 0}
+
+
+def shape_name(shape: int) -> str:
+    """What ``spatial_queries = shape`` sends per table read."""
+    return "per pixel" if shape == 0 else "1 IN list" if shape == 1 else f"{shape} IN lists"
 
 
 def parse_cases(text: str) -> list[tuple[int, str]]:
@@ -57,7 +60,7 @@ def run_case(url: str, level: int, divide: str, shape: int, catalog: Path, args:
     config = work / f"{name}.cfg"
     config.write_text(
         f"[database]\nurl = {url}\n\n[cassandra]\nreplication_factor = 1\npart_pixel_level = {level}\n"
-        f"query_per_spatial_partition = {shape}\n\n"
+        f"spatial_queries = {shape}\n\n"
         f"[ap_proto]\npointing_area = {args.patch}\nseed = {args.seed}\nrow_count_every = 0\n"
     )
     if create_l1_schema(["-c", str(config), "--drop"]) != 0:
@@ -81,9 +84,18 @@ def main() -> int:
     parser.add_argument("--catalog", type=Path, default=None,
                         help="full-density catalogue (made with seed 1 if missing)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shapes", default="0,1",
+                        help="spatial_queries values to compare, comma-separated; 0 (one query per pixel) first "
+                             "(default 0,1)")
     add_backend_options(parser)
     add_results_option(parser)
     args = parser.parse_args()
+    try:
+        shapes = [int(v) for v in args.shapes.split(",")]
+    except ValueError:
+        parser.error(f"--shapes: bad value {args.shapes!r}: integers >= 0, comma-separated, e.g. 0,1,4")
+    if not shapes or shapes[0] != 0 or min(shapes) < 0:
+        parser.error("--shapes: integers >= 0, the first 0 (one query per pixel: the ratios' base)")
     if args.visits < 2:
         parser.error("--visits must be at least 2")
     rows, logs = [], {}
@@ -95,20 +107,18 @@ def main() -> int:
             generate_catalog(catalog, per_visit=10_000, seed=1)
         for level, divide in args.cases:
             medians = {}
-            for shape_name, shape in SHAPES.items():
-                name = f"level{level}-divide{divide}-{'per_pixel' if shape else 'in_list'}"
+            for shape in shapes:
+                name = f"level{level}-divide{divide}-queries{shape}"
                 print(f"{name}: {args.visits} visits ...", file=sys.stderr, flush=True)
                 with backend_database("cassandra", KEYSPACE, work, args) as url:
                     logs[name] = run_case(url, level, divide, shape, catalog, args, work, name)
                 table = logs_to_table([logs[name]])[0]
                 late = table[table["visit"] > table["visit"].max() / 2]
-                medians[shape_name] = {op: float(late[f"{op}_real"].median()) for op in READS}
-            for shape_name in SHAPES:
-                row: dict[str, object] = {"level": level, "divide": divide, "shape": shape_name}
-                row.update({op: round(medians[shape_name][op], 4) for op in READS})
-                row["IN list / per pixel"] = (round(medians["IN list"]["sum_select"]
-                                                    / medians["per pixel"]["sum_select"], 2)
-                                              if shape_name == "IN list" else "")
+                medians[shape] = {op: float(late[f"{op}_real"].median()) for op in READS}
+            for shape in shapes:
+                row: dict[str, object] = {"level": level, "divide": divide, "shape": shape_name(shape)}
+                row.update({op: round(medians[shape][op], 4) for op in READS})
+                row["/ per pixel"] = round(medians[shape]["sum_select"] / medians[0]["sum_select"], 2) if shape else ""
                 rows.append(row)
         if args.results is not None:
             keep_results(logs, args.results, f"Cassandra read shapes, {args.visits} visits per run")

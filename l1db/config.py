@@ -266,11 +266,11 @@ class CassandraSection(Section):
         backend="cassandra")
     read_concurrency: int = option(
         500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
-    query_per_spatial_partition: Switch = option(
-        1, "shape of the reads: 1 = one query per sky pixel (its time partitions in an IN list), "
-        "read_concurrency at a time; 0 = one query per table with every sky pixel of the region in an IN "
-        "list, which the node fans out (dax_apdb's default, query_per_spatial_part = False)",
-        backend="cassandra")
+    spatial_queries: int = option(
+        0, "shape of the reads: the statements a read of one table is split into, each with its share of the "
+        "region's sky pixels in an IN list (never more than one per pixel); 0 = one per sky pixel (its time "
+        "partitions in an IN list), read_concurrency at a time; 1 = one with every sky pixel, which the node "
+        "fans out (dax_apdb's default, query_per_spatial_part = False)", ge=0, backend="cassandra")
     write_concurrency: int = option(
         16, "largest number of batches in flight at once (and at most write_inflight_kib of them)", ge=1,
         backend="cassandra")

@@ -61,7 +61,7 @@ PG_PARTITIONED = PG_LAYOUTS["part_last"]
 CASSANDRA_LAYOUTS = {
     "mq3c8": {"part_pixelization": "mq3c", "part_pixel_level": 8},
     # The other query shape (one query per table, the sky pixels in an IN list) on every layout test.
-    "htm7-in-list": {"part_pixelization": "htm", "part_pixel_level": 7, "query_per_spatial_partition": 0},
+    "htm7-in-list": {"part_pixelization": "htm", "part_pixel_level": 7, "spatial_queries": 1},
 }
 
 #: The test servers: the local ones (`l1db.scratch.Servers`) unless the environment names others.

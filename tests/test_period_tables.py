@@ -177,11 +177,10 @@ class _Sent:
                 for m in re.finditer(r'FROM "[^"]+"\."([^"]+)"', q) if re.fullmatch(rf"{prefix}_\d+", m[1])}
 
 
-@pytest.mark.parametrize("query_per_spatial_partition", [1, 0])
-def test_a_read_touches_only_the_tables_of_its_window(stored: Stored, tmp_path: Path,
-                                                      query_per_spatial_partition: int) -> None:
+@pytest.mark.parametrize("spatial_queries", [0, 1, 3])
+def test_a_read_touches_only_the_tables_of_its_window(stored: Stored, tmp_path: Path, spatial_queries: int) -> None:
     config = write_config(tmp_path / "read.cfg", stored.url, **PERIODS, read_sources_months=1,
-                          read_forced_sources_months=1, query_per_spatial_partition=query_per_spatial_partition)
+                          read_forced_sources_months=1, spatial_queries=spatial_queries)
     db = open_l1db(config)
     assert isinstance(db, L1dbCassandra)
     sent = _Sent(db)

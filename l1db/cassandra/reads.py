@@ -2,9 +2,9 @@
 
 A mixin of `l1db.cassandra.l1db_cassandra.L1dbCassandra`, implementing the
 read primitives of `l1db.api.L1db`. The partition queries are prepared
-statements, one per sky pixel run with at most ``read_concurrency`` in flight
-(or, with ``query_per_spatial_partition = 0``, one per table with the pixels
-in an IN list); the driver
+statements: a table's read is split into ``spatial_queries`` statements,
+each with its share of the region's sky pixels in an IN list (0: one
+statement per pixel), at most ``read_concurrency`` in flight; the driver
 decodes each result into numpy arrays, and `l1db.api.L1db` trims the rows to
 the exact region, object IDs and window. With ``time_partition_tables`` a
 history read queries each existing table of its window's periods instead of
@@ -57,13 +57,19 @@ class CassandraReads(CassandraPeriods):
         (`l1db.cassandra.periods`). With ``explain``, the plan (each statement
         and the partitions it reads) is logged.
         """
-        pixel_list = not self.options["query_per_spatial_partition"]
+        groups = self.options["spatial_queries"]
+        pixel_list = groups > 0
         if time_parts is None or not self.period_tables:
             targets: list[tuple[str, list[int] | None]] = [(table, time_parts)]
         else:
             targets = [(period_table(table, p), None) for p in self.existing_periods(table, time_parts)]
-        keys = [[int(p) for p in pixels]] if pixel_list else [int(p) for p in pixels]
-        how = "1 statement, the pixels in an IN list" if pixel_list else f"{len(pixels)} statements"
+        if pixel_list:
+            keys: list[Any] = [g.tolist() for g in np.array_split(np.asarray(pixels, dtype=np.int64),
+                                                                 min(groups, max(len(pixels), 1))) if len(g)]
+            how = f"{len(keys)} statement(s), the pixels in IN lists"
+        else:
+            keys = [int(p) for p in pixels]
+            how = f"{len(pixels)} statements"
         params = []
         for name, parts in targets:
             statement = self._select(name, columns, parts is not None, pixel_list)
