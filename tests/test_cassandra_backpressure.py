@@ -9,9 +9,13 @@ refused in part: the client must wait for what it has in flight, send the
 refused requests again, record the wait and the resends in its timing
 records, and store every row exactly once.
 
+Reads the node fails are made on demand too: a real ``ReadTimeout`` (the
+node's read timeout set to 1 ms) and a real ``ReadFailure`` (the node's local
+read-size limit set to 1 byte), each lifted once the client has seen it.
+
 What is not reproduced here: ``ConnectionBusy`` (the node not reading its
-socket), ``ReadTimeout`` and ``ReadFailure`` from dropped reads. They take the
-same path through `l1db.cassandra.session.execute_concurrently` (its
+socket) and a ``ReadFailure`` from reads a loaded replica dropped. They take
+the same path through `l1db.cassandra.session.execute_concurrently` (its
 `is_back_pressure` says which errors are back-pressure); the node's rate limit
 is the one way found to make a node refuse requests on demand in a few
 seconds.
@@ -203,11 +207,25 @@ def test_a_request_refused_more_often_than_its_tries_fails_as_a_retryable_error(
     assert "overloaded" in str(caught.value).lower()
 
 
-def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored, slow_node: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
+#: The MBean whose attributes set the node's read-size thresholds (Cassandra 5.0 has no nodetool command for them).
+_STORAGE_SERVICE = "org.apache.cassandra.db:type=StorageService"
+
+
+def _set_attribute(name: str, value: str) -> list[str]:
+    """nodetool arguments that set an attribute of `_STORAGE_SERVICE` (nodetool's sjk, on nodetool's JMX port)."""
+    return ["sjk", "mx", "-b", _STORAGE_SERVICE, "-f", name, "--set", "-v", value]
+
+
+def _read_while_the_node_fails_reads(stored: Stored, slow_node: Path, caplog: pytest.LogCaptureFixture, kind: str,
+                                     fail: list[list[str]], undo: list[list[str]]) -> None:
+    """A DiaSource read while nodetool's ``fail`` commands make the node fail reads with ``kind``; ``undo`` once seen.
+
+    The read must see the failure (the session logs it), wait, send the
+    failed requests again until the node answers, record the wait and the
+    resends, and return every row once.
+    """
     (node,) = cluster_nodes(slow_node, (ADDRESS,))
-    # Pauses and tries enough to outlast setting the timeout back (a nodetool run), and the rate limit,
+    # Pauses and tries enough to outlast undoing the failure (nodetool runs), and the rate limit,
     # which refuses most of 16 reads sent at once, for up to 5 rounds of halved windows before they go
     # one at a time (6 tries ran out 2 times in 9).
     config = write_config(stored.config.parent / "dropped.cfg", load_config(stored.config).url,
@@ -215,7 +233,7 @@ def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored,
     db = _open(config)
     region = sg.Circle(sg.UnitVector3d(sg.LonLat.fromDegrees(20.0, -30.0)), sg.Angle.fromDegrees(1.05))
     later = Time(T0.mjd + 1, format="mjd", scale="tai")
-    db.getDiaObjects(region)  # statements prepared before the node is made to drop reads
+    db.getDiaObjects(region)  # statements prepared before the node is made to fail reads
     result: dict[str, object] = {}
 
     def read() -> None:
@@ -226,29 +244,58 @@ def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored,
         except BaseException as exc:  # noqa: BLE001 - the test asserts on it below
             result["error"] = exc
 
-    def dropped_reads_seen() -> bool:
-        return any("ReadTimeout" in r.getMessage() for r in caplog.records if r.name.endswith("session"))
+    def failed_reads_seen() -> bool:
+        return any(kind in r.getMessage() for r in caplog.records if r.name.endswith("session"))
 
     caplog.set_level(logging.INFO, logger="l1db.cassandra.session")
-    node.nodetool("settimeout", "read", "1", what="set the read timeout to 1 ms")
     try:
+        for args in fail:
+            node.nodetool(*args, what=f"make the node fail reads with {kind}")
         worker = threading.Thread(target=read)
         worker.start()
         deadline = time.monotonic() + 20
-        while worker.is_alive() and not dropped_reads_seen() and time.monotonic() < deadline:
+        while worker.is_alive() and not failed_reads_seen() and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        node.nodetool("settimeout", "read", "120000", what="set the read timeout back")
+        for args in undo:
+            node.nodetool(*args, what="make the node answer reads again")
     worker.join(60)
     db.close()
     assert "error" not in result, result.get("error")
-    assert dropped_reads_seen(), [r.getMessage() for r in caplog.records]
+    assert failed_reads_seen(), [r.getMessage() for r in caplog.records]
     record = result["record"]
     assert isinstance(record, TimingRecord) and record.resent > 0 and record.wait > 0, record
     sources = result["sources"]
     assert isinstance(sources, pd.DataFrame)
     assert np.array_equal(np.sort(sources["diaSourceId"].to_numpy()),
                           np.sort(stored.frames["DiaSource"]["diaSourceId"].to_numpy()))
+
+
+def test_reads_the_node_drops_are_retried_alone_and_then_succeed(stored: Stored, slow_node: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A real ReadTimeout: the node's read timeout set to 1 ms while a read runs, then back once one is seen."""
+    _read_while_the_node_fails_reads(stored, slow_node, caplog, "ReadTimeout",
+                                     fail=[["settimeout", "read", "1"]], undo=[["settimeout", "read", "120000"]])
+
+
+def test_reads_the_node_fails_are_retried_alone_and_then_succeed(stored: Stored, slow_node: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A real ReadFailure: every read of a user table refused by the node's local read-size limit, then lifted.
+
+    The node answers ``ReadFailure`` (reason READ_SIZE: a replica failed the
+    read) once ``ReadThresholdsEnabled`` and a 1-byte
+    ``LocalReadTooLargeAbortThreshold`` are set over JMX; the driver's
+    queries of system tables are not limited. What is proven is the client's
+    ReadFailure path (a read failure other than too many tombstones is sent
+    again after the requests in flight end, and measured); a ReadFailure from
+    messages a loaded replica dropped takes the same path, but could not be
+    made on demand.
+    """
+    _read_while_the_node_fails_reads(
+        stored, slow_node, caplog, "ReadFailure",
+        fail=[_set_attribute("ReadThresholdsEnabled", "true"), _set_attribute("LocalReadTooLargeAbortThreshold", "1B")],
+        undo=[_set_attribute("LocalReadTooLargeAbortThreshold", "<null>"),
+              _set_attribute("ReadThresholdsEnabled", "false")])
 
 
 @contextlib.contextmanager

@@ -204,6 +204,32 @@ def test_explain_logs_the_partitions_read(make_cassandra_config, caplog: pytest.
     db.close()
 
 
+@pytest.mark.parametrize("level, source_statements", [(7, "per pixel"), (10, "1 statement(s), the pixels in IN lists")])
+def test_auto_read_shape_is_the_measured_faster_one(make_cassandra_config, caplog: pytest.LogCaptureFixture,
+                                                    level: int, source_statements: str) -> None:
+    """``spatial_queries = auto``: IN lists, except DiaSource below level 10, read one query per pixel."""
+    db = _db(make_cassandra_config, part_pixelization="mq3c", part_pixel_level=level)
+    assert db.options["spatial_queries"] == "auto"  # the default
+    region = _circle(10.0, -20.0, 1.5)
+    pixels = len(db.partitioning.region_pixels(region))
+    assert pixels > 1
+    objects = random_rows(np.random.default_rng(17), db.definitions["DiaObject"], 3,
+                          diaObjectId=np.arange(1, 4, dtype=np.int64), ra=np.full(3, 10.0), dec=np.full(3, -20.0))
+    db.store(T0, objects, None, None)
+    with caplog.at_level(logging.INFO, logger="l1db.cassandra"):
+        found = db.getDiaObjects(region, explain=True)
+        db.getDiaSources(region, found, T0 + 1 * u.day, explain=True)
+        db.getDiaForcedSources(region, found, T0 + 1 * u.day, explain=True)
+    plans = {table: r.getMessage() for r in caplog.records
+             for table in ("DiaObjectLast", "DiaSource", "DiaForcedSource")
+             if r.getMessage().startswith("query plan for SELECT") and f'"{table}"' in r.getMessage()}
+    assert "1 statement(s), the pixels in IN lists" in plans["DiaObjectLast"], plans
+    assert "1 statement(s), the pixels in IN lists" in plans["DiaForcedSource"], plans
+    expected = f"{pixels} statements" if source_statements == "per pixel" else source_statements
+    assert expected in plans["DiaSource"], plans
+    db.close()
+
+
 def _driver_batch(statement: PreparedStatement, rows: list[list[object]], timestamp: int, version: int) -> bytes:
     """The BATCH message body the driver itself makes of ``rows`` bound to ``statement``."""
     batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -266,6 +292,10 @@ def test_encoded_batches_are_the_drivers_bytes(version: int, null: int) -> None:
     ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nread_consistency = MOST\n", ["read_consistency"]),
     ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\npart_pixel_level = 31\n", ["part_pixel_level"]),
     ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nread_timeout = nan\n", ["read_timeout"]),
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nspatial_queries = -1\n",
+     ["spatial_queries", "auto or an integer >= 0"]),
+    ("[database]\nurl = cassandra://127.0.0.1/ks\n[cassandra]\nspatial_queries = 1.5\n",
+     ["spatial_queries", "auto or an integer >= 0"]),
 ])
 def test_config_errors_name_the_option(tmp_path: Path, text: str, words: list[str]) -> None:
     path = tmp_path / "c.cfg"
