@@ -671,7 +671,8 @@ def main() -> int:
     print(f"- replica chunks: {'written by both (enable_replica)' if args.replica else 'off on both'}")
     print(f"- ApdbCassandra config: time_partition_tables={apdb_config.partitioning.time_partition_tables} "
           f"(the toolkit: {notes['toolkit_options'].get('time_partition_tables')}), "
-          f"query_per_spatial_part={apdb_config.partitioning.query_per_spatial_part}, "
+          f"query_per_spatial_part={apdb_config.partitioning.query_per_spatial_part} "
+          f"(the toolkit: spatial_queries={notes['toolkit_options'].get('spatial_queries')}), "
           f"query_per_time_part={apdb_config.partitioning.query_per_time_part}, "
           f"part_pix_max_ranges={apdb_config.partitioning.part_pix_max_ranges}, "
           f"protocol v{apdb_config.connection_config.protocol_version} (the toolkit: v5), read_concurrency "
