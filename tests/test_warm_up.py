@@ -37,7 +37,8 @@ CASES = {
     ),
     "mysql": ({"dia_object_index": "last_object_table"},
               {"l1db._htm_kernel.htm_index", "l1db.sql.bulk_insert._pack_tsv_rows"}),
-    "cassandra": ({"part_pixelization": "mq3c", "part_pixel_level": 8}, {"l1db._q3c_kernel._index_loop"}),
+    "cassandra": ({"part_pixelization": "mq3c", "part_pixel_level": 8},
+                  {"l1db._q3c_kernel._index_loop", "l1db.cassandra.wire._fill_rows"}),
 }
 #: Kernels of the simulation, which every visit runs.
 SIMULATION = {"dia_sim.association._nearest_kernel", "dia_sim.association._cell_keys", "dia_sim.rows._index_of"}

@@ -26,7 +26,7 @@ from cassandra import InvalidRequest
 
 from ..errors import SchemaError
 from ..tables import period_of
-from . import server
+from . import server, wire
 from .counts import CassandraCounts
 from .reads import CassandraReads
 from .schema import (
@@ -72,8 +72,9 @@ class L1dbCassandra(CassandraReads, CassandraWrites, CassandraVisits, CassandraC
             return None  # a damaged run dir: nothing known
 
     def warm_up(self) -> None:
-        # The partitions' pixelization is the backend's only numba code.
+        # The backend's numba code: the partitions' pixelization and the batch encoder.
         self.partitioning.pixelization.warm_up()
+        wire.warm_up()
 
     def serverVersion(self) -> tuple[str, str]:
         rows = self._plain_columns(self._plain.execute("SELECT release_version FROM system.local"))

@@ -7,7 +7,8 @@ visit that was half of the store's client CPU. Here the statements of a
 batch, as they appear in the BATCH message body of the native protocol (v4
 and v5: ``[byte kind=1][short id][short n][value]...`` per statement, a value
 being ``[int length][bytes]``, length -1 for NULL and -2 for unset), are made
-for all rows at once by numpy into one byte buffer (`encode_rows`); a batch
+for all rows at once into one byte buffer (`encode_rows`: numpy a column at a
+time, then one numba pass writing the rows); a batch
 is a slice of it (`EncodedBatch`), framed by the driver's own message code
 (`EncodedBatchMessage`) and sent through the driver's request path
 (`send`), which keeps its connections, routing, retries and timeouts.
@@ -26,12 +27,13 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import numba
 import numpy as np
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ResponseFuture, Session
 from cassandra.protocol import BatchMessage, write_short
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-__all__ = ["NULL", "UNSET", "EncodedRows", "EncodedBatch", "EncodedBatchMessage", "encode_rows", "send",
+__all__ = ["NULL", "UNSET", "EncodedRows", "EncodedBatch", "EncodedBatchMessage", "encode_rows", "send", "warm_up",
            "wire_bytes"]
 
 #: The length a value of the wire format gives for NULL (written: a tombstone) and for unset (nothing written).
@@ -51,13 +53,13 @@ def wire_bytes(kind: str) -> int:
 class EncodedRows:
     """Rows of one prepared statement, each as a statement of a BATCH message body, one after another.
 
-    Row ``i`` is ``buffer[offsets[i]:offsets[i + 1]]``; ``starts[i, j]`` is
-    where its value ``j`` (its 4-byte length first) begins.
+    Row ``i`` is ``buffer[offsets[i]:offsets[i + 1]]``: the statement's
+    ``prefix_bytes`` (kind, query id, number of values), then its values.
     """
 
     buffer: np.ndarray
     offsets: np.ndarray
-    starts: np.ndarray
+    prefix_bytes: int
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -72,9 +74,44 @@ class EncodedRows:
 
     def value(self, row: int, column: int) -> bytes | None:
         """One serialized value (what the driver's ``bind`` makes); `None` where NULL or unset."""
-        start = int(self.starts[row, column])
-        length = int(self.buffer[start:start + 4].view(">i4")[0])
-        return None if length < 0 else self.buffer[start + 4:start + 4 + length].tobytes()
+        start = int(self.offsets[row]) + self.prefix_bytes
+        for _ in range(column + 1):
+            length = int(self.buffer[start:start + 4].view(">i4")[0])
+            start += 4 + max(length, 0)
+        return None if length < 0 else self.buffer[start - length:start].tobytes()
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_rows(buffer: np.ndarray, offsets: np.ndarray, prefix: np.ndarray, lengths: np.ndarray, fixed: np.ndarray,
+               fixed_at: np.ndarray, text_at: np.ndarray, text_starts: np.ndarray) -> None:  # pragma: no cover
+    """Write each row's statement: prefix, then each value's big-endian int32 length and bytes.
+
+    A column's bytes come from ``fixed[row, fixed_at[j]:]`` (fixed-width
+    values); a text column (``fixed_at[j] < 0``) has its place noted in
+    ``text_starts[row, text_at[j]]``, its bytes written afterwards.
+    """
+    n, columns = lengths.shape
+    for row in range(n):
+        pos = offsets[row]
+        for k in range(len(prefix)):
+            buffer[pos + k] = prefix[k]
+        pos += len(prefix)
+        for j in range(columns):
+            length = lengths[row, j]
+            word = np.uint32(length & 0xFFFFFFFF)
+            buffer[pos] = (word >> 24) & 0xFF
+            buffer[pos + 1] = (word >> 16) & 0xFF
+            buffer[pos + 2] = (word >> 8) & 0xFF
+            buffer[pos + 3] = word & 0xFF
+            pos += 4
+            if length > 0:
+                at = fixed_at[j]
+                if at >= 0:
+                    for k in range(length):
+                        buffer[pos + k] = fixed[row, at + k]
+                else:
+                    text_starts[row, text_at[j]] = pos
+                pos += length
 
 
 def _text_column(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,36 +136,47 @@ def encode_rows(statement: PreparedStatement, columns: Sequence[tuple[np.ndarray
     prefix = np.frombuffer(b"\x01" + struct.pack(">H", len(query_id)) + query_id + struct.pack(">H", len(columns)),
                            dtype=np.uint8)
     lengths = np.empty((n, len(columns)), dtype=np.int64)
-    texts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    present = []
+    texts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    fixed_at = np.full(len(columns), -1, dtype=np.int64)
+    text_at = np.full(len(columns), -1, dtype=np.int64)
+    width = 0
     for j, (values, nulls, kind) in enumerate(columns):
-        mine = np.ones(n, dtype=bool) if nulls is None else ~np.asarray(nulls, dtype=bool)
-        present.append(mine)
+        present = np.ones(n, dtype=bool) if nulls is None else ~np.asarray(nulls, dtype=bool)
         if kind == "str":
-            texts[j] = _text_column(np.asarray(values, dtype=object), mine)
-            lengths[mine, j] = texts[j][1]
+            blob, text_lengths = _text_column(np.asarray(values, dtype=object), present)
+            texts[j] = (blob, text_lengths, present)
+            text_at[j] = len(texts) - 1
+            lengths[present, j] = text_lengths
         else:
+            fixed_at[j] = width
             lengths[:, j] = np.dtype(_WIRE[kind]).itemsize
-        lengths[~mine, j] = null
-    sizes = 4 + np.maximum(lengths, 0)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(len(prefix) + sizes.sum(axis=1), out=offsets[1:])
-    starts = offsets[:-1, None] + len(prefix) + np.cumsum(sizes, axis=1) - sizes
-    buffer = np.empty(int(offsets[-1]), dtype=np.uint8)
-    buffer[offsets[:-1, None] + np.arange(len(prefix))] = prefix
-    buffer[starts[..., None] + np.arange(4)] = lengths.astype(">i4").view(np.uint8).reshape(n, len(columns), 4)
+            width += np.dtype(_WIRE[kind]).itemsize
+        lengths[~present, j] = null
+    # The fixed-width values side by side, row by row, in wire format (a copy per column, no per-value work).
+    fixed = np.empty((n, width), dtype=np.uint8)
     for j, (values, _, kind) in enumerate(columns):
-        at = starts[present[j], j] + 4
-        if kind == "str":
-            blob, text_lengths = texts[j]
-            # Each byte's place: its value's start, plus its place within the value.
-            first = np.cumsum(text_lengths) - text_lengths
-            buffer[np.repeat(at - first, text_lengths) + np.arange(len(blob))] = blob
-        else:
+        if kind != "str":
             wire = np.dtype(_WIRE[kind])
-            data = np.ascontiguousarray(np.asarray(values)[present[j]], dtype=wire).view(np.uint8)
-            buffer[at[:, None] + np.arange(wire.itemsize)] = data.reshape(-1, wire.itemsize)
-    return EncodedRows(buffer, offsets, starts)
+            at = int(fixed_at[j])
+            fixed[:, at:at + wire.itemsize] = np.ascontiguousarray(values, dtype=wire).view(np.uint8).reshape(
+                n, wire.itemsize)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(len(prefix) + (4 + np.maximum(lengths, 0)).sum(axis=1), out=offsets[1:])
+    buffer = np.empty(int(offsets[-1]), dtype=np.uint8)
+    text_starts = np.zeros((n, len(texts)), dtype=np.int64)
+    _fill_rows(buffer, offsets, prefix, lengths, fixed, fixed_at, text_at, text_starts)
+    for j, (blob, text_lengths, present) in texts.items():
+        # Each byte's place: its value's start, plus its place within the value.
+        first = np.cumsum(text_lengths) - text_lengths
+        at = text_starts[present, text_at[j]]
+        buffer[np.repeat(at - first, text_lengths) + np.arange(len(blob))] = blob
+    return EncodedRows(buffer, offsets, len(prefix))
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) `_fill_rows` before any timed store."""
+    statement = PreparedStatement([], b"warm-up", [], "", "", 5, None, None)
+    encode_rows(statement, [(np.zeros(1, np.int64), None, "int64"), (np.array(["a"], dtype=object), None, "str")])
 
 
 class EncodedBatch(BatchStatement):
