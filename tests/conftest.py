@@ -59,8 +59,10 @@ PG_LAYOUTS = {
 PG_PARTITIONED = PG_LAYOUTS["part_last"]
 #: Partitionings of the Cassandra backend (MQ3C as in production, and coarse HTM pixels).
 CASSANDRA_LAYOUTS = {
+    # The default read shapes (spatial_queries = auto: one query per pixel for DiaSource at this level, an IN
+    # list for the other tables).
     "mq3c8": {"part_pixelization": "mq3c", "part_pixel_level": 8},
-    # The other query shape (one query per table, the sky pixels in an IN list) on every layout test.
+    # One query per table, the sky pixels in an IN list, for every table, on every layout test.
     "htm7-in-list": {"part_pixelization": "htm", "part_pixel_level": 7, "spatial_queries": 1},
 }
 
