@@ -62,9 +62,9 @@ T0 = Time(60000.0, format="mjd", scale="tai")
 #: Rows of each table in the store: at 4 KiB a batch, hundreds of requests, sent 256 at a time.
 ROWS = 1500
 
-#: Options that send many small requests at once (many batches, many partitions).
+#: Options that send many small requests at once (many batches, many partitions, a read per sky pixel).
 BURSTY = {"replication_factor": 1, "read_consistency": "ONE", "write_consistency": "ONE", "batch_max_kib": 4,
-          "write_concurrency": 256, "read_concurrency": 500, "part_pixel_level": 10,
+          "write_concurrency": 256, "read_concurrency": 500, "part_pixel_level": 10, "spatial_queries": 0,
           "backpressure_pause": 0.05}
 
 
