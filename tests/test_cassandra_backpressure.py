@@ -125,7 +125,11 @@ def _open(config: Path) -> L1db:
 @pytest.fixture(scope="module")
 def stored(slow_node: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     """One visit of `ROWS` objects stored on the slow node with `BURSTY` options, and its timing records."""
-    config = write_config(tmp_path_factory.mktemp("bp") / "l1db.cfg", f"cassandra://{ADDRESS}/bp", **BURSTY)
+    # The default first pause (0.25 s) and 8 tries, not BURSTY's 0.05 s and 6: since the store encodes its
+    # batches itself (2026-12-07) it sends them faster, and one of them ran out of 6 tries (1.55 s of pauses,
+    # ~300 requests admitted) in a fresh-clone suite; 7 pauses of 0.25-16 s let ~6,000 through.
+    config = write_config(tmp_path_factory.mktemp("bp") / "l1db.cfg", f"cassandra://{ADDRESS}/bp",
+                          **{**BURSTY, "backpressure_pause": 0.25, "backpressure_tries": 8})
     db = _open(config)
     db.makeSchema(drop=True)
     rng = np.random.default_rng(5)
