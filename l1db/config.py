@@ -58,10 +58,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .backends import BACKENDS, CASSANDRA, URL_SCHEMES, backend_for
 from .config_model import (
+    INT_TEXT,
     ConfigError,
     Section,
     Switch,
@@ -238,20 +239,6 @@ class L1dbSection(Section):
         return self.pixel_level or DEFAULT_PIXEL_LEVELS[self.pixelization]
 
 
-def _spatial_queries(value: Any) -> int | str:
-    """``auto`` or a number of statements >= 0 (`CassandraSection.spatial_queries`)."""
-    if isinstance(value, str) and value.strip() == "auto":
-        return "auto"
-    try:
-        number = int(value)
-        whole = number == float(value)
-    except (TypeError, ValueError):
-        whole = False
-    if not whole or number < 0:
-        raise ValueError("not auto or an integer >= 0")
-    return number
-
-
 class CassandraSection(Section):
     """``[cassandra]``: only with a cassandra:// URL."""
 
@@ -280,13 +267,13 @@ class CassandraSection(Section):
         backend="cassandra")
     read_concurrency: int = option(
         500, "largest number of partition queries in flight at once", ge=1, backend="cassandra")
-    spatial_queries: Annotated[int | str, BeforeValidator(_spatial_queries)] = option(
+    spatial_queries: Annotated[Literal["auto"] | Annotated[int, Field(ge=0)], INT_TEXT] = option(
         "auto", "shape of the reads: the statements a read of one table is split into, each with its share of "
         "the region's sky pixels in an IN list (never more than one per pixel); 0 = one per sky pixel (its "
         "time partitions in an IN list), read_concurrency at a time; 1 = one with every sky pixel, which the "
         "node fans out (dax_apdb's default, query_per_spatial_part = False); auto = 1, except the DiaSource "
         "history below part_pixel_level 10 (large partitions of wide rows), read one query per pixel: the "
-        "faster shape of each read in BENCHMARKS.md", allowed="auto, or an integer >= 0", backend="cassandra")
+        "faster shape of each read in BENCHMARKS.md", allowed="auto or an integer >= 0", backend="cassandra")
     write_concurrency: int = option(
         16, "largest number of batches in flight at once (and at most write_inflight_kib of them)", ge=1,
         backend="cassandra")

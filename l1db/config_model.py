@@ -28,6 +28,7 @@ __all__ = [
     "Section",
     "option",
     "Switch",
+    "INT_TEXT",
     "aliased",
     "bad_value",
     "option_error",
@@ -63,8 +64,12 @@ def _int_text(value: Any) -> Any:
     return value
 
 
+#: Integers read from text, for a choice among integers or a union with words
+#: (``Annotated[Literal["auto"] | Annotated[int, Field(ge=0)], INT_TEXT]``).
+INT_TEXT = BeforeValidator(_int_text)
+
 #: An on/off option written 0 or 1 (kept an int: the code and the files say 0 and 1).
-Switch = Annotated[Literal[0, 1], BeforeValidator(_int_text)]
+Switch = Annotated[Literal[0, 1], INT_TEXT]
 
 
 def aliased(aliases: Mapping[str, str]) -> BeforeValidator:

@@ -61,9 +61,6 @@ class EncodedRows:
     offsets: np.ndarray
     prefix_bytes: int
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
     def size(self, first: int, last: int) -> int:
         """Bytes of rows ``first`` to ``last`` (excluded)."""
         return int(self.offsets[last] - self.offsets[first])
@@ -148,9 +145,10 @@ def encode_rows(statement: PreparedStatement, columns: Sequence[tuple[np.ndarray
             text_at[j] = len(texts) - 1
             lengths[present, j] = text_lengths
         else:
+            itemsize = np.dtype(_WIRE[kind]).itemsize
             fixed_at[j] = width
-            lengths[:, j] = np.dtype(_WIRE[kind]).itemsize
-            width += np.dtype(_WIRE[kind]).itemsize
+            lengths[:, j] = itemsize
+            width += itemsize
         lengths[~present, j] = null
     # The fixed-width values side by side, row by row, in wire format (a copy per column, no per-value work).
     fixed = np.empty((n, width), dtype=np.uint8)
